@@ -1,0 +1,392 @@
+"""The reference store: everything in memory, serializable units of work, an undo log."""
+
+from __future__ import annotations
+
+import threading
+from collections.abc import Callable, Iterable, Mapping, Sequence
+from datetime import datetime
+from decimal import Decimal
+from types import TracebackType
+from typing import Any, Self, TypeVar
+
+import attrs
+
+from referralkit._errors import ConcurrencyError, StoreError
+from referralkit._ports import CounterKey
+from referralkit._values.records import (
+    ChargebackRecord,
+    CodeRecord,
+    Entry,
+    EventRecord,
+    Notification,
+    OrderRecord,
+    ParticipantRecord,
+    ProgramRecord,
+    Referral,
+    RefundRecord,
+    Reward,
+    RewardState,
+)
+
+__all__ = ["InMemoryStore", "OutboxStatus"]
+
+K = TypeVar("K")
+V = TypeVar("V")
+_MISSING: Any = object()
+_ZERO = Decimal(0)
+
+
+@attrs.frozen
+class OutboxStatus:
+    """Delivery state of one notification in a store's outbox."""
+
+    delivered_at: datetime | None = None
+    attempts: int = 0
+    last_error: str | None = None
+
+
+def _drop(table: dict[K, V], key: K) -> None:
+    del table[key]
+
+
+def _drop_last(items: list[V]) -> None:
+    items.pop()
+
+
+class _Tables:
+    def __init__(self) -> None:
+        self.events: dict[tuple[str, str], EventRecord] = {}
+        self.programs: dict[tuple[str, int], ProgramRecord] = {}
+        self.participants: dict[tuple[str, str], ParticipantRecord] = {}
+        self.codes: dict[tuple[str, str], CodeRecord] = {}
+        self.code_of: dict[tuple[str, str], CodeRecord] = {}
+        self.emails: dict[tuple[str, str], str] = {}
+        self.referrals: dict[str, Referral] = {}
+        self.referral_of: dict[tuple[str, str], str] = {}
+        self.orders: dict[tuple[str, str], OrderRecord] = {}
+        self.refunds: dict[tuple[str, str], RefundRecord] = {}
+        self.chargebacks: dict[tuple[str, str], ChargebackRecord] = {}
+        self.rewards: dict[str, Reward] = {}
+        self.rewards_of: dict[tuple[str, str], list[str]] = {}
+        self.rewards_of_order: dict[tuple[str, str], list[str]] = {}
+        self.entries: dict[str, list[Entry]] = {}
+        self.entry_ids: dict[str, None] = {}
+        self.by_state: dict[tuple[str, RewardState], dict[str, None]] = {}
+        self.counters: dict[CounterKey, Decimal] = {}
+        self.outbox: dict[str, Notification] = {}
+        self.outbox_status: dict[str, OutboxStatus] = {}
+
+
+class _MemoryUnitOfWork:
+    """One serializable unit of work; holds the store's lock from enter to exit."""
+
+    def __init__(self, store: InMemoryStore) -> None:
+        self._store = store
+        self._t = store._tables
+        self._undo: list[Callable[[], None]] = []
+        self._open = False
+        self._committed = False
+        self.events = self
+        self.programs = _Programs(self)
+        self.participants = _Participants(self)
+        self.referrals = _Referrals(self)
+        self.orders = _Orders(self)
+        self.ledger = _Ledger(self)
+        self.counters = _Counters(self)
+        self.outbox = _Outbox(self)
+
+    # -- transaction -------------------------------------------------------------------
+    def __enter__(self) -> Self:
+        if self._open:
+            raise StoreError("this unit of work is already open")
+        self._store._lock.acquire()
+        self._open = True
+        self._undo.clear()
+        self._committed = False
+        return self
+
+    def __exit__(
+        self,
+        exc_type: type[BaseException] | None,
+        exc: BaseException | None,
+        tb: TracebackType | None,
+    ) -> None:
+        try:
+            if not self._committed:
+                self.rollback()
+        finally:
+            self._open = False
+            self._store._lock.release()
+
+    def commit(self) -> None:
+        self._require_open()
+        self._undo.clear()
+        self._committed = True
+
+    def rollback(self) -> None:
+        while self._undo:
+            self._undo.pop()()
+        self._committed = False
+
+    def _require_open(self) -> None:
+        if not self._open:
+            raise StoreError("unit of work used outside its 'with' block")
+
+    # -- undoable primitives ----------------------------------------------------------
+    def _set(self, table: dict[K, V], key: K, value: V) -> None:
+        self._require_open()
+        old = table.get(key, _MISSING)
+        table[key] = value
+        if old is _MISSING:
+            self._undo.append(lambda: _drop(table, key))
+        else:
+            self._undo.append(lambda: table.__setitem__(key, old))
+
+    def _insert(self, table: dict[K, V], key: K, value: V, what: str) -> None:
+        if key in table:
+            raise ConcurrencyError(f"{what} {key!r} already exists")
+        self._set(table, key, value)
+
+    def _append(self, table: dict[K, list[V]], key: K, value: V) -> None:
+        self._require_open()
+        items = table.get(key)
+        if items is None:
+            self._set(table, key, [value])
+        else:
+            items.append(value)
+            self._undo.append(lambda: _drop_last(items))
+
+    def _discard(self, table: dict[K, V], key: K) -> None:
+        self._require_open()
+        if key in table:
+            old = table.pop(key)
+            self._undo.append(lambda: table.__setitem__(key, old))
+
+    # -- event log (the unit is its own EventLog) --------------------------------------
+    def get(self, program_id: str, event_id: str) -> EventRecord | None:
+        return self._t.events.get((program_id, event_id))
+
+    def add(self, record: EventRecord) -> None:
+        self._insert(self._t.events, (record.program_id, record.event_id), record, "event")
+
+
+class _Repo:
+    def __init__(self, uow: _MemoryUnitOfWork) -> None:
+        self._u = uow
+        self._t = uow._t
+
+
+class _Programs(_Repo):
+    def get(self, program_id: str, version: int) -> ProgramRecord | None:
+        return self._t.programs.get((program_id, version))
+
+    def add(self, record: ProgramRecord) -> None:
+        self._u._insert(self._t.programs, (record.program_id, record.version), record, "program")
+
+    def versions(self, program_id: str) -> list[ProgramRecord]:
+        return sorted(
+            (r for (p, _), r in self._t.programs.items() if p == program_id),
+            key=lambda r: r.version,
+        )
+
+
+class _Participants(_Repo):
+    def get(self, program_id: str, participant_id: str) -> ParticipantRecord | None:
+        return self._t.participants.get((program_id, participant_id))
+
+    def put(self, record: ParticipantRecord) -> None:
+        self._u._set(self._t.participants, (record.program_id, record.participant_id), record)
+
+    def code_owner(self, program_id: str, code: str) -> CodeRecord | None:
+        return self._t.codes.get((program_id, code))
+
+    def code_of(self, program_id: str, participant_id: str) -> CodeRecord | None:
+        return self._t.code_of.get((program_id, participant_id))
+
+    def add_code(self, record: CodeRecord) -> None:
+        key = (record.program_id, record.participant_id)
+        if key in self._t.code_of:
+            raise ConcurrencyError(f"participant {key!r} already has a code")
+        self._u._insert(self._t.codes, (record.program_id, record.code), record, "code")
+        self._u._set(self._t.code_of, key, record)
+
+    def email_of(self, program_id: str, participant_id: str) -> str | None:
+        return self._t.emails.get((program_id, participant_id))
+
+    def set_email(self, program_id: str, participant_id: str, email: str) -> None:
+        self._u._set(self._t.emails, (program_id, participant_id), email)
+
+
+class _Referrals(_Repo):
+    def by_referee(self, program_id: str, referee_id: str) -> Referral | None:
+        rid = self._t.referral_of.get((program_id, referee_id))
+        return None if rid is None else self._t.referrals[rid]
+
+    def get(self, referral_id: str) -> Referral | None:
+        return self._t.referrals.get(referral_id)
+
+    def add(self, referral: Referral) -> None:
+        key = (referral.program_id, referral.referee_id)
+        self._u._insert(self._t.referral_of, key, referral.referral_id, "referee")
+        self._u._insert(self._t.referrals, referral.referral_id, referral, "referral")
+
+
+class _Orders(_Repo):
+    def get(self, program_id: str, order_id: str) -> OrderRecord | None:
+        return self._t.orders.get((program_id, order_id))
+
+    def add(self, record: OrderRecord) -> None:
+        self._u._insert(self._t.orders, (record.program_id, record.order_id), record, "order")
+
+    def refund(self, program_id: str, refund_id: str) -> RefundRecord | None:
+        return self._t.refunds.get((program_id, refund_id))
+
+    def add_refund(self, record: RefundRecord) -> None:
+        self._u._insert(self._t.refunds, (record.program_id, record.refund_id), record, "refund")
+
+    def chargeback(self, program_id: str, chargeback_id: str) -> ChargebackRecord | None:
+        return self._t.chargebacks.get((program_id, chargeback_id))
+
+    def add_chargeback(self, record: ChargebackRecord) -> None:
+        key = (record.program_id, record.chargeback_id)
+        self._u._insert(self._t.chargebacks, key, record, "chargeback")
+
+
+class _Ledger(_Repo):
+    def add_reward(self, reward: Reward, entry: Entry) -> None:
+        self._u._insert(self._t.rewards, reward.reward_id, reward, "reward")
+        self._u._append(
+            self._t.rewards_of, (reward.program_id, reward.participant_id), reward.reward_id
+        )
+        if reward.order_id is not None:
+            self._u._append(
+                self._t.rewards_of_order, (reward.program_id, reward.order_id), reward.reward_id
+            )
+        self.append((entry,))
+
+    def append(self, entries: Sequence[Entry]) -> None:
+        t, u = self._t, self._u
+        for entry in entries:
+            if entry.reward_id not in t.rewards:
+                raise StoreError(
+                    f"entry {entry.entry_id!r} names unknown reward {entry.reward_id!r}"
+                )
+            previous = t.entries.get(entry.reward_id)
+            old_state = previous[-1].state_after if previous else None
+            u._insert(t.entry_ids, entry.entry_id, None, "entry")
+            u._append(t.entries, entry.reward_id, entry)
+            if old_state is not None and old_state is not entry.state_after:
+                u._discard(t.by_state.get((entry.program_id, old_state), {}), entry.reward_id)
+            bucket = t.by_state.get((entry.program_id, entry.state_after))
+            if bucket is None:
+                bucket = {}
+                u._set(t.by_state, (entry.program_id, entry.state_after), bucket)
+            if entry.reward_id not in bucket:
+                u._set(bucket, entry.reward_id, None)
+
+    def rewards(
+        self,
+        program_id: str,
+        *,
+        participant_id: str | None = None,
+        order_id: str | None = None,
+    ) -> list[Reward]:
+        if (participant_id is None) == (order_id is None):
+            raise StoreError("give exactly one of participant_id, order_id")
+        if participant_id is not None:
+            ids = self._t.rewards_of.get((program_id, participant_id), [])
+        else:
+            assert order_id is not None
+            ids = self._t.rewards_of_order.get((program_id, order_id), [])
+        return [self._t.rewards[i] for i in ids]
+
+    def entries(self, reward_ids: Iterable[str]) -> dict[str, list[Entry]]:
+        return {i: list(self._t.entries.get(i, ())) for i in reward_ids}
+
+    def in_state(
+        self, program_id: str, state: RewardState, *, due_by: datetime | None, limit: int
+    ) -> list[Reward]:
+        bucket = self._t.by_state.get((program_id, state), {})
+        rewards = (self._t.rewards[i] for i in bucket)
+        if due_by is not None:
+            rewards = (r for r in rewards if r.payable_at <= due_by)
+        return sorted(rewards, key=lambda r: (r.payable_at, r.reward_id))[:limit]
+
+
+class _Counters(_Repo):
+    def get(self, keys: Iterable[CounterKey]) -> dict[CounterKey, Decimal]:
+        c = self._t.counters
+        return {k: c.get(k, _ZERO) for k in keys}
+
+    def add(self, key: CounterKey, delta: Decimal) -> None:
+        if delta:
+            self._u._set(self._t.counters, key, self._t.counters.get(key, _ZERO) + delta)
+
+
+class _Outbox(_Repo):
+    def add(self, notifications: Sequence[Notification]) -> None:
+        for n in notifications:
+            self._u._insert(self._t.outbox, n.notification_id, n, "notification")
+            self._u._set(self._t.outbox_status, n.notification_id, OutboxStatus())
+
+    def pending(self, limit: int) -> list[Notification]:
+        out: list[Notification] = []
+        status = self._t.outbox_status
+        for nid, n in self._t.outbox.items():
+            if status[nid].delivered_at is None:
+                out.append(n)
+                if len(out) >= limit:
+                    break
+        return out
+
+    def mark_delivered(self, notification_id: str, at: datetime) -> None:
+        old = self._t.outbox_status[notification_id]
+        new = OutboxStatus(at, old.attempts + 1, old.last_error)
+        self._u._set(self._t.outbox_status, notification_id, new)
+
+    def mark_failed(self, notification_id: str, at: datetime, error: str) -> None:
+        old = self._t.outbox_status[notification_id]
+        self._u._set(
+            self._t.outbox_status, notification_id, OutboxStatus(None, old.attempts + 1, error)
+        )
+
+
+class InMemoryStore:
+    """The reference [`Store`][referralkit.Store]: all records in memory.
+
+    Units of work are serializable (one at a time, across threads) and roll back through an
+    undo log, never by copying the state. Used by the tests, the simulator and the demo.
+    """
+
+    def __init__(self) -> None:
+        self._tables = _Tables()
+        self._lock = threading.RLock()
+
+    def unit_of_work(self) -> _MemoryUnitOfWork:
+        """Begin a unit of work (use it in a ``with`` block)."""
+        return _MemoryUnitOfWork(self)
+
+    def dump(self) -> Mapping[str, list[Any]]:
+        """Every record, by table, in key order."""
+        t = self._tables
+        with self._lock:
+            entries = [e for rid in sorted(t.entries) for e in t.entries[rid]]
+            return {
+                "events": [t.events[k] for k in sorted(t.events)],
+                "programs": [t.programs[k] for k in sorted(t.programs)],
+                "participants": [t.participants[k] for k in sorted(t.participants)],
+                "codes": [t.codes[k] for k in sorted(t.codes)],
+                "personal_data": [(k, t.emails[k]) for k in sorted(t.emails)],
+                "referrals": [t.referrals[k] for k in sorted(t.referrals)],
+                "orders": [t.orders[k] for k in sorted(t.orders)],
+                "refunds": [t.refunds[k] for k in sorted(t.refunds)],
+                "chargebacks": [t.chargebacks[k] for k in sorted(t.chargebacks)],
+                "rewards": [t.rewards[k] for k in sorted(t.rewards)],
+                "entries": entries,
+                "counters": [(k, t.counters[k]) for k in sorted(t.counters) if t.counters[k]],
+                "outbox": [t.outbox[k] for k in sorted(t.outbox)],
+                "outbox_status": [(k, t.outbox_status[k]) for k in sorted(t.outbox_status)],
+            }
+
+    def __repr__(self) -> str:
+        return f"InMemoryStore({len(self._tables.events)} events)"

@@ -1,0 +1,905 @@
+"""The engine: the application service that handles events in units of work."""
+
+from __future__ import annotations
+
+import logging
+from collections.abc import Callable, Iterable, Sequence
+from datetime import datetime
+from decimal import Decimal
+from typing import TypeVar
+
+import attrs
+
+from referralkit._errors import (
+    ConcurrencyError,
+    CurrencyMismatchError,
+    EventConflictError,
+    InvalidEventError,
+    InvalidInputError,
+    InvalidProgramError,
+    ReferralKitError,
+    UnknownOrderError,
+)
+from referralkit._ledger import (
+    Balance,
+    RewardView,
+    approve_entry,
+    balance_of,
+    grant_entry,
+    reversal_entry,
+    target_reversed,
+)
+from referralkit._ports import CounterKey, Notifier, Store, UnitOfWork
+from referralkit._program import Program
+from referralkit._values._checks import require_aware, require_id
+from referralkit._values.canonical import digest
+from referralkit._values.clock import Clock, SystemClock
+from referralkit._values.decisions import Decision, Verdict
+from referralkit._values.events import Chargeback, Click, Event, Purchase, Refund, Signup
+from referralkit._values.ids import derive_id
+from referralkit._values.money import Money
+from referralkit._values.records import (
+    ChargebackRecord,
+    CodeRecord,
+    EventRecord,
+    Notification,
+    OrderRecord,
+    Outcome,
+    ParticipantRecord,
+    ProgramRecord,
+    Referral,
+    RefundRecord,
+    Reversal,
+    Reward,
+    RewardGrant,
+    RewardState,
+)
+from referralkit.attribution._codes import generate_code, normalise_code
+from referralkit.attribution._identity import normalise_email
+from referralkit.policies._base import Counter, PolicyContext, Trigger
+
+__all__ = ["DispatchResult", "Engine"]
+
+log = logging.getLogger("referralkit")
+
+T = TypeVar("T")
+_ZERO = Decimal(0)
+_ONE = Decimal(1)
+_EVENT_TYPES = (Click, Signup, Purchase, Refund, Chargeback)
+
+# Engine-internal counters (policies see only the public Counter names).
+_CONVERSIONS = "referral.conversions"
+_ORDER_REVERSED = "order.reversed"
+_ORDER_CLOSED = "order.closed"
+_PURCHASE_TRIGGERS = frozenset({Trigger.FIRST_PURCHASE, Trigger.EVERY_PURCHASE})
+
+
+@attrs.frozen
+class DispatchResult:
+    """What one [`Engine.dispatch`][referralkit.Engine.dispatch] call delivered."""
+
+    delivered: int
+    failed: int
+
+
+class Engine:
+    """Runs one referral program over a store.
+
+    The engine takes inbound events ([`handle`][referralkit.Engine.handle]), approves rewards
+    whose hold has ended ([`settle`][referralkit.Engine.settle]) and delivers the outbox
+    ([`dispatch`][referralkit.Engine.dispatch]). Every call is one unit of work: all of its
+    effects, notifications included, or none.
+
+    Args:
+        program: The program's current version. It is published on construction
+            (recorded in the store; republishing a version with other content is refused).
+        store: Where records are kept.
+        notifier: Delivers notifications on ``dispatch``; without one they stay queued.
+        clock: The time source for operations without an event time (``settle``,
+            ``issue_code``, ``dispatch``); the system clock by default.
+        history: Earlier versions of the program that referrals in the store may still
+            reference; each is published too.
+        auto_dispatch: Deliver the outbox after every handled event.
+        max_retries: How often a unit of work that hit a ``ConcurrencyError`` is retried.
+
+    Raises:
+        InvalidProgramError: a version was published before with other content, or the
+            versions belong to different programs.
+    """
+
+    def __init__(
+        self,
+        program: Program,
+        store: Store,
+        *,
+        notifier: Notifier | None = None,
+        clock: Clock | None = None,
+        history: Iterable[Program] = (),
+        auto_dispatch: bool = False,
+        max_retries: int = 5,
+    ) -> None:
+        if not isinstance(program, Program):
+            raise InvalidProgramError("program", program, "must be a Program")
+        self._store = store
+        self._notifier = notifier
+        self._clock: Clock = clock if clock is not None else SystemClock()
+        self._auto_dispatch = auto_dispatch
+        self._max_retries = max_retries
+        self._program_id = program.id
+        self._versions: dict[int, Program] = {}
+        self._by_effective: list[Program] = []
+        for version in (*history, program):
+            self.publish(version)
+
+    # -- programs ------------------------------------------------------------------------
+    @property
+    def program(self) -> Program:
+        """The latest published version."""
+        return self._versions[max(self._versions)]
+
+    @property
+    def store(self) -> Store:
+        """The store the engine writes to."""
+        return self._store
+
+    def publish(self, program: Program) -> ProgramRecord:
+        """Record a program version in the store and let the engine evaluate it.
+
+        New referrals are attributed under the version in force at their sign-up: the
+        highest version whose ``effective_at`` is at or before it. Existing referrals keep
+        the version they were attributed under (terms lock).
+
+        Raises:
+            InvalidProgramError: another program id, or this version was published with
+                other content.
+        """
+        if not isinstance(program, Program):
+            raise InvalidProgramError("program", program, "must be a Program")
+        if program.id != self._program_id:
+            raise InvalidProgramError(
+                "program.id", program.id, f"this engine runs program {self._program_id!r}"
+            )
+        known = self._versions.get(program.version)
+        if known is not None and known.digest != program.digest:
+            raise InvalidProgramError(
+                "program.version", program.version, "was published before with other content"
+            )
+        with self._store.unit_of_work() as uow:
+            record = uow.programs.get(program.id, program.version)
+            if record is None:
+                record = ProgramRecord(
+                    program_id=program.id,
+                    version=program.version,
+                    digest=program.digest,
+                    effective_at=program.effective_at,
+                    published_at=self._clock.now(),
+                    definition=program.definition(),
+                )
+                uow.programs.add(record)
+                uow.commit()
+            elif record.digest != program.digest:
+                raise InvalidProgramError(
+                    "program.version",
+                    program.version,
+                    "was published before with other content; publish a new version",
+                )
+        self._versions[program.version] = program
+        self._by_effective = sorted(
+            self._versions.values(), key=lambda p: (p.effective_at, p.version)
+        )
+        return record
+
+    def _in_force(self, at: datetime) -> Program:
+        chosen = self._by_effective[0]
+        for version in self._by_effective:
+            if version.effective_at <= at:
+                chosen = version
+        return chosen
+
+    def _version(self, version: int, referral_id: str) -> Program:
+        try:
+            return self._versions[version]
+        except KeyError:
+            raise InvalidProgramError(
+                "program.version",
+                version,
+                f"referral {referral_id} was attributed under this version; "
+                "pass it to Engine(history=...)",
+            ) from None
+
+    # -- codes ---------------------------------------------------------------------------
+    def issue_code(self, participant_id: str) -> str:
+        """The participant's referral code, created on first call (get-or-create).
+
+        Codes are 8 random Crockford base32 characters (40 bits), stored normalised.
+        """
+        require_id("participant_id", participant_id)
+        pid = self._program_id
+        for _ in range(8):
+            try:
+                with self._store.unit_of_work() as uow:
+                    existing = uow.participants.code_of(pid, participant_id)
+                    if existing is not None:
+                        return existing.code
+                    code = normalise_code(generate_code())
+                    if uow.participants.code_owner(pid, code) is not None:
+                        continue
+                    uow.participants.add_code(
+                        CodeRecord(pid, code, participant_id, self._clock.now())
+                    )
+                    uow.commit()
+                    return code
+            except ConcurrencyError:
+                continue
+        raise ConcurrencyError(f"could not issue a code for {participant_id!r}")
+
+    def code_of(self, participant_id: str) -> str | None:
+        """The participant's code, or None if none was issued."""
+        with self._store.unit_of_work() as uow:
+            record = uow.participants.code_of(self._program_id, participant_id)
+        return None if record is None else record.code
+
+    # -- events --------------------------------------------------------------------------
+    def handle(self, event: Event) -> Outcome:
+        """Handle one event in one unit of work and return what it did and why.
+
+        A repeated event id returns the stored outcome with ``duplicate=True`` and writes
+        nothing. A referral that cannot be made is a decision in the outcome, not an error.
+
+        Raises:
+            InvalidInputError: not an event, or a currency other than the program's.
+            EventConflictError: the event id, or the order / refund / chargeback id, was
+                recorded before with other fields.
+            UnknownOrderError: a refund or chargeback of an order not recorded yet (retry).
+            InvalidEventError: a refund above what remains refundable on the order.
+        """
+        if not isinstance(event, _EVENT_TYPES):
+            raise InvalidInputError(
+                "event", event, "must be a Click, Signup, Purchase, Refund or Chargeback"
+            )
+        event_digest = digest(event)
+        outcome = self._transact(lambda uow: self._handle_in(uow, event, event_digest))
+        if self._auto_dispatch and not outcome.duplicate:
+            self.dispatch()
+        return outcome
+
+    def handle_many(self, events: Iterable[Event]) -> list[Outcome | ReferralKitError]:
+        """Handle events one by one, going on past errors.
+
+        Returns:
+            One entry per event, in order: its ``Outcome``, or the ``ReferralKitError`` it
+            raised (nothing of that event was written).
+        """
+        results: list[Outcome | ReferralKitError] = []
+        for event in events:
+            try:
+                results.append(self.handle(event))
+            except ReferralKitError as exc:
+                results.append(exc)
+        return results
+
+    def quote(self, event: Signup | Purchase) -> Outcome:
+        """What handling ``event`` would do now, without writing anything.
+
+        Answers "what would this purchase earn?" at checkout.
+        """
+        if not isinstance(event, _EVENT_TYPES):
+            raise InvalidInputError("event", event, "must be an event")
+        event_digest = digest(event)
+        with self._store.unit_of_work() as uow:
+            return self._handle_in(uow, event, event_digest, log_event=False)
+
+    def outcome_of(self, event_id: str) -> Outcome | None:
+        """The stored outcome of an event, to answer "why no reward?" later."""
+        with self._store.unit_of_work() as uow:
+            record = uow.events.get(self._program_id, event_id)
+        return None if record is None else record.outcome
+
+    def _transact(self, work: Callable[[UnitOfWork], T]) -> T:
+        """Run ``work`` in a unit of work and commit; retry on ``ConcurrencyError``."""
+        attempt = 0
+        while True:
+            try:
+                with self._store.unit_of_work() as uow:
+                    result = work(uow)
+                    uow.commit()
+                    return result
+            except ConcurrencyError:
+                attempt += 1
+                if attempt > self._max_retries:
+                    raise
+                log.debug("retrying a unit of work after a conflict (attempt %d)", attempt)
+
+    def _handle_in(
+        self, uow: UnitOfWork, event: Event, event_digest: str, *, log_event: bool = True
+    ) -> Outcome:
+        pid = self._program_id
+        seen = uow.events.get(pid, event.event_id)
+        if seen is not None:
+            if seen.digest != event_digest:
+                raise EventConflictError(
+                    "event_id", event.event_id, "was recorded before with a different payload"
+                )
+            return attrs.evolve(seen.outcome, duplicate=True)
+        if isinstance(event, Signup):
+            outcome = self._signup(uow, event)
+        elif isinstance(event, Purchase):
+            outcome = self._purchase(uow, event)
+        elif isinstance(event, Refund):
+            outcome = self._refund(uow, event)
+        elif isinstance(event, Chargeback):
+            outcome = self._chargeback(uow, event)
+        else:
+            outcome = Outcome(event.event_id, event.kind)
+        if log_event:
+            uow.events.add(EventRecord(pid, event.event_id, event_digest, event, outcome))
+        return outcome
+
+    # -- sign-ups ------------------------------------------------------------------------
+    def _signup(self, uow: UnitOfWork, ev: Signup) -> Outcome:
+        pid = self._program_id
+        who = ev.participant_id
+        existing = uow.participants.get(pid, who)
+        if existing is not None and existing.signed_up_at is not None:
+            referral = uow.referrals.by_referee(pid, who)
+            if ev.code is not None and referral is not None:
+                d = Decision.of(
+                    "attribution",
+                    Verdict.REFUSED,
+                    "referral.already_referred",
+                    referee=who,
+                    referrer=referral.referrer_id,
+                )
+            else:
+                d = Decision.of("engine", Verdict.NOTED, "signup.repeated", participant=who)
+            return Outcome(ev.event_id, ev.kind, decisions=(d,))
+        uow.participants.put(
+            ParticipantRecord(
+                pid, who, existing.first_seen_at if existing else ev.at, signed_up_at=ev.at
+            )
+        )
+        email = normalise_email(ev.email) if ev.email is not None else None
+        if email is not None:
+            uow.participants.set_email(pid, who, email)
+        if ev.code is None:
+            d = Decision.of("attribution", Verdict.NOTED, "referral.no_code")
+            return Outcome(ev.event_id, ev.kind, decisions=(d,))
+        code = normalise_code(ev.code, "signup.code")
+        owner = uow.participants.code_owner(pid, code)
+        refusal: Decision | None = None
+        if owner is None:
+            refusal = Decision.of(
+                "attribution", Verdict.REFUSED, "referral.unknown_code", code=code
+            )
+        elif owner.participant_id == who:
+            refusal = Decision.of(
+                "attribution", Verdict.REFUSED, "referral.self_referral", referee=who, via="code"
+            )
+        elif email is not None and email == uow.participants.email_of(pid, owner.participant_id):
+            refusal = Decision.of(
+                "attribution", Verdict.REFUSED, "referral.self_referral", referee=who, via="email"
+            )
+        elif existing is not None:
+            refusal = Decision.of(
+                "attribution", Verdict.REFUSED, "referral.existing_customer", referee=who
+            )
+        if refusal is not None or owner is None:
+            return Outcome(ev.event_id, ev.kind, decisions=(refusal,) if refusal else ())
+        version = self._in_force(ev.at)
+        referral = Referral(
+            referral_id=derive_id("ref", pid, who),
+            program_id=pid,
+            program_version=version.version,
+            referrer_id=owner.participant_id,
+            referee_id=who,
+            code=code,
+            channel=ev.channel,
+            created_at=ev.at,
+            event_id=ev.event_id,
+        )
+        snapshot = self._snapshot(uow, version, referral)
+        uow.referrals.add(referral)
+        uow.counters.add((pid, Counter.REFERRER_REFERRALS, referral.referrer_id), _ONE)
+        uow.outbox.add(
+            (
+                Notification(
+                    notification_id=derive_id("ntf", referral.referral_id, "created"),
+                    program_id=pid,
+                    kind="referral_created",
+                    recipient_id=referral.referrer_id,
+                    created_at=ev.at,
+                    data={"referee": who, "referral_id": referral.referral_id, "code": code},
+                ),
+            )
+        )
+        created = Decision.of(
+            "attribution",
+            Verdict.NOTED,
+            "referral.created",
+            referee=who,
+            referrer=referral.referrer_id,
+            code=code,
+        )
+        grants, reward_ids, decisions = self._reward(
+            uow, version, referral, ev, frozenset({Trigger.SIGNUP}), snapshot, None
+        )
+        return Outcome(
+            ev.event_id,
+            ev.kind,
+            referral_id=referral.referral_id,
+            grants=grants,
+            reward_ids=reward_ids,
+            decisions=(created, *decisions),
+        )
+
+    # -- purchases -----------------------------------------------------------------------
+    def _purchase(self, uow: UnitOfWork, ev: Purchase) -> Outcome:
+        pid = self._program_id
+        who = ev.participant_id
+        currency = self.program.currency
+        if ev.amount.currency != currency:
+            raise CurrencyMismatchError(
+                "purchase.amount", ev.amount, f"must be in the program's currency {currency}"
+            )
+        order_digest = digest((who, ev.amount, ev.items))
+        existing = uow.orders.get(pid, ev.order_id)
+        if existing is not None:
+            return self._repeat(existing.digest, order_digest, "order_id", ev.order_id, ev)
+        if uow.participants.get(pid, who) is None:
+            uow.participants.put(ParticipantRecord(pid, who, ev.at, signed_up_at=None))
+        purchases_key = (pid, Counter.REFEREE_PURCHASES, who)
+        referral = uow.referrals.by_referee(pid, who)
+        if referral is None:
+            uow.counters.add(purchases_key, _ONE)
+            uow.orders.add(
+                OrderRecord(
+                    pid, ev.order_id, who, ev.amount, ev.at, ev.event_id, None, False, order_digest
+                )
+            )
+            d = Decision.of("engine", Verdict.NOTED, "purchase.not_referred", participant=who)
+            return Outcome(ev.event_id, ev.kind, decisions=(d,))
+
+        version = self._version(referral.program_version, referral.referral_id)
+        conversions_key = (pid, _CONVERSIONS, referral.referral_id)
+        keys = [purchases_key, conversions_key]
+        snapshot = self._snapshot(uow, version, referral, extra=keys)
+        number = int(snapshot.pop(purchases_key, _ZERO)) + 1
+        converted_before = snapshot.pop(conversions_key, _ZERO) > 0
+        decisions: list[Decision] = []
+        triggers: set[Trigger] = set()
+        if version.first_purchase_only and number > 1:
+            decisions.append(
+                Decision.of(
+                    "qualification", Verdict.SKIPPED, "qualify.not_first_purchase", number=number
+                )
+            )
+        elif version.min_order is not None and ev.amount < version.min_order:
+            decisions.append(
+                Decision.of(
+                    "qualification",
+                    Verdict.SKIPPED,
+                    "qualify.below_minimum",
+                    amount=ev.amount,
+                    minimum=version.min_order,
+                )
+            )
+        else:
+            triggers.add(Trigger.EVERY_PURCHASE)
+            if converted_before:
+                decisions.append(
+                    Decision.of(
+                        "qualification",
+                        Verdict.SKIPPED,
+                        "qualify.already_converted",
+                    )
+                )
+            else:
+                triggers.add(Trigger.FIRST_PURCHASE)
+        grants, reward_ids, policy_decisions = self._reward(
+            uow, version, referral, ev, frozenset(triggers), snapshot, ev.amount
+        )
+        decisions.extend(policy_decisions)
+        converted = bool(grants) and not converted_before and Trigger.FIRST_PURCHASE in triggers
+        uow.counters.add(purchases_key, _ONE)
+        uow.counters.add(
+            (pid, Counter.REFERRER_REVENUE_REFERRED, referral.referrer_id), ev.amount.amount
+        )
+        if converted:
+            uow.counters.add(conversions_key, _ONE)
+            uow.counters.add(
+                (pid, Counter.REFERRER_SUCCESSFUL_REFERRALS, referral.referrer_id), _ONE
+            )
+        uow.orders.add(
+            OrderRecord(
+                pid,
+                ev.order_id,
+                who,
+                ev.amount,
+                ev.at,
+                ev.event_id,
+                referral.referral_id,
+                converted,
+                order_digest,
+            )
+        )
+        return Outcome(
+            ev.event_id,
+            ev.kind,
+            referral_id=referral.referral_id,
+            grants=grants,
+            reward_ids=reward_ids,
+            decisions=tuple(decisions),
+        )
+
+    def _repeat(self, stored: str, given: str, field: str, business_id: str, ev: Event) -> Outcome:
+        if stored != given:
+            raise EventConflictError(
+                field, business_id, "was recorded before with different fields"
+            )
+        code = {"order_id": "order.repeated", "refund_id": "refund.repeated"}.get(
+            field, "chargeback.repeated"
+        )
+        d = Decision.of("engine", Verdict.SKIPPED, code, **{field: business_id})
+        return Outcome(ev.event_id, ev.kind, decisions=(d,))
+
+    def _snapshot(
+        self,
+        uow: UnitOfWork,
+        version: Program,
+        referral: Referral,
+        extra: Sequence[CounterKey] = (),
+    ) -> dict[CounterKey, Decimal]:
+        keys = [self._counter_key(c, referral) for c in version.needs()]
+        return uow.counters.get([*keys, *extra])
+
+    def _counter_key(self, counter: Counter, referral: Referral) -> CounterKey:
+        if counter is Counter.PROGRAM_SPEND:
+            subject = ""
+        elif counter is Counter.REFEREE_PURCHASES:
+            subject = referral.referee_id
+        else:
+            subject = referral.referrer_id
+        return (self._program_id, counter.value, subject)
+
+    def _reward(
+        self,
+        uow: UnitOfWork,
+        version: Program,
+        referral: Referral,
+        ev: Signup | Purchase,
+        triggers: frozenset[Trigger],
+        snapshot: dict[CounterKey, Decimal],
+        base: Money | None,
+    ) -> tuple[tuple[RewardGrant, ...], tuple[str, ...], list[Decision]]:
+        pid = self._program_id
+        counters = {c: snapshot.get(self._counter_key(c, referral), _ZERO) for c in version.needs()}
+        decisions: list[Decision] = []
+        grants: list[RewardGrant] = []
+        for policy in version.policies:
+            trigger = policy.trigger
+            if trigger not in triggers:
+                if isinstance(ev, Signup):
+                    decisions.append(
+                        Decision.of(
+                            policy.name,
+                            Verdict.SKIPPED,
+                            "policy.not_trigger",
+                            trigger=trigger,
+                            event=ev.kind,
+                        )
+                    )
+                continue
+            ctx = PolicyContext(
+                program_id=pid,
+                program_version=version.version,
+                currency=version.currency,
+                rounding=version.rounding,
+                referral=referral,
+                event=ev,
+                trigger=trigger,
+                counters=counters,
+            )
+            result = policy.evaluate(ctx)
+            for grant in result.grants:
+                amount = getattr(grant.value, "amount", None)
+                if isinstance(amount, Money) and amount.currency != version.currency:
+                    raise InvalidProgramError(
+                        f"{policy.name}.grant", grant.value, f"must be in {version.currency}"
+                    )
+                if grant.participant_id not in (referral.referrer_id, referral.referee_id):
+                    raise InvalidProgramError(
+                        f"{policy.name}.grant.participant_id",
+                        grant.participant_id,
+                        "must be the referral's referrer or referee",
+                    )
+            grants.extend(result.grants)
+            decisions.extend(result.decisions)
+        payable_at = version.payable_at(ev.at)
+        seen: dict[tuple[str, str], int] = {}
+        reward_ids: list[str] = []
+        notifications: list[Notification] = []
+        spend = _ZERO
+        for grant in grants:
+            n = seen.get((grant.policy, grant.role), 0)
+            seen[(grant.policy, grant.role)] = n + 1
+            reward = Reward(
+                reward_id=derive_id("rwd", pid, ev.event_id, grant.policy, grant.role, str(n)),
+                program_id=pid,
+                program_version=version.version,
+                referral_id=referral.referral_id,
+                participant_id=grant.participant_id,
+                role=grant.role,
+                value=grant.value,
+                policy=grant.policy,
+                source_event_id=ev.event_id,
+                order_id=ev.order_id if isinstance(ev, Purchase) else None,
+                base_amount=base,
+                created_at=ev.at,
+                payable_at=payable_at,
+            )
+            uow.ledger.add_reward(reward, grant_entry(reward))
+            reward_ids.append(reward.reward_id)
+            if reward.unit.is_money:
+                spend += reward.value.quantity
+            notifications.append(
+                Notification(
+                    notification_id=derive_id("ntf", reward.reward_id, "earned"),
+                    program_id=pid,
+                    kind="reward_earned",
+                    recipient_id=grant.participant_id,
+                    created_at=ev.at,
+                    data={
+                        "reward_id": reward.reward_id,
+                        "role": grant.role.value,
+                        "value": str(grant.value),
+                        "payable_on": payable_at.date().isoformat(),
+                        "referral_id": referral.referral_id,
+                    },
+                )
+            )
+        if spend:
+            uow.counters.add((pid, Counter.PROGRAM_SPEND.value, ""), spend)
+        if notifications:
+            uow.outbox.add(notifications)
+        return tuple(grants), tuple(reward_ids), decisions
+
+    # -- refunds and chargebacks ---------------------------------------------------------
+    def _order_for(self, uow: UnitOfWork, order_id: str, field: str) -> OrderRecord:
+        order = uow.orders.get(self._program_id, order_id)
+        if order is None:
+            raise UnknownOrderError(order_id, field)
+        return order
+
+    def _refund(self, uow: UnitOfWork, ev: Refund) -> Outcome:
+        pid = self._program_id
+        order = self._order_for(uow, ev.order_id, "refund.order_id")
+        refund_digest = digest((ev.order_id, ev.amount))
+        existing = uow.orders.refund(pid, ev.refund_id)
+        if existing is not None:
+            return self._repeat(existing.digest, refund_digest, "refund_id", ev.refund_id, ev)
+        if ev.amount.currency != order.amount.currency:
+            raise CurrencyMismatchError(
+                "refund.amount",
+                ev.amount,
+                f"must be in the order's currency {order.amount.currency}",
+            )
+        reversed_key = (pid, _ORDER_REVERSED, order.order_id)
+        before = uow.counters.get([reversed_key])[reversed_key]
+        remaining = order.amount.amount - before
+        if ev.amount.amount > remaining:
+            raise InvalidEventError(
+                "refund.amount",
+                ev.amount,
+                f"exceeds what remains refundable on order {order.order_id} "
+                f"({Money._trusted(remaining, order.amount.currency)})",
+            )
+        uow.orders.add_refund(
+            RefundRecord(
+                pid, ev.refund_id, ev.order_id, ev.amount, ev.at, ev.event_id, refund_digest
+            )
+        )
+        return self._reverse(uow, order, ev, before + ev.amount.amount)
+
+    def _chargeback(self, uow: UnitOfWork, ev: Chargeback) -> Outcome:
+        pid = self._program_id
+        order = self._order_for(uow, ev.order_id, "chargeback.order_id")
+        cb_digest = digest(ev.order_id)
+        existing = uow.orders.chargeback(pid, ev.chargeback_id)
+        if existing is not None:
+            return self._repeat(existing.digest, cb_digest, "chargeback_id", ev.chargeback_id, ev)
+        uow.orders.add_chargeback(
+            ChargebackRecord(pid, ev.chargeback_id, ev.order_id, ev.at, ev.event_id, cb_digest)
+        )
+        return self._reverse(uow, order, ev, order.amount.amount)
+
+    def _reverse(
+        self, uow: UnitOfWork, order: OrderRecord, ev: Refund | Chargeback, total: Decimal
+    ) -> Outcome:
+        """Bring the order's reversals up to ``total`` refunded of its amount."""
+        pid = self._program_id
+        reversed_key = (pid, _ORDER_REVERSED, order.order_id)
+        closed_key = (pid, _ORDER_CLOSED, order.order_id)
+        state = uow.counters.get([reversed_key, closed_key])
+        newly = total - state[reversed_key]
+        if newly > 0:
+            uow.counters.add(reversed_key, newly)
+            if order.referral_id is not None:
+                referral = uow.referrals.get(order.referral_id)
+                assert referral is not None
+                key = (pid, Counter.REFERRER_REVENUE_REFERRED.value, referral.referrer_id)
+                uow.counters.add(key, -newly)
+        full = total >= order.amount.amount
+        if full and not state[closed_key]:
+            uow.counters.add(closed_key, _ONE)
+            if order.converted and order.referral_id is not None:
+                referral = uow.referrals.get(order.referral_id)
+                assert referral is not None
+                uow.counters.add((pid, _CONVERSIONS, referral.referral_id), -_ONE)
+                uow.counters.add(
+                    (pid, Counter.REFERRER_SUCCESSFUL_REFERRALS.value, referral.referrer_id), -_ONE
+                )
+        rewards = uow.ledger.rewards(pid, order_id=order.order_id)
+        entries = uow.ledger.entries(r.reward_id for r in rewards)
+        refunded = Money._trusted(total, order.amount.currency)
+        reversals: list[Reversal] = []
+        decisions: list[Decision] = []
+        notifications: list[Notification] = []
+        appended = []
+        spend = _ZERO
+        for reward in rewards:
+            view = RewardView(reward, tuple(entries[reward.reward_id]))
+            base = reward.base_amount or order.amount
+            rounding = self._version(reward.program_version, reward.referral_id).rounding
+            target = target_reversed(view, refunded, base, rounding)
+            entry = reversal_entry(view, target, ev.at, ev.event_id)
+            if entry is None:
+                continue
+            appended.append(entry)
+            reversals.append(
+                Reversal(reward.reward_id, reward.participant_id, reward.unit, entry.quantity)
+            )
+            if reward.unit.is_money:
+                spend += entry.quantity
+            decisions.append(
+                Decision.of(
+                    "ledger",
+                    Verdict.NOTED,
+                    "reward.reversed",
+                    reward_id=reward.reward_id,
+                    quantity=f"{entry.quantity} {reward.unit}",
+                    cause=ev.kind,
+                )
+            )
+            notifications.append(
+                Notification(
+                    notification_id=derive_id("ntf", entry.entry_id),
+                    program_id=pid,
+                    kind="reward_reversed",
+                    recipient_id=reward.participant_id,
+                    created_at=ev.at,
+                    data={
+                        "reward_id": reward.reward_id,
+                        "quantity": str(entry.quantity),
+                        "unit": str(reward.unit),
+                        "cause": ev.kind,
+                    },
+                )
+            )
+        if appended:
+            uow.ledger.append(appended)
+            uow.outbox.add(notifications)
+        else:
+            decisions.append(
+                Decision.of(
+                    "ledger", Verdict.SKIPPED, "reward.nothing_to_reverse", order_id=order.order_id
+                )
+            )
+        if spend:
+            uow.counters.add((pid, Counter.PROGRAM_SPEND.value, ""), -spend)
+        return Outcome(
+            ev.event_id,
+            ev.kind,
+            referral_id=order.referral_id,
+            reversals=tuple(reversals),
+            decisions=tuple(decisions),
+        )
+
+    # -- ledger operations ---------------------------------------------------------------
+    def settle(self, now: datetime | None = None, *, batch_size: int = 500) -> int:
+        """Approve every pending reward whose ``payable_at`` is at or before ``now``.
+
+        Args:
+            now: Timezone-aware; the engine's clock by default.
+            batch_size: Rewards approved per unit of work.
+
+        Returns:
+            How many rewards were approved.
+        """
+        at = self._clock.now() if now is None else require_aware("now", now)
+        pid = self._program_id
+        total = 0
+        while True:
+
+            def work(uow: UnitOfWork) -> int:
+                due = uow.ledger.in_state(pid, RewardState.PENDING, due_by=at, limit=batch_size)
+                entries = uow.ledger.entries(r.reward_id for r in due)
+                approvals = []
+                notes = []
+                for reward in due:
+                    entry = approve_entry(RewardView(reward, tuple(entries[reward.reward_id])), at)
+                    if entry is None:
+                        continue
+                    approvals.append(entry)
+                    notes.append(
+                        Notification(
+                            notification_id=derive_id("ntf", entry.entry_id),
+                            program_id=pid,
+                            kind="reward_approved",
+                            recipient_id=reward.participant_id,
+                            created_at=at,
+                            data={
+                                "reward_id": reward.reward_id,
+                                "value": f"{entry.quantity} {reward.unit}",
+                            },
+                        )
+                    )
+                uow.ledger.append(approvals)
+                uow.outbox.add(notes)
+                return len(approvals)
+
+            done = self._transact(work)
+            total += done
+            if done < batch_size:
+                break
+        if self._auto_dispatch and total:
+            self.dispatch()
+        return total
+
+    def rewards_for(self, participant_id: str) -> list[RewardView]:
+        """Every reward of a participant with its entries and derived state, oldest first."""
+        with self._store.unit_of_work() as uow:
+            rewards = uow.ledger.rewards(self._program_id, participant_id=participant_id)
+            entries = uow.ledger.entries(r.reward_id for r in rewards)
+        return [RewardView(r, tuple(entries[r.reward_id])) for r in rewards]
+
+    def balance(self, participant_id: str) -> Balance:
+        """The participant's balances per unit (pending, available, lifetime), derived from
+        the ledger entries."""
+        return balance_of(participant_id, self.rewards_for(participant_id))
+
+    def referral_of(self, referee_id: str) -> Referral | None:
+        """The referee's referral, or None."""
+        with self._store.unit_of_work() as uow:
+            return uow.referrals.by_referee(self._program_id, referee_id)
+
+    # -- outbox --------------------------------------------------------------------------
+    def dispatch(self, limit: int = 1000) -> DispatchResult:
+        """Deliver up to ``limit`` queued notifications through the notifier.
+
+        Delivery is at least once: a notification is marked delivered only after the
+        notifier returned; one that raised stays queued for the next call. A failing
+        notifier never fails or undoes the events that queued the notifications.
+        """
+        if self._notifier is None:
+            return DispatchResult(0, 0)
+        with self._store.unit_of_work() as uow:
+            pending = uow.outbox.pending(limit)
+        delivered = failed = 0
+        for note in pending:
+            try:
+                self._notifier.send(note)
+            except Exception as exc:  # the notifier is host code: any failure is retried
+                failed += 1
+                log.warning("notification %s failed: %r", note.notification_id, exc)
+                with self._store.unit_of_work() as uow:
+                    uow.outbox.mark_failed(note.notification_id, self._clock.now(), repr(exc))
+                    uow.commit()
+                continue
+            delivered += 1
+            with self._store.unit_of_work() as uow:
+                uow.outbox.mark_delivered(note.notification_id, self._clock.now())
+                uow.commit()
+        return DispatchResult(delivered, failed)
+
+    def __repr__(self) -> str:
+        return f"Engine(program={self._program_id!r}, versions={sorted(self._versions)})"

@@ -1,0 +1,168 @@
+"""The one exception tree of referralkit.
+
+Every error referralkit raises derives from [`ReferralKitError`][referralkit.ReferralKitError];
+input errors also derive from the matching builtin, so ``except ValueError`` keeps working::
+
+    ReferralKitError
+    ├── InvalidInputError (ValueError)      bad input named by field and value
+    │   ├── InvalidEventError               an event that cannot be handled as given
+    │   ├── CurrencyMismatchError           two currencies where one is required
+    │   ├── NaiveDatetimeError              a datetime without a time zone
+    │   └── InvalidProgramError             a program or policy that cannot run
+    ├── EventConflictError                  an id reused with different fields
+    ├── RetryLaterError                     needs an event not yet seen; retry later
+    │   └── UnknownOrderError               a refund / chargeback of an unknown order
+    ├── StoreError                          the store failed
+    │   ├── ConcurrencyError                a conflicting concurrent write; retried
+    │   ├── StoreUnavailableError
+    │   ├── SchemaVersionError
+    │   └── CorruptRecordError
+    ├── NotifierError                       a notifier failed to deliver
+    └── MissingExtraError (ImportError)     an optional dependency is not installed
+
+A referral that cannot be made (an unknown code, a self-referral, an already referred
+referee) is not an error: it is a decision in the [`Outcome`][referralkit.Outcome].
+"""
+
+from __future__ import annotations
+
+__all__ = [
+    "ConcurrencyError",
+    "CorruptRecordError",
+    "CurrencyMismatchError",
+    "EventConflictError",
+    "InvalidEventError",
+    "InvalidInputError",
+    "InvalidProgramError",
+    "MissingExtraError",
+    "NaiveDatetimeError",
+    "NotifierError",
+    "ReferralKitError",
+    "RetryLaterError",
+    "SchemaVersionError",
+    "StoreError",
+    "StoreUnavailableError",
+    "UnknownOrderError",
+]
+
+
+class ReferralKitError(Exception):
+    """Root of every error referralkit raises."""
+
+
+class InvalidInputError(ReferralKitError, ValueError):
+    """A value given to referralkit is not acceptable.
+
+    Attributes:
+        field: Dotted name of the offending field, such as ``"purchase.amount"``.
+        value: The offending value as given.
+        problem: What is wrong with it.
+    """
+
+    def __init__(self, field: str, value: object, problem: str) -> None:
+        self.field = field
+        self.value = value
+        self.problem = problem
+        super().__init__(f"{field}={value!r}: {problem}")
+
+    def __reduce__(self) -> tuple[object, ...]:
+        return (type(self), (self.field, self.value, self.problem))
+
+
+class InvalidEventError(InvalidInputError):
+    """An event whose fields cannot be handled as given (a refund above the order, ...)."""
+
+
+class CurrencyMismatchError(InvalidInputError):
+    """Two amounts, or an amount and a program, in different currencies."""
+
+
+class NaiveDatetimeError(InvalidInputError):
+    """A datetime without a time zone where an aware one is required."""
+
+
+class InvalidProgramError(InvalidInputError):
+    """A program, policy or program version that cannot run."""
+
+
+class EventConflictError(ReferralKitError):
+    """An id was reused with different fields.
+
+    Raised for an event id seen before with another payload, and for an order, refund or
+    chargeback id recorded before with other fields. The same fields under a new event id
+    are an accepted no-op, not a conflict.
+
+    Attributes:
+        field: Which id was reused (``"event_id"``, ``"order_id"``, ...).
+        value: The reused id.
+    """
+
+    def __init__(self, field: str, value: object, problem: str) -> None:
+        self.field = field
+        self.value = value
+        self.problem = problem
+        super().__init__(f"{field}={value!r}: {problem}")
+
+    def __reduce__(self) -> tuple[object, ...]:
+        return (type(self), (self.field, self.value, self.problem))
+
+
+class RetryLaterError(ReferralKitError):
+    """The event depends on one not yet seen; deliver it again later. Nothing was written."""
+
+
+class UnknownOrderError(RetryLaterError):
+    """A refund or chargeback names an order the program has not recorded yet.
+
+    Attributes:
+        order_id: The unknown order id.
+    """
+
+    def __init__(self, order_id: str, field: str = "order_id") -> None:
+        self.order_id = order_id
+        self.field = field
+        super().__init__(f"{field}={order_id!r}: no such order recorded yet; retry later")
+
+    def __reduce__(self) -> tuple[object, ...]:
+        return (type(self), (self.order_id, self.field))
+
+
+class StoreError(ReferralKitError):
+    """The store could not do what was asked."""
+
+
+class ConcurrencyError(StoreError):
+    """A concurrent unit of work changed the same records; the engine retries."""
+
+
+class StoreUnavailableError(StoreError):
+    """The store cannot be reached."""
+
+
+class SchemaVersionError(StoreError):
+    """The store's schema was written by another version of referralkit."""
+
+
+class CorruptRecordError(StoreError):
+    """A stored record cannot be read back."""
+
+
+class NotifierError(ReferralKitError):
+    """A notifier failed to deliver a notification."""
+
+
+class MissingExtraError(ReferralKitError, ImportError):
+    """An optional dependency is missing.
+
+    Attributes:
+        feature: What needs it (``"SQLAlchemyStore"``).
+        extra: The extra that installs it (``"sqlalchemy"``).
+    """
+
+    def __init__(self, feature: str, extra: str) -> None:
+        self.feature = feature
+        self.extra = extra
+        super().__init__(f"{feature} needs the {extra!r} extra: pip install 'referralkit[{extra}]'")
+
+    def __reduce__(self) -> tuple[object, ...]:
+        return (type(self), (self.feature, self.extra))

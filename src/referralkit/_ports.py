@@ -1,0 +1,289 @@
+"""Ports: the protocols a host application may implement.
+
+The engine talks to storage only through [`Store`][referralkit.Store] and its unit of work,
+and to the outside world through [`Notifier`][referralkit.Notifier]. Each repository is a
+handful of narrow, indexed queries; nothing scans history per event.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterable, Mapping, Sequence
+from datetime import datetime
+from decimal import Decimal
+from types import TracebackType
+from typing import Any, Protocol, Self, runtime_checkable
+
+from referralkit._values.records import (
+    ChargebackRecord,
+    CodeRecord,
+    Entry,
+    EventRecord,
+    Notification,
+    OrderRecord,
+    ParticipantRecord,
+    ProgramRecord,
+    Referral,
+    RefundRecord,
+    Reward,
+    RewardState,
+)
+
+__all__ = [
+    "CounterKey",
+    "Counters",
+    "EventLog",
+    "Ledger",
+    "Notifier",
+    "Orders",
+    "Outbox",
+    "Participants",
+    "Programs",
+    "Referrals",
+    "Store",
+    "UnitOfWork",
+]
+
+CounterKey = tuple[str, str, str]
+"""(program id, counter name, subject id): a counter's key. The subject is a participant,
+an order, a referral, or ``""`` for program-wide counters."""
+
+
+class EventLog(Protocol):
+    """**Protocol:** the accepted events, keyed by (program id, event id)."""
+
+    def get(self, program_id: str, event_id: str) -> EventRecord | None:
+        """The record of an event id, or None if it was never accepted."""
+        ...
+
+    def add(self, record: EventRecord) -> None:
+        """Append an accepted event. A second record with the same key is a conflict:
+        ``ConcurrencyError`` at the latest when the unit of work commits."""
+        ...
+
+
+class Programs(Protocol):
+    """**Protocol:** published program versions."""
+
+    def get(self, program_id: str, version: int) -> ProgramRecord | None:
+        """A published version, or None."""
+        ...
+
+    def add(self, record: ProgramRecord) -> None:
+        """Record a version; the same (program id, version) twice is a conflict."""
+        ...
+
+    def versions(self, program_id: str) -> list[ProgramRecord]:
+        """Every published version of a program, in version order."""
+        ...
+
+
+class Participants(Protocol):
+    """**Protocol:** people the program has seen, their codes, and their personal data."""
+
+    def get(self, program_id: str, participant_id: str) -> ParticipantRecord | None:
+        """A participant, or None."""
+        ...
+
+    def put(self, record: ParticipantRecord) -> None:
+        """Insert or replace a participant."""
+        ...
+
+    def code_owner(self, program_id: str, code: str) -> CodeRecord | None:
+        """Who owns a normalised code, or None."""
+        ...
+
+    def code_of(self, program_id: str, participant_id: str) -> CodeRecord | None:
+        """A participant's code, or None."""
+        ...
+
+    def add_code(self, record: CodeRecord) -> None:
+        """Reserve a code; a code or a participant that already has one is a conflict."""
+        ...
+
+    def email_of(self, program_id: str, participant_id: str) -> str | None:
+        """The participant's normalised email (personal data), or None."""
+        ...
+
+    def set_email(self, program_id: str, participant_id: str, email: str) -> None:
+        """Keep the participant's normalised email in the personal-data table."""
+        ...
+
+
+class Referrals(Protocol):
+    """**Protocol:** referrals, one per referee per program."""
+
+    def by_referee(self, program_id: str, referee_id: str) -> Referral | None:
+        """The referee's referral, or None."""
+        ...
+
+    def get(self, referral_id: str) -> Referral | None:
+        """A referral by id, or None."""
+        ...
+
+    def add(self, referral: Referral) -> None:
+        """Add a referral; a second one for the same referee is a conflict."""
+        ...
+
+
+class Orders(Protocol):
+    """**Protocol:** purchases, refunds and chargebacks, by business id."""
+
+    def get(self, program_id: str, order_id: str) -> OrderRecord | None:
+        """An order, or None."""
+        ...
+
+    def add(self, record: OrderRecord) -> None:
+        """Record an order; the same order id twice is a conflict."""
+        ...
+
+    def refund(self, program_id: str, refund_id: str) -> RefundRecord | None:
+        """A refund, or None."""
+        ...
+
+    def add_refund(self, record: RefundRecord) -> None:
+        """Record a refund; the same refund id twice is a conflict."""
+        ...
+
+    def chargeback(self, program_id: str, chargeback_id: str) -> ChargebackRecord | None:
+        """A chargeback, or None."""
+        ...
+
+    def add_chargeback(self, record: ChargebackRecord) -> None:
+        """Record a chargeback; the same chargeback id twice is a conflict."""
+        ...
+
+
+class Ledger(Protocol):
+    """**Protocol:** rewards and their append-only entries."""
+
+    def add_reward(self, reward: Reward, entry: Entry) -> None:
+        """Add a reward with its first (granted) entry; a known reward id is a conflict."""
+        ...
+
+    def append(self, entries: Sequence[Entry]) -> None:
+        """Append entries to existing rewards; a known entry id is a conflict."""
+        ...
+
+    def rewards(
+        self,
+        program_id: str,
+        *,
+        participant_id: str | None = None,
+        order_id: str | None = None,
+    ) -> list[Reward]:
+        """Rewards of one participant or one order (give exactly one), oldest first."""
+        ...
+
+    def entries(self, reward_ids: Iterable[str]) -> dict[str, list[Entry]]:
+        """The entries of each reward, in append order."""
+        ...
+
+    def in_state(
+        self, program_id: str, state: RewardState, *, due_by: datetime | None, limit: int
+    ) -> list[Reward]:
+        """Up to ``limit`` rewards whose latest entry left them in ``state`` (and, with
+        ``due_by``, whose ``payable_at`` is at or before it), by payable_at then id."""
+        ...
+
+
+class Counters(Protocol):
+    """**Protocol:** exact counters, updated in the same transaction as the change."""
+
+    def get(self, keys: Iterable[CounterKey]) -> dict[CounterKey, Decimal]:
+        """Current values; a counter never written reads as 0."""
+        ...
+
+    def add(self, key: CounterKey, delta: Decimal) -> None:
+        """Add ``delta`` (may be negative) to a counter."""
+        ...
+
+
+class Outbox(Protocol):
+    """**Protocol:** notifications written with the changes that cause them."""
+
+    def add(self, notifications: Sequence[Notification]) -> None:
+        """Queue notifications; a known notification id is a conflict."""
+        ...
+
+    def pending(self, limit: int) -> list[Notification]:
+        """Up to ``limit`` undelivered notifications, oldest first."""
+        ...
+
+    def mark_delivered(self, notification_id: str, at: datetime) -> None:
+        """Mark one notification delivered."""
+        ...
+
+    def mark_failed(self, notification_id: str, at: datetime, error: str) -> None:
+        """Record a failed delivery attempt; the notification stays pending."""
+        ...
+
+
+@runtime_checkable
+class UnitOfWork(Protocol):
+    """**Protocol:** one transaction over the repositories.
+
+    Used as ``with store.unit_of_work() as uow: ...; uow.commit()``. Reads see the unit's
+    own writes. Leaving the block without ``commit()`` (or on an exception) rolls back, so
+    nothing of the unit is visible afterwards. A write that conflicts with another unit's
+    committed write raises ``ConcurrencyError`` (at the write or at ``commit()``), and the
+    unit is rolled back.
+    """
+
+    events: EventLog
+    programs: Programs
+    participants: Participants
+    referrals: Referrals
+    orders: Orders
+    ledger: Ledger
+    counters: Counters
+    outbox: Outbox
+
+    def __enter__(self) -> Self: ...
+
+    def __exit__(
+        self,
+        exc_type: type[BaseException] | None,
+        exc: BaseException | None,
+        tb: TracebackType | None,
+    ) -> None: ...
+
+    def commit(self) -> None:
+        """Make every write of the unit durable and visible, atomically."""
+        ...
+
+    def rollback(self) -> None:
+        """Discard every write of the unit."""
+        ...
+
+
+@runtime_checkable
+class Store(Protocol):
+    """**Protocol:** where referralkit keeps its records.
+
+    ``unit_of_work()`` returns a new [`UnitOfWork`][referralkit.UnitOfWork]; units may run in
+    several threads or processes at once and must be isolated from each other.
+    ``dump()`` returns every record the store holds, table by table, so a test can assert
+    that a rejected event wrote nothing.
+    """
+
+    def unit_of_work(self) -> UnitOfWork:
+        """Begin a unit of work."""
+        ...
+
+    def dump(self) -> Mapping[str, list[Any]]:
+        """Every record, by table name, each list in a stable order."""
+        ...
+
+
+@runtime_checkable
+class Notifier(Protocol):
+    """**Protocol:** delivers notifications to participants (email, push, webhook, ...).
+
+    ``send`` may be called more than once for the same notification (delivery is at least
+    once); deduplicate on ``notification_id``. Raise any exception to signal failure: the
+    notification stays in the outbox and is retried by the next ``dispatch``.
+    """
+
+    def send(self, notification: Notification) -> None:
+        """Deliver one notification."""
+        ...

@@ -1,0 +1,206 @@
+"""A program: the terms (currency, hold, qualification) and the policies that pay."""
+
+from __future__ import annotations
+
+import decimal
+from collections.abc import Iterable
+from datetime import datetime, timedelta
+from typing import Any
+from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
+
+import attrs
+from dateutil.relativedelta import relativedelta
+
+from referralkit._errors import InvalidInputError, InvalidProgramError
+from referralkit._values._checks import require_aware, require_id
+from referralkit._values.canonical import canonical, digest
+from referralkit._values.money import ROUNDING_MODES, Money, currency_exponent
+from referralkit.policies._base import Counter, RewardPolicy
+
+__all__ = ["Program"]
+
+
+def _policies(value: object) -> tuple[RewardPolicy, ...]:
+    if not isinstance(value, Iterable) or isinstance(value, str):
+        raise InvalidProgramError("program.policies", value, "must be a sequence")
+    try:
+        policies: tuple[RewardPolicy, ...] = tuple(value)
+    except TypeError:
+        raise InvalidProgramError("program.policies", value, "must be a sequence") from None
+    return policies
+
+
+def _version(value: object) -> int:
+    if isinstance(value, bool) or not isinstance(value, int) or value < 1:
+        raise InvalidProgramError("program.version", value, "must be an int >= 1")
+    return value
+
+
+def _hold(value: object) -> relativedelta:
+    if isinstance(value, timedelta):
+        return relativedelta(days=value.days, seconds=value.seconds)
+    if not isinstance(value, relativedelta):
+        raise InvalidProgramError(
+            "program.hold", value, "must be a dateutil relativedelta, e.g. relativedelta(days=30)"
+        )
+    if value.years < 0 or value.months < 0 or value.days < 0 or value.hours < 0:
+        raise InvalidProgramError("program.hold", value, "must not be negative")
+    return value
+
+
+def _id(value: object) -> str:
+    try:
+        return require_id("program.id", value)
+    except InvalidInputError as exc:
+        raise InvalidProgramError(exc.field, exc.value, exc.problem) from None
+
+
+def _effective_at(value: object) -> datetime:
+    return require_aware("program.effective_at", value)
+
+
+@attrs.frozen(kw_only=True)
+class Program:
+    """A referral program version: its terms and its reward policies.
+
+    Args:
+        id: The program's id; stable across versions.
+        version: 1, 2, ...; each published version is immutable.
+        effective_at: When this version starts to govern new referrals (timezone-aware).
+        currency: ISO 4217 code every money reward and purchase must use.
+        policies: The reward policies, evaluated in order; names must be unique.
+        timezone: IANA zone for calendar terms (month-based holds, calendar periods).
+        rounding: A ``decimal`` rounding mode for computed amounts; half-up by default.
+        hold: How long a reward stays pending before it is payable (a ``relativedelta``).
+        min_order: Purchases below this amount do not qualify.
+        first_purchase_only: Only the referee's first purchase ever qualifies: a first
+            order below ``min_order`` forfeits the purchase rewards.
+
+    Raises:
+        InvalidProgramError: any term that cannot run; the message names the field.
+    """
+
+    id: str = attrs.field(converter=_id)
+    version: int = attrs.field(default=1, converter=_version)
+    effective_at: datetime = attrs.field(converter=_effective_at)
+    currency: str
+    policies: tuple[RewardPolicy, ...] = attrs.field(converter=_policies)
+    timezone: str = "UTC"
+    rounding: str = decimal.ROUND_HALF_UP
+    hold: relativedelta = attrs.field(factory=relativedelta, converter=_hold)
+    min_order: Money | None = None
+    first_purchase_only: bool = False
+    _fixed_hold: timedelta | None = attrs.field(init=False, eq=False, repr=False)
+    _zone: ZoneInfo = attrs.field(init=False, eq=False, repr=False)
+    _needs: frozenset[Counter] = attrs.field(init=False, eq=False, repr=False)
+    _digest: str = attrs.field(init=False, eq=False, repr=False)
+
+    def __attrs_post_init__(self) -> None:
+        try:
+            currency_exponent(self.currency, "program.currency")
+        except InvalidInputError as exc:
+            raise InvalidProgramError(exc.field, exc.value, exc.problem) from None
+        if self.rounding not in ROUNDING_MODES:
+            raise InvalidProgramError(
+                "program.rounding", self.rounding, f"must be one of {sorted(ROUNDING_MODES)}"
+            )
+        try:
+            zone = ZoneInfo(self.timezone)
+        except (ZoneInfoNotFoundError, ValueError, TypeError):
+            raise InvalidProgramError(
+                "program.timezone", self.timezone, "must be an IANA time zone name"
+            ) from None
+        if self.min_order is not None:
+            if not isinstance(self.min_order, Money):
+                raise InvalidProgramError("program.min_order", self.min_order, "must be a Money")
+            if self.min_order.currency != self.currency:
+                raise InvalidProgramError(
+                    "program.min_order",
+                    self.min_order,
+                    f"must be in the program's currency {self.currency}",
+                )
+        if not isinstance(self.first_purchase_only, bool):
+            raise InvalidProgramError(
+                "program.first_purchase_only", self.first_purchase_only, "must be a bool"
+            )
+        if not self.policies:
+            raise InvalidProgramError("program.policies", (), "needs at least one policy")
+        names: set[str] = set()
+        needs: set[Counter] = set()
+        for i, policy in enumerate(self.policies):
+            name = getattr(policy, "name", None)
+            if (
+                not isinstance(name, str)
+                or not name
+                or not callable(getattr(policy, "evaluate", None))
+            ):
+                raise InvalidProgramError(
+                    f"program.policies[{i}]", policy, "must implement RewardPolicy"
+                )
+            if name in names:
+                raise InvalidProgramError(
+                    f"program.policies[{i}].name", name, "is used by an earlier policy"
+                )
+            names.add(name)
+            policy.check(self.currency)
+            needs |= policy.needs()
+        h = self.hold
+        fixed = None
+        if not (h.years or h.months or h.weekday or h.year or h.month or h.day):
+            fixed = timedelta(days=h.days, hours=h.hours, minutes=h.minutes, seconds=h.seconds)
+        object.__setattr__(self, "_fixed_hold", fixed)
+        object.__setattr__(self, "_zone", zone)
+        object.__setattr__(self, "_needs", frozenset(needs))
+        object.__setattr__(self, "_digest", digest(self.definition()))
+
+    def definition(self) -> dict[str, Any]:
+        """The program's content as canonical data (what its digest covers)."""
+        data: dict[str, Any] = canonical(
+            {
+                "id": self.id,
+                "version": self.version,
+                "effective_at": self.effective_at,
+                "currency": self.currency,
+                "timezone": self.timezone,
+                "rounding": self.rounding,
+                "hold": self.hold,
+                "min_order": self.min_order,
+                "first_purchase_only": self.first_purchase_only,
+            }
+        )
+        data["policies"] = [_policy_definition(p) for p in self.policies]
+        return data
+
+    @property
+    def digest(self) -> str:
+        """SHA-256 of the canonical definition; republishing a version needs the same one."""
+        return self._digest
+
+    @property
+    def zone(self) -> ZoneInfo:
+        """The program's time zone."""
+        return self._zone
+
+    def needs(self) -> frozenset[Counter]:
+        """Every counter the policies declared."""
+        return self._needs
+
+    def payable_at(self, granted_at: datetime) -> datetime:
+        """When a reward granted at ``granted_at`` becomes payable (end of the hold).
+
+        Month and year holds are calendar terms in the program's time zone.
+        """
+        if self._fixed_hold is not None:
+            return granted_at + self._fixed_hold
+        local = granted_at.astimezone(self._zone)
+        result: datetime = local + self.hold
+        return result
+
+
+def _policy_definition(policy: RewardPolicy) -> Any:
+    if attrs.has(type(policy)):
+        return canonical(policy)
+    return {
+        "$policy": f"{type(policy).__module__}.{type(policy).__qualname__}",
+        "name": policy.name,
+    }

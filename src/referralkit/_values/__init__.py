@@ -1,0 +1,1 @@
+"""Layer 1: immutable values, no I/O."""

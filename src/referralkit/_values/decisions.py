@@ -1,0 +1,102 @@
+"""Decisions: small records that explain what the engine and each policy decided and why.
+
+The text of a decision is rendered only when asked
+([`Decision.message`][referralkit.Decision.message]), so a decision costs a few fields per
+event and can be stored and explained weeks later.
+"""
+
+from __future__ import annotations
+
+import enum
+from collections.abc import Mapping
+from types import MappingProxyType
+
+import attrs
+
+__all__ = ["Decision", "Verdict"]
+
+
+class Verdict(enum.StrEnum):
+    """What a decision concluded."""
+
+    GRANTED = "granted"
+    """A reward was granted."""
+    CLAMPED = "clamped"
+    """A reward was granted, reduced by a cap or budget."""
+    SKIPPED = "skipped"
+    """Nothing was granted, by rule (not qualifying, not the trigger, capped to zero)."""
+    REFUSED = "refused"
+    """A referral could not be made (unknown code, self-referral, ...)."""
+    NOTED = "noted"
+    """Something was recorded (a referral made, an order recorded, a reward reversed)."""
+
+
+_TEMPLATES: Mapping[str, str] = MappingProxyType(
+    {
+        "referral.created": "{referee} was referred by {referrer} with code {code}",
+        "referral.unknown_code": "no referrer owns code {code!r}",
+        "referral.self_referral": "{referee} used their own code ({via})",
+        "referral.already_referred": "{referee} was already referred by {referrer}",
+        "referral.existing_customer": "{referee} was already a customer before this sign-up",
+        "referral.no_code": "the sign-up carried no referral code",
+        "signup.repeated": "{participant} had already signed up; nothing new was recorded",
+        "purchase.not_referred": "{participant} was not referred, so the order earns nothing",
+        "order.repeated": "order {order_id} was already recorded; it earns nothing again",
+        "refund.repeated": "refund {refund_id} was already recorded; it reverses nothing again",
+        "chargeback.repeated": (
+            "chargeback {chargeback_id} was already recorded; it reverses nothing again"
+        ),
+        "qualify.not_first_purchase": (
+            "only the referee's first purchase qualifies; this was purchase #{number}"
+        ),
+        "qualify.below_minimum": "order total {amount} is below the minimum of {minimum}",
+        "qualify.already_converted": "the referral already earned its first-purchase reward",
+        "policy.granted": "{role} {participant} earns {value}",
+        "policy.not_trigger": "pays on {trigger}, not on {event}",
+        "reward.reversed": "{quantity} of reward {reward_id} reversed ({cause})",
+        "reward.nothing_to_reverse": "order {order_id} had no reward left to reverse",
+    }
+)
+
+
+@attrs.frozen
+class Decision:
+    """One decision, with a reason code and the parameters its explanation needs.
+
+    Attributes:
+        source: Who decided: ``"engine"``, ``"attribution"``, ``"qualification"`` or a
+            policy's name.
+        verdict: What was concluded.
+        code: A stable reason code such as ``"referral.self_referral"``; match on it.
+        params: The values the explanation mentions, as strings.
+    """
+
+    source: str
+    verdict: Verdict
+    code: str
+    params: tuple[tuple[str, str], ...] = ()
+
+    @classmethod
+    def of(cls, source: str, verdict: Verdict, code: str, /, **params: object) -> Decision:
+        """A decision whose parameters are given as keywords (converted to strings)."""
+        return cls(source, verdict, code, tuple((k, str(v)) for k, v in params.items()))
+
+    @property
+    def param_map(self) -> dict[str, str]:
+        """The parameters as a dict."""
+        return dict(self.params)
+
+    def message(self) -> str:
+        """The explanation in English, rendered now."""
+        template = _TEMPLATES.get(self.code)
+        params = self.param_map
+        if template is None:
+            detail = ", ".join(f"{k}={v}" for k, v in self.params)
+            return f"{self.code}{': ' + detail if detail else ''}"
+        try:
+            return template.format(**params)
+        except (KeyError, IndexError):
+            return f"{self.code}: {params}"
+
+    def __str__(self) -> str:
+        return f"[{self.source}] {self.verdict}: {self.message()}"

@@ -1,0 +1,291 @@
+"""Inbound events: what the host application tells referralkit happened.
+
+Events are immutable and validated when built: ids are non-empty strings, ``at`` is
+timezone-aware, amounts are [`Money`][referralkit.Money] and not negative. Each event has
+an ``event_id`` chosen by the host (a webhook delivery id, a queue message id); delivering
+the same event again is safe.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterable, Mapping
+from datetime import datetime
+from types import MappingProxyType
+from typing import Any, ClassVar, TypeAlias
+
+import attrs
+
+from referralkit._errors import InvalidEventError, InvalidInputError
+from referralkit._values._checks import require_aware, require_id, require_mapping
+from referralkit._values.money import Money
+
+__all__ = [
+    "CHANNELS",
+    "Chargeback",
+    "Click",
+    "Event",
+    "LineItem",
+    "Purchase",
+    "Refund",
+    "Signup",
+]
+
+#: Channels a click or referral may be attributed to.
+CHANNELS = frozenset({"email", "social", "sms", "in_app", "link", "code", "other"})
+
+_JSON_SCALARS = (str, int, float, bool, type(None))
+
+
+def _check_json(field: str, value: object) -> None:
+    if isinstance(value, _JSON_SCALARS):
+        return
+    if isinstance(value, list | tuple):
+        for i, item in enumerate(value):
+            _check_json(f"{field}[{i}]", item)
+        return
+    if isinstance(value, Mapping):
+        for key, item in value.items():
+            if not isinstance(key, str):
+                raise InvalidEventError(f"{field}[{key!r}]", key, "keys must be strings")
+            _check_json(f"{field}[{key!r}]", item)
+        return
+    raise InvalidEventError(field, value, "metadata values must be JSON data")
+
+
+def _metadata(value: object) -> Mapping[str, Any]:
+    data = require_mapping("metadata", value)
+    _check_json("metadata", data)
+    return MappingProxyType(data)
+
+
+def _check_ids(kind: str, obj: object, *names: str, optional: tuple[str, ...] = ()) -> None:
+    for name in names:
+        require_id(f"{kind}.{name}", getattr(obj, name))
+    for name in optional:
+        value = getattr(obj, name)
+        if value is not None:
+            require_id(f"{kind}.{name}", value)
+    require_aware(f"{kind}.at", obj.at)  # type: ignore[attr-defined]
+
+
+def _check_amount(field: str, value: object, *, positive: bool) -> None:
+    if not isinstance(value, Money):
+        raise InvalidInputError(field, value, "must be a Money, e.g. Money('80.00', 'USD')")
+    if value.amount < 0 or (positive and not value.amount):
+        raise InvalidInputError(
+            field, value, "must be greater than zero" if positive else "must not be negative"
+        )
+
+
+def _check_channel(field: str, value: object) -> None:
+    if value not in CHANNELS:
+        raise InvalidInputError(field, value, f"must be one of {sorted(CHANNELS)}")
+
+
+def _meta() -> Any:
+    return attrs.field(factory=dict, converter=_metadata, eq=False, hash=False, repr=False)
+
+
+@attrs.frozen(kw_only=True)
+class Click:
+    """A visitor followed a referral link or saw a code.
+
+    Args:
+        event_id: The host's id for this event; unique per program.
+        at: When it happened (timezone-aware).
+        code: The referral code in the link, as shown (normalised on lookup).
+        visitor_id: The host's anonymous visitor id, to match a later sign-up.
+        channel: One of [`CHANNELS`][referralkit.CHANNELS].
+        metadata: Free JSON data kept with the event (UTM fields, campaign, ...).
+    """
+
+    kind: ClassVar[str] = "click"
+
+    event_id: str
+    at: datetime
+    code: str | None = None
+    visitor_id: str | None = None
+    channel: str = "link"
+    metadata: Mapping[str, Any] = _meta()
+
+    def __attrs_post_init__(self) -> None:
+        if self.channel not in CHANNELS:
+            raise InvalidInputError(
+                "click.channel", self.channel, f"must be one of {sorted(CHANNELS)}"
+            )
+
+    @property
+    def participant_id(self) -> None:
+        """Clicks are anonymous."""
+        return None
+
+
+@attrs.frozen(kw_only=True)
+class Signup:
+    """A person signed up, possibly with a referral code.
+
+    Args:
+        event_id: The host's id for this event; unique per program.
+        participant_id: The host's id for the new user.
+        at: When they signed up (timezone-aware).
+        code: The referral code they used, as typed (normalised on lookup).
+        email: Their email, used for self-referral checks; kept as personal data.
+        channel: Where the referral came from, one of [`CHANNELS`][referralkit.CHANNELS].
+        metadata: Free JSON data kept with the event.
+    """
+
+    kind: ClassVar[str] = "signup"
+
+    event_id: str
+    participant_id: str
+    at: datetime
+    code: str | None = None
+    email: str | None = None
+    channel: str = "code"
+    metadata: Mapping[str, Any] = _meta()
+
+    def __attrs_post_init__(self) -> None:
+        _check_ids("signup", self, "event_id", "participant_id", optional=("code",))
+        if self.email is not None and (not isinstance(self.email, str) or "@" not in self.email):
+            raise InvalidInputError("signup.email", self.email, "must be an email address")
+        _check_channel("signup.channel", self.channel)
+
+
+def _check_quantity(_: object, __: object, value: object) -> None:
+    if isinstance(value, bool) or not isinstance(value, int) or value < 1:
+        raise InvalidInputError("line_item.quantity", value, "must be a whole number >= 1")
+
+
+@attrs.frozen(kw_only=True)
+class LineItem:
+    """One line of an order.
+
+    Args:
+        sku: The product's id.
+        quantity: How many, >= 1.
+        unit_price: Price of one unit (not negative).
+        category: The product category, if the host has one.
+    """
+
+    sku: str
+    quantity: int = attrs.field(default=1, validator=_check_quantity)
+    unit_price: Money
+    category: str | None = None
+
+    def __attrs_post_init__(self) -> None:
+        require_id("line_item.sku", self.sku)
+        _check_amount("line_item.unit_price", self.unit_price, positive=False)
+
+    @property
+    def total(self) -> Money:
+        """``unit_price * quantity``."""
+        return Money._trusted(self.unit_price.amount * self.quantity, self.unit_price.currency)
+
+
+def _items(value: Iterable[LineItem]) -> tuple[LineItem, ...]:
+    items = tuple(value)
+    for i, item in enumerate(items):
+        if not isinstance(item, LineItem):
+            raise InvalidInputError(f"purchase.items[{i}]", item, "must be a LineItem")
+    return items
+
+
+@attrs.frozen(kw_only=True)
+class Purchase:
+    """An order was paid. Every purchase is recorded, referred or not.
+
+    Args:
+        event_id: The host's id for this event; unique per program.
+        participant_id: Who bought.
+        order_id: The host's order id; unique per program.
+        amount: What was paid (the program's currency), not negative.
+        at: When it was paid (timezone-aware).
+        items: Optional line items.
+        metadata: Free JSON data kept with the event.
+    """
+
+    kind: ClassVar[str] = "purchase"
+
+    event_id: str
+    participant_id: str
+    order_id: str
+    amount: Money
+    at: datetime
+    items: tuple[LineItem, ...] = attrs.field(default=(), converter=_items)
+    metadata: Mapping[str, Any] = _meta()
+
+    def __attrs_post_init__(self) -> None:
+        _check_ids("purchase", self, "event_id", "participant_id", "order_id")
+        _check_amount("purchase.amount", self.amount, positive=False)
+        for i, item in enumerate(self.items):
+            if item.unit_price.currency != self.amount.currency:
+                raise InvalidInputError(
+                    f"purchase.items[{i}].unit_price",
+                    item.unit_price,
+                    f"must be in the order's currency {self.amount.currency}",
+                )
+
+
+@attrs.frozen(kw_only=True)
+class Refund:
+    """Part or all of an order was refunded; its rewards are reversed pro rata.
+
+    Args:
+        event_id: The host's id for this event; unique per program.
+        refund_id: The host's refund id; unique per program.
+        order_id: The refunded order.
+        amount: The refunded amount, greater than zero, in the order's currency.
+        at: When it was refunded (timezone-aware).
+        metadata: Free JSON data kept with the event.
+    """
+
+    kind: ClassVar[str] = "refund"
+
+    event_id: str
+    refund_id: str
+    order_id: str
+    amount: Money
+    at: datetime
+    metadata: Mapping[str, Any] = _meta()
+
+    def __attrs_post_init__(self) -> None:
+        _check_ids("refund", self, "event_id", "refund_id", "order_id")
+        _check_amount("refund.amount", self.amount, positive=True)
+
+    @property
+    def participant_id(self) -> None:
+        """Refunds are found through their order."""
+        return None
+
+
+@attrs.frozen(kw_only=True)
+class Chargeback:
+    """An order was charged back; all its remaining rewards are reversed.
+
+    Args:
+        event_id: The host's id for this event; unique per program.
+        chargeback_id: The payment provider's dispute id; unique per program.
+        order_id: The disputed order.
+        at: When the chargeback was received (timezone-aware).
+        metadata: Free JSON data kept with the event.
+    """
+
+    kind: ClassVar[str] = "chargeback"
+
+    event_id: str
+    chargeback_id: str
+    order_id: str
+    at: datetime
+    metadata: Mapping[str, Any] = _meta()
+
+    def __attrs_post_init__(self) -> None:
+        _check_ids("chargeback", self, "event_id", "chargeback_id", "order_id")
+
+    @property
+    def participant_id(self) -> None:
+        """Chargebacks are found through their order."""
+        return None
+
+
+Event: TypeAlias = Click | Signup | Purchase | Refund | Chargeback
+"""Any inbound event."""

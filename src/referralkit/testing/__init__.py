@@ -1,0 +1,1 @@
+"""Tools for testing referral programs and stores: hypothesis strategies, invariant checks."""
