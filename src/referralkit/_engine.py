@@ -36,7 +36,7 @@ from referralkit._values.canonical import digest
 from referralkit._values.clock import Clock, SystemClock
 from referralkit._values.decisions import Decision, Verdict
 from referralkit._values.events import Chargeback, Click, Event, Purchase, Refund, Signup
-from referralkit._values.ids import derive_id
+from referralkit._values.ids import derive_id, sub_id
 from referralkit._values.money import Money
 from referralkit._values.records import (
     ChargebackRecord,
@@ -403,7 +403,7 @@ class Engine:
         uow.outbox.add(
             (
                 Notification(
-                    notification_id=derive_id("ntf", referral.referral_id, "created"),
+                    notification_id=sub_id("ntf", referral.referral_id, "created"),
                     program_id=pid,
                     kind="referral_created",
                     recipient_id=referral.referrer_id,
@@ -485,7 +485,9 @@ class Engine:
             )
         else:
             triggers.add(Trigger.EVERY_PURCHASE)
-            if converted_before:
+            if converted_before and any(
+                p.trigger is Trigger.FIRST_PURCHASE for p in version.policies
+            ):
                 decisions.append(
                     Decision.of(
                         "qualification",
@@ -493,7 +495,7 @@ class Engine:
                         "qualify.already_converted",
                     )
                 )
-            else:
+            elif not converted_before:
                 triggers.add(Trigger.FIRST_PURCHASE)
         grants, reward_ids, policy_decisions = self._reward(
             uow, version, referral, ev, frozenset(triggers), snapshot, ev.amount
@@ -643,7 +645,7 @@ class Engine:
                 spend += reward.value.quantity
             notifications.append(
                 Notification(
-                    notification_id=derive_id("ntf", reward.reward_id, "earned"),
+                    notification_id=sub_id("ntf", reward.reward_id, "earned"),
                     program_id=pid,
                     kind="reward_earned",
                     recipient_id=grant.participant_id,
@@ -772,7 +774,7 @@ class Engine:
             )
             notifications.append(
                 Notification(
-                    notification_id=derive_id("ntf", entry.entry_id),
+                    notification_id=f"ntf_{entry.entry_id}",
                     program_id=pid,
                     kind="reward_reversed",
                     recipient_id=reward.participant_id,
@@ -832,7 +834,7 @@ class Engine:
                     approvals.append(entry)
                     notes.append(
                         Notification(
-                            notification_id=derive_id("ntf", entry.entry_id),
+                            notification_id=f"ntf_{entry.entry_id}",
                             program_id=pid,
                             kind="reward_approved",
                             recipient_id=reward.participant_id,

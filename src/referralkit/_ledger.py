@@ -19,7 +19,7 @@ from decimal import ROUND_DOWN, Decimal
 
 import attrs
 
-from referralkit._values.ids import derive_id
+from referralkit._values.ids import derive_id, sub_id
 from referralkit._values.money import Money
 from referralkit._values.records import Entry, EntryKind, Reward, RewardState
 from referralkit._values.rewards import Unit
@@ -69,7 +69,7 @@ class RewardView:
 def grant_entry(reward: Reward) -> Entry:
     """The first entry of a new reward: granted, pending until ``payable_at``."""
     return Entry(
-        entry_id=derive_id("ent", reward.reward_id, "granted"),
+        entry_id=sub_id("ent", reward.reward_id, "granted"),
         reward_id=reward.reward_id,
         program_id=reward.program_id,
         participant_id=reward.participant_id,
@@ -86,7 +86,7 @@ def approve_entry(view: RewardView, at: datetime, cause: str = "settle") -> Entr
     if view.state is not RewardState.PENDING:
         return None
     return Entry(
-        entry_id=derive_id("ent", view.reward.reward_id, "approved"),
+        entry_id=sub_id("ent", view.reward.reward_id, "approved"),
         reward_id=view.reward.reward_id,
         program_id=view.reward.program_id,
         participant_id=view.reward.participant_id,
@@ -126,7 +126,7 @@ def reversal_entry(view: RewardView, target: Decimal, at: datetime, cause: str) 
         return None
     full = view.reversed + quantity >= view.granted
     return Entry(
-        entry_id=derive_id("ent", view.reward.reward_id, "reversed", cause),
+        entry_id=sub_id("ent", view.reward.reward_id, derive_id("rev", cause)),
         reward_id=view.reward.reward_id,
         program_id=view.reward.program_id,
         participant_id=view.reward.participant_id,

@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import threading
-from collections.abc import Callable, Iterable, Mapping, Sequence
+from collections.abc import Iterable, Mapping, Sequence
 from datetime import datetime
 from decimal import Decimal
 from types import TracebackType
@@ -33,6 +33,7 @@ __all__ = ["InMemoryStore", "OutboxStatus"]
 K = TypeVar("K")
 V = TypeVar("V")
 _MISSING: Any = object()
+_POP: Any = object()
 _ZERO = Decimal(0)
 
 
@@ -43,14 +44,6 @@ class OutboxStatus:
     delivered_at: datetime | None = None
     attempts: int = 0
     last_error: str | None = None
-
-
-def _drop(table: dict[K, V], key: K) -> None:
-    del table[key]
-
-
-def _drop_last(items: list[V]) -> None:
-    items.pop()
 
 
 class _Tables:
@@ -83,7 +76,7 @@ class _MemoryUnitOfWork:
     def __init__(self, store: InMemoryStore) -> None:
         self._store = store
         self._t = store._tables
-        self._undo: list[Callable[[], None]] = []
+        self._undo: list[tuple[Any, Any, Any]] = []
         self._open = False
         self._committed = False
         self.events = self
@@ -124,23 +117,27 @@ class _MemoryUnitOfWork:
         self._committed = True
 
     def rollback(self) -> None:
-        while self._undo:
-            self._undo.pop()()
+        undo = self._undo
+        while undo:
+            table, key, old = undo.pop()
+            if old is _POP:
+                table.pop()
+            elif old is _MISSING:
+                del table[key]
+            else:
+                table[key] = old
         self._committed = False
 
     def _require_open(self) -> None:
         if not self._open:
             raise StoreError("unit of work used outside its 'with' block")
 
-    # -- undoable primitives ----------------------------------------------------------
+    # -- undoable primitives: the undo log holds (container, key, previous value) -------
     def _set(self, table: dict[K, V], key: K, value: V) -> None:
-        self._require_open()
-        old = table.get(key, _MISSING)
+        if not self._open:
+            self._require_open()
+        self._undo.append((table, key, table.get(key, _MISSING)))
         table[key] = value
-        if old is _MISSING:
-            self._undo.append(lambda: _drop(table, key))
-        else:
-            self._undo.append(lambda: table.__setitem__(key, old))
 
     def _insert(self, table: dict[K, V], key: K, value: V, what: str) -> None:
         if key in table:
@@ -148,19 +145,20 @@ class _MemoryUnitOfWork:
         self._set(table, key, value)
 
     def _append(self, table: dict[K, list[V]], key: K, value: V) -> None:
-        self._require_open()
         items = table.get(key)
         if items is None:
             self._set(table, key, [value])
         else:
+            if not self._open:
+                self._require_open()
             items.append(value)
-            self._undo.append(lambda: _drop_last(items))
+            self._undo.append((items, None, _POP))
 
     def _discard(self, table: dict[K, V], key: K) -> None:
-        self._require_open()
+        if not self._open:
+            self._require_open()
         if key in table:
-            old = table.pop(key)
-            self._undo.append(lambda: table.__setitem__(key, old))
+            self._undo.append((table, key, table.pop(key)))
 
     # -- event log (the unit is its own EventLog) --------------------------------------
     def get(self, program_id: str, event_id: str) -> EventRecord | None:

@@ -1,7 +1,9 @@
 """A canonical encoding of values, for payload digests and program fingerprints.
 
-The encoding is JSON with sorted keys; datetimes are normalised to UTC, ``Decimal`` is
-written as its string, attrs classes carry their class name. The digest is SHA-256 of that
+The encoding is compact JSON: mappings with sorted keys; an attrs instance as a list of its
+class name and its public fields in definition order; datetimes normalised to UTC ISO
+strings, ``Decimal`` as its normalised string, ``Money`` as ``"80.00 USD"``. Fields are
+typed, so a string and a number never meet in one place. The digest is SHA-256 of that
 text, so it is stable across processes (never Python's salted ``hash()``).
 """
 
@@ -10,9 +12,10 @@ from __future__ import annotations
 import enum
 import hashlib
 import json
-from collections.abc import Mapping
+from collections.abc import Callable, Mapping
 from datetime import UTC, date, datetime, timedelta
 from decimal import Decimal
+from types import MappingProxyType
 from typing import Any
 
 import attrs
@@ -32,35 +35,78 @@ _RELATIVEDELTA_FIELDS = (
 )
 
 
+def _decimal(value: Decimal) -> Any:
+    return format(value.normalize(), "f") if value else "0"
+
+
+def _datetime(value: datetime) -> Any:
+    return value.astimezone(UTC).isoformat()
+
+
+def _sequence(value: list[Any] | tuple[Any, ...]) -> Any:
+    return [canonical(v) for v in value]
+
+
+def _mapping(value: Mapping[Any, Any]) -> Any:
+    return {str(k): canonical(value[k]) for k in sorted(value, key=str)}
+
+
+def _identity(value: Any) -> Any:
+    return value
+
+
+_ENCODERS: dict[type, Callable[[Any], Any]] = {
+    str: _identity,
+    int: _identity,
+    bool: _identity,
+    type(None): _identity,
+    Decimal: _decimal,
+    datetime: _datetime,
+    list: _sequence,
+    tuple: _sequence,
+    dict: _mapping,
+    MappingProxyType: _mapping,
+}
+_ATTRS_FIELDS: dict[type, tuple[str, ...]] = {}
+_DUMPS = json.JSONEncoder(separators=(",", ":"), ensure_ascii=False).encode
+
+
 def canonical(value: Any) -> Any:
     """``value`` as plain JSON data (dict, list, str, int, bool, None)."""
-    if value is None or isinstance(value, bool | int | str):
-        return value
+    cls = type(value)
+    encoder = _ENCODERS.get(cls)
+    if encoder is not None:
+        return encoder(value)
+    names = _ATTRS_FIELDS.get(cls)
+    if names is None and attrs.has(cls):
+        names = tuple(f.name for f in attrs.fields(cls) if not f.name.startswith("_"))
+        _ATTRS_FIELDS[cls] = names
+    if names is not None:
+        return [cls.__name__, *[canonical(getattr(value, name)) for name in names]]
+    return _canonical_other(value)
+
+
+def _canonical_other(value: Any) -> Any:
     if isinstance(value, enum.Enum):
         return canonical(value.value)
+    if value is None or isinstance(value, bool | int | str):
+        return value
     if isinstance(value, Decimal):
-        return {"$dec": format(value.normalize(), "f") if value else "0"}
+        return _decimal(value)
     if isinstance(value, float):
         return {"$float": repr(value)}
     if isinstance(value, datetime):
-        return {"$dt": value.astimezone(UTC).isoformat()}
+        return _datetime(value)
     if isinstance(value, date):
         return {"$date": value.isoformat()}
     if isinstance(value, timedelta):
         return {"$td": [value.days, value.seconds, value.microseconds]}
     if isinstance(value, relativedelta):
         return {"$rd": {f: getattr(value, f) for f in _RELATIVEDELTA_FIELDS if getattr(value, f)}}
-    if attrs.has(type(value)):
-        out: dict[str, Any] = {"$type": type(value).__name__}
-        for field in attrs.fields(type(value)):
-            if field.name.startswith("_"):
-                continue
-            out[field.name] = canonical(getattr(value, field.name))
-        return out
     if isinstance(value, Mapping):
-        return {str(k): canonical(v) for k, v in value.items()}
+        return _mapping(value)
     if isinstance(value, list | tuple):
-        return [canonical(v) for v in value]
+        return _sequence(value)
     if isinstance(value, frozenset | set):
         return sorted((canonical(v) for v in value), key=lambda v: json.dumps(v, sort_keys=True))
     raise TypeError(f"cannot encode {type(value).__name__} canonically: {value!r}")
@@ -68,9 +114,14 @@ def canonical(value: Any) -> Any:
 
 def canonical_json(value: Any) -> str:
     """The canonical encoding of ``value`` as compact JSON text with sorted keys."""
-    return json.dumps(canonical(value), sort_keys=True, separators=(",", ":"), ensure_ascii=False)
+    return _DUMPS(canonical(value))
 
 
 def digest(value: Any) -> str:
     """SHA-256 hex digest of the canonical encoding of ``value``."""
     return hashlib.sha256(canonical_json(value).encode()).hexdigest()
+
+
+def register_encoder(cls: type, encoder: Callable[[Any], Any]) -> None:
+    """Encode instances of exactly ``cls`` with ``encoder`` (used for ``Money``)."""
+    _ENCODERS[cls] = encoder

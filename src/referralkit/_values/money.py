@@ -10,6 +10,7 @@ import attrs
 from iso4217 import Currency
 
 from referralkit._errors import CurrencyMismatchError, InvalidInputError
+from referralkit._values.canonical import register_encoder
 
 __all__ = ["ROUNDING_MODES", "Money", "currency_exponent", "parse_amount"]
 
@@ -207,4 +208,14 @@ class Money:
         return f"Money('{self.amount}', '{self.currency}')"
 
     def __str__(self) -> str:
-        return f"{self.amount:,} {self.currency}"
+        amount = self.amount
+        if -1000 < amount < 1000:
+            return f"{amount} {self.currency}"
+        return f"{amount:,} {self.currency}"
+
+
+def _encode_money(value: Money) -> str:
+    return f"{value.amount} {value.currency}"
+
+
+register_encoder(Money, _encode_money)
