@@ -159,6 +159,12 @@ class Engine:
             raise InvalidProgramError(
                 "program.id", program.id, f"this engine runs program {self._program_id!r}"
             )
+        if self._versions and program.currency != self.program.currency:
+            raise InvalidProgramError(
+                "program.currency",
+                program.currency,
+                f"must stay {self.program.currency} across versions of {program.id!r}",
+            )
         known = self._versions.get(program.version)
         if known is not None and known.digest != program.digest:
             raise InvalidProgramError(
@@ -364,12 +370,15 @@ class Engine:
         if ev.code is None:
             d = Decision.of("attribution", Verdict.NOTED, "referral.no_code")
             return Outcome(ev.event_id, ev.kind, decisions=(d,))
-        code = normalise_code(ev.code, "signup.code")
-        owner = uow.participants.code_owner(pid, code)
+        try:
+            code = normalise_code(ev.code, "signup.code")
+        except InvalidInputError:
+            code = ""
+        owner = uow.participants.code_owner(pid, code) if code else None
         refusal: Decision | None = None
         if owner is None:
             refusal = Decision.of(
-                "attribution", Verdict.REFUSED, "referral.unknown_code", code=code
+                "attribution", Verdict.REFUSED, "referral.unknown_code", code=code or ev.code
             )
         elif owner.participant_id == who:
             refusal = Decision.of(
@@ -399,7 +408,7 @@ class Engine:
         )
         snapshot = self._snapshot(uow, version, referral)
         uow.referrals.add(referral)
-        uow.counters.add((pid, Counter.REFERRER_REFERRALS, referral.referrer_id), _ONE)
+        uow.counters.add((pid, Counter.REFERRER_REFERRALS.value, referral.referrer_id), _ONE)
         uow.outbox.add(
             (
                 Notification(
@@ -447,8 +456,14 @@ class Engine:
             return self._repeat(existing.digest, order_digest, "order_id", ev.order_id, ev)
         if uow.participants.get(pid, who) is None:
             uow.participants.put(ParticipantRecord(pid, who, ev.at, signed_up_at=None))
-        purchases_key = (pid, Counter.REFEREE_PURCHASES, who)
+        purchases_key = (pid, Counter.REFEREE_PURCHASES.value, who)
         referral = uow.referrals.by_referee(pid, who)
+        if referral is not None and ev.at < referral.created_at:
+            # Paid before the referral existed (delivered late): an existing customer's order.
+            referral = None
+            reason = "purchase.before_referral"
+        else:
+            reason = "purchase.not_referred"
         if referral is None:
             uow.counters.add(purchases_key, _ONE)
             uow.orders.add(
@@ -456,7 +471,7 @@ class Engine:
                     pid, ev.order_id, who, ev.amount, ev.at, ev.event_id, None, False, order_digest
                 )
             )
-            d = Decision.of("engine", Verdict.NOTED, "purchase.not_referred", participant=who)
+            d = Decision.of("engine", Verdict.NOTED, reason, participant=who)
             return Outcome(ev.event_id, ev.kind, decisions=(d,))
 
         version = self._version(referral.program_version, referral.referral_id)
@@ -504,12 +519,12 @@ class Engine:
         converted = bool(grants) and not converted_before and Trigger.FIRST_PURCHASE in triggers
         uow.counters.add(purchases_key, _ONE)
         uow.counters.add(
-            (pid, Counter.REFERRER_REVENUE_REFERRED, referral.referrer_id), ev.amount.amount
+            (pid, Counter.REFERRER_REVENUE_REFERRED.value, referral.referrer_id), ev.amount.amount
         )
         if converted:
             uow.counters.add(conversions_key, _ONE)
             uow.counters.add(
-                (pid, Counter.REFERRER_SUCCESSFUL_REFERRALS, referral.referrer_id), _ONE
+                (pid, Counter.REFERRER_SUCCESSFUL_REFERRALS.value, referral.referrer_id), _ONE
             )
         uow.orders.add(
             OrderRecord(
@@ -817,6 +832,8 @@ class Engine:
         Returns:
             How many rewards were approved.
         """
+        if isinstance(batch_size, bool) or not isinstance(batch_size, int) or batch_size < 1:
+            raise InvalidInputError("batch_size", batch_size, "must be an int >= 1")
         at = self._clock.now() if now is None else require_aware("now", now)
         pid = self._program_id
         total = 0
@@ -882,7 +899,9 @@ class Engine:
         notifier returned; one that raised stays queued for the next call. A failing
         notifier never fails or undoes the events that queued the notifications.
         """
-        if self._notifier is None:
+        if isinstance(limit, bool) or not isinstance(limit, int) or limit < 0:
+            raise InvalidInputError("limit", limit, "must be an int >= 0")
+        if self._notifier is None or limit == 0:
             return DispatchResult(0, 0)
         with self._store.unit_of_work() as uow:
             pending = uow.outbox.pending(limit)

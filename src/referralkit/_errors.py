@@ -115,11 +115,13 @@ class UnknownOrderError(RetryLaterError):
     """A refund or chargeback names an order the program has not recorded yet.
 
     Attributes:
-        order_id: The unknown order id.
+        field: Which field named it (``"refund.order_id"``).
+        value: The unknown order id (also as ``order_id``).
     """
 
     def __init__(self, order_id: str, field: str = "order_id") -> None:
         self.order_id = order_id
+        self.value = order_id
         self.field = field
         super().__init__(f"{field}={order_id!r}: no such order recorded yet; retry later")
 

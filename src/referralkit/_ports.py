@@ -229,14 +229,45 @@ class UnitOfWork(Protocol):
     unit is rolled back.
     """
 
-    events: EventLog
-    programs: Programs
-    participants: Participants
-    referrals: Referrals
-    orders: Orders
-    ledger: Ledger
-    counters: Counters
-    outbox: Outbox
+    @property
+    def events(self) -> EventLog:
+        """The event log."""
+        ...
+
+    @property
+    def programs(self) -> Programs:
+        """Published program versions."""
+        ...
+
+    @property
+    def participants(self) -> Participants:
+        """Participants, codes and personal data."""
+        ...
+
+    @property
+    def referrals(self) -> Referrals:
+        """Referrals."""
+        ...
+
+    @property
+    def orders(self) -> Orders:
+        """Orders, refunds and chargebacks."""
+        ...
+
+    @property
+    def ledger(self) -> Ledger:
+        """Rewards and ledger entries."""
+        ...
+
+    @property
+    def counters(self) -> Counters:
+        """Counters."""
+        ...
+
+    @property
+    def outbox(self) -> Outbox:
+        """The notification outbox."""
+        ...
 
     def __enter__(self) -> Self: ...
 

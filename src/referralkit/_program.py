@@ -43,7 +43,8 @@ def _hold(value: object) -> relativedelta:
         raise InvalidProgramError(
             "program.hold", value, "must be a dateutil relativedelta, e.g. relativedelta(days=30)"
         )
-    if value.years < 0 or value.months < 0 or value.days < 0 or value.hours < 0:
+    parts = ("years", "months", "days", "hours", "minutes", "seconds", "microseconds")
+    if any(getattr(value, part) < 0 for part in parts):
         raise InvalidProgramError("program.hold", value, "must not be negative")
     return value
 
@@ -56,7 +57,10 @@ def _id(value: object) -> str:
 
 
 def _effective_at(value: object) -> datetime:
-    return require_aware("program.effective_at", value)
+    try:
+        return require_aware("program.effective_at", value)
+    except InvalidInputError as exc:
+        raise InvalidProgramError(exc.field, exc.value, exc.problem) from None
 
 
 @attrs.frozen(kw_only=True)
@@ -146,8 +150,16 @@ class Program:
             needs |= policy.needs()
         h = self.hold
         fixed = None
-        if not (h.years or h.months or h.weekday or h.year or h.month or h.day):
-            fixed = timedelta(days=h.days, hours=h.hours, minutes=h.minutes, seconds=h.seconds)
+        absolute = (h.year, h.month, h.day, h.weekday, h.hour, h.minute, h.second, h.microsecond)
+        if not (h.years or h.months) and all(part is None for part in absolute):
+            # A day-only hold is converted once, not per event.
+            fixed = timedelta(
+                days=h.days,
+                hours=h.hours,
+                minutes=h.minutes,
+                seconds=h.seconds,
+                microseconds=h.microseconds,
+            )
         object.__setattr__(self, "_fixed_hold", fixed)
         object.__setattr__(self, "_zone", zone)
         object.__setattr__(self, "_needs", frozenset(needs))

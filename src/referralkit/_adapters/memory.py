@@ -329,6 +329,8 @@ class _Outbox(_Repo):
 
     def pending(self, limit: int) -> list[Notification]:
         out: list[Notification] = []
+        if limit < 1:
+            return out
         status = self._t.outbox_status
         for nid, n in self._t.outbox.items():
             if status[nid].delivered_at is None:

@@ -41,6 +41,9 @@ _TEMPLATES: Mapping[str, str] = MappingProxyType(
         "referral.no_code": "the sign-up carried no referral code",
         "signup.repeated": "{participant} had already signed up; nothing new was recorded",
         "purchase.not_referred": "{participant} was not referred, so the order earns nothing",
+        "purchase.before_referral": (
+            "{participant} paid before they were referred, so the order earns nothing"
+        ),
         "order.repeated": "order {order_id} was already recorded; it earns nothing again",
         "refund.repeated": "refund {refund_id} was already recorded; it reverses nothing again",
         "chargeback.repeated": (

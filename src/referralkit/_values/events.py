@@ -77,6 +77,12 @@ def _check_amount(field: str, value: object, *, positive: bool) -> None:
         )
 
 
+def _check_code(field: str, value: object) -> None:
+    # A code is kept as typed (spaces included) and normalised on lookup.
+    if value is not None and (not isinstance(value, str) or not value or len(value) > 200):
+        raise InvalidInputError(field, value, "must be a non-empty string of at most 200 chars")
+
+
 def _check_channel(field: str, value: object) -> None:
     if value not in CHANNELS:
         raise InvalidInputError(field, value, f"must be one of {sorted(CHANNELS)}")
@@ -109,10 +115,9 @@ class Click:
     metadata: Mapping[str, Any] = _meta()
 
     def __attrs_post_init__(self) -> None:
-        if self.channel not in CHANNELS:
-            raise InvalidInputError(
-                "click.channel", self.channel, f"must be one of {sorted(CHANNELS)}"
-            )
+        _check_ids("click", self, "event_id", optional=("visitor_id",))
+        _check_code("click.code", self.code)
+        _check_channel("click.channel", self.channel)
 
     @property
     def participant_id(self) -> None:
@@ -145,7 +150,8 @@ class Signup:
     metadata: Mapping[str, Any] = _meta()
 
     def __attrs_post_init__(self) -> None:
-        _check_ids("signup", self, "event_id", "participant_id", optional=("code",))
+        _check_ids("signup", self, "event_id", "participant_id")
+        _check_code("signup.code", self.code)
         if self.email is not None and (not isinstance(self.email, str) or "@" not in self.email):
             raise InvalidInputError("signup.email", self.email, "must be an email address")
         _check_channel("signup.channel", self.channel)

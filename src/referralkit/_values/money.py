@@ -102,7 +102,10 @@ class Money:
         exponent = currency_exponent(currency, "currency")
         value = parse_amount(amount, field)
         quantum = _QUANTA[exponent]
-        quantized = value.quantize(quantum)
+        try:
+            quantized = value.quantize(quantum)
+        except decimal.InvalidOperation:
+            raise InvalidInputError(field, amount, "is too large") from None
         if quantized != value:
             raise InvalidInputError(
                 field,

@@ -15,19 +15,37 @@ __all__ = ["CROCKFORD", "code_entropy_bits", "generate_code", "normalise_code"]
 CROCKFORD = "0123456789ABCDEFGHJKMNPQRSTVWXYZ"
 
 _CONFUSABLE = str.maketrans({"O": "0", "I": "1", "L": "1"})
-_DROP = str.maketrans("", "", "- _.\t\n\r\u00a0")
+# Dropped: dashes of every kind (phones swap '-' for typographic ones), spaces, separators,
+# controls, combining marks (accents typed by mistake) and a few punctuation marks.
+_DROP_CATEGORIES = frozenset({"Pd", "Zs", "Zl", "Zp", "Cc", "Cf", "Mn", "Me"})
+_DROP_CHARS = frozenset("._\u2212")
+
+
+def _keep(char: str) -> bool:
+    return char not in _DROP_CHARS and unicodedata.category(char) not in _DROP_CATEGORIES
+
+
+def _normalise_once(code: str) -> str:
+    text = unicodedata.normalize("NFKD", unicodedata.normalize("NFKC", code).upper())
+    text = "".join(char for char in text if _keep(char))
+    return unicodedata.normalize("NFKC", text.translate(_CONFUSABLE))
 
 
 def normalise_code(code: str, field: str = "code") -> str:
     """The canonical form of a code, for lookup.
 
-    Applies Unicode NFKC, upper case, drops dashes, dots, underscores and whitespace, and
-    maps confusable letters to digits (O to 0, I and L to 1). Idempotent.
+    Applies Unicode NFKC and upper case, drops accents, dashes of every kind, dots,
+    underscores and whitespace, and maps confusable letters to digits (O to 0, I and L to
+    1). Idempotent: normalising a normalised code returns it unchanged.
 
     Raises:
         InvalidInputError: the code is empty once normalised.
     """
-    text = unicodedata.normalize("NFKC", code).upper().translate(_DROP).translate(_CONFUSABLE)
+    if not isinstance(code, str):
+        raise InvalidInputError(field, code, "must be a string")
+    text = _normalise_once(code)
+    while (again := _normalise_once(text)) != text:
+        text = again
     if not text:
         raise InvalidInputError(field, code, "is empty once normalised")
     return text
