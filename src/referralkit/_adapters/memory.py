@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import functools
 import threading
 from collections.abc import Iterable, Mapping, Sequence
 from datetime import datetime
@@ -79,14 +80,39 @@ class _MemoryUnitOfWork:
         self._undo: list[tuple[Any, Any, Any]] = []
         self._open = False
         self._committed = False
-        self.events = self
-        self.programs = _Programs(self)
-        self.participants = _Participants(self)
-        self.referrals = _Referrals(self)
-        self.orders = _Orders(self)
-        self.ledger = _Ledger(self)
-        self.counters = _Counters(self)
-        self.outbox = _Outbox(self)
+
+    # Repositories are made on first use: most events touch only a few of them.
+    @property
+    def events(self) -> _MemoryUnitOfWork:
+        return self
+
+    @functools.cached_property
+    def programs(self) -> _Programs:
+        return _Programs(self)
+
+    @functools.cached_property
+    def participants(self) -> _Participants:
+        return _Participants(self)
+
+    @functools.cached_property
+    def referrals(self) -> _Referrals:
+        return _Referrals(self)
+
+    @functools.cached_property
+    def orders(self) -> _Orders:
+        return _Orders(self)
+
+    @functools.cached_property
+    def ledger(self) -> _Ledger:
+        return _Ledger(self)
+
+    @functools.cached_property
+    def counters(self) -> _Counters:
+        return _Counters(self)
+
+    @functools.cached_property
+    def outbox(self) -> _Outbox:
+        return _Outbox(self)
 
     # -- transaction -------------------------------------------------------------------
     def __enter__(self) -> Self:

@@ -35,7 +35,7 @@ _RELATIVEDELTA_FIELDS = (
 )
 
 
-def _decimal(value: Decimal) -> Any:
+def _decimal(value: Decimal) -> str:
     return format(value.normalize(), "f") if value else "0"
 
 
@@ -68,7 +68,12 @@ _ENCODERS: dict[type, Callable[[Any], Any]] = {
     MappingProxyType: _mapping,
 }
 _ATTRS_FIELDS: dict[type, tuple[str, ...]] = {}
+
 _DUMPS = json.JSONEncoder(separators=(",", ":"), ensure_ascii=False).encode
+
+
+def _public_fields(cls: type) -> tuple[str, ...]:
+    return tuple(f.name for f in attrs.fields(cls) if not f.name.startswith("_"))
 
 
 def canonical(value: Any) -> Any:
@@ -79,8 +84,7 @@ def canonical(value: Any) -> Any:
         return encoder(value)
     names = _ATTRS_FIELDS.get(cls)
     if names is None and attrs.has(cls):
-        names = tuple(f.name for f in attrs.fields(cls) if not f.name.startswith("_"))
-        _ATTRS_FIELDS[cls] = names
+        names = _ATTRS_FIELDS[cls] = _public_fields(cls)
     if names is not None:
         return [cls.__name__, *[canonical(getattr(value, name)) for name in names]]
     return _canonical_other(value)
@@ -122,6 +126,6 @@ def digest(value: Any) -> str:
     return hashlib.sha256(canonical_json(value).encode()).hexdigest()
 
 
-def register_encoder(cls: type, encoder: Callable[[Any], Any]) -> None:
-    """Encode instances of exactly ``cls`` with ``encoder`` (used for ``Money``)."""
+def register_encoder(cls: type, encoder: Callable[[Any], str]) -> None:
+    """Encode instances of exactly ``cls`` as the string ``encoder`` returns (``Money``)."""
     _ENCODERS[cls] = encoder

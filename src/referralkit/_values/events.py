@@ -52,7 +52,12 @@ def _check_json(field: str, value: object) -> None:
     raise InvalidEventError(field, value, "metadata values must be JSON data")
 
 
+_NO_METADATA: Mapping[str, Any] = MappingProxyType({})
+
+
 def _metadata(value: object) -> Mapping[str, Any]:
+    if not value and isinstance(value, dict | MappingProxyType):
+        return _NO_METADATA  # shared: most events carry none
     data = require_mapping("metadata", value)
     _check_json("metadata", data)
     return MappingProxyType(data)

@@ -19,6 +19,7 @@ _CONFUSABLE = str.maketrans({"O": "0", "I": "1", "L": "1"})
 # controls, combining marks (accents typed by mistake) and a few punctuation marks.
 _DROP_CATEGORIES = frozenset({"Pd", "Zs", "Zl", "Zp", "Cc", "Cf", "Mn", "Me"})
 _DROP_CHARS = frozenset("._\u2212")
+_ASCII_DROP = str.maketrans("", "", "-._ " + "".join(map(chr, range(32))) + "\x7f")
 
 
 def _keep(char: str) -> bool:
@@ -43,6 +44,12 @@ def normalise_code(code: str, field: str = "code") -> str:
     """
     if not isinstance(code, str):
         raise InvalidInputError(field, code, "must be a string")
+    if code.isascii():
+        # The same rules, for the common case: nothing to decompose or recompose.
+        text = code.upper().translate(_ASCII_DROP).translate(_CONFUSABLE)
+        if not text:
+            raise InvalidInputError(field, code, "is empty once normalised")
+        return text
     text = _normalise_once(code)
     while (again := _normalise_once(text)) != text:
         text = again
