@@ -8,6 +8,7 @@ from __future__ import annotations
 
 from referralkit._adapters.memory import InMemoryStore, OutboxStatus
 from referralkit._adapters.notifiers import CallbackNotifier, LoggingNotifier, RecordingNotifier
+from referralkit._adapters.sqlite import SQLiteStore
 from referralkit._engine import DispatchResult, Engine
 from referralkit._errors import (
     ConcurrencyError,
@@ -169,6 +170,7 @@ __all__ = [
     "RewardValue",
     "RewardView",
     "Role",
+    "SQLiteStore",
     "SchemaVersionError",
     "Signup",
     "SingleSided",

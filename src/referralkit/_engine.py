@@ -54,6 +54,7 @@ from referralkit._values.records import (
     RewardGrant,
     RewardState,
 )
+from referralkit._values.rewards import describe
 from referralkit.attribution._codes import generate_code, normalise_code
 from referralkit.attribution._identity import normalise_email
 from referralkit.policies._base import Counter, PolicyContext, Trigger
@@ -101,6 +102,8 @@ class Engine:
             reference; each is published too.
         auto_dispatch: Deliver the outbox after every handled event.
         max_retries: How often a unit of work that hit a ``ConcurrencyError`` is retried.
+        code_factory: Makes new referral codes for ``issue_code`` (8 random Crockford
+            characters by default); inject a seeded one for reproducible demos and tests.
 
     Raises:
         InvalidProgramError: a version was published before with other content, or the
@@ -116,6 +119,7 @@ class Engine:
         clock: Clock | None = None,
         history: Iterable[Program] = (),
         auto_dispatch: bool = False,
+        code_factory: Callable[[], str] | None = None,
         max_retries: int = 5,
     ) -> None:
         if not isinstance(program, Program):
@@ -125,6 +129,7 @@ class Engine:
         self._clock: Clock = clock if clock is not None else SystemClock()
         self._auto_dispatch = auto_dispatch
         self._max_retries = max_retries
+        self._code_factory: Callable[[], str] = code_factory or generate_code
         self._program_id = program.id
         self._versions: dict[int, Program] = {}
         self._by_effective: list[Program] = []
@@ -227,7 +232,7 @@ class Engine:
                     existing = uow.participants.code_of(pid, participant_id)
                     if existing is not None:
                         return existing.code
-                    code = normalise_code(generate_code())
+                    code = normalise_code(self._code_factory())
                     if uow.participants.code_owner(pid, code) is not None:
                         continue
                     uow.participants.add_code(
@@ -783,7 +788,7 @@ class Engine:
                     Verdict.NOTED,
                     "reward.reversed",
                     reward_id=reward.reward_id,
-                    quantity=f"{entry.quantity} {reward.unit}",
+                    quantity=describe(reward.value, entry.quantity),
                     cause=ev.kind,
                 )
             )
@@ -797,6 +802,7 @@ class Engine:
                     data={
                         "reward_id": reward.reward_id,
                         "quantity": str(entry.quantity),
+                        "value": describe(reward.value, entry.quantity),
                         "unit": str(reward.unit),
                         "cause": ev.kind,
                     },
@@ -858,7 +864,7 @@ class Engine:
                             created_at=at,
                             data={
                                 "reward_id": reward.reward_id,
-                                "value": f"{entry.quantity} {reward.unit}",
+                                "value": describe(reward.value, entry.quantity),
                             },
                         )
                     )

@@ -194,7 +194,9 @@ def balance_of(participant_id: str, views: Sequence[RewardView]) -> Balance:
         elif view.state is RewardState.APPROVED:
             line[1] += outstanding
         line[2] += outstanding
-    return Balance(
-        participant_id,
-        tuple(BalanceLine(unit, *sums[unit]) for unit in sorted(sums)),
-    )
+    lines = []
+    for unit in sorted(sums):
+        quantum = Decimal(1).scaleb(-unit.exponent)
+        pending, available, lifetime = (q.quantize(quantum) for q in sums[unit])
+        lines.append(BalanceLine(unit, pending, available, lifetime))
+    return Balance(participant_id, tuple(lines))

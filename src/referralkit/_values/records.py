@@ -276,7 +276,9 @@ class Notification:
         if self.kind == "reward_approved":
             return f"Your reward of {d.get('value', '')} is now available."
         if self.kind == "reward_reversed":
-            return f"{d.get('quantity', '')} {d.get('unit', '')} of a reward was reversed."
+            return (
+                f"{d.get('value', 'A reward')} of your rewards was reversed ({d.get('cause', '')})."
+            )
         return f"{self.kind}: {dict(d)}"
 
 

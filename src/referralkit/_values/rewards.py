@@ -25,6 +25,7 @@ __all__ = [
     "Points",
     "RewardValue",
     "Unit",
+    "describe",
     "reward_from_quantity",
 ]
 
@@ -289,3 +290,8 @@ def reward_from_quantity(value: RewardValue, quantity: Decimal) -> RewardValue:
     if isinstance(value, FreePeriod):
         return FreePeriod(days=int(quantity)) if value.days else FreePeriod(months=int(quantity))
     return value
+
+
+def describe(value: RewardValue, quantity: Decimal) -> str:
+    """``quantity`` of ``value``'s unit in words, as grants print ("5.00 USD cash")."""
+    return str(reward_from_quantity(value, quantity))

@@ -1,0 +1,1089 @@
+"""The embedded default store: SQLite through the standard library's ``sqlite3``.
+
+One database file (or ``":memory:"``) holds every table. Invariants are enforced by the
+database itself (unique keys for event ids, business ids, one referrer per referee, codes,
+entry and notification ids), money is kept as integer minor units and datetimes as UTC
+text, so sums and orderings are exact in SQL. Each unit of work is one ``BEGIN IMMEDIATE``
+transaction: writers queue on SQLite's lock (with a busy timeout) instead of failing
+half-way, so several processes can share one file.
+"""
+
+from __future__ import annotations
+
+import functools
+import os
+import sqlite3
+import threading
+from collections.abc import Iterable, Iterator, Mapping, Sequence
+from contextlib import contextmanager
+from datetime import UTC, datetime
+from decimal import Decimal
+from types import TracebackType
+from typing import Any, Final, Self
+
+from referralkit._adapters.memory import OutboxStatus
+from referralkit._errors import (
+    ConcurrencyError,
+    CorruptRecordError,
+    InvalidInputError,
+    SchemaVersionError,
+    StoreError,
+    StoreUnavailableError,
+)
+from referralkit._ports import CounterKey
+from referralkit._values import codec
+from referralkit._values.money import Money
+from referralkit._values.records import (
+    ChargebackRecord,
+    CodeRecord,
+    Entry,
+    EntryKind,
+    EventRecord,
+    Notification,
+    OrderRecord,
+    ParticipantRecord,
+    ProgramRecord,
+    Referral,
+    RefundRecord,
+    Reward,
+    RewardState,
+    Role,
+)
+from referralkit._values.rewards import Unit
+
+__all__ = ["SCHEMA_VERSION", "SQLiteStore"]
+
+#: The schema this version of referralkit writes; a newer database is refused.
+SCHEMA_VERSION: Final = 1
+
+_COUNTER_SCALE: Final = 6  # counters are integers of 10**-6 units: exact for every currency
+
+_SCHEMA: Final = """
+CREATE TABLE IF NOT EXISTS rk_schema (
+    id INTEGER PRIMARY KEY CHECK (id = 1),
+    version INTEGER NOT NULL
+);
+CREATE TABLE IF NOT EXISTS rk_programs (
+    program_id TEXT NOT NULL,
+    version INTEGER NOT NULL,
+    digest TEXT NOT NULL,
+    effective_at TEXT NOT NULL,
+    published_at TEXT NOT NULL,
+    definition TEXT NOT NULL,
+    PRIMARY KEY (program_id, version)
+);
+CREATE TABLE IF NOT EXISTS rk_events (
+    seq INTEGER PRIMARY KEY AUTOINCREMENT,
+    program_id TEXT NOT NULL,
+    event_id TEXT NOT NULL,
+    digest TEXT NOT NULL,
+    schema_version INTEGER NOT NULL,
+    event TEXT NOT NULL,
+    outcome TEXT NOT NULL,
+    UNIQUE (program_id, event_id)
+);
+CREATE TABLE IF NOT EXISTS rk_participants (
+    program_id TEXT NOT NULL,
+    participant_id TEXT NOT NULL,
+    first_seen_at TEXT NOT NULL,
+    signed_up_at TEXT,
+    PRIMARY KEY (program_id, participant_id)
+);
+CREATE TABLE IF NOT EXISTS rk_codes (
+    program_id TEXT NOT NULL,
+    code TEXT NOT NULL,
+    participant_id TEXT NOT NULL,
+    created_at TEXT NOT NULL,
+    PRIMARY KEY (program_id, code),
+    UNIQUE (program_id, participant_id)
+);
+CREATE TABLE IF NOT EXISTS rk_personal_data (
+    program_id TEXT NOT NULL,
+    participant_id TEXT NOT NULL,
+    email TEXT NOT NULL,
+    PRIMARY KEY (program_id, participant_id)
+);
+CREATE TABLE IF NOT EXISTS rk_referrals (
+    referral_id TEXT PRIMARY KEY,
+    program_id TEXT NOT NULL,
+    program_version INTEGER NOT NULL,
+    referrer_id TEXT NOT NULL,
+    referee_id TEXT NOT NULL,
+    code TEXT NOT NULL,
+    channel TEXT NOT NULL,
+    created_at TEXT NOT NULL,
+    event_id TEXT NOT NULL,
+    UNIQUE (program_id, referee_id)
+);
+CREATE TABLE IF NOT EXISTS rk_orders (
+    program_id TEXT NOT NULL,
+    order_id TEXT NOT NULL,
+    participant_id TEXT NOT NULL,
+    amount_minor INTEGER NOT NULL,
+    currency TEXT NOT NULL,
+    at TEXT NOT NULL,
+    event_id TEXT NOT NULL,
+    referral_id TEXT,
+    converted INTEGER NOT NULL,
+    digest TEXT NOT NULL,
+    PRIMARY KEY (program_id, order_id)
+);
+CREATE TABLE IF NOT EXISTS rk_refunds (
+    program_id TEXT NOT NULL,
+    refund_id TEXT NOT NULL,
+    order_id TEXT NOT NULL,
+    amount_minor INTEGER NOT NULL,
+    currency TEXT NOT NULL,
+    at TEXT NOT NULL,
+    event_id TEXT NOT NULL,
+    digest TEXT NOT NULL,
+    PRIMARY KEY (program_id, refund_id)
+);
+CREATE TABLE IF NOT EXISTS rk_chargebacks (
+    program_id TEXT NOT NULL,
+    chargeback_id TEXT NOT NULL,
+    order_id TEXT NOT NULL,
+    at TEXT NOT NULL,
+    event_id TEXT NOT NULL,
+    digest TEXT NOT NULL,
+    PRIMARY KEY (program_id, chargeback_id)
+);
+CREATE TABLE IF NOT EXISTS rk_rewards (
+    seq INTEGER PRIMARY KEY AUTOINCREMENT,
+    reward_id TEXT NOT NULL UNIQUE,
+    program_id TEXT NOT NULL,
+    program_version INTEGER NOT NULL,
+    referral_id TEXT NOT NULL,
+    participant_id TEXT NOT NULL,
+    role TEXT NOT NULL,
+    value TEXT NOT NULL,
+    unit_kind TEXT NOT NULL,
+    unit_code TEXT NOT NULL,
+    policy TEXT NOT NULL,
+    source_event_id TEXT NOT NULL,
+    order_id TEXT,
+    base_minor INTEGER,
+    base_currency TEXT,
+    created_at TEXT NOT NULL,
+    payable_at TEXT NOT NULL,
+    state TEXT NOT NULL
+);
+CREATE INDEX IF NOT EXISTS rk_rewards_participant ON rk_rewards (program_id, participant_id, seq);
+CREATE INDEX IF NOT EXISTS rk_rewards_order ON rk_rewards (program_id, order_id, seq);
+CREATE INDEX IF NOT EXISTS rk_rewards_state
+    ON rk_rewards (program_id, state, payable_at, reward_id);
+CREATE TABLE IF NOT EXISTS rk_entries (
+    seq INTEGER PRIMARY KEY AUTOINCREMENT,
+    entry_id TEXT NOT NULL UNIQUE,
+    reward_id TEXT NOT NULL REFERENCES rk_rewards (reward_id),
+    program_id TEXT NOT NULL,
+    participant_id TEXT NOT NULL,
+    kind TEXT NOT NULL,
+    quantity_minor INTEGER NOT NULL,
+    exponent INTEGER NOT NULL,
+    at TEXT NOT NULL,
+    cause TEXT NOT NULL,
+    state_after TEXT NOT NULL
+);
+CREATE INDEX IF NOT EXISTS rk_entries_reward ON rk_entries (reward_id, seq);
+CREATE TABLE IF NOT EXISTS rk_counters (
+    program_id TEXT NOT NULL,
+    name TEXT NOT NULL,
+    subject TEXT NOT NULL,
+    value_scaled INTEGER NOT NULL,
+    PRIMARY KEY (program_id, name, subject)
+);
+CREATE TABLE IF NOT EXISTS rk_outbox (
+    seq INTEGER PRIMARY KEY AUTOINCREMENT,
+    notification_id TEXT NOT NULL UNIQUE,
+    program_id TEXT NOT NULL,
+    kind TEXT NOT NULL,
+    recipient_id TEXT NOT NULL,
+    created_at TEXT NOT NULL,
+    data TEXT NOT NULL,
+    delivered_at TEXT,
+    attempts INTEGER NOT NULL DEFAULT 0,
+    last_error TEXT
+);
+CREATE INDEX IF NOT EXISTS rk_outbox_pending ON rk_outbox (seq) WHERE delivered_at IS NULL;
+"""
+
+_SYNCHRONOUS: Final = frozenset({"OFF", "NORMAL", "FULL", "EXTRA"})
+
+
+def _ts(value: datetime) -> str:
+    """A UTC timestamp that sorts as text."""
+    return value.astimezone(UTC).strftime("%Y-%m-%dT%H:%M:%S.%f+00:00")
+
+
+def _dt(text: str) -> datetime:
+    return datetime.fromisoformat(text)
+
+
+def _opt_ts(value: datetime | None) -> str | None:
+    return None if value is None else _ts(value)
+
+
+def _opt_dt(text: str | None) -> datetime | None:
+    return None if text is None else datetime.fromisoformat(text)
+
+
+def _scaled(value: Decimal, exponent: int, what: str) -> int:
+    scaled = value.scaleb(exponent)
+    if scaled != scaled.to_integral_value():
+        raise StoreError(f"{what}={value}: more than {exponent} decimal places")
+    return int(scaled)
+
+
+class SQLiteStore:
+    """A [`Store`][referralkit.Store] in one SQLite database, the embedded default.
+
+    Args:
+        path: A file path, or ``":memory:"`` for a private in-memory database.
+        synchronous: SQLite's ``synchronous`` setting: ``"FULL"`` (the default, durable at
+            every commit) or ``"NORMAL"`` (faster in WAL mode; the last commits may be lost
+            on power failure, never corrupted).
+        busy_timeout: Seconds a unit of work waits for another process's write lock.
+
+    Raises:
+        InvalidInputError: an unknown ``synchronous`` value.
+        SchemaVersionError: the database was written by a newer referralkit.
+        StoreUnavailableError: the file cannot be opened.
+    """
+
+    def __init__(
+        self,
+        path: str | os.PathLike[str] = ":memory:",
+        *,
+        synchronous: str = "FULL",
+        busy_timeout: float = 30.0,
+    ) -> None:
+        mode = str(synchronous).upper()
+        if mode not in _SYNCHRONOUS:
+            raise InvalidInputError(
+                "synchronous", synchronous, f"must be one of {sorted(_SYNCHRONOUS)}"
+            )
+        self._path = os.fspath(path)
+        self._lock = threading.RLock()
+        try:
+            conn = sqlite3.connect(
+                self._path,
+                timeout=busy_timeout,
+                isolation_level=None,
+                check_same_thread=False,
+            )
+        except sqlite3.Error as exc:
+            raise StoreUnavailableError(
+                f"cannot open SQLite database {self._path!r}: {exc}"
+            ) from exc
+        self._conn = conn
+        try:
+            if self._path != ":memory:":
+                conn.execute("PRAGMA journal_mode=WAL")
+            conn.execute(f"PRAGMA synchronous={mode}")
+            conn.execute("PRAGMA foreign_keys=ON")
+            conn.execute(f"PRAGMA busy_timeout={int(busy_timeout * 1000)}")
+            self._migrate()
+        except sqlite3.Error as exc:
+            conn.close()
+            raise StoreUnavailableError(
+                f"cannot use SQLite database {self._path!r}: {exc}"
+            ) from exc
+        except StoreError:
+            conn.close()
+            raise
+
+    def _migrate(self) -> None:
+        conn = self._conn
+        conn.execute("BEGIN IMMEDIATE")
+        try:
+            exists = conn.execute(
+                "SELECT 1 FROM sqlite_master WHERE type='table' AND name='rk_schema'"
+            ).fetchone()
+            if exists:
+                row = conn.execute("SELECT version FROM rk_schema WHERE id = 1").fetchone()
+                version = row[0] if row else None
+                if version is not None and version > SCHEMA_VERSION:
+                    raise SchemaVersionError(
+                        f"database {self._path!r} has schema version {version}, newer than "
+                        f"{SCHEMA_VERSION} which this referralkit writes; upgrade referralkit"
+                    )
+            for statement in _SCHEMA.split(";"):
+                if statement.strip():
+                    conn.execute(statement)
+            conn.execute(
+                "INSERT INTO rk_schema (id, version) VALUES (1, ?) ON CONFLICT (id) DO NOTHING",
+                (SCHEMA_VERSION,),
+            )
+            conn.execute("COMMIT")
+        except BaseException:
+            conn.execute("ROLLBACK")
+            raise
+
+    @property
+    def path(self) -> str:
+        """The database path (``":memory:"`` for an in-memory database)."""
+        return self._path
+
+    def close(self) -> None:
+        """Close the connection; the store cannot be used afterwards."""
+        with self._lock:
+            self._conn.close()
+
+    def unit_of_work(self) -> _SQLiteUnitOfWork:
+        """Begin a unit of work (use it in a ``with`` block)."""
+        return _SQLiteUnitOfWork(self)
+
+    # -- reading everything ------------------------------------------------------------
+    def dump(self) -> Mapping[str, list[Any]]:
+        """Every record, by table, in the same shapes and order as ``InMemoryStore.dump``."""
+        with self._lock, self._translate():
+            conn = self._conn
+            conn.execute("BEGIN")
+            try:
+                return self._dump(conn)
+            finally:
+                conn.execute("COMMIT")
+
+    def _dump(self, conn: sqlite3.Connection) -> dict[str, list[Any]]:
+        def rows(sql: str) -> list[sqlite3.Row]:
+            return conn.execute(sql).fetchall()
+
+        rewards = {r[1]: _reward(r) for r in rows(f"SELECT {_REWARD_COLUMNS} FROM rk_rewards")}
+        entries = [
+            _entry(r)
+            for r in rows(f"SELECT {_ENTRY_COLUMNS} FROM rk_entries ORDER BY reward_id, seq")
+        ]
+        counters = []
+        for program_id, name, subject, scaled in rows(
+            "SELECT program_id, name, subject, value_scaled FROM rk_counters "
+            "WHERE value_scaled != 0 ORDER BY program_id, name, subject"
+        ):
+            counters.append(((program_id, name, subject), Decimal(scaled).scaleb(-_COUNTER_SCALE)))
+        outbox = rows(f"SELECT {_OUTBOX_COLUMNS} FROM rk_outbox ORDER BY notification_id")
+        return {
+            "events": [
+                _event_record(r)
+                for r in rows(
+                    "SELECT program_id, event_id, digest, schema_version, event, outcome "
+                    "FROM rk_events ORDER BY program_id, event_id"
+                )
+            ],
+            "programs": [
+                _program(r)
+                for r in rows(
+                    "SELECT program_id, version, digest, effective_at, published_at, definition "
+                    "FROM rk_programs ORDER BY program_id, version"
+                )
+            ],
+            "participants": [
+                _participant(r)
+                for r in rows(
+                    "SELECT program_id, participant_id, first_seen_at, signed_up_at "
+                    "FROM rk_participants ORDER BY program_id, participant_id"
+                )
+            ],
+            "codes": [
+                _code(r)
+                for r in rows(
+                    "SELECT program_id, code, participant_id, created_at FROM rk_codes "
+                    "ORDER BY program_id, code"
+                )
+            ],
+            "personal_data": [
+                ((r[0], r[1]), r[2])
+                for r in rows(
+                    "SELECT program_id, participant_id, email FROM rk_personal_data "
+                    "ORDER BY program_id, participant_id"
+                )
+            ],
+            "referrals": [
+                _referral(r)
+                for r in rows(f"SELECT {_REFERRAL_COLUMNS} FROM rk_referrals ORDER BY referral_id")
+            ],
+            "orders": [
+                _order(r)
+                for r in rows(
+                    f"SELECT {_ORDER_COLUMNS} FROM rk_orders ORDER BY program_id, order_id"
+                )
+            ],
+            "refunds": [
+                _refund(r)
+                for r in rows(
+                    f"SELECT {_REFUND_COLUMNS} FROM rk_refunds ORDER BY program_id, refund_id"
+                )
+            ],
+            "chargebacks": [
+                _chargeback(r)
+                for r in rows(
+                    f"SELECT {_CHARGEBACK_COLUMNS} FROM rk_chargebacks "
+                    "ORDER BY program_id, chargeback_id"
+                )
+            ],
+            "rewards": [rewards[k] for k in sorted(rewards)],
+            "entries": entries,
+            "counters": counters,
+            "outbox": [_notification(r) for r in outbox],
+            "outbox_status": [(r[0], _outbox_status(r)) for r in outbox],
+        }
+
+    @contextmanager
+    def _translate(self) -> Iterator[None]:
+        """Re-raise driver errors as the library's own tree."""
+        try:
+            yield
+        except sqlite3.IntegrityError as exc:
+            raise ConcurrencyError(f"conflicting write: {exc}") from exc
+        except sqlite3.OperationalError as exc:
+            if "locked" in str(exc) or "busy" in str(exc):
+                raise ConcurrencyError(f"database is busy: {exc}") from exc
+            raise StoreError(f"SQLite error: {exc}") from exc
+        except sqlite3.Error as exc:
+            raise StoreError(f"SQLite error: {exc}") from exc
+
+    def __repr__(self) -> str:
+        return f"SQLiteStore({self._path!r})"
+
+
+# -- row decoding ---------------------------------------------------------------------------
+
+_REFERRAL_COLUMNS: Final = (
+    "referral_id, program_id, program_version, referrer_id, referee_id, code, channel, "
+    "created_at, event_id"
+)
+_ORDER_COLUMNS: Final = (
+    "program_id, order_id, participant_id, amount_minor, currency, at, event_id, referral_id, "
+    "converted, digest"
+)
+_REFUND_COLUMNS: Final = (
+    "program_id, refund_id, order_id, amount_minor, currency, at, event_id, digest"
+)
+_CHARGEBACK_COLUMNS: Final = "program_id, chargeback_id, order_id, at, event_id, digest"
+_REWARD_COLUMNS: Final = (
+    "seq, reward_id, program_id, program_version, referral_id, participant_id, role, value, "
+    "policy, source_event_id, order_id, base_minor, base_currency, created_at, payable_at"
+)
+_ENTRY_COLUMNS: Final = (
+    "entry_id, reward_id, program_id, participant_id, kind, quantity_minor, exponent, at, "
+    "cause, state_after"
+)
+_OUTBOX_COLUMNS: Final = (
+    "notification_id, program_id, kind, recipient_id, created_at, data, delivered_at, "
+    "attempts, last_error"
+)
+
+
+def _corrupt(table: str, key: object, exc: Exception) -> CorruptRecordError:
+    return CorruptRecordError(f"{table} row {key!r} cannot be read: {exc}")
+
+
+def _money(minor: int, currency: str, table: str, key: object) -> Money:
+    try:
+        return Money.from_minor(minor, currency)
+    except InvalidInputError as exc:
+        raise _corrupt(table, key, exc) from exc
+
+
+def _event_record(r: Sequence[Any]) -> EventRecord:
+    try:
+        return EventRecord(r[0], r[1], r[2], codec.loads(r[4]), codec.loads(r[5]), r[3])
+    except (codec.CodecError, InvalidInputError, TypeError) as exc:
+        raise _corrupt("rk_events", (r[0], r[1]), exc) from exc
+
+
+def _program(r: Sequence[Any]) -> ProgramRecord:
+    try:
+        definition = codec.loads(r[5])
+    except codec.CodecError as exc:
+        raise _corrupt("rk_programs", (r[0], r[1]), exc) from exc
+    return ProgramRecord(r[0], r[1], r[2], _dt(r[3]), _dt(r[4]), definition)
+
+
+def _participant(r: Sequence[Any]) -> ParticipantRecord:
+    return ParticipantRecord(r[0], r[1], _dt(r[2]), _opt_dt(r[3]))
+
+
+def _code(r: Sequence[Any]) -> CodeRecord:
+    return CodeRecord(r[0], r[1], r[2], _dt(r[3]))
+
+
+def _referral(r: Sequence[Any]) -> Referral:
+    return Referral(r[0], r[1], r[2], r[3], r[4], r[5], r[6], _dt(r[7]), r[8])
+
+
+def _order(r: Sequence[Any]) -> OrderRecord:
+    amount = _money(r[3], r[4], "rk_orders", (r[0], r[1]))
+    return OrderRecord(r[0], r[1], r[2], amount, _dt(r[5]), r[6], r[7], bool(r[8]), r[9])
+
+
+def _refund(r: Sequence[Any]) -> RefundRecord:
+    amount = _money(r[3], r[4], "rk_refunds", (r[0], r[1]))
+    return RefundRecord(r[0], r[1], r[2], amount, _dt(r[5]), r[6], r[7])
+
+
+def _chargeback(r: Sequence[Any]) -> ChargebackRecord:
+    return ChargebackRecord(r[0], r[1], r[2], _dt(r[3]), r[4], r[5])
+
+
+def _reward(r: Sequence[Any]) -> Reward:
+    key = r[1]
+    try:
+        value = codec.loads(r[7])
+        base = None if r[11] is None else Money.from_minor(r[11], r[12])
+        return Reward(
+            reward_id=r[1],
+            program_id=r[2],
+            program_version=r[3],
+            referral_id=r[4],
+            participant_id=r[5],
+            role=Role(r[6]),
+            value=value,
+            policy=r[8],
+            source_event_id=r[9],
+            order_id=r[10],
+            base_amount=base,
+            created_at=_dt(r[13]),
+            payable_at=_dt(r[14]),
+        )
+    except (codec.CodecError, InvalidInputError, ValueError) as exc:
+        raise _corrupt("rk_rewards", key, exc) from exc
+
+
+def _entry(r: Sequence[Any]) -> Entry:
+    try:
+        return Entry(
+            entry_id=r[0],
+            reward_id=r[1],
+            program_id=r[2],
+            participant_id=r[3],
+            kind=EntryKind(r[4]),
+            quantity=Decimal(r[5]).scaleb(-r[6]),
+            at=_dt(r[7]),
+            cause=r[8],
+            state_after=RewardState(r[9]),
+        )
+    except ValueError as exc:
+        raise _corrupt("rk_entries", r[0], exc) from exc
+
+
+def _notification(r: Sequence[Any]) -> Notification:
+    try:
+        data = codec.loads(r[5])
+    except codec.CodecError as exc:
+        raise _corrupt("rk_outbox", r[0], exc) from exc
+    return Notification(r[0], r[1], r[2], r[3], _dt(r[4]), data)
+
+
+def _outbox_status(r: Sequence[Any]) -> OutboxStatus:
+    return OutboxStatus(_opt_dt(r[6]), r[7], r[8])
+
+
+# -- the unit of work -------------------------------------------------------------------------
+
+
+class _SQLiteUnitOfWork:
+    """One ``BEGIN IMMEDIATE`` transaction; the store's connection is held for its length."""
+
+    def __init__(self, store: SQLiteStore) -> None:
+        self._store = store
+        self._conn = store._conn
+        self._open = False
+        self._committed = False
+
+    def __enter__(self) -> Self:
+        if self._open:
+            raise StoreError("this unit of work is already open")
+        self._store._lock.acquire()
+        try:
+            with self._store._translate():
+                self._conn.execute("BEGIN IMMEDIATE")
+        except BaseException:
+            self._store._lock.release()
+            raise
+        self._open = True
+        self._committed = False
+        return self
+
+    def __exit__(
+        self,
+        exc_type: type[BaseException] | None,
+        exc: BaseException | None,
+        tb: TracebackType | None,
+    ) -> None:
+        try:
+            if not self._committed and self._conn.in_transaction:
+                self._conn.execute("ROLLBACK")
+        finally:
+            self._open = False
+            self._store._lock.release()
+
+    def commit(self) -> None:
+        self._require_open()
+        with self._store._translate():
+            self._conn.execute("COMMIT")
+        self._committed = True
+
+    def rollback(self) -> None:
+        self._require_open()
+        if self._conn.in_transaction:
+            self._conn.execute("ROLLBACK")
+            self._conn.execute("BEGIN IMMEDIATE")
+
+    def _require_open(self) -> None:
+        if not self._open:
+            raise StoreError("unit of work used outside its 'with' block")
+
+    def _x(self, sql: str, params: Sequence[Any] = ()) -> sqlite3.Cursor:
+        if not self._open:
+            self._require_open()
+        with self._store._translate():
+            return self._conn.execute(sql, params)
+
+    def _xm(self, sql: str, params: Iterable[Sequence[Any]]) -> None:
+        if not self._open:
+            self._require_open()
+        with self._store._translate():
+            self._conn.executemany(sql, params)
+
+    def _one(self, sql: str, params: Sequence[Any]) -> Any:
+        return self._x(sql, params).fetchone()
+
+    # -- event log (the unit is its own EventLog) ----------------------------------------
+    def get(self, program_id: str, event_id: str) -> EventRecord | None:
+        row = self._one(
+            "SELECT program_id, event_id, digest, schema_version, event, outcome FROM rk_events "
+            "WHERE program_id = ? AND event_id = ?",
+            (program_id, event_id),
+        )
+        return None if row is None else _event_record(row)
+
+    def add(self, record: EventRecord) -> None:
+        self._x(
+            "INSERT INTO rk_events (program_id, event_id, digest, schema_version, event, outcome) "
+            "VALUES (?, ?, ?, ?, ?, ?)",
+            (
+                record.program_id,
+                record.event_id,
+                record.digest,
+                record.schema_version,
+                codec.dumps(record.event),
+                codec.dumps(record.outcome),
+            ),
+        )
+
+    @property
+    def events(self) -> _SQLiteUnitOfWork:
+        return self
+
+    @functools.cached_property
+    def programs(self) -> _Programs:
+        return _Programs(self)
+
+    @functools.cached_property
+    def participants(self) -> _Participants:
+        return _Participants(self)
+
+    @functools.cached_property
+    def referrals(self) -> _Referrals:
+        return _Referrals(self)
+
+    @functools.cached_property
+    def orders(self) -> _Orders:
+        return _Orders(self)
+
+    @functools.cached_property
+    def ledger(self) -> _Ledger:
+        return _Ledger(self)
+
+    @functools.cached_property
+    def counters(self) -> _Counters:
+        return _Counters(self)
+
+    @functools.cached_property
+    def outbox(self) -> _Outbox:
+        return _Outbox(self)
+
+
+class _Repo:
+    def __init__(self, uow: _SQLiteUnitOfWork) -> None:
+        self._u = uow
+
+
+class _Programs(_Repo):
+    _COLUMNS = "program_id, version, digest, effective_at, published_at, definition"
+
+    def get(self, program_id: str, version: int) -> ProgramRecord | None:
+        row = self._u._one(
+            f"SELECT {self._COLUMNS} FROM rk_programs WHERE program_id = ? AND version = ?",
+            (program_id, version),
+        )
+        return None if row is None else _program(row)
+
+    def add(self, record: ProgramRecord) -> None:
+        self._u._x(
+            f"INSERT INTO rk_programs ({self._COLUMNS}) VALUES (?, ?, ?, ?, ?, ?)",
+            (
+                record.program_id,
+                record.version,
+                record.digest,
+                _ts(record.effective_at),
+                _ts(record.published_at),
+                codec.dumps(record.definition),
+            ),
+        )
+
+    def versions(self, program_id: str) -> list[ProgramRecord]:
+        rows = self._u._x(
+            f"SELECT {self._COLUMNS} FROM rk_programs WHERE program_id = ? ORDER BY version",
+            (program_id,),
+        ).fetchall()
+        return [_program(r) for r in rows]
+
+
+class _Participants(_Repo):
+    def get(self, program_id: str, participant_id: str) -> ParticipantRecord | None:
+        row = self._u._one(
+            "SELECT program_id, participant_id, first_seen_at, signed_up_at FROM rk_participants "
+            "WHERE program_id = ? AND participant_id = ?",
+            (program_id, participant_id),
+        )
+        return None if row is None else _participant(row)
+
+    def put(self, record: ParticipantRecord) -> None:
+        self._u._x(
+            "INSERT INTO rk_participants (program_id, participant_id, first_seen_at, signed_up_at) "
+            "VALUES (?, ?, ?, ?) ON CONFLICT (program_id, participant_id) DO UPDATE SET "
+            "first_seen_at = excluded.first_seen_at, signed_up_at = excluded.signed_up_at",
+            (
+                record.program_id,
+                record.participant_id,
+                _ts(record.first_seen_at),
+                _opt_ts(record.signed_up_at),
+            ),
+        )
+
+    def code_owner(self, program_id: str, code: str) -> CodeRecord | None:
+        row = self._u._one(
+            "SELECT program_id, code, participant_id, created_at FROM rk_codes "
+            "WHERE program_id = ? AND code = ?",
+            (program_id, code),
+        )
+        return None if row is None else _code(row)
+
+    def code_of(self, program_id: str, participant_id: str) -> CodeRecord | None:
+        row = self._u._one(
+            "SELECT program_id, code, participant_id, created_at FROM rk_codes "
+            "WHERE program_id = ? AND participant_id = ?",
+            (program_id, participant_id),
+        )
+        return None if row is None else _code(row)
+
+    def add_code(self, record: CodeRecord) -> None:
+        self._u._x(
+            "INSERT INTO rk_codes (program_id, code, participant_id, created_at) "
+            "VALUES (?, ?, ?, ?)",
+            (record.program_id, record.code, record.participant_id, _ts(record.created_at)),
+        )
+
+    def email_of(self, program_id: str, participant_id: str) -> str | None:
+        row = self._u._one(
+            "SELECT email FROM rk_personal_data WHERE program_id = ? AND participant_id = ?",
+            (program_id, participant_id),
+        )
+        return None if row is None else str(row[0])
+
+    def set_email(self, program_id: str, participant_id: str, email: str) -> None:
+        self._u._x(
+            "INSERT INTO rk_personal_data (program_id, participant_id, email) VALUES (?, ?, ?) "
+            "ON CONFLICT (program_id, participant_id) DO UPDATE SET email = excluded.email",
+            (program_id, participant_id, email),
+        )
+
+
+class _Referrals(_Repo):
+    def by_referee(self, program_id: str, referee_id: str) -> Referral | None:
+        row = self._u._one(
+            f"SELECT {_REFERRAL_COLUMNS} FROM rk_referrals WHERE program_id = ? AND referee_id = ?",
+            (program_id, referee_id),
+        )
+        return None if row is None else _referral(row)
+
+    def get(self, referral_id: str) -> Referral | None:
+        row = self._u._one(
+            f"SELECT {_REFERRAL_COLUMNS} FROM rk_referrals WHERE referral_id = ?", (referral_id,)
+        )
+        return None if row is None else _referral(row)
+
+    def add(self, referral: Referral) -> None:
+        r = referral
+        self._u._x(
+            f"INSERT INTO rk_referrals ({_REFERRAL_COLUMNS}) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?)",
+            (
+                r.referral_id,
+                r.program_id,
+                r.program_version,
+                r.referrer_id,
+                r.referee_id,
+                r.code,
+                r.channel,
+                _ts(r.created_at),
+                r.event_id,
+            ),
+        )
+
+
+class _Orders(_Repo):
+    def get(self, program_id: str, order_id: str) -> OrderRecord | None:
+        row = self._u._one(
+            f"SELECT {_ORDER_COLUMNS} FROM rk_orders WHERE program_id = ? AND order_id = ?",
+            (program_id, order_id),
+        )
+        return None if row is None else _order(row)
+
+    def add(self, record: OrderRecord) -> None:
+        r = record
+        self._u._x(
+            f"INSERT INTO rk_orders ({_ORDER_COLUMNS}) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
+            (
+                r.program_id,
+                r.order_id,
+                r.participant_id,
+                r.amount.to_minor(),
+                r.amount.currency,
+                _ts(r.at),
+                r.event_id,
+                r.referral_id,
+                int(r.converted),
+                r.digest,
+            ),
+        )
+
+    def refund(self, program_id: str, refund_id: str) -> RefundRecord | None:
+        row = self._u._one(
+            f"SELECT {_REFUND_COLUMNS} FROM rk_refunds WHERE program_id = ? AND refund_id = ?",
+            (program_id, refund_id),
+        )
+        return None if row is None else _refund(row)
+
+    def add_refund(self, record: RefundRecord) -> None:
+        r = record
+        self._u._x(
+            f"INSERT INTO rk_refunds ({_REFUND_COLUMNS}) VALUES (?, ?, ?, ?, ?, ?, ?, ?)",
+            (
+                r.program_id,
+                r.refund_id,
+                r.order_id,
+                r.amount.to_minor(),
+                r.amount.currency,
+                _ts(r.at),
+                r.event_id,
+                r.digest,
+            ),
+        )
+
+    def chargeback(self, program_id: str, chargeback_id: str) -> ChargebackRecord | None:
+        row = self._u._one(
+            f"SELECT {_CHARGEBACK_COLUMNS} FROM rk_chargebacks "
+            "WHERE program_id = ? AND chargeback_id = ?",
+            (program_id, chargeback_id),
+        )
+        return None if row is None else _chargeback(row)
+
+    def add_chargeback(self, record: ChargebackRecord) -> None:
+        r = record
+        self._u._x(
+            f"INSERT INTO rk_chargebacks ({_CHARGEBACK_COLUMNS}) VALUES (?, ?, ?, ?, ?, ?)",
+            (r.program_id, r.chargeback_id, r.order_id, _ts(r.at), r.event_id, r.digest),
+        )
+
+
+class _Ledger(_Repo):
+    def add_reward(self, reward: Reward, entry: Entry) -> None:
+        r = reward
+        unit: Unit = r.value.unit
+        self._u._x(
+            "INSERT INTO rk_rewards (reward_id, program_id, program_version, referral_id, "
+            "participant_id, role, value, unit_kind, unit_code, policy, source_event_id, "
+            "order_id, base_minor, base_currency, created_at, payable_at, state) "
+            "VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
+            (
+                r.reward_id,
+                r.program_id,
+                r.program_version,
+                r.referral_id,
+                r.participant_id,
+                r.role.value,
+                codec.dumps(r.value),
+                unit.kind,
+                unit.code,
+                r.policy,
+                r.source_event_id,
+                r.order_id,
+                None if r.base_amount is None else r.base_amount.to_minor(),
+                None if r.base_amount is None else r.base_amount.currency,
+                _ts(r.created_at),
+                _ts(r.payable_at),
+                entry.state_after.value,
+            ),
+        )
+        self.append((entry,))
+
+    def append(self, entries: Sequence[Entry]) -> None:
+        if not entries:
+            return
+        ids = sorted({e.reward_id for e in entries})
+        marks = ", ".join("?" * len(ids))
+        rows = self._u._x(
+            f"SELECT reward_id, unit_kind, unit_code FROM rk_rewards WHERE reward_id IN ({marks})",
+            ids,
+        ).fetchall()
+        exponents = {rid: Unit(kind, code).exponent for rid, kind, code in rows}
+        for entry in entries:
+            if entry.reward_id not in exponents:
+                raise StoreError(
+                    f"entry {entry.entry_id!r} names unknown reward {entry.reward_id!r}"
+                )
+        self._u._xm(
+            f"INSERT INTO rk_entries ({_ENTRY_COLUMNS}) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
+            [
+                (
+                    e.entry_id,
+                    e.reward_id,
+                    e.program_id,
+                    e.participant_id,
+                    e.kind.value,
+                    _scaled(e.quantity, exponents[e.reward_id], "entry.quantity"),
+                    exponents[e.reward_id],
+                    _ts(e.at),
+                    e.cause,
+                    e.state_after.value,
+                )
+                for e in entries
+            ],
+        )
+        self._u._xm(
+            "UPDATE rk_rewards SET state = ? WHERE reward_id = ?",
+            [(e.state_after.value, e.reward_id) for e in entries],
+        )
+
+    def rewards(
+        self,
+        program_id: str,
+        *,
+        participant_id: str | None = None,
+        order_id: str | None = None,
+    ) -> list[Reward]:
+        if (participant_id is None) == (order_id is None):
+            raise StoreError("give exactly one of participant_id, order_id")
+        column, key = (
+            ("participant_id", participant_id)
+            if participant_id is not None
+            else ("order_id", order_id)
+        )
+        rows = self._u._x(
+            f"SELECT {_REWARD_COLUMNS} FROM rk_rewards WHERE program_id = ? AND {column} = ? "
+            "ORDER BY seq",
+            (program_id, key),
+        ).fetchall()
+        return [_reward(r) for r in rows]
+
+    def entries(self, reward_ids: Iterable[str]) -> dict[str, list[Entry]]:
+        ids = list(reward_ids)
+        out: dict[str, list[Entry]] = {i: [] for i in ids}
+        for start in range(0, len(ids), 500):
+            chunk = ids[start : start + 500]
+            marks = ", ".join("?" * len(chunk))
+            rows = self._u._x(
+                f"SELECT {_ENTRY_COLUMNS} FROM rk_entries WHERE reward_id IN ({marks}) "
+                "ORDER BY seq",
+                chunk,
+            ).fetchall()
+            for r in rows:
+                out[r[1]].append(_entry(r))
+        return out
+
+    def in_state(
+        self, program_id: str, state: RewardState, *, due_by: datetime | None, limit: int
+    ) -> list[Reward]:
+        if limit < 1:
+            return []
+        if due_by is None:
+            rows = self._u._x(
+                f"SELECT {_REWARD_COLUMNS} FROM rk_rewards WHERE program_id = ? AND state = ? "
+                "ORDER BY payable_at, reward_id LIMIT ?",
+                (program_id, state.value, limit),
+            ).fetchall()
+        else:
+            rows = self._u._x(
+                f"SELECT {_REWARD_COLUMNS} FROM rk_rewards WHERE program_id = ? AND state = ? "
+                "AND payable_at <= ? ORDER BY payable_at, reward_id LIMIT ?",
+                (program_id, state.value, _ts(due_by), limit),
+            ).fetchall()
+        return [_reward(r) for r in rows]
+
+
+class _Counters(_Repo):
+    def get(self, keys: Iterable[CounterKey]) -> dict[CounterKey, Decimal]:
+        out: dict[CounterKey, Decimal] = {}
+        for key in keys:
+            row = self._u._one(
+                "SELECT value_scaled FROM rk_counters "
+                "WHERE program_id = ? AND name = ? AND subject = ?",
+                key,
+            )
+            out[key] = Decimal(0) if row is None else Decimal(row[0]).scaleb(-_COUNTER_SCALE)
+        return out
+
+    def add(self, key: CounterKey, delta: Decimal) -> None:
+        if not delta:
+            return
+        scaled = _scaled(Decimal(delta), _COUNTER_SCALE, "counter delta")
+        self._u._x(
+            "INSERT INTO rk_counters (program_id, name, subject, value_scaled) VALUES (?, ?, ?, ?) "
+            "ON CONFLICT (program_id, name, subject) DO UPDATE "
+            "SET value_scaled = value_scaled + excluded.value_scaled",
+            (key[0], str(key[1]), key[2], scaled),
+        )
+
+
+class _Outbox(_Repo):
+    def add(self, notifications: Sequence[Notification]) -> None:
+        self._u._xm(
+            "INSERT INTO rk_outbox (notification_id, program_id, kind, recipient_id, created_at, "
+            "data) VALUES (?, ?, ?, ?, ?, ?)",
+            [
+                (
+                    n.notification_id,
+                    n.program_id,
+                    n.kind,
+                    n.recipient_id,
+                    _ts(n.created_at),
+                    codec.dumps(n.data),
+                )
+                for n in notifications
+            ],
+        )
+
+    def pending(self, limit: int) -> list[Notification]:
+        if limit < 1:
+            return []
+        rows = self._u._x(
+            f"SELECT {_OUTBOX_COLUMNS} FROM rk_outbox WHERE delivered_at IS NULL "
+            "ORDER BY seq LIMIT ?",
+            (limit,),
+        ).fetchall()
+        return [_notification(r) for r in rows]
+
+    def mark_delivered(self, notification_id: str, at: datetime) -> None:
+        self._u._x(
+            "UPDATE rk_outbox SET delivered_at = ?, attempts = attempts + 1 "
+            "WHERE notification_id = ?",
+            (_ts(at), notification_id),
+        )
+
+    def mark_failed(self, notification_id: str, at: datetime, error: str) -> None:
+        self._u._x(
+            "UPDATE rk_outbox SET attempts = attempts + 1, last_error = ? "
+            "WHERE notification_id = ?",
+            (error, notification_id),
+        )

@@ -1,0 +1,151 @@
+"""A reversible JSON encoding of referralkit's values, for stores that keep records as text.
+
+Unlike the canonical encoding (one-way, for digests), this one decodes back to equal
+objects: events, outcomes, reward values, decisions. Every container is tagged, so user
+metadata can hold any JSON keys, ``"$"`` included.
+"""
+
+from __future__ import annotations
+
+import enum
+import json
+from collections.abc import Callable, Mapping
+from datetime import datetime
+from decimal import Decimal
+from types import MappingProxyType
+from typing import Any
+
+import attrs
+
+from referralkit._values import decisions, events, records, rewards
+from referralkit._values.money import Money
+
+__all__ = ["CodecError", "decode", "dumps", "encode", "loads"]
+
+
+class CodecError(ValueError):
+    """Data that does not decode to a referralkit value."""
+
+
+def _registry() -> dict[str, type]:
+    classes: dict[str, type] = {}
+    for module in (events, rewards, decisions, records):
+        for name in module.__all__:
+            obj = getattr(module, name)
+            if isinstance(obj, type) and (attrs.has(obj) or issubclass(obj, enum.Enum)):
+                classes[obj.__name__] = obj
+    return classes
+
+
+_CLASSES: dict[str, type] = _registry()
+_INIT_FIELDS: dict[type, tuple[tuple[str, str], ...]] = {}
+
+
+def _init_fields(cls: type) -> tuple[tuple[str, str], ...]:
+    fields = _INIT_FIELDS.get(cls)
+    if fields is None:
+        fields = tuple((f.name, f.alias or f.name) for f in attrs.fields(cls) if f.init)
+        _INIT_FIELDS[cls] = fields
+    return fields
+
+
+def encode(value: Any) -> Any:
+    """``value`` as tagged JSON data."""
+    if isinstance(value, enum.Enum):
+        return {"$e": [type(value).__name__, value.value]}
+    if value is None or isinstance(value, bool | int | str):
+        return value
+    if isinstance(value, Money):
+        return {"$m": [str(value.amount), value.currency]}
+    if isinstance(value, Decimal):
+        return {"$d": str(value)}
+    if isinstance(value, datetime):
+        return {"$dt": value.isoformat()}
+    cls = type(value)
+    if attrs.has(cls):
+        if cls.__name__ not in _CLASSES:
+            raise CodecError(f"cannot encode {cls.__name__}: not a referralkit value")
+        return {
+            "$t": cls.__name__,
+            "f": {alias: encode(getattr(value, name)) for name, alias in _init_fields(cls)},
+        }
+    if isinstance(value, tuple):
+        return {"$tu": [encode(v) for v in value]}
+    if isinstance(value, list):
+        return [encode(v) for v in value]
+    if isinstance(value, Mapping):
+        return {"$map": {str(k): encode(v) for k, v in value.items()}}
+    if isinstance(value, float):
+        return value
+    raise CodecError(f"cannot encode {cls.__name__}: {value!r}")
+
+
+def _decode_tagged(data: dict[str, Any]) -> Any:
+    if "$t" in data:
+        cls = _CLASSES.get(data["$t"])
+        if cls is None:
+            raise CodecError(f"unknown type {data['$t']!r}")
+        fields = {k: decode(v) for k, v in data["f"].items()}
+        return cls(**fields)
+    if "$m" in data:
+        amount, currency = data["$m"]
+        return Money(Decimal(amount), currency)
+    if "$d" in data:
+        return Decimal(data["$d"])
+    if "$dt" in data:
+        return datetime.fromisoformat(data["$dt"])
+    if "$e" in data:
+        name, raw = data["$e"]
+        enum_cls = _CLASSES.get(name)
+        if enum_cls is None:
+            raise CodecError(f"unknown enum {name!r}")
+        return enum_cls(raw)
+    if "$tu" in data:
+        return tuple(decode(v) for v in data["$tu"])
+    if "$map" in data:
+        return {k: decode(v) for k, v in data["$map"].items()}
+    raise CodecError(f"untagged object {sorted(data)!r}")
+
+
+def decode(data: Any) -> Any:
+    """The value that [`encode`][] turned into ``data``.
+
+    Raises:
+        CodecError: the data is not a referralkit encoding.
+    """
+    if isinstance(data, dict):
+        try:
+            return _decode_tagged(data)
+        except CodecError:
+            raise
+        except (TypeError, ValueError, KeyError, ArithmeticError) as exc:
+            raise CodecError(f"cannot decode {data!r}: {exc}") from exc
+    if isinstance(data, list):
+        return [decode(v) for v in data]
+    return data
+
+
+_DUMPS: Callable[[Any], str] = json.JSONEncoder(separators=(",", ":"), ensure_ascii=False).encode
+
+
+def dumps(value: Any) -> str:
+    """``value`` encoded as compact JSON text."""
+    return _DUMPS(encode(value))
+
+
+def loads(text: str) -> Any:
+    """The value [`dumps`][] wrote.
+
+    Raises:
+        CodecError: not JSON, or not a referralkit encoding.
+    """
+    try:
+        data = json.loads(text)
+    except (TypeError, ValueError) as exc:
+        raise CodecError(f"not JSON: {text[:80]!r}") from exc
+    return decode(data)
+
+
+def frozen_map(data: Mapping[str, Any]) -> Mapping[str, Any]:
+    """A read-only copy of ``data``."""
+    return MappingProxyType(dict(data))
