@@ -14,16 +14,19 @@ from __future__ import annotations
 import argparse
 import random
 import sys
+import tempfile
 from collections import Counter
 from collections.abc import Callable, Sequence
 from datetime import UTC, datetime, timedelta
 from decimal import Decimal
+from pathlib import Path
 from typing import TextIO
 
 import attrs
 from dateutil.relativedelta import relativedelta
 
 import referralkit as rk
+from referralkit.attribution import generate_code
 
 __all__ = ["DemoRun", "demo_program", "main", "make_store", "render_demo", "run_demo"]
 
@@ -52,12 +55,9 @@ def usd(amount: str | int) -> rk.Money:
     return rk.Money(amount, "USD")
 
 
-def make_store() -> rk.Store:
-    """The store the demo runs on.
-
-    The in-memory reference store for now; swap in the SQLite store here when it lands.
-    """
-    return rk.InMemoryStore()
+def make_store(path: str = ":memory:") -> rk.Store:
+    """The store the demo runs on: the embedded SQLite store, in a file or in memory."""
+    return rk.SQLiteStore(path, synchronous="NORMAL")
 
 
 def demo_program() -> rk.Program:
@@ -217,18 +217,24 @@ def _generate(
     return stream.events()
 
 
-def run_demo(seed: int = 7, participants: int = 40) -> DemoRun:
+def run_demo(seed: int = 7, participants: int = 40, db: str = ":memory:") -> DemoRun:
     """Run the demo program over a stream generated from ``seed``, then settle.
 
     Args:
-        seed: Seeds ``random.Random``; the same seed gives the same stream.
+        seed: Seeds ``random.Random``; the same seed gives the same stream and codes.
         participants: How many people take part; a fifth of them (at least two) refer.
+        db: The SQLite database file (``":memory:"`` keeps nothing).
     """
     if participants < _MIN_PARTICIPANTS:
         raise ValueError(f"participants={participants!r}: must be at least {_MIN_PARTICIPANTS}")
     rng = random.Random(seed)
     clock = rk.ManualClock(DEMO_START)
-    engine = rk.Engine(demo_program(), make_store(), clock=clock)
+    engine = rk.Engine(
+        demo_program(),
+        make_store(db),
+        clock=clock,
+        code_factory=lambda: generate_code(token_bytes=rng.randbytes),
+    )
     people = _names(participants)
     rng.shuffle(people)
     referrers = people[: max(2, participants // 5)]
@@ -354,6 +360,7 @@ def _summary(run: DemoRun, views: Sequence[rk.RewardView]) -> list[str]:
     lines = [
         f"Summary (seed {run.seed}: {len(run.people)} participants, "
         f"{len(run.referrers)} of them with a code)",
+        f"  store       {type(run.engine.store).__name__}, one transaction per event",
         f"  events      {len(fresh)} handled ({by_kind})",
         f"  duplicates  {duplicates} delivered again: stored outcome returned, nothing written",
         f"  referrals   {created} created, {sum(refused.values())} refused"
@@ -440,6 +447,11 @@ def _parser() -> argparse.ArgumentParser:
         "--seed", type=int, default=7, help="seed of the generated stream (default: 7)"
     )
     demo.add_argument(
+        "--db",
+        metavar="PATH",
+        help="keep the SQLite database in this new file (default: a temporary file, removed)",
+    )
+    demo.add_argument(
         "--participants",
         type=_bounded_int(_MIN_PARTICIPANTS, _MAX_PARTICIPANTS),
         default=40,
@@ -465,6 +477,18 @@ def main(argv: Sequence[str] | None = None, *, out: TextIO | None = None) -> int
         parser.print_usage(sys.stderr)
         print("referralkit: error: a command is required (try 'referralkit demo')", file=sys.stderr)
         return 2
-    run = run_demo(seed=args.seed, participants=args.participants)
-    print(render_demo(run), file=stdout)
+    if args.db is not None:
+        if Path(args.db).exists():
+            print(f"referralkit: error: --db {args.db!r} exists; give a new file", file=sys.stderr)
+            return 2
+        run = run_demo(seed=args.seed, participants=args.participants, db=args.db)
+        print(render_demo(run), file=stdout)
+        print(f"\nThe SQLite database is in {args.db}", file=stdout)
+        return 0
+    with tempfile.TemporaryDirectory(prefix="referralkit-demo-") as tmp:
+        db = str(Path(tmp) / "demo.sqlite3")
+        run = run_demo(seed=args.seed, participants=args.participants, db=db)
+        print(render_demo(run), file=stdout)
+        if isinstance(run.engine.store, rk.SQLiteStore):
+            run.engine.store.close()
     return 0
