@@ -1,0 +1,123 @@
+"""Engine.handle_many: batches are one unit of work; a failing event does not lose the others."""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from datetime import UTC, datetime, timedelta
+
+import pytest
+from dateutil.relativedelta import relativedelta
+
+import referralkit as rk
+
+T0 = datetime(2026, 3, 2, 9, 0, tzinfo=UTC)
+STORES: dict[str, Callable[[], rk.Store]] = {
+    "memory": rk.InMemoryStore,
+    "sqlite": lambda: rk.SQLiteStore(":memory:"),
+}
+
+
+def usd(amount: str | int) -> rk.Money:
+    return rk.Money(amount, "USD")
+
+
+def make_engine(store: rk.Store) -> rk.Engine:
+    program = rk.Program(
+        id="batches",
+        effective_at=T0,
+        currency="USD",
+        policies=[rk.DoubleSided(referrer=rk.Cash(usd(20)), referee=rk.Credit(usd(10)))],
+        hold=relativedelta(days=30),
+    )
+    codes = iter(["ALPHA234", "BRAV0234", "CHAR1234"])
+    return rk.Engine(program, store, clock=rk.ManualClock(T0), code_factory=lambda: next(codes))
+
+
+def stream(code: str) -> list[rk.Event]:
+    at = [T0 + timedelta(minutes=i) for i in range(10)]
+    return [
+        rk.Signup(event_id="s-bob", participant_id="bob", code=code, at=at[0]),
+        rk.Purchase(
+            event_id="p-bob", participant_id="bob", order_id="o-1", amount=usd(80), at=at[1]
+        ),
+        rk.Refund(event_id="r-ghost", refund_id="r-0", order_id="o-404", amount=usd(5), at=at[2]),
+        rk.Purchase(
+            event_id="p-bob", participant_id="bob", order_id="o-1", amount=usd(80), at=at[1]
+        ),
+        rk.Refund(event_id="r-bob", refund_id="r-1", order_id="o-1", amount=usd(20), at=at[3]),
+        rk.Signup(event_id="s-cy", participant_id="cy", code="NOPE9999", at=at[4]),
+    ]
+
+
+@pytest.fixture(params=sorted(STORES))
+def store(request: pytest.FixtureRequest) -> rk.Store:
+    return STORES[request.param]()
+
+
+def test_a_failing_event_is_reported_in_place_and_the_rest_of_its_batch_is_kept(
+    store: rk.Store,
+) -> None:
+    engine = make_engine(store)
+    code = engine.issue_code("alice")
+
+    results = engine.handle_many(stream(code), batch_size=10)
+
+    assert [type(r).__name__ for r in results] == [
+        "Outcome",
+        "Outcome",
+        "UnknownOrderError",
+        "Outcome",
+        "Outcome",
+        "Outcome",
+    ]
+    third = results[3]
+    assert isinstance(third, rk.Outcome)
+    assert third.duplicate
+    assert engine.balance("alice")[rk.Unit("cash", "USD")].lifetime == 15
+    assert [o.event_id for o in store.dump()["orders"]] == ["p-bob"]
+
+
+@pytest.mark.parametrize("batch_size", [1, 2, 4, 100])
+def test_batches_of_any_size_write_what_handling_one_by_one_writes(
+    store: rk.Store, batch_size: int
+) -> None:
+    """The same stream, batched or not, leaves identical records (ids included)."""
+    one_by_one = make_engine(rk.InMemoryStore())
+    code = one_by_one.issue_code("alice")
+    expected = []
+    for event in stream(code):
+        try:
+            expected.append(one_by_one.handle(event))
+        except rk.ReferralKitError as exc:
+            expected.append(exc)  # type: ignore[arg-type]
+
+    batched = make_engine(store)
+    assert batched.issue_code("alice") == code
+    results = batched.handle_many(stream(code), batch_size=batch_size)
+
+    assert [r if isinstance(r, rk.Outcome) else type(r) for r in results] == [
+        r if isinstance(r, rk.Outcome) else type(r) for r in expected
+    ]
+    assert store.dump() == one_by_one.store.dump()
+
+
+def test_an_event_repeated_within_one_batch_is_a_duplicate(store: rk.Store) -> None:
+    engine = make_engine(store)
+    code = engine.issue_code("alice")
+    signup = rk.Signup(event_id="s-1", participant_id="bob", code=code, at=T0)
+
+    first, second = engine.handle_many([signup, signup])
+
+    assert isinstance(first, rk.Outcome)
+    assert not first.duplicate
+    assert isinstance(second, rk.Outcome)
+    assert second.duplicate
+    assert second.reasons() == first.reasons()
+
+
+@pytest.mark.parametrize("size", [0, -1, True, 1.5])
+def test_a_batch_size_below_one_is_refused(size: object) -> None:
+    engine = make_engine(rk.InMemoryStore())
+    with pytest.raises(rk.InvalidInputError) as info:
+        engine.handle_many([], batch_size=size)  # type: ignore[arg-type]
+    assert info.value.field == "batch_size"
