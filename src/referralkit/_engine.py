@@ -176,7 +176,8 @@ class Engine:
             raise InvalidProgramError(
                 "program.version", program.version, "was published before with other content"
             )
-        with self._store.unit_of_work() as uow:
+
+        def work(uow: UnitOfWork) -> ProgramRecord:
             record = uow.programs.get(program.id, program.version)
             if record is None:
                 record = ProgramRecord(
@@ -188,13 +189,16 @@ class Engine:
                     definition=program.definition(),
                 )
                 uow.programs.add(record)
-                uow.commit()
             elif record.digest != program.digest:
                 raise InvalidProgramError(
                     "program.version",
                     program.version,
                     "was published before with other content; publish a new version",
                 )
+            return record
+
+        # Workers starting together may publish at once: the loser retries and finds it.
+        record = self._transact(work)
         self._versions[program.version] = program
         self._by_effective = sorted(
             self._versions.values(), key=lambda p: (p.effective_at, p.version)
@@ -350,6 +354,16 @@ class Engine:
         event_digest = digest(event)
         with self._store.unit_of_work() as uow:
             return self._handle_in(uow, event, event_digest, log_event=False)
+
+    def event_log(self, after: int = 0, limit: int = 1000) -> list[tuple[int, Event]]:
+        """Accepted events in the order they were committed, each with its log position.
+
+        Page through the log with ``after`` set to the last position seen. Replaying these
+        events into an empty store with the same programs and codes gives the same ledger.
+        """
+        with self._store.unit_of_work() as uow:
+            page = uow.events.since(self._program_id, after, limit)
+        return [(position, record.event) for position, record in page]
 
     def outcome_of(self, event_id: str) -> Outcome | None:
         """The stored outcome of an event, to answer "why no reward?" later."""

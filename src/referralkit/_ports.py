@@ -60,6 +60,12 @@ class EventLog(Protocol):
         ``ConcurrencyError`` at the latest when the unit of work commits."""
         ...
 
+    def since(self, program_id: str, after: int, limit: int) -> list[tuple[int, EventRecord]]:
+        """Up to ``limit`` accepted events of a program whose log position is greater than
+        ``after``, in commit order, each with its position (positions increase with commit
+        order; start from 0). Used for replays, backtests and audits."""
+        ...
+
 
 class Programs(Protocol):
     """**Protocol:** published program versions."""

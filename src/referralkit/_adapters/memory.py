@@ -50,6 +50,7 @@ class OutboxStatus:
 class _Tables:
     def __init__(self) -> None:
         self.events: dict[tuple[str, str], EventRecord] = {}
+        self.event_log: list[tuple[str, str]] = []  # keys in commit order
         self.programs: dict[tuple[str, int], ProgramRecord] = {}
         self.participants: dict[tuple[str, str], ParticipantRecord] = {}
         self.codes: dict[tuple[str, str], CodeRecord] = {}
@@ -191,7 +192,22 @@ class _MemoryUnitOfWork:
         return self._t.events.get((program_id, event_id))
 
     def add(self, record: EventRecord) -> None:
-        self._insert(self._t.events, (record.program_id, record.event_id), record, "event")
+        key = (record.program_id, record.event_id)
+        self._insert(self._t.events, key, record, "event")
+        log = self._t.event_log
+        log.append(key)
+        self._undo.append((log, None, _POP))
+
+    def since(self, program_id: str, after: int, limit: int) -> list[tuple[int, EventRecord]]:
+        out: list[tuple[int, EventRecord]] = []
+        log = self._t.event_log
+        for position in range(max(after, 0) + 1, len(log) + 1):
+            if len(out) >= limit:
+                break
+            key = log[position - 1]
+            if key[0] == program_id:
+                out.append((position, self._t.events[key]))
+        return out
 
 
 class _Repo:

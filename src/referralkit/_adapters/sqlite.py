@@ -671,6 +671,14 @@ class _SQLiteUnitOfWork:
             ),
         )
 
+    def since(self, program_id: str, after: int, limit: int) -> list[tuple[int, EventRecord]]:
+        rows = self._x(
+            "SELECT seq, program_id, event_id, digest, schema_version, event, outcome "
+            "FROM rk_events WHERE program_id = ? AND seq > ? ORDER BY seq LIMIT ?",
+            (program_id, after, limit),
+        ).fetchall()
+        return [(r[0], _event_record(r[1:])) for r in rows]
+
     @property
     def events(self) -> _SQLiteUnitOfWork:
         return self
