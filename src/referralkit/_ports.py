@@ -160,14 +160,19 @@ class Orders(Protocol):
 
 
 class Ledger(Protocol):
-    """**Protocol:** rewards and their append-only entries."""
+    """**Protocol:** rewards and their append-only entries.
+
+    Stores keep records as given, except that datetimes may come back in UTC (the same
+    instant, still timezone-aware); this holds for every repository.
+    """
 
     def add_reward(self, reward: Reward, entry: Entry) -> None:
         """Add a reward with its first (granted) entry; a known reward id is a conflict."""
         ...
 
     def append(self, entries: Sequence[Entry]) -> None:
-        """Append entries to existing rewards; a known entry id is a conflict."""
+        """Append entries to existing rewards; a known entry id is a conflict
+        (``ConcurrencyError``), an entry of an unknown reward a ``StoreError``."""
         ...
 
     def rewards(
@@ -177,7 +182,8 @@ class Ledger(Protocol):
         participant_id: str | None = None,
         order_id: str | None = None,
     ) -> list[Reward]:
-        """Rewards of one participant or one order (give exactly one), oldest first."""
+        """Rewards of one participant or one order (give exactly one), in the order they
+        were added."""
         ...
 
     def entries(self, reward_ids: Iterable[str]) -> dict[str, list[Entry]]:
@@ -193,7 +199,11 @@ class Ledger(Protocol):
 
 
 class Counters(Protocol):
-    """**Protocol:** exact counters, updated in the same transaction as the change."""
+    """**Protocol:** exact counters, updated in the same transaction as the change.
+
+    Values are exact ``Decimal``s with up to 6 decimal places and a magnitude below
+    9·10¹² (counts, and money in major units of any ISO 4217 currency).
+    """
 
     def get(self, keys: Iterable[CounterKey]) -> dict[CounterKey, Decimal]:
         """Current values; a counter never written reads as 0."""
@@ -212,7 +222,7 @@ class Outbox(Protocol):
         ...
 
     def pending(self, limit: int) -> list[Notification]:
-        """Up to ``limit`` undelivered notifications, oldest first."""
+        """Up to ``limit`` undelivered notifications, in the order they were added."""
         ...
 
     def mark_delivered(self, notification_id: str, at: datetime) -> None:

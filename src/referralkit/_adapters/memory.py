@@ -80,7 +80,7 @@ class _MemoryUnitOfWork:
         self._t = store._tables
         self._undo: list[tuple[Any, Any, Any]] = []
         self._open = False
-        self._committed = False
+        self._failed = False
 
     # Repositories are made on first use: most events touch only a few of them.
     @property
@@ -122,7 +122,7 @@ class _MemoryUnitOfWork:
         self._store._lock.acquire()
         self._open = True
         self._undo.clear()
-        self._committed = False
+        self._failed = False
         return self
 
     def __exit__(
@@ -132,16 +132,16 @@ class _MemoryUnitOfWork:
         tb: TracebackType | None,
     ) -> None:
         try:
-            if not self._committed:
-                self.rollback()
+            self.rollback()  # whatever was written since the last commit()
         finally:
             self._open = False
             self._store._lock.release()
 
     def commit(self) -> None:
         self._require_open()
+        if self._failed:
+            raise StoreError("this unit of work was rolled back after a conflict")
         self._undo.clear()
-        self._committed = True
 
     def rollback(self) -> None:
         undo = self._undo
@@ -153,7 +153,6 @@ class _MemoryUnitOfWork:
                 del table[key]
             else:
                 table[key] = old
-        self._committed = False
 
     def _require_open(self) -> None:
         if not self._open:
@@ -168,8 +167,14 @@ class _MemoryUnitOfWork:
 
     def _insert(self, table: dict[K, V], key: K, value: V, what: str) -> None:
         if key in table:
-            raise ConcurrencyError(f"{what} {key!r} already exists")
+            raise self._conflict(f"{what} {key!r} already exists")
         self._set(table, key, value)
+
+    def _conflict(self, message: str) -> ConcurrencyError:
+        """Roll the whole unit back (as a database would) and say why."""
+        self.rollback()
+        self._failed = True
+        return ConcurrencyError(message)
 
     def _append(self, table: dict[K, list[V]], key: K, value: V) -> None:
         items = table.get(key)
@@ -246,7 +251,7 @@ class _Participants(_Repo):
     def add_code(self, record: CodeRecord) -> None:
         key = (record.program_id, record.participant_id)
         if key in self._t.code_of:
-            raise ConcurrencyError(f"participant {key!r} already has a code")
+            raise self._u._conflict(f"participant {key!r} already has a code")
         self._u._insert(self._t.codes, (record.program_id, record.code), record, "code")
         self._u._set(self._t.code_of, key, record)
 

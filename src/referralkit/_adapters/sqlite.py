@@ -582,26 +582,30 @@ def _outbox_status(r: Sequence[Any]) -> OutboxStatus:
 
 
 class _SQLiteUnitOfWork:
-    """One ``BEGIN IMMEDIATE`` transaction; the store's connection is held for its length."""
+    """One ``BEGIN IMMEDIATE`` transaction; the store's connection is held for its length.
+
+    After ``commit()`` the unit stays usable: the next statement begins a new transaction,
+    which is rolled back on leaving the block unless committed too. A conflicting write
+    rolls the whole unit back, as the protocol says, and a later ``commit()`` refuses.
+    """
 
     def __init__(self, store: SQLiteStore) -> None:
         self._store = store
         self._conn = store._conn
         self._open = False
-        self._committed = False
+        self._failed = False
 
     def __enter__(self) -> Self:
         if self._open:
             raise StoreError("this unit of work is already open")
         self._store._lock.acquire()
         try:
-            with self._store._translate():
-                self._conn.execute("BEGIN IMMEDIATE")
+            self._begin()
         except BaseException:
             self._store._lock.release()
             raise
         self._open = True
-        self._committed = False
+        self._failed = False
         return self
 
     def __exit__(
@@ -611,23 +615,28 @@ class _SQLiteUnitOfWork:
         tb: TracebackType | None,
     ) -> None:
         try:
-            if not self._committed and self._conn.in_transaction:
+            if self._conn.in_transaction:
                 self._conn.execute("ROLLBACK")
         finally:
             self._open = False
             self._store._lock.release()
 
+    def _begin(self) -> None:
+        with self._store._translate():
+            self._conn.execute("BEGIN IMMEDIATE")
+
     def commit(self) -> None:
         self._require_open()
-        with self._store._translate():
-            self._conn.execute("COMMIT")
-        self._committed = True
+        if self._failed:
+            raise StoreError("this unit of work was rolled back after a conflict")
+        if self._conn.in_transaction:
+            with self._store._translate():
+                self._conn.execute("COMMIT")
 
     def rollback(self) -> None:
         self._require_open()
         if self._conn.in_transaction:
             self._conn.execute("ROLLBACK")
-            self._conn.execute("BEGIN IMMEDIATE")
 
     def _require_open(self) -> None:
         if not self._open:
@@ -636,14 +645,33 @@ class _SQLiteUnitOfWork:
     def _x(self, sql: str, params: Sequence[Any] = ()) -> sqlite3.Cursor:
         if not self._open:
             self._require_open()
-        with self._store._translate():
-            return self._conn.execute(sql, params)
+        conn = self._conn
+        if not conn.in_transaction:
+            self._begin()
+        try:
+            with self._store._translate():
+                return conn.execute(sql, params)
+        except ConcurrencyError:
+            self._abort()
+            raise
 
     def _xm(self, sql: str, params: Iterable[Sequence[Any]]) -> None:
         if not self._open:
             self._require_open()
-        with self._store._translate():
-            self._conn.executemany(sql, params)
+        conn = self._conn
+        if not conn.in_transaction:
+            self._begin()
+        try:
+            with self._store._translate():
+                conn.executemany(sql, params)
+        except ConcurrencyError:
+            self._abort()
+            raise
+
+    def _abort(self) -> None:
+        if self._conn.in_transaction:
+            self._conn.execute("ROLLBACK")
+        self._failed = True
 
     def _one(self, sql: str, params: Sequence[Any]) -> Any:
         return self._x(sql, params).fetchone()

@@ -1,0 +1,1425 @@
+"""The store contract: a pytest suite every [`Store`][referralkit.Store] must pass.
+
+Subclass [`StoreContract`][referralkit.testing.StoreContract] once per store and override
+one factory; pytest collects the subclass (its name starts with ``Test``) and runs every
+test against a fresh store::
+
+    from referralkit.testing import StoreContract
+
+
+    class TestSQLiteStore(StoreContract):
+        def make_store(self) -> rk.Store:
+            return SQLiteStore(":memory:")
+
+The tests exercise only what the docstrings of the ports in ``referralkit._ports`` promise,
+through the ports themselves: the unit of work (commit, rollback, conflicts), each
+repository's queries and conflicts, ``dump()``, exact round-trips of every record, and a
+short run of the [`Engine`][referralkit.Engine] that must give the same ledger as the
+reference [`InMemoryStore`][referralkit.InMemoryStore]. Needs the ``testing`` extra
+(``pip install 'referralkit[testing]'``).
+"""
+
+from __future__ import annotations
+
+import contextlib
+from collections.abc import Callable, Iterator, Mapping
+from datetime import UTC, datetime, timedelta, timezone
+from decimal import Decimal
+from functools import partial
+from typing import Any, ClassVar, TypeVar
+
+import attrs
+import pytest
+from dateutil.relativedelta import relativedelta
+
+from referralkit._adapters.memory import InMemoryStore
+from referralkit._engine import Engine
+from referralkit._errors import ConcurrencyError, StoreError
+from referralkit._ports import CounterKey, Store, UnitOfWork
+from referralkit._program import Program
+from referralkit._values.clock import ManualClock
+from referralkit._values.decisions import Decision, Verdict
+from referralkit._values.events import (
+    Chargeback,
+    Click,
+    Event,
+    LineItem,
+    Purchase,
+    Refund,
+    Signup,
+)
+from referralkit._values.money import Money
+from referralkit._values.records import (
+    ChargebackRecord,
+    CodeRecord,
+    Entry,
+    EntryKind,
+    EventRecord,
+    Notification,
+    OrderRecord,
+    Outcome,
+    ParticipantRecord,
+    ProgramRecord,
+    Referral,
+    RefundRecord,
+    Reversal,
+    Reward,
+    RewardGrant,
+    RewardState,
+    Role,
+)
+from referralkit._values.rewards import (
+    Badge,
+    Cash,
+    Credit,
+    Discount,
+    FreePeriod,
+    Points,
+    RewardValue,
+    Unit,
+)
+from referralkit.policies import DoubleSided
+
+__all__ = ["StoreContract"]
+
+T = TypeVar("T")
+
+# -- fixed data ---------------------------------------------------------------------------
+P = "contract"
+"""The program id most records use."""
+OTHER = "contract-other"
+"""A second program id, to check that keys are scoped by program."""
+
+TOKYO = timezone(timedelta(hours=9))
+KATHMANDU = timezone(timedelta(hours=5, minutes=45))
+NEW_YORK = timezone(timedelta(hours=-5))
+T0 = datetime(2026, 3, 2, 9, 30, 15, 123456, tzinfo=TOKYO)
+"""A non-UTC aware datetime with microseconds."""
+
+TABLES = (
+    "events",
+    "programs",
+    "participants",
+    "codes",
+    "personal_data",
+    "referrals",
+    "orders",
+    "refunds",
+    "chargebacks",
+    "rewards",
+    "entries",
+    "counters",
+    "outbox",
+    "outbox_status",
+)
+"""The tables ``dump()`` returns; ``referralkit.testing.invariants`` reads them by name."""
+
+MARKER: CounterKey = (P, "contract.marker", "")
+"""A counter written next to a conflicting write, to see whether the unit rolled back."""
+
+
+def _at(minutes: int = 0, tz: timezone = TOKYO) -> datetime:
+    return (T0 + timedelta(minutes=minutes)).astimezone(tz)
+
+
+def _jpy(amount: str) -> Money:
+    return Money(amount, "JPY")
+
+
+def _bhd(amount: str) -> Money:
+    return Money(amount, "BHD")
+
+
+def _usd(amount: str) -> Money:
+    return Money(amount, "USD")
+
+
+# -- record factories --------------------------------------------------------------------
+def _event_record(
+    event_id: str = "evt-1",
+    *,
+    program_id: str = P,
+    digest: str = "digest-1",
+    event: Event | None = None,
+    outcome: Outcome | None = None,
+) -> EventRecord:
+    if event is None:
+        event = Click(event_id=event_id, at=_at(), code="ALICE123", visitor_id="v-1")
+    if outcome is None:
+        outcome = Outcome(event_id, event.kind)
+    return EventRecord(program_id, event_id, digest, event, outcome)
+
+
+def _program_record(version: int = 1, *, program_id: str = P) -> ProgramRecord:
+    return ProgramRecord(
+        program_id=program_id,
+        version=version,
+        digest=f"digest-v{version}",
+        effective_at=_at(version, KATHMANDU),
+        published_at=_at(version + 1, NEW_YORK),
+        definition={
+            "id": program_id,
+            "version": version,
+            "hold": {"$rd": {"days": 30}},
+            "min_order": None,
+            "first_purchase_only": True,
+            "policies": [["DoubleSided", ["Cash", "20.00 USD"], ["Points", 10, "points"]]],
+        },
+    )
+
+
+def _participant(
+    participant_id: str = "bob", *, program_id: str = P, signed_up: bool = True
+) -> ParticipantRecord:
+    return ParticipantRecord(
+        program_id, participant_id, _at(0, NEW_YORK), _at(1, TOKYO) if signed_up else None
+    )
+
+
+def _code(
+    code: str = "ALICE123", participant_id: str = "alice", *, program_id: str = P
+) -> CodeRecord:
+    return CodeRecord(program_id, code, participant_id, _at(2, KATHMANDU))
+
+
+def _referral(
+    referee_id: str = "bob", referrer_id: str = "alice", *, program_id: str = P
+) -> Referral:
+    return Referral(
+        referral_id=f"ref_{program_id}_{referee_id}",
+        program_id=program_id,
+        program_version=1,
+        referrer_id=referrer_id,
+        referee_id=referee_id,
+        code="ALICE123",
+        channel="email",
+        created_at=_at(3),
+        event_id=f"evt-signup-{referee_id}",
+    )
+
+
+def _order(
+    order_id: str = "order-1",
+    participant_id: str = "bob",
+    *,
+    program_id: str = P,
+    amount: Money | None = None,
+) -> OrderRecord:
+    return OrderRecord(
+        program_id=program_id,
+        order_id=order_id,
+        participant_id=participant_id,
+        amount=_jpy("1500") if amount is None else amount,
+        at=_at(4, NEW_YORK),
+        event_id=f"evt-{order_id}",
+        referral_id=f"ref_{program_id}_{participant_id}",
+        converted=True,
+        digest=f"digest-{order_id}",
+    )
+
+
+def _refund(
+    refund_id: str = "refund-1", order_id: str = "order-1", *, program_id: str = P
+) -> RefundRecord:
+    return RefundRecord(
+        program_id, refund_id, order_id, _bhd("1.250"), _at(5), f"evt-{refund_id}", "digest-r"
+    )
+
+
+def _chargeback(
+    chargeback_id: str = "cb-1", order_id: str = "order-1", *, program_id: str = P
+) -> ChargebackRecord:
+    return ChargebackRecord(
+        program_id, chargeback_id, order_id, _at(6, KATHMANDU), f"evt-{chargeback_id}", "digest-c"
+    )
+
+
+def _reward(
+    reward_id: str = "rwd-1",
+    participant_id: str = "alice",
+    *,
+    program_id: str = P,
+    order_id: str | None = "order-1",
+    value: RewardValue | None = None,
+    created_minutes: int = 0,
+    payable_at: datetime | None = None,
+) -> Reward:
+    return Reward(
+        reward_id=reward_id,
+        program_id=program_id,
+        program_version=1,
+        referral_id=f"ref_{program_id}_bob",
+        participant_id=participant_id,
+        role=Role.REFERRER,
+        value=Cash(_usd("20.00")) if value is None else value,
+        policy="double_sided",
+        source_event_id=f"evt-{order_id}",
+        order_id=order_id,
+        base_amount=None if order_id is None else _jpy("1500"),
+        created_at=_at(created_minutes),
+        payable_at=_at(60 * 24 * 30) if payable_at is None else payable_at,
+    )
+
+
+def _entry(
+    entry_id: str,
+    reward: Reward,
+    *,
+    kind: EntryKind = EntryKind.GRANTED,
+    state_after: RewardState = RewardState.PENDING,
+    quantity: Decimal | None = None,
+    minutes: int = 0,
+    cause: str | None = None,
+) -> Entry:
+    return Entry(
+        entry_id=entry_id,
+        reward_id=reward.reward_id,
+        program_id=reward.program_id,
+        participant_id=reward.participant_id,
+        kind=kind,
+        quantity=reward.value.quantity if quantity is None else quantity,
+        at=_at(minutes),
+        cause=reward.source_event_id if cause is None else cause,
+        state_after=state_after,
+    )
+
+
+def _granted(reward: Reward) -> Entry:
+    return _entry(f"ent_{reward.reward_id}_granted", reward)
+
+
+def _notification(
+    notification_id: str = "ntf-1", *, minutes: int = 0, program_id: str = P
+) -> Notification:
+    return Notification(
+        notification_id=notification_id,
+        program_id=program_id,
+        kind="reward_earned",
+        recipient_id="alice",
+        created_at=_at(minutes, NEW_YORK),
+        data={"value": "20.00 USD cash", "payable_on": "2026-04-01", "reward_id": "rwd-1"},
+    )
+
+
+REWARD_VALUES: tuple[RewardValue, ...] = (
+    Cash(_jpy("2000")),
+    Cash(_bhd("0.125")),
+    Credit(_bhd("1.500")),
+    Credit(_usd("10.00")),
+    Discount(percent=Decimal("12.5")),
+    Discount(amount=_jpy("300")),
+    FreePeriod(days=14),
+    FreePeriod(months=1),
+    Points(250, account="miles"),
+    Points(1),
+    Badge("gold"),
+)
+"""One reward value of every type (and both forms of Discount and FreePeriod)."""
+
+METADATA: Mapping[str, Any] = {
+    "utm": {"source": "newsletter", "campaign": "spring"},
+    "tags": ["a", "b"],
+    "count": 3,
+    "ratio": 1.5,
+    "vip": True,
+    "note": None,
+}
+
+
+def _events() -> tuple[Event, ...]:
+    """One event of every type, with metadata, line items and JPY / BHD amounts."""
+    return (
+        Click(
+            event_id="evt-click",
+            at=_at(0, KATHMANDU),
+            code="alice-123",
+            visitor_id="visitor-9",
+            channel="social",
+            metadata=METADATA,
+        ),
+        Signup(
+            event_id="evt-signup",
+            participant_id="bob",
+            at=_at(1, NEW_YORK),
+            code="ALICE 123",
+            email="Bob@Example.com",
+            channel="email",
+            metadata={"form": "landing"},
+        ),
+        Purchase(
+            event_id="evt-purchase",
+            participant_id="bob",
+            order_id="order-1",
+            amount=_jpy("1500"),
+            at=_at(2),
+            items=(
+                LineItem(sku="tea", quantity=2, unit_price=_jpy("500"), category="drinks"),
+                LineItem(sku="cup", unit_price=_jpy("500")),
+            ),
+            metadata=METADATA,
+        ),
+        Purchase(
+            event_id="evt-purchase-bhd",
+            participant_id="carol",
+            order_id="order-2",
+            amount=_bhd("12.345"),
+            at=_at(3, UTC),
+        ),
+        Refund(
+            event_id="evt-refund",
+            refund_id="refund-1",
+            order_id="order-1",
+            amount=_jpy("500"),
+            at=_at(4, KATHMANDU),
+            metadata={"reason": "damaged"},
+        ),
+        Chargeback(
+            event_id="evt-chargeback",
+            chargeback_id="cb-1",
+            order_id="order-2",
+            at=_at(5, NEW_YORK),
+        ),
+    )
+
+
+def _rich_outcome(event: Event) -> Outcome:
+    """An outcome with grants of every reward value type, reversals and decisions."""
+    grants = tuple(
+        RewardGrant(Role.REFERRER if i % 2 else Role.REFEREE, f"p-{i}", value, "double_sided")
+        for i, value in enumerate(REWARD_VALUES)
+    )
+    return Outcome(
+        event_id=event.event_id,
+        event_type=event.kind,
+        duplicate=False,
+        referral_id="ref_contract_bob",
+        grants=grants,
+        reward_ids=tuple(f"rwd-{i}" for i in range(len(grants))),
+        reversals=(
+            Reversal("rwd-0", "p-0", Unit("cash", "JPY"), Decimal("500")),
+            Reversal("rwd-1", "p-1", Unit("cash", "BHD"), Decimal("0.042")),
+        ),
+        decisions=(
+            Decision.of(
+                "attribution",
+                Verdict.NOTED,
+                "referral.created",
+                referee="bob",
+                referrer="alice",
+                code="ALICE123",
+            ),
+            Decision("double_sided", Verdict.GRANTED, "policy.granted"),
+            Decision.of("engine", Verdict.SKIPPED, "qualify.below_minimum", amount="1 JPY"),
+        ),
+    )
+
+
+def _add_event(uow: UnitOfWork, record: EventRecord) -> None:
+    uow.events.add(record)
+
+
+# -- comparison --------------------------------------------------------------------------
+def _assert_same(actual: Any, expected: Any, path: str, *, offsets: bool = False) -> None:
+    """Assert ``actual`` equals ``expected`` field by field, types included.
+
+    Compares the fields attrs leaves out of ``==`` (metadata, notification data, program
+    definitions) too. Mappings may be of any Mapping type. With ``offsets``, aware
+    datetimes must also keep their UTC offset.
+    """
+    if isinstance(expected, Mapping):
+        assert isinstance(actual, Mapping), f"{path}: expected a mapping, got {actual!r}"
+        assert sorted(actual) == sorted(expected), (
+            f"{path}: keys {sorted(actual)} != {sorted(expected)}"
+        )
+        for key in expected:
+            _assert_same(actual[key], expected[key], f"{path}[{key!r}]", offsets=offsets)
+        return
+    assert type(actual) is type(expected), (
+        f"{path}: expected {type(expected).__name__} {expected!r}, "
+        f"got {type(actual).__name__} {actual!r}"
+    )
+    if attrs.has(type(expected)):
+        for field in attrs.fields(type(expected)):
+            name = field.name
+            _assert_same(
+                getattr(actual, name), getattr(expected, name), f"{path}.{name}", offsets=offsets
+            )
+        return
+    if isinstance(expected, list | tuple):
+        assert len(actual) == len(expected), f"{path}: {actual!r} != {expected!r}"
+        for i, (a, e) in enumerate(zip(actual, expected, strict=True)):
+            _assert_same(a, e, f"{path}[{i}]", offsets=offsets)
+        return
+    assert actual == expected, f"{path}: {actual!r} != {expected!r}"
+    if offsets and isinstance(expected, datetime):
+        # The same instant, still aware; a store may hand it back in UTC.
+        assert actual.utcoffset() is not None, f"{path}: {actual!r} came back naive"
+
+
+def _by_id(records: list[Any], attribute: str) -> list[Any]:
+    return sorted(records, key=lambda r: str(getattr(r, attribute)))
+
+
+# -- the suite ---------------------------------------------------------------------------
+class StoreContract:
+    """The behaviour every [`Store`][referralkit.Store] promises, as pytest tests.
+
+    Subclass it in a class whose name starts with ``Test`` and override
+    [`make_store`][referralkit.testing.StoreContract.make_store]; every test gets a fresh,
+    empty store. Override ``close_store`` if the store needs more than ``close()``.
+    ``StoreContract`` itself is not collected; its subclasses are.
+    """
+
+    __test__: ClassVar[bool] = False
+
+    def __init_subclass__(cls, **kwargs: Any) -> None:
+        super().__init_subclass__(**kwargs)
+        if "__test__" not in cls.__dict__:
+            cls.__test__ = True
+
+    # -- hooks ----------------------------------------------------------------------------
+    def make_store(self) -> Store:
+        """A new, empty store for one test. Override this."""
+        raise NotImplementedError(f"{type(self).__name__} must override make_store()")
+
+    def close_store(self, store: Store) -> None:
+        """Release a store made by ``make_store``; calls its ``close()`` if it has one."""
+        close = getattr(store, "close", None)
+        if callable(close):
+            close()
+
+    @pytest.fixture
+    def store(self) -> Iterator[Store]:
+        """A fresh store from ``make_store``, closed after the test."""
+        store = self.make_store()
+        try:
+            yield store
+        finally:
+            self.close_store(store)
+
+    # -- helpers --------------------------------------------------------------------------
+    @staticmethod
+    def commit(store: Store, *writes: Callable[[UnitOfWork], object]) -> None:
+        """Run ``writes`` in order in one unit of work and commit it."""
+        with store.unit_of_work() as uow:
+            for write in writes:
+                write(uow)
+            uow.commit()
+
+    def add_rewards(self, store: Store, *rewards: Reward) -> None:
+        """Add each reward with its granted entry, one committed unit per reward, in order."""
+        for reward in rewards:
+            with store.unit_of_work() as uow:
+                uow.ledger.add_reward(reward, _granted(reward))
+                uow.commit()
+
+    @staticmethod
+    def read(store: Store, query: Callable[[UnitOfWork], T]) -> T:
+        """Run ``query`` in a unit of work that is left without committing."""
+        with store.unit_of_work() as uow:
+            return query(uow)
+
+    def assert_conflict(
+        self,
+        store: Store,
+        write: Callable[[UnitOfWork], object],
+        error: type[StoreError] = ConcurrencyError,
+    ) -> None:
+        """``write`` raises ``error`` at the write or at commit, and its unit rolls back."""
+
+        def unit() -> None:
+            with store.unit_of_work() as uow:
+                uow.counters.add(MARKER, Decimal(1))
+                write(uow)
+                uow.commit()
+
+        with pytest.raises(error):
+            unit()
+        assert self.read(store, lambda u: u.counters.get([MARKER])) == {MARKER: Decimal(0)}, (
+            "the unit that raised was not rolled back"
+        )
+
+    @staticmethod
+    def write_one_of_each(uow: UnitOfWork) -> None:
+        """Write one record through every repository."""
+        reward = _reward()
+        uow.events.add(_event_record())
+        uow.programs.add(_program_record())
+        uow.participants.put(_participant())
+        uow.participants.add_code(_code())
+        uow.participants.set_email(P, "bob", "bob@example.com")
+        uow.referrals.add(_referral())
+        uow.orders.add(_order())
+        uow.orders.add_refund(_refund())
+        uow.orders.add_chargeback(_chargeback())
+        uow.ledger.add_reward(reward, _granted(reward))
+        uow.counters.add((P, "referrals", "alice"), Decimal(1))
+        uow.outbox.add([_notification()])
+
+    @staticmethod
+    def assert_one_of_each(uow: UnitOfWork, *, visible: bool) -> None:
+        """Assert every record of ``write_one_of_each`` is visible, or that none is."""
+        reward = _reward()
+        seen = {
+            "event": uow.events.get(P, "evt-1") == _event_record(),
+            "program": uow.programs.get(P, 1) == _program_record(),
+            "versions": uow.programs.versions(P) == [_program_record()],
+            "participant": uow.participants.get(P, "bob") == _participant(),
+            "code_owner": uow.participants.code_owner(P, "ALICE123") == _code(),
+            "code_of": uow.participants.code_of(P, "alice") == _code(),
+            "email": uow.participants.email_of(P, "bob") == "bob@example.com",
+            "referral": uow.referrals.get(_referral().referral_id) == _referral(),
+            "by_referee": uow.referrals.by_referee(P, "bob") == _referral(),
+            "order": uow.orders.get(P, "order-1") == _order(),
+            "refund": uow.orders.refund(P, "refund-1") == _refund(),
+            "chargeback": uow.orders.chargeback(P, "cb-1") == _chargeback(),
+            "rewards": uow.ledger.rewards(P, participant_id="alice") == [reward],
+            "by_order": uow.ledger.rewards(P, order_id="order-1") == [reward],
+            "entries": uow.ledger.entries([reward.reward_id]).get(reward.reward_id)
+            == [_granted(reward)],
+            "in_state": uow.ledger.in_state(P, RewardState.PENDING, due_by=None, limit=10)
+            == [reward],
+            "counter": uow.counters.get([(P, "referrals", "alice")])
+            == {(P, "referrals", "alice"): Decimal(1)},
+            "outbox": uow.outbox.pending(10) == [_notification()],
+        }
+        wrong = sorted(name for name, present in seen.items() if present is not visible)
+        assert not wrong, f"{'not visible' if visible else 'still visible'}: {wrong}"
+
+    # -- unit of work ---------------------------------------------------------------------
+    def test_commit_makes_writes_visible_to_a_later_unit(self, store: Store) -> None:
+        """Writes to every repository are visible to a later unit once committed."""
+        self.commit(store, self.write_one_of_each)
+        with store.unit_of_work() as uow:
+            self.assert_one_of_each(uow, visible=True)
+
+    def test_reads_see_the_units_own_writes(self, store: Store) -> None:
+        """Inside a unit, every query sees the unit's own uncommitted writes."""
+        with store.unit_of_work() as uow:
+            self.write_one_of_each(uow)
+            self.assert_one_of_each(uow, visible=True)
+
+    def test_leaving_without_commit_rolls_back_every_repository(self, store: Store) -> None:
+        """A unit left without commit() leaves nothing visible in any repository."""
+        with store.unit_of_work() as uow:
+            self.write_one_of_each(uow)
+        with store.unit_of_work() as uow:
+            self.assert_one_of_each(uow, visible=False)
+
+    def test_an_exception_inside_the_unit_rolls_back(self, store: Store) -> None:
+        """An exception raised inside the with-block propagates and rolls the unit back."""
+
+        class BoomError(Exception):
+            pass
+
+        def unit() -> None:
+            with store.unit_of_work() as uow:
+                self.write_one_of_each(uow)
+                raise BoomError
+
+        with pytest.raises(BoomError):
+            unit()
+        with store.unit_of_work() as uow:
+            self.assert_one_of_each(uow, visible=False)
+
+    def test_rollback_discards_the_units_writes(self, store: Store) -> None:
+        """An explicit rollback() discards every write of the unit."""
+        with store.unit_of_work() as uow:
+            self.write_one_of_each(uow)
+            uow.rollback()
+        with store.unit_of_work() as uow:
+            self.assert_one_of_each(uow, visible=False)
+
+    def test_writes_after_commit_roll_back_unless_committed_again(self, store: Store) -> None:
+        """Writes made after commit() are rolled back when the block is left without another
+        commit()."""
+        key: CounterKey = (P, "late", "")
+        with store.unit_of_work() as uow:
+            uow.counters.add((P, "early", ""), Decimal(1))
+            uow.commit()
+            uow.counters.add(key, Decimal(1))
+        got = self.read(store, lambda u: u.counters.get([(P, "early", ""), key]))
+        assert got == {(P, "early", ""): Decimal(1), key: Decimal(0)}
+
+    def test_rolling_back_restores_replaced_values(self, store: Store) -> None:
+        """A rolled-back unit restores values it replaced (participant, email, counter,
+        outbox status) to their committed state."""
+
+        def setup(uow: UnitOfWork) -> None:
+            uow.participants.put(_participant(signed_up=False))
+            uow.participants.set_email(P, "bob", "old@example.com")
+            uow.counters.add((P, "n", ""), Decimal("2.50"))
+            uow.outbox.add([_notification()])
+
+        self.commit(store, setup)
+        before = store.dump()
+        with store.unit_of_work() as uow:
+            uow.participants.put(_participant(signed_up=True))
+            uow.participants.set_email(P, "bob", "new@example.com")
+            uow.counters.add((P, "n", ""), Decimal("-2.50"))
+            uow.outbox.mark_delivered("ntf-1", _at(9))
+        with store.unit_of_work() as uow:
+            assert uow.participants.get(P, "bob") == _participant(signed_up=False)
+            assert uow.participants.email_of(P, "bob") == "old@example.com"
+            assert uow.counters.get([(P, "n", "")]) == {(P, "n", ""): Decimal("2.50")}
+            assert uow.outbox.pending(10) == [_notification()]
+        assert store.dump() == before
+
+    def test_a_conflict_rolls_back_the_whole_unit(self, store: Store) -> None:
+        """A conflicting write raises ConcurrencyError and none of its unit's other writes
+        become visible."""
+        self.commit(store, lambda u: u.orders.add(_order()))
+
+        def write(uow: UnitOfWork) -> None:
+            uow.participants.put(_participant("zoe"))
+            uow.orders.add(_order(amount=_jpy("9")))
+
+        self.assert_conflict(store, write)
+        assert self.read(store, lambda u: u.participants.get(P, "zoe")) is None
+
+    def test_a_caught_conflict_still_rolls_back_the_unit(self, store: Store) -> None:
+        """A unit whose conflict was caught inside the block stays rolled back even if
+        commit() is called afterwards (commit may raise StoreError)."""
+        self.commit(store, lambda u: u.orders.add(_order()))
+        with store.unit_of_work() as uow:
+            uow.counters.add(MARKER, Decimal(1))
+            try:
+                uow.orders.add(_order(amount=_jpy("9")))
+                uow.commit()
+            except ConcurrencyError:
+                with contextlib.suppress(StoreError):
+                    uow.commit()
+        assert self.read(store, lambda u: u.counters.get([MARKER])) == {MARKER: Decimal(0)}
+        assert self.read(store, lambda u: u.orders.get(P, "order-1")) == _order()
+
+    # -- event log ------------------------------------------------------------------------
+    def test_event_log_returns_added_events_and_none_for_unknown_ids(self, store: Store) -> None:
+        """events.get returns an added record by (program, event id), None otherwise."""
+        self.commit(store, lambda u: u.events.add(_event_record()))
+        with store.unit_of_work() as uow:
+            assert uow.events.get(P, "evt-1") == _event_record()
+            assert uow.events.get(P, "evt-2") is None
+            assert uow.events.get(OTHER, "evt-1") is None
+
+    def test_event_ids_are_scoped_by_program(self, store: Store) -> None:
+        """The same event id in two programs is two records."""
+        mine, theirs = _event_record(digest="a"), _event_record(program_id=OTHER, digest="b")
+        self.commit(store, lambda u: u.events.add(mine), lambda u: u.events.add(theirs))
+        with store.unit_of_work() as uow:
+            assert uow.events.get(P, "evt-1") == mine
+            assert uow.events.get(OTHER, "evt-1") == theirs
+
+    def test_adding_an_event_id_twice_is_a_conflict_and_keeps_the_first(self, store: Store) -> None:
+        """A second record for a known (program, event id) raises ConcurrencyError (at add or
+        commit) and the first record stays."""
+        first = _event_record(digest="first")
+        self.commit(store, lambda u: u.events.add(first))
+        self.assert_conflict(store, lambda u: u.events.add(_event_record(digest="second")))
+        assert self.read(store, lambda u: u.events.get(P, "evt-1")) == first
+
+    # -- programs -------------------------------------------------------------------------
+    def test_programs_get_returns_an_added_version(self, store: Store) -> None:
+        """programs.get returns an added version, None for unknown ones."""
+        self.commit(store, lambda u: u.programs.add(_program_record(1)))
+        with store.unit_of_work() as uow:
+            assert uow.programs.get(P, 1) == _program_record(1)
+            assert uow.programs.get(P, 2) is None
+            assert uow.programs.get(OTHER, 1) is None
+
+    def test_versions_are_listed_in_version_order(self, store: Store) -> None:
+        """versions() lists every version of one program in version order, whatever the
+        order they were added in."""
+        self.commit(store, lambda u: u.programs.add(_program_record(2)))
+        self.commit(store, lambda u: u.programs.add(_program_record(3)))
+        self.commit(store, lambda u: u.programs.add(_program_record(1)))
+        self.commit(store, lambda u: u.programs.add(_program_record(7, program_id=OTHER)))
+        with store.unit_of_work() as uow:
+            assert [r.version for r in uow.programs.versions(P)] == [1, 2, 3]
+            assert uow.programs.versions(P) == [_program_record(v) for v in (1, 2, 3)]
+            assert uow.programs.versions(OTHER) == [_program_record(7, program_id=OTHER)]
+            assert uow.programs.versions("unknown") == []
+
+    def test_the_same_program_version_twice_is_a_conflict(self, store: Store) -> None:
+        """Adding a known (program id, version) raises ConcurrencyError and keeps the first."""
+        self.commit(store, lambda u: u.programs.add(_program_record(1)))
+        other = attrs.evolve(_program_record(1), digest="changed")
+        self.assert_conflict(store, lambda u: u.programs.add(other))
+        assert self.read(store, lambda u: u.programs.get(P, 1)) == _program_record(1)
+
+    # -- participants ---------------------------------------------------------------------
+    def test_put_inserts_and_replaces_a_participant(self, store: Store) -> None:
+        """participants.put inserts a participant, and a second put replaces it."""
+        self.commit(store, lambda u: u.participants.put(_participant(signed_up=False)))
+        assert self.read(store, lambda u: u.participants.get(P, "bob")) == _participant(
+            signed_up=False
+        )
+        self.commit(store, lambda u: u.participants.put(_participant(signed_up=True)))
+        with store.unit_of_work() as uow:
+            assert uow.participants.get(P, "bob") == _participant(signed_up=True)
+            assert uow.participants.get(P, "carol") is None
+            assert uow.participants.get(OTHER, "bob") is None
+
+    def test_a_code_is_found_by_code_and_by_owner(self, store: Store) -> None:
+        """add_code makes the code findable by code_owner and by code_of."""
+        self.commit(store, lambda u: u.participants.add_code(_code()))
+        with store.unit_of_work() as uow:
+            assert uow.participants.code_owner(P, "ALICE123") == _code()
+            assert uow.participants.code_of(P, "alice") == _code()
+            assert uow.participants.code_owner(P, "BOB12345") is None
+            assert uow.participants.code_of(P, "bob") is None
+            assert uow.participants.code_owner(OTHER, "ALICE123") is None
+
+    def test_codes_are_scoped_by_program(self, store: Store) -> None:
+        """The same code may belong to different participants in two programs."""
+        theirs = _code("ALICE123", "zoe", program_id=OTHER)
+        self.commit(
+            store,
+            lambda u: u.participants.add_code(_code()),
+            lambda u: u.participants.add_code(theirs),
+        )
+        with store.unit_of_work() as uow:
+            assert uow.participants.code_owner(P, "ALICE123") == _code()
+            assert uow.participants.code_owner(OTHER, "ALICE123") == theirs
+
+    def test_a_code_taken_by_another_participant_is_a_conflict(self, store: Store) -> None:
+        """Reserving a code another participant owns raises ConcurrencyError; the owner
+        keeps it and the newcomer gets no code."""
+        self.commit(store, lambda u: u.participants.add_code(_code("ALICE123", "alice")))
+        self.assert_conflict(store, lambda u: u.participants.add_code(_code("ALICE123", "bob")))
+        with store.unit_of_work() as uow:
+            assert uow.participants.code_owner(P, "ALICE123") == _code("ALICE123", "alice")
+            assert uow.participants.code_of(P, "bob") is None
+
+    def test_a_participant_with_a_code_cannot_reserve_another(self, store: Store) -> None:
+        """Reserving a second code for a participant raises ConcurrencyError; the first code
+        stays theirs and the second stays free."""
+        self.commit(store, lambda u: u.participants.add_code(_code("ALICE123", "alice")))
+        self.assert_conflict(store, lambda u: u.participants.add_code(_code("ALICE999", "alice")))
+        with store.unit_of_work() as uow:
+            assert uow.participants.code_of(P, "alice") == _code("ALICE123", "alice")
+            assert uow.participants.code_owner(P, "ALICE999") is None
+
+    def test_set_email_then_email_of(self, store: Store) -> None:
+        """set_email keeps an email that email_of returns; setting it again replaces it."""
+        self.commit(store, lambda u: u.participants.set_email(P, "bob", "bob@example.com"))
+        assert self.read(store, lambda u: u.participants.email_of(P, "bob")) == "bob@example.com"
+        self.commit(store, lambda u: u.participants.set_email(P, "bob", "robert@example.com"))
+        with store.unit_of_work() as uow:
+            assert uow.participants.email_of(P, "bob") == "robert@example.com"
+            assert uow.participants.email_of(P, "carol") is None
+            assert uow.participants.email_of(OTHER, "bob") is None
+
+    # -- referrals ------------------------------------------------------------------------
+    def test_a_referral_is_found_by_referee_and_by_id(self, store: Store) -> None:
+        """referrals.add makes a referral findable by by_referee and by get."""
+        self.commit(store, lambda u: u.referrals.add(_referral()))
+        with store.unit_of_work() as uow:
+            assert uow.referrals.by_referee(P, "bob") == _referral()
+            assert uow.referrals.get(_referral().referral_id) == _referral()
+            assert uow.referrals.by_referee(P, "carol") is None
+            assert uow.referrals.by_referee(OTHER, "bob") is None
+            assert uow.referrals.get("ref_unknown") is None
+
+    def test_a_second_referral_for_the_same_referee_is_a_conflict(self, store: Store) -> None:
+        """A second referral for a referee raises ConcurrencyError; the first stays."""
+        self.commit(store, lambda u: u.referrals.add(_referral("bob", "alice")))
+        second = attrs.evolve(_referral("bob", "carol"), referral_id="ref_second")
+        self.assert_conflict(store, lambda u: u.referrals.add(second))
+        with store.unit_of_work() as uow:
+            assert uow.referrals.by_referee(P, "bob") == _referral("bob", "alice")
+            assert uow.referrals.get("ref_second") is None
+
+    # -- orders, refunds, chargebacks -----------------------------------------------------
+    def test_orders_refunds_and_chargebacks_are_found_by_business_id(self, store: Store) -> None:
+        """Orders, refunds and chargebacks come back by their business id, None otherwise."""
+
+        def write(uow: UnitOfWork) -> None:
+            uow.orders.add(_order())
+            uow.orders.add_refund(_refund())
+            uow.orders.add_chargeback(_chargeback())
+
+        self.commit(store, write)
+        with store.unit_of_work() as uow:
+            assert uow.orders.get(P, "order-1") == _order()
+            assert uow.orders.refund(P, "refund-1") == _refund()
+            assert uow.orders.chargeback(P, "cb-1") == _chargeback()
+            assert uow.orders.get(P, "order-2") is None
+            assert uow.orders.refund(P, "refund-2") is None
+            assert uow.orders.chargeback(P, "cb-2") is None
+            assert uow.orders.get(OTHER, "order-1") is None
+            assert uow.orders.refund(OTHER, "refund-1") is None
+            assert uow.orders.chargeback(OTHER, "cb-1") is None
+
+    def test_the_same_order_id_twice_is_a_conflict(self, store: Store) -> None:
+        """A known order id raises ConcurrencyError and the first order stays."""
+        self.commit(store, lambda u: u.orders.add(_order()))
+        self.assert_conflict(store, lambda u: u.orders.add(_order(amount=_jpy("1"))))
+        assert self.read(store, lambda u: u.orders.get(P, "order-1")) == _order()
+
+    def test_the_same_refund_id_twice_is_a_conflict(self, store: Store) -> None:
+        """A known refund id raises ConcurrencyError and the first refund stays."""
+        self.commit(store, lambda u: u.orders.add_refund(_refund()))
+        self.assert_conflict(store, lambda u: u.orders.add_refund(_refund(order_id="order-9")))
+        assert self.read(store, lambda u: u.orders.refund(P, "refund-1")) == _refund()
+
+    def test_the_same_chargeback_id_twice_is_a_conflict(self, store: Store) -> None:
+        """A known chargeback id raises ConcurrencyError and the first chargeback stays."""
+        self.commit(store, lambda u: u.orders.add_chargeback(_chargeback()))
+        self.assert_conflict(
+            store, lambda u: u.orders.add_chargeback(_chargeback(order_id="order-9"))
+        )
+        assert self.read(store, lambda u: u.orders.chargeback(P, "cb-1")) == _chargeback()
+
+    # -- ledger ---------------------------------------------------------------------------
+    def test_add_reward_records_the_reward_and_its_first_entry(self, store: Store) -> None:
+        """add_reward stores the reward and its granted entry."""
+        reward = _reward()
+        self.commit(store, lambda u: u.ledger.add_reward(reward, _granted(reward)))
+        with store.unit_of_work() as uow:
+            assert uow.ledger.rewards(P, participant_id="alice") == [reward]
+            assert uow.ledger.entries([reward.reward_id]) == {reward.reward_id: [_granted(reward)]}
+
+    def test_entries_come_back_in_append_order(self, store: Store) -> None:
+        """entries() gives each reward's entries in append order, across units and calls."""
+        a, b = _reward("rwd-b"), _reward("rwd-a", order_id="order-2")
+        ea = [
+            _granted(a),
+            _entry("e-3", a, kind=EntryKind.APPROVED, state_after=RewardState.APPROVED, minutes=9),
+            _entry(
+                "e-1",
+                a,
+                kind=EntryKind.REVERSED,
+                state_after=RewardState.APPROVED,
+                quantity=Decimal("5.00"),
+                minutes=5,
+            ),
+            _entry(
+                "e-2",
+                a,
+                kind=EntryKind.REVERSED,
+                state_after=RewardState.REVERSED,
+                quantity=Decimal("15.00"),
+                minutes=1,
+            ),
+        ]
+        eb = [
+            _granted(b),
+            _entry("e-0", b, kind=EntryKind.REVERSED, state_after=RewardState.REVERSED),
+        ]
+
+        def first(uow: UnitOfWork) -> None:
+            uow.ledger.add_reward(a, ea[0])
+            uow.ledger.add_reward(b, eb[0])
+            uow.ledger.append([ea[1], eb[1]])
+
+        self.commit(store, first)
+        self.commit(store, lambda u: u.ledger.append([ea[2]]))
+        self.commit(store, lambda u: u.ledger.append([ea[3]]))
+        got = self.read(store, lambda u: u.ledger.entries(["rwd-b", "rwd-a"]))
+        assert got == {"rwd-b": ea, "rwd-a": eb}
+
+    def test_rewards_of_a_participant_come_oldest_first(self, store: Store) -> None:
+        """rewards(participant_id=) lists only that participant's rewards in that program,
+        oldest first."""
+        rewards = [
+            _reward("rwd-z", created_minutes=0),
+            _reward("rwd-a", created_minutes=1, order_id=None),
+            _reward("rwd-m", created_minutes=2, order_id="order-2"),
+        ]
+        self.add_rewards(store, *rewards)
+        others = [
+            _reward("rwd-bob", "bob", created_minutes=3),
+            _reward("rwd-other", program_id=OTHER, created_minutes=4),
+        ]
+        self.add_rewards(store, *others)
+        with store.unit_of_work() as uow:
+            assert uow.ledger.rewards(P, participant_id="alice") == rewards
+            assert uow.ledger.rewards(P, participant_id="bob") == [others[0]]
+            assert uow.ledger.rewards(OTHER, participant_id="alice") == [others[1]]
+            assert uow.ledger.rewards(P, participant_id="nobody") == []
+
+    def test_rewards_of_an_order_come_oldest_first(self, store: Store) -> None:
+        """rewards(order_id=) lists only that order's rewards in that program, oldest first."""
+        rewards = [
+            _reward("rwd-z", "alice", created_minutes=0),
+            _reward("rwd-a", "bob", created_minutes=1),
+        ]
+        others = [
+            _reward("rwd-m", created_minutes=2, order_id="order-2"),
+            _reward("rwd-o", program_id=OTHER, created_minutes=3),
+        ]
+        self.add_rewards(store, *rewards, *others)
+        with store.unit_of_work() as uow:
+            assert uow.ledger.rewards(P, order_id="order-1") == rewards
+            assert uow.ledger.rewards(P, order_id="order-2") == [others[0]]
+            assert uow.ledger.rewards(OTHER, order_id="order-1") == [others[1]]
+            assert uow.ledger.rewards(P, order_id="order-9") == []
+
+    def test_in_state_orders_by_payable_at_then_reward_id(self, store: Store) -> None:
+        """in_state lists rewards by payable_at, ties broken by reward id, whatever the
+        insertion order or the datetimes' offsets."""
+        due = _at(100)
+        rewards = [
+            _reward("rwd-c", payable_at=due.astimezone(NEW_YORK)),
+            _reward("rwd-late", payable_at=_at(200)),
+            _reward("rwd-a", payable_at=due.astimezone(KATHMANDU)),
+            _reward("rwd-early", payable_at=_at(50, UTC)),
+            _reward("rwd-b", payable_at=due),
+        ]
+        self.add_rewards(store, *rewards)
+        got = self.read(
+            store, lambda u: u.ledger.in_state(P, RewardState.PENDING, due_by=None, limit=100)
+        )
+        assert [r.reward_id for r in got] == ["rwd-early", "rwd-a", "rwd-b", "rwd-c", "rwd-late"]
+
+    def test_in_state_due_by_is_inclusive(self, store: Store) -> None:
+        """With due_by, in_state lists only rewards payable at or before it."""
+        rewards = [_reward(f"rwd-{m}", payable_at=_at(m)) for m in (10, 20, 30)]
+        self.add_rewards(store, *rewards)
+
+        def due(at: datetime) -> list[str]:
+            got = self.read(
+                store, lambda u: u.ledger.in_state(P, RewardState.PENDING, due_by=at, limit=10)
+            )
+            return [r.reward_id for r in got]
+
+        assert due(_at(9)) == []
+        assert due(_at(20).astimezone(UTC)) == ["rwd-10", "rwd-20"]
+        assert due(_at(20) - timedelta(microseconds=1)) == ["rwd-10"]
+        assert due(_at(99, NEW_YORK)) == ["rwd-10", "rwd-20", "rwd-30"]
+
+    def test_in_state_returns_at_most_limit_rewards(self, store: Store) -> None:
+        """in_state returns the first ``limit`` rewards in its order; limit 0 gives []."""
+        rewards = [_reward(f"rwd-{m}", payable_at=_at(m)) for m in (30, 10, 20)]
+        self.add_rewards(store, *rewards)
+
+        def first(limit: int) -> list[str]:
+            got = self.read(
+                store, lambda u: u.ledger.in_state(P, RewardState.PENDING, due_by=None, limit=limit)
+            )
+            return [r.reward_id for r in got]
+
+        assert first(0) == []
+        assert first(1) == ["rwd-10"]
+        assert first(2) == ["rwd-10", "rwd-20"]
+        assert first(3) == first(50) == ["rwd-10", "rwd-20", "rwd-30"]
+
+    def test_in_state_is_scoped_by_program(self, store: Store) -> None:
+        """in_state lists only the given program's rewards."""
+        mine, theirs = _reward("rwd-1"), _reward("rwd-2", program_id=OTHER)
+        self.add_rewards(store, mine, theirs)
+        with store.unit_of_work() as uow:
+            assert uow.ledger.in_state(P, RewardState.PENDING, due_by=None, limit=9) == [mine]
+            assert uow.ledger.in_state(OTHER, RewardState.PENDING, due_by=None, limit=9) == [theirs]
+
+    def test_entries_move_a_reward_between_states(self, store: Store) -> None:
+        """A reward is listed by in_state under the state_after of its latest entry only."""
+        reward, other = _reward("rwd-1"), _reward("rwd-2")
+        self.commit(
+            store,
+            lambda u: u.ledger.add_reward(reward, _granted(reward)),
+            lambda u: u.ledger.add_reward(other, _granted(other)),
+        )
+
+        def states() -> dict[str, list[str]]:
+            with store.unit_of_work() as uow:
+                return {
+                    state.value: [
+                        r.reward_id for r in uow.ledger.in_state(P, state, due_by=None, limit=10)
+                    ]
+                    for state in RewardState
+                }
+
+        assert states() == {"pending": ["rwd-1", "rwd-2"], "approved": [], "reversed": []}
+        approve = _entry(
+            "e-approve",
+            reward,
+            kind=EntryKind.APPROVED,
+            state_after=RewardState.APPROVED,
+            cause="settle",
+        )
+        self.commit(store, lambda u: u.ledger.append([approve]))
+        assert states() == {"pending": ["rwd-2"], "approved": ["rwd-1"], "reversed": []}
+        partial = _entry(
+            "e-partial",
+            reward,
+            kind=EntryKind.REVERSED,
+            state_after=RewardState.APPROVED,
+            quantity=Decimal("5.00"),
+        )
+        self.commit(store, lambda u: u.ledger.append([partial]))
+        assert states() == {"pending": ["rwd-2"], "approved": ["rwd-1"], "reversed": []}
+        rest = _entry(
+            "e-rest",
+            reward,
+            kind=EntryKind.REVERSED,
+            state_after=RewardState.REVERSED,
+            quantity=Decimal("15.00"),
+        )
+        whole = _entry("e-whole", other, kind=EntryKind.REVERSED, state_after=RewardState.REVERSED)
+        self.commit(store, lambda u: u.ledger.append([rest, whole]))
+        assert states() == {"pending": [], "approved": [], "reversed": ["rwd-1", "rwd-2"]}
+
+    def test_a_rolled_back_state_change_restores_the_state(self, store: Store) -> None:
+        """An approval that is rolled back leaves the reward pending and its entries as
+        they were."""
+        reward = _reward()
+        self.commit(store, lambda u: u.ledger.add_reward(reward, _granted(reward)))
+        approve = _entry(
+            "e-approve", reward, kind=EntryKind.APPROVED, state_after=RewardState.APPROVED
+        )
+        with store.unit_of_work() as uow:
+            uow.ledger.append([approve])
+            assert uow.ledger.in_state(P, RewardState.APPROVED, due_by=None, limit=5) == [reward]
+        with store.unit_of_work() as uow:
+            assert uow.ledger.in_state(P, RewardState.PENDING, due_by=None, limit=5) == [reward]
+            assert uow.ledger.in_state(P, RewardState.APPROVED, due_by=None, limit=5) == []
+            assert uow.ledger.entries([reward.reward_id]) == {reward.reward_id: [_granted(reward)]}
+
+    def test_appending_to_an_unknown_reward_is_a_store_error(self, store: Store) -> None:
+        """append() of an entry whose reward does not exist raises StoreError."""
+        ghost = _entry("e-ghost", _reward("rwd-ghost"))
+        self.assert_conflict(store, lambda u: u.ledger.append([ghost]), StoreError)
+        assert (
+            self.read(store, lambda u: u.ledger.entries(["rwd-ghost"])).get("rwd-ghost", []) == []
+        )
+
+    def test_a_known_entry_id_is_a_conflict(self, store: Store) -> None:
+        """Appending an entry id already in the ledger raises ConcurrencyError; the entries
+        stay as they were."""
+        reward = _reward()
+        self.commit(store, lambda u: u.ledger.add_reward(reward, _granted(reward)))
+        again = attrs.evolve(
+            _granted(reward), kind=EntryKind.APPROVED, state_after=RewardState.APPROVED
+        )
+        self.assert_conflict(store, lambda u: u.ledger.append([again]))
+        with store.unit_of_work() as uow:
+            assert uow.ledger.entries([reward.reward_id]) == {reward.reward_id: [_granted(reward)]}
+            assert uow.ledger.in_state(P, RewardState.PENDING, due_by=None, limit=5) == [reward]
+
+    def test_a_known_reward_id_is_a_conflict(self, store: Store) -> None:
+        """add_reward of a known reward id raises ConcurrencyError; the first reward stays."""
+        reward = _reward()
+        self.commit(store, lambda u: u.ledger.add_reward(reward, _granted(reward)))
+        twin = _reward(value=Points(5))
+        self.assert_conflict(store, lambda u: u.ledger.add_reward(twin, _entry("e-twin", twin)))
+        with store.unit_of_work() as uow:
+            assert uow.ledger.rewards(P, participant_id="alice") == [reward]
+            assert uow.ledger.entries([reward.reward_id]) == {reward.reward_id: [_granted(reward)]}
+
+    # -- counters -------------------------------------------------------------------------
+    def test_a_counter_never_written_reads_as_zero(self, store: Store) -> None:
+        """counters.get returns 0 for every key never written."""
+        keys: list[CounterKey] = [(P, "referrals", "alice"), (P, "spend", ""), (OTHER, "x", "y")]
+        got = self.read(store, lambda u: u.counters.get(keys))
+        assert got == dict.fromkeys(keys, Decimal(0))
+        assert all(type(v) is Decimal for v in got.values())
+
+    def test_counter_deltas_add_up_exactly(self, store: Store) -> None:
+        """Positive and negative Decimal deltas add up exactly, with no float rounding."""
+        cents: CounterKey = (P, "spend", "alice")
+        big: CounterKey = (P, "revenue", "")
+        other: CounterKey = (P, "spend", "bob")
+        for _ in range(3):
+            self.commit(store, lambda u: u.counters.add(cents, Decimal("0.01")))
+        self.commit(
+            store,
+            lambda u: u.counters.add(big, Decimal("1234567890.123456")),
+            lambda u: u.counters.add(big, Decimal("-0.000001")),
+            lambda u: u.counters.add(other, Decimal("-7.5")),
+        )
+        got = self.read(store, lambda u: u.counters.get([cents, big, other]))
+        assert got == {
+            cents: Decimal("0.03"),
+            big: Decimal("1234567890.123455"),
+            other: Decimal("-7.5"),
+        }
+        assert all(type(v) is Decimal for v in got.values())
+        self.commit(store, lambda u: u.counters.add(cents, Decimal("-0.03")))
+        assert self.read(store, lambda u: u.counters.get([cents])) == {cents: Decimal(0)}
+
+    def test_a_rolled_back_counter_update_is_undone(self, store: Store) -> None:
+        """Counter updates of a rolled-back unit are undone; the committed value stays."""
+        key: CounterKey = (P, "referrals", "alice")
+        fresh: CounterKey = (P, "referrals", "bob")
+        self.commit(store, lambda u: u.counters.add(key, Decimal(2)))
+        with store.unit_of_work() as uow:
+            uow.counters.add(key, Decimal(5))
+            uow.counters.add(key, Decimal(-1))
+            uow.counters.add(fresh, Decimal(1))
+            assert uow.counters.get([key, fresh]) == {key: Decimal(6), fresh: Decimal(1)}
+        got = self.read(store, lambda u: u.counters.get([key, fresh]))
+        assert got == {key: Decimal(2), fresh: Decimal(0)}
+
+    # -- outbox ---------------------------------------------------------------------------
+    def test_pending_lists_notifications_oldest_first_up_to_limit(self, store: Store) -> None:
+        """pending(limit) returns up to ``limit`` undelivered notifications, oldest first;
+        limit 0 gives []."""
+        notes = [_notification(f"ntf-{c}", minutes=m) for c, m in (("c", 1), ("a", 2), ("b", 3))]
+        self.commit(store, lambda u: u.outbox.add(notes[:2]))
+        self.commit(store, lambda u: u.outbox.add(notes[2:]))
+        with store.unit_of_work() as uow:
+            assert uow.outbox.pending(0) == []
+            assert uow.outbox.pending(1) == notes[:1]
+            assert uow.outbox.pending(2) == notes[:2]
+            assert uow.outbox.pending(10) == notes
+
+    def test_mark_delivered_removes_a_notification_from_pending(self, store: Store) -> None:
+        """A delivered notification is no longer pending; the others still are."""
+        notes = [_notification(f"ntf-{i}", minutes=i) for i in range(3)]
+        self.commit(store, lambda u: u.outbox.add(notes))
+        self.commit(store, lambda u: u.outbox.mark_delivered("ntf-1", _at(10)))
+        assert self.read(store, lambda u: u.outbox.pending(10)) == [notes[0], notes[2]]
+
+    def test_mark_failed_keeps_a_notification_pending(self, store: Store) -> None:
+        """A failed delivery attempt leaves the notification pending, in its place."""
+        notes = [_notification(f"ntf-{i}", minutes=i) for i in range(2)]
+        self.commit(store, lambda u: u.outbox.add(notes))
+        self.commit(store, lambda u: u.outbox.mark_failed("ntf-0", _at(10), "timeout"))
+        self.commit(store, lambda u: u.outbox.mark_failed("ntf-0", _at(11), "refused"))
+        assert self.read(store, lambda u: u.outbox.pending(10)) == notes
+        self.commit(store, lambda u: u.outbox.mark_delivered("ntf-0", _at(12)))
+        assert self.read(store, lambda u: u.outbox.pending(10)) == notes[1:]
+
+    def test_a_known_notification_id_is_a_conflict(self, store: Store) -> None:
+        """Queueing a known notification id raises ConcurrencyError; the first stays."""
+        first = _notification()
+        self.commit(store, lambda u: u.outbox.add([first]))
+        self.assert_conflict(store, lambda u: u.outbox.add([_notification(minutes=5)]))
+        pending = self.read(store, lambda u: u.outbox.pending(10))
+        _assert_same(pending, [first], "pending")
+
+    # -- dump -----------------------------------------------------------------------------
+    def test_dump_names_every_table(self, store: Store) -> None:
+        """dump() returns a list for every table of the reference store, even when empty."""
+        dump = store.dump()
+        missing = [name for name in TABLES if name not in dump]
+        assert not missing, f"dump() lacks tables {missing}"
+        assert all(isinstance(dump[name], list) for name in TABLES)
+
+    def test_dump_holds_every_committed_record(self, store: Store) -> None:
+        """After a commit, dump() holds each record in its table (and the email as
+        ((program id, participant id), email))."""
+        self.commit(store, self.write_one_of_each)
+        dump = store.dump()
+        reward = _reward()
+        expected = {
+            "events": _event_record(),
+            "programs": _program_record(),
+            "participants": _participant(),
+            "codes": _code(),
+            "referrals": _referral(),
+            "orders": _order(),
+            "refunds": _refund(),
+            "chargebacks": _chargeback(),
+            "rewards": reward,
+            "entries": _granted(reward),
+            "outbox": _notification(),
+            "personal_data": ((P, "bob"), "bob@example.com"),
+        }
+        for table, record in expected.items():
+            assert dump[table] == [record], f"dump()[{table!r}] = {dump[table]!r}"
+        assert dump["counters"], "dump()['counters'] is empty"
+        assert dump["outbox_status"], "dump()['outbox_status'] is empty"
+
+    def test_dump_is_stable(self, store: Store) -> None:
+        """Two dumps of an unchanged store are equal, list order included."""
+        self.commit(store, self.write_one_of_each)
+        assert store.dump() == store.dump()
+
+    def test_a_rolled_back_unit_leaves_the_dump_unchanged(self, store: Store) -> None:
+        """dump() after a rolled-back unit that wrote every table equals dump() before."""
+        self.commit(store, lambda u: u.counters.add((P, "x", ""), Decimal(1)))
+        before = store.dump()
+        with store.unit_of_work() as uow:
+            self.write_one_of_each(uow)
+            uow.outbox.mark_failed("ntf-1", _at(1), "boom")
+        assert store.dump() == before
+        with store.unit_of_work() as uow:
+            self.write_one_of_each(uow)
+            uow.outbox.mark_delivered("ntf-1", _at(1))
+            uow.rollback()
+        assert store.dump() == before
+
+    # -- round-trips ----------------------------------------------------------------------
+    def test_every_record_round_trips_exactly(self, store: Store) -> None:
+        """Every kind of record comes back equal, types and mapping fields included."""
+        self.commit(store, self.write_one_of_each)
+        anonymous = _participant("walk-in", signed_up=False)
+        no_order = _reward("rwd-2", order_id=None, value=Points(7, account="miles"))
+        self.commit(
+            store,
+            lambda u: u.participants.put(anonymous),
+            lambda u: u.ledger.add_reward(no_order, _granted(no_order)),
+        )
+        reward = _reward()
+        with store.unit_of_work() as uow:
+            got: dict[str, tuple[Any, Any]] = {
+                "event": (uow.events.get(P, "evt-1"), _event_record()),
+                "program": (uow.programs.get(P, 1), _program_record()),
+                "participant": (uow.participants.get(P, "bob"), _participant()),
+                "anonymous": (uow.participants.get(P, "walk-in"), anonymous),
+                "code": (uow.participants.code_owner(P, "ALICE123"), _code()),
+                "referral": (uow.referrals.by_referee(P, "bob"), _referral()),
+                "order": (uow.orders.get(P, "order-1"), _order()),
+                "refund": (uow.orders.refund(P, "refund-1"), _refund()),
+                "chargeback": (uow.orders.chargeback(P, "cb-1"), _chargeback()),
+                "rewards": (uow.ledger.rewards(P, participant_id="alice"), [reward, no_order]),
+                "entries": (
+                    uow.ledger.entries([reward.reward_id, no_order.reward_id]),
+                    {
+                        reward.reward_id: [_granted(reward)],
+                        no_order.reward_id: [_granted(no_order)],
+                    },
+                ),
+                "notification": (uow.outbox.pending(1), [_notification()]),
+                "email": (uow.participants.email_of(P, "bob"), "bob@example.com"),
+            }
+        for name, (actual, expected) in got.items():
+            _assert_same(actual, expected, name)
+
+    def test_every_reward_value_type_round_trips(self, store: Store) -> None:
+        """Rewards of every value type (JPY and BHD money included) and their entries come
+        back equal."""
+        rewards = [
+            _reward(f"rwd-{i:02}", value=value, created_minutes=i, order_id=f"order-{i}")
+            for i, value in enumerate(REWARD_VALUES)
+        ]
+
+        def write(uow: UnitOfWork) -> None:
+            for reward in rewards:
+                uow.ledger.add_reward(reward, _granted(reward))
+
+        self.commit(store, write)
+        with store.unit_of_work() as uow:
+            _assert_same(uow.ledger.rewards(P, participant_id="alice"), rewards, "rewards")
+            _assert_same(
+                uow.ledger.entries([r.reward_id for r in rewards]),
+                {r.reward_id: [_granted(r)] for r in rewards},
+                "entries",
+            )
+            for reward in rewards:
+                assert reward.order_id is not None
+                _assert_same(
+                    uow.ledger.rewards(P, order_id=reward.order_id), [reward], reward.reward_id
+                )
+
+    def test_every_event_type_round_trips_in_the_event_log(self, store: Store) -> None:
+        """Event records of every event type, with metadata, line items and an outcome with
+        grants, reversals and decisions, come back equal."""
+        records = [
+            _event_record(
+                event.event_id,
+                event=event,
+                outcome=_rich_outcome(event),
+                digest=f"d-{event.event_id}",
+            )
+            for event in _events()
+        ]
+        self.commit(store, *[partial(_add_event, record=r) for r in records])
+        with store.unit_of_work() as uow:
+            for record in records:
+                _assert_same(uow.events.get(P, record.event_id), record, record.event_id)
+
+    def test_aware_datetimes_come_back_aware_and_equal(self, store: Store) -> None:
+        """Datetimes written with any UTC offset come back aware, at the same instant."""
+        self.commit(store, self.write_one_of_each)
+        records = [
+            _event_record(event.event_id, event=event, outcome=_rich_outcome(event))
+            for event in _events()
+        ]
+        self.commit(store, *[partial(_add_event, record=r) for r in records])
+        reward = _reward()
+        with store.unit_of_work() as uow:
+            pairs: list[tuple[Any, Any]] = [(uow.events.get(P, r.event_id), r) for r in records] + [
+                (uow.programs.get(P, 1), _program_record()),
+                (uow.participants.get(P, "bob"), _participant()),
+                (uow.participants.code_of(P, "alice"), _code()),
+                (uow.referrals.by_referee(P, "bob"), _referral()),
+                (uow.orders.get(P, "order-1"), _order()),
+                (uow.orders.refund(P, "refund-1"), _refund()),
+                (uow.orders.chargeback(P, "cb-1"), _chargeback()),
+                (uow.ledger.rewards(P, order_id="order-1"), [reward]),
+                (uow.ledger.entries([reward.reward_id]), {reward.reward_id: [_granted(reward)]}),
+                (uow.outbox.pending(1), [_notification()]),
+            ]
+        for i, (actual, expected) in enumerate(pairs):
+            _assert_same(actual, expected, f"record {i}", offsets=True)
+
+    # -- the engine -----------------------------------------------------------------------
+    def test_an_engine_run_gives_the_reference_ledger(self, store: Store) -> None:
+        """A double-sided run (sign-ups with a code, purchases, settle, a partial refund)
+        gives the same rewards, entries, balances and outbox as on InMemoryStore."""
+        mine, reference = _engine_run(store), _engine_run(InMemoryStore())
+        assert mine.reasons == reference.reasons
+        got, want = store.dump(), reference.engine.store.dump()
+        assert _by_id(got["rewards"], "reward_id") == _by_id(want["rewards"], "reward_id")
+        assert _by_id(got["entries"], "entry_id") == _by_id(want["entries"], "entry_id")
+        assert _by_id(got["outbox"], "notification_id") == _by_id(want["outbox"], "notification_id")
+        for pid in ("alice", "bob", "carol"):
+            assert mine.engine.balance(pid) == reference.engine.balance(pid), pid
+            assert mine.engine.rewards_for(pid) == reference.engine.rewards_for(pid), pid
+        alice = mine.engine.balance("alice")[Unit("cash", "USD")]
+        assert (alice.pending, alice.available, alice.lifetime) == (
+            Decimal("20.00"),
+            Decimal("15.00"),
+            Decimal("35.00"),
+        )
+
+
+@attrs.frozen
+class _Run:
+    engine: Engine
+    reasons: list[tuple[str, ...]]
+
+
+def _engine_run(store: Store) -> _Run:
+    """Run a short double-sided program on ``store``."""
+    start = datetime(2026, 3, 2, 9, 30, tzinfo=UTC)
+    program = Program(
+        id="contract-e2e",
+        version=1,
+        effective_at=start - timedelta(days=1),
+        currency="USD",
+        policies=[DoubleSided(referrer=Cash(_usd("20.00")), referee=Credit(_usd("10.00")))],
+        hold=relativedelta(days=30),
+    )
+    engine = Engine(program, store, clock=ManualClock(start))
+    code = engine.issue_code("alice")
+    events: list[Event] = [
+        Signup(
+            event_id="e-signup-bob",
+            participant_id="bob",
+            at=start,
+            code=code,
+            email="bob@example.com",
+        ),
+        Signup(event_id="e-signup-carol", participant_id="carol", at=start, code=code.lower()),
+        Purchase(
+            event_id="e-order-bob",
+            participant_id="bob",
+            order_id="order-bob",
+            amount=_usd("80.00"),
+            at=start + timedelta(hours=2),
+            items=(LineItem(sku="plan", unit_price=_usd("80.00")),),
+        ),
+        Purchase(
+            event_id="e-order-carol",
+            participant_id="carol",
+            order_id="order-carol",
+            amount=_usd("40.00"),
+            at=start + timedelta(days=20),
+        ),
+    ]
+    reasons = [engine.handle(event).reasons() for event in events]
+    engine.settle(now=start + timedelta(days=31))
+    refund = Refund(
+        event_id="e-refund",
+        refund_id="refund-1",
+        order_id="order-bob",
+        amount=_usd("20.00"),
+        at=start + timedelta(days=32),
+    )
+    reasons.append(engine.handle(refund).reasons())
+    reasons.append(engine.handle(events[2]).reasons())
+    return _Run(engine, reasons)

@@ -1,0 +1,564 @@
+"""Checks of the design invariants over a store's records.
+
+Each ``check_*`` function reads ``store.dump()`` (and, when given, asks the engine), and
+raises ``AssertionError`` listing every violation it found, each naming the records
+involved. They work on any [`Store`][referralkit.Store] whose ``dump()`` uses the table
+names of [`InMemoryStore`][referralkit.InMemoryStore]::
+
+    engine = scenario.new_engine()
+    playback = scenario.play(engine)
+    check_playback(playback)          # duplicates and retries were no-ops
+    check_all(engine.store, engine)   # ledger, reversals, outbox, one referrer
+
+``ledger_snapshot`` projects a store onto what must be identical after a replay (rewards,
+entries, referrals and notifications, ids included), for determinism tests.
+
+The checks compare with independent computations (exact fractions for pro-rata
+reversals, sums of entries for balances), not with the engine's own helpers.
+"""
+
+from __future__ import annotations
+
+import decimal
+import math
+from collections import defaultdict
+from collections.abc import Iterable, Mapping
+from decimal import Decimal
+from fractions import Fraction
+from typing import TYPE_CHECKING, Any, TypeVar
+
+import attrs
+
+from referralkit._values.records import (
+    ChargebackRecord,
+    CodeRecord,
+    Entry,
+    EntryKind,
+    Notification,
+    OrderRecord,
+    ProgramRecord,
+    Referral,
+    RefundRecord,
+    Reward,
+    RewardState,
+    Role,
+)
+from referralkit.attribution import normalise_code, normalise_email
+
+if TYPE_CHECKING:
+    from referralkit._engine import Engine
+    from referralkit._ports import Store
+    from referralkit.testing.strategies import Playback
+
+__all__ = [
+    "LedgerSnapshot",
+    "check_all",
+    "check_ledger",
+    "check_one_referrer",
+    "check_outbox",
+    "check_playback",
+    "check_reversals",
+    "ledger_snapshot",
+    "round_fraction",
+]
+
+T = TypeVar("T")
+_ZERO = Decimal(0)
+_SHOWN = 25  # violations listed in one AssertionError
+_REPEATED = frozenset(
+    {
+        "signup.repeated",
+        "referral.already_referred",
+        "order.repeated",
+        "refund.repeated",
+        "chargeback.repeated",
+    }
+)
+
+
+class _Violations:
+    """Collects violations and raises them together."""
+
+    def __init__(self, invariant: str) -> None:
+        self.invariant = invariant
+        self.lines: list[str] = []
+
+    def add(self, line: str) -> None:
+        self.lines.append(line)
+
+    def raise_any(self) -> None:
+        if not self.lines:
+            return
+        shown = [f"  - {line}" for line in self.lines[:_SHOWN]]
+        if len(self.lines) > _SHOWN:
+            shown.append(f"  ... and {len(self.lines) - _SHOWN} more")
+        raise AssertionError(
+            f"{self.invariant}: {len(self.lines)} violation(s)\n" + "\n".join(shown)
+        )
+
+
+def _table(dump: Mapping[str, list[Any]], name: str, kind: type[T]) -> list[T]:
+    return [r for r in dump.get(name, ()) if isinstance(r, kind)]
+
+
+def _quantum(reward: Reward) -> Decimal:
+    return Decimal(1).scaleb(-reward.unit.exponent)
+
+
+def round_fraction(value: Fraction, rounding: str) -> int:
+    """``value`` rounded to an integer exactly, with a ``decimal`` rounding mode.
+
+    ``ROUND_HALF_UP`` rounds ties away from zero, as ``decimal`` does (2.5 -> 3,
+    -2.5 -> -3).
+
+    Raises:
+        ValueError: an unknown rounding mode.
+    """
+    floor = math.floor(value)
+    rest = value - floor
+    if not rest:
+        return floor
+    away = floor + 1 if value > 0 else floor  # away from zero
+    toward = floor if value > 0 else floor + 1  # toward zero
+    simple = {
+        decimal.ROUND_FLOOR: floor,
+        decimal.ROUND_CEILING: floor + 1,
+        decimal.ROUND_DOWN: toward,
+        decimal.ROUND_UP: away,
+    }
+    if rounding in simple:
+        return simple[rounding]
+    half = Fraction(1, 2)
+    if rest != half:
+        return floor + 1 if rest > half else floor
+    ties = {
+        decimal.ROUND_HALF_UP: away,
+        decimal.ROUND_HALF_DOWN: toward,
+        decimal.ROUND_HALF_EVEN: floor if floor % 2 == 0 else floor + 1,
+    }
+    if rounding not in ties:
+        raise ValueError(f"rounding={rounding!r} is not a supported decimal rounding mode")
+    return ties[rounding]
+
+
+# -- the ledger ---------------------------------------------------------------------------
+def check_ledger(store: Store, engine: Engine | None = None) -> None:
+    """The ledger is well formed and bounded (invariant 4).
+
+    Checks every reward and entry:
+
+    - each entry names a known reward, its program and participant; each reward has
+      entries, the first being its only grant, of the value's quantity, greater than zero;
+    - quantities are positive and exact to the unit (money to the currency's minor unit);
+    - reversals never exceed the grant; approvals approve what is outstanding; the states
+      follow pending -> approved -> reversed, and nothing follows a full reversal;
+    - each reward belongs to a referral, to its referrer or referee as its role says, under
+      the referral's program version (terms lock), and to the order it names;
+    - with ``engine``: every participant's balance equals the sums of their entries.
+
+    Args:
+        store: The store to read.
+        engine: The engine over ``store``, to compare its balances (optional).
+
+    Raises:
+        AssertionError: listing every violation.
+    """
+    dump = store.dump()
+    bad = _Violations("ledger (invariant 4)")
+    rewards = {r.reward_id: r for r in _table(dump, "rewards", Reward)}
+    referrals = {r.referral_id: r for r in _table(dump, "referrals", Referral)}
+    orders = {(o.program_id, o.order_id): o for o in _table(dump, "orders", OrderRecord)}
+    entries: dict[str, list[Entry]] = defaultdict(list)
+    seen_entries: set[str] = set()
+    for entry in _table(dump, "entries", Entry):
+        if entry.entry_id in seen_entries:
+            bad.add(f"entry id {entry.entry_id} appears twice")
+        seen_entries.add(entry.entry_id)
+        if entry.reward_id not in rewards:
+            bad.add(f"entry {entry.entry_id} names unknown reward {entry.reward_id}")
+            continue
+        entries[entry.reward_id].append(entry)
+    for reward in rewards.values():
+        _check_reward(bad, reward, entries.get(reward.reward_id, []))
+        referral = referrals.get(reward.referral_id)
+        if referral is None:
+            bad.add(f"reward {reward.reward_id} names unknown referral {reward.referral_id}")
+        else:
+            expected = referral.referrer_id if reward.role is Role.REFERRER else referral.referee_id
+            if reward.participant_id != expected:
+                bad.add(
+                    f"reward {reward.reward_id} goes to {reward.participant_id!r} but the "
+                    f"{reward.role.value} of {referral.referral_id} is {expected!r}"
+                )
+            if reward.program_version != referral.program_version:
+                bad.add(
+                    f"reward {reward.reward_id} was granted under version "
+                    f"{reward.program_version}, its referral was attributed under "
+                    f"{referral.program_version}"
+                )
+        if reward.order_id is not None:
+            order = orders.get((reward.program_id, reward.order_id))
+            if order is None:
+                bad.add(f"reward {reward.reward_id} names unknown order {reward.order_id}")
+            elif order.referral_id != reward.referral_id:
+                bad.add(
+                    f"reward {reward.reward_id} is for order {order.order_id} of referral "
+                    f"{order.referral_id}, not {reward.referral_id}"
+                )
+    if engine is not None:
+        _check_balances(bad, engine, rewards.values(), entries)
+    bad.raise_any()
+
+
+def _check_reward(bad: _Violations, reward: Reward, entries: list[Entry]) -> None:
+    rid = reward.reward_id
+    if not entries:
+        bad.add(f"reward {rid} has no entries")
+        return
+    quantum = _quantum(reward)
+    granted = reversed_ = _ZERO
+    state: RewardState | None = None
+    for n, entry in enumerate(entries):
+        where = f"reward {rid} entry #{n} ({entry.kind.value} {entry.quantity})"
+        if entry.program_id != reward.program_id or entry.participant_id != reward.participant_id:
+            bad.add(f"{where}: program or participant differs from its reward")
+        if entry.quantity != entry.quantity.quantize(quantum):
+            bad.add(f"{where}: not exact to the unit {reward.unit} ({quantum})")
+        if state is RewardState.REVERSED:
+            bad.add(f"{where}: follows a full reversal")
+        if entry.kind is EntryKind.GRANTED:
+            if n:
+                bad.add(f"{where}: a second grant")
+            if entry.quantity <= 0:
+                bad.add(f"{where}: a grant must be greater than zero")
+            if entry.quantity != reward.value.quantity:
+                bad.add(f"{where}: grants {entry.quantity}, the value is {reward.value}")
+            granted += entry.quantity
+            expected_state = RewardState.PENDING
+        elif entry.kind is EntryKind.APPROVED:
+            if state is not RewardState.PENDING:
+                bad.add(f"{where}: approves a reward that is {state}")
+            if entry.quantity != granted - reversed_:
+                bad.add(f"{where}: approves {entry.quantity}, {granted - reversed_} outstanding")
+            expected_state = RewardState.APPROVED
+        else:
+            if n == 0:
+                bad.add(f"{where}: the first entry must be the grant")
+            if entry.quantity <= 0:
+                bad.add(f"{where}: a reversal must be greater than zero")
+            reversed_ += entry.quantity
+            if reversed_ > granted:
+                bad.add(f"{where}: reverses {reversed_} in total, more than granted {granted}")
+            full = reversed_ >= granted
+            expected_state = RewardState.REVERSED if full else (state or RewardState.PENDING)
+        if n == 0 and entry.kind is not EntryKind.GRANTED:
+            expected_state = entry.state_after
+        if entry.state_after is not expected_state:
+            bad.add(f"{where}: leaves the reward {entry.state_after}, expected {expected_state}")
+        state = entry.state_after
+
+
+def _check_balances(
+    bad: _Violations,
+    engine: Engine,
+    rewards: Iterable[Reward],
+    entries: Mapping[str, list[Entry]],
+) -> None:
+    program_id = engine.program.id
+    expected: dict[str, dict[Any, list[Decimal]]] = defaultdict(dict)
+    for reward in rewards:
+        if reward.program_id != program_id:
+            continue
+        items = entries.get(reward.reward_id, [])
+        if not items:
+            continue
+        outstanding = sum((e.quantity for e in items if e.kind is EntryKind.GRANTED), _ZERO) - sum(
+            (e.quantity for e in items if e.kind is EntryKind.REVERSED), _ZERO
+        )
+        line = expected[reward.participant_id].setdefault(reward.unit, [_ZERO, _ZERO, _ZERO])
+        state = items[-1].state_after
+        if state is RewardState.PENDING:
+            line[0] += outstanding
+        elif state is RewardState.APPROVED:
+            line[1] += outstanding
+        line[2] += outstanding
+    for participant, units in expected.items():
+        balance = engine.balance(participant)
+        for unit, (pending, available, lifetime) in units.items():
+            got = balance[unit]
+            if (got.pending, got.available, got.lifetime) != (pending, available, lifetime):
+                bad.add(
+                    f"balance of {participant!r} in {unit}: engine says pending="
+                    f"{got.pending} available={got.available} lifetime={got.lifetime}, "
+                    f"the entries sum to {pending} / {available} / {lifetime}"
+                )
+        extra = {line.unit for line in balance} - set(units)
+        if extra:
+            bad.add(f"balance of {participant!r} has units without rewards: {sorted(extra)}")
+
+
+def check_reversals(store: Store) -> None:
+    """Refunds and chargebacks reversed exactly what the program's terms say (invariant 4).
+
+    For every order: a chargeback, or refunds adding up to its amount, reverse all of its
+    rewards; partial refunds reverse ``granted * refunded / amount`` of money rewards,
+    rounded to the minor unit with the program's rounding mode, and of points, rounded
+    down; indivisible rewards (free periods, badges, percent vouchers) are reversed only
+    by a full refund. Computed with exact fractions.
+
+    Raises:
+        AssertionError: listing every reward whose reversed quantity differs.
+    """
+    dump = store.dump()
+    bad = _Violations("pro-rata reversals (invariant 4)")
+    roundings = {
+        (p.program_id, p.version): str(p.definition.get("rounding", decimal.ROUND_HALF_UP))
+        for p in _table(dump, "programs", ProgramRecord)
+    }
+    refunded: dict[tuple[str, str], int] = defaultdict(int)
+    for refund in _table(dump, "refunds", RefundRecord):
+        refunded[(refund.program_id, refund.order_id)] += refund.amount.to_minor()
+    charged = {(c.program_id, c.order_id) for c in _table(dump, "chargebacks", ChargebackRecord)}
+    orders = {(o.program_id, o.order_id): o for o in _table(dump, "orders", OrderRecord)}
+    reversed_: dict[str, Decimal] = defaultdict(lambda: _ZERO)
+    for entry in _table(dump, "entries", Entry):
+        if entry.kind is EntryKind.REVERSED:
+            reversed_[entry.reward_id] += entry.quantity
+    for reward in _table(dump, "rewards", Reward):
+        key = (reward.program_id, reward.order_id or "")
+        order = orders.get(key)
+        if reward.order_id is None or order is None:
+            if reversed_[reward.reward_id]:
+                bad.add(f"reward {reward.reward_id} belongs to no order but was reversed")
+            continue
+        base = (reward.base_amount or order.amount).to_minor()
+        done = refunded[key]
+        granted = reward.value.quantity
+        unit = reward.unit
+        if key in charged or done >= base:
+            expected = granted
+        elif not unit.divisible or not done:
+            expected = _ZERO
+        else:
+            quantum = _quantum(reward)
+            mode = roundings.get((reward.program_id, reward.program_version))
+            mode = mode if unit.is_money and mode else decimal.ROUND_DOWN
+            exact = Fraction(granted) / Fraction(quantum) * done / base
+            expected = min(granted, round_fraction(exact, mode) * quantum)
+        if reversed_[reward.reward_id] != expected:
+            bad.add(
+                f"reward {reward.reward_id} ({reward.value}) of order {order.order_id} "
+                f"({order.amount}, {Decimal(done).scaleb(-order.amount.exponent)} refunded"
+                f"{', charged back' if key in charged else ''}): reversed "
+                f"{reversed_[reward.reward_id]}, expected {expected}"
+            )
+    bad.raise_any()
+
+
+# -- referrals ------------------------------------------------------------------------------
+def check_one_referrer(store: Store) -> None:
+    """One referrer per referee per program, and nobody refers themself (invariant 5).
+
+    Checks that no referee has two referrals in a program, no referral joins a person to
+    themself (by participant id, or by their normalised emails when both are known), and
+    every referral's code is owned by its referrer.
+
+    Raises:
+        AssertionError: listing every violation.
+    """
+    dump = store.dump()
+    bad = _Violations("one referrer, no self-referral (invariant 5)")
+    owners = {(c.program_id, c.code): c.participant_id for c in _table(dump, "codes", CodeRecord)}
+    emails: dict[tuple[str, str], str] = {}
+    for (program_id, participant), email in dump.get("personal_data", ()):
+        emails[(program_id, participant)] = normalise_email(email)
+    by_referee: dict[tuple[str, str], list[Referral]] = defaultdict(list)
+    for referral in _table(dump, "referrals", Referral):
+        pid = referral.program_id
+        by_referee[(pid, referral.referee_id)].append(referral)
+        rid = referral.referral_id
+        if referral.referrer_id == referral.referee_id:
+            bad.add(f"referral {rid}: {referral.referee_id!r} referred themself")
+        mail = emails.get((pid, referral.referee_id))
+        if mail is not None and mail == emails.get((pid, referral.referrer_id)):
+            bad.add(
+                f"referral {rid}: referee {referral.referee_id!r} and referrer "
+                f"{referral.referrer_id!r} share the email {mail!r}"
+            )
+        owner = owners.get((pid, normalise_code(referral.code)))
+        if owner != referral.referrer_id:
+            bad.add(
+                f"referral {rid}: code {referral.code!r} belongs to {owner!r}, not the referrer"
+            )
+    for (pid, referee), found in by_referee.items():
+        if len(found) > 1:
+            bad.add(
+                f"{referee!r} has {len(found)} referrals in program {pid!r}: "
+                + ", ".join(f"{r.referral_id} by {r.referrer_id!r}" for r in found)
+            )
+    bad.raise_any()
+
+
+# -- the outbox ---------------------------------------------------------------------------
+def check_outbox(store: Store) -> None:
+    """Every change was written with its notification, and no notification without its
+    change (invariant 3).
+
+    One ``referral_created`` per referral, one ``reward_earned`` per reward, one
+    ``reward_approved`` per approval entry and one ``reward_reversed`` per reversal entry,
+    each sent to the person concerned; no notification names a missing record.
+
+    Raises:
+        AssertionError: listing every violation.
+    """
+    dump = store.dump()
+    bad = _Violations("outbox written with its changes (invariant 3)")
+    rewards = {r.reward_id: r for r in _table(dump, "rewards", Reward)}
+    expected: dict[tuple[str, str], int] = defaultdict(int)
+    recipients: dict[tuple[str, str], str] = {}
+    for referral in _table(dump, "referrals", Referral):
+        expected[("referral_created", referral.referral_id)] += 1
+        recipients[("referral_created", referral.referral_id)] = referral.referrer_id
+    for reward in rewards.values():
+        expected[("reward_earned", reward.reward_id)] += 1
+    kinds = {EntryKind.APPROVED: "reward_approved", EntryKind.REVERSED: "reward_reversed"}
+    for entry in _table(dump, "entries", Entry):
+        if entry.kind in kinds:
+            expected[(kinds[entry.kind], entry.reward_id)] += 1
+    found: dict[tuple[str, str], int] = defaultdict(int)
+    ids: set[str] = set()
+    for note in _table(dump, "outbox", Notification):
+        if note.notification_id in ids:
+            bad.add(f"notification id {note.notification_id} appears twice")
+        ids.add(note.notification_id)
+        subject = note.data.get("referral_id" if note.kind == "referral_created" else "reward_id")
+        if subject is None:
+            bad.add(f"notification {note.notification_id} ({note.kind}) names no record")
+            continue
+        key = (note.kind, subject)
+        found[key] += 1
+        known = rewards.get(subject)
+        recipient = recipients.get(key, known.participant_id if known else None)
+        if recipient is None:
+            bad.add(f"notification {note.notification_id} ({note.kind}) names unknown {subject}")
+        elif note.recipient_id != recipient:
+            bad.add(
+                f"notification {note.notification_id} ({note.kind}) goes to "
+                f"{note.recipient_id!r}, not {recipient!r}"
+            )
+    for key in sorted(set(expected) | set(found)):
+        if expected[key] != found[key]:
+            bad.add(
+                f"{key[0]} for {key[1]}: {found[key]} notification(s), expected {expected[key]}"
+            )
+    bad.raise_any()
+
+
+def check_all(store: Store, engine: Engine | None = None) -> None:
+    """Run ``check_ledger``, ``check_reversals``, ``check_outbox`` and
+    ``check_one_referrer``.
+
+    Raises:
+        AssertionError: from the first check that fails.
+    """
+    check_ledger(store, engine)
+    check_reversals(store)
+    check_outbox(store)
+    check_one_referrer(store)
+
+
+# -- deliveries ---------------------------------------------------------------------------
+def check_playback(playback: Playback) -> None:
+    """Deliveries behaved as at-least-once delivery requires (invariant 1).
+
+    - an early delivery (a refund or chargeback before its order) raised
+      ``RetryLaterError``, and every other delivery was handled;
+    - a duplicate returned the stored outcome of the first delivery, flagged
+      ``duplicate=True``;
+    - a retry (same business id and fields, new event id) was accepted as new and granted
+      and reversed nothing, with a ``*.repeated`` (or ``referral.already_referred``) reason.
+
+    Raises:
+        AssertionError: listing every violation.
+    """
+    bad = _Violations("idempotent deliveries (invariant 1)")
+    first: dict[str, Any] = {}
+    for n, result in enumerate(playback.results):
+        step = result.step
+        delivery = getattr(step, "delivery", None)
+        if delivery is None:  # a settlement
+            continue
+        where = f"step {n} ({step.describe()})"
+        outcome = result.outcome
+        if delivery == "early":
+            if result.error is None:
+                bad.add(f"{where}: expected RetryLaterError, got {outcome!r}")
+            continue
+        if outcome is None:
+            bad.add(f"{where}: raised {result.error!r}")
+            continue
+        event_id = outcome.event_id
+        if delivery == "duplicate":
+            original = first.get(event_id)
+            if not outcome.duplicate:
+                bad.add(f"{where}: a duplicate not flagged duplicate=True")
+            elif original is not None and outcome != attrs.evolve(original, duplicate=True):
+                bad.add(f"{where}: returned {outcome!r}, the stored outcome is {original!r}")
+            continue
+        if outcome.duplicate:
+            bad.add(f"{where}: a new event id reported as a duplicate")
+        first.setdefault(event_id, outcome)
+        if delivery == "retry":
+            if outcome.grants or outcome.reward_ids or outcome.reversals:
+                bad.add(f"{where}: a retry granted or reversed something: {outcome!r}")
+            if not set(outcome.reasons()) & _REPEATED:
+                bad.add(f"{where}: a retry without a repeated reason: {outcome.reasons()}")
+    bad.raise_any()
+
+
+# -- snapshots ----------------------------------------------------------------------------
+@attrs.frozen
+class LedgerSnapshot:
+    """What must be identical after replaying a log: a comparable projection of a store.
+
+    Attributes:
+        referrals: Every referral, by id.
+        rewards: Every reward, by id.
+        entries: Every ledger entry, by reward id then append order.
+        notifications: Every notification as (id, kind, recipient, sorted data items).
+    """
+
+    referrals: tuple[Referral, ...]
+    rewards: tuple[Reward, ...]
+    entries: tuple[Entry, ...]
+    notifications: tuple[tuple[str, str, str, tuple[tuple[str, str], ...]], ...]
+
+    def differences(self, other: LedgerSnapshot) -> list[str]:
+        """Human-readable differences from ``other`` (empty when equal)."""
+        out: list[str] = []
+        for field in attrs.fields(LedgerSnapshot):
+            mine, theirs = getattr(self, field.name), getattr(other, field.name)
+            if mine == theirs:
+                continue
+            only_mine = [x for x in mine if x not in theirs]
+            only_theirs = [x for x in theirs if x not in mine]
+            out.append(
+                f"{field.name}: {len(mine)} vs {len(theirs)}; only in first: "
+                f"{only_mine[:3]!r}; only in second: {only_theirs[:3]!r}"
+            )
+        return out
+
+
+def ledger_snapshot(store: Store) -> LedgerSnapshot:
+    """The store's referrals, rewards, entries and notifications, ids included."""
+    dump = store.dump()
+    notes = sorted(_table(dump, "outbox", Notification), key=lambda n: n.notification_id)
+    return LedgerSnapshot(
+        referrals=tuple(sorted(_table(dump, "referrals", Referral), key=lambda r: r.referral_id)),
+        rewards=tuple(sorted(_table(dump, "rewards", Reward), key=lambda r: r.reward_id)),
+        entries=tuple(_table(dump, "entries", Entry)),
+        notifications=tuple(
+            (n.notification_id, n.kind, n.recipient_id, tuple(sorted(n.data.items())))
+            for n in notes
+        ),
+    )
