@@ -122,31 +122,35 @@ def deliveries(stream: Sequence[rk.Event], workers: int, seed: int) -> list[list
 
 def work(
     make_store: Callable[[], rk.Store], queue: Sequence[rk.Event], batch_size: int = 20
-) -> int:
+) -> tuple[int, list[str]]:
     """Handle ``queue`` in batches; events that need one not yet seen are retried later.
 
     Returns:
-        How many events were still failing when the worker gave up (0 normally).
+        How many events were still waiting when the worker gave up (0 normally), and the
+        ids of events refused for good (a refund that a chargeback handled first left
+        nothing to refund, say).
     """
     target = engine(make_store())
     pending = list(queue)
+    refused: list[str] = []
     for _attempt in range(200):
         if not pending:
-            return 0
+            break
         retry: list[rk.Event] = []
         for start in range(0, len(pending), batch_size):
             chunk = pending[start : start + batch_size]
-            for event, result in zip(
-                chunk, target.handle_many(chunk, batch_size=batch_size), strict=False
-            ):
+            results = target.handle_many(chunk, batch_size=batch_size)
+            for event, result in zip(chunk, results, strict=True):
                 if isinstance(result, rk.RetryLaterError | rk.ConcurrencyError):
                     retry.append(event)
+                elif isinstance(result, rk.InvalidEventError):
+                    refused.append(event.event_id)
                 elif isinstance(result, rk.ReferralKitError):
                     raise result
         pending = retry
         if pending:
             time.sleep(0.01)
-    return len(pending)
+    return len(pending), refused
 
 
 LEDGER_TABLES = (

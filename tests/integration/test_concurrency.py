@@ -1,0 +1,136 @@
+"""Several worker processes on one database end with the ledger of a replay in commit order.
+
+CI runs a shortened stream; the full size (10,000 events, each delivered 1 to 3 times
+across 4 processes) runs with::
+
+    REFERRALKIT_CONCURRENCY_EVENTS=10000 .venv/bin/python -m pytest tests/integration -k concurrent
+"""
+
+from __future__ import annotations
+
+import multiprocessing
+import os
+import signal
+import sys
+import time
+from collections.abc import Callable
+from datetime import timedelta
+from pathlib import Path
+
+import pytest
+
+import referralkit as rk
+
+sys.path.insert(0, str(Path(__file__).parent))
+import workload
+
+EVENTS = int(os.environ.get("REFERRALKIT_CONCURRENCY_EVENTS", "1200"))
+WORKERS = 4
+FORK = multiprocessing.get_context("fork")
+
+
+class SQLiteFile:
+    """Opens the same SQLite file in every process."""
+
+    def __init__(self, path: Path) -> None:
+        self.path = path
+
+    def __call__(self) -> rk.Store:
+        return rk.SQLiteStore(self.path, synchronous="NORMAL")
+
+
+@pytest.fixture
+def sqlite_file(tmp_path: Path) -> SQLiteFile:
+    return SQLiteFile(tmp_path / "shared.sqlite3")
+
+
+def _worker(make_store: Callable[[], rk.Store], queue: list[rk.Event], out: object) -> None:
+    out.put(workload.work(make_store, queue))  # type: ignore[attr-defined]
+
+
+def run_concurrently(make_store: Callable[[], rk.Store], seed: int) -> rk.Engine:
+    """Issue codes, then let WORKERS processes handle overlapping deliveries."""
+    main = workload.engine(make_store())
+    codes = workload.issue_codes(main)
+    stream = workload.events(EVENTS, seed, codes)
+    queues = workload.deliveries(stream, WORKERS, seed)
+    results = FORK.Queue()
+    procs = [FORK.Process(target=_worker, args=(make_store, q, results)) for q in queues]
+    for p in procs:
+        p.start()
+    for p in procs:
+        p.join(timeout=300)
+        assert p.exitcode == 0, f"worker exited with {p.exitcode}"
+    reports = [results.get(timeout=5) for _ in procs]
+    left = [n for n, _ in reports]
+    assert left == [0] * WORKERS, f"events still waiting after retries: {left}"
+    refused = {event_id for _, ids in reports for event_id in ids}
+    delivered = {e.event_id for e in stream}
+    log = [e.event_id for _, e in main.event_log(limit=10 * EVENTS)]
+    assert len(log) == len(set(log)), "no event is accepted twice"
+    assert not set(log) & refused, "an event refused by one worker was accepted by another"
+    assert set(log) | refused == delivered, "no event is lost"
+    return main
+
+
+def assert_same_ledger(concurrent: rk.Engine, replayed: rk.Engine) -> None:
+    a, b = concurrent.store.dump(), replayed.store.dump()
+    assert not workload.differences(a, b), workload.differences(a, b)
+    people = {r.participant_id for r in a["rewards"]}
+    for who in sorted(people):
+        assert concurrent.balance(who) == replayed.balance(who), who
+    ids = [r.reward_id for r in a["rewards"]]
+    assert len(ids) == len(set(ids)), "no reward is granted twice"
+
+
+def test_concurrent_workers_on_sqlite_end_with_the_ledger_of_a_replay(
+    sqlite_file: SQLiteFile,
+) -> None:
+    """4 processes, every event delivered 1-3 times: the ledger equals a replay of the
+    event log in commit order, and settling both gives the same balances."""
+    concurrent = run_concurrently(sqlite_file, seed=11)
+    replayed = workload.replay(concurrent)
+    assert_same_ledger(concurrent, replayed)
+    later = workload.START + timedelta(days=60)
+    assert concurrent.settle(later) == replayed.settle(later) > 0
+    assert_same_ledger(concurrent, replayed)
+
+
+def _crash_victim(make_store: Callable[[], rk.Store], progress: object) -> None:
+    target = workload.engine(make_store())
+    codes = workload.issue_codes(target)
+    stream = workload.events(EVENTS, 5, codes)
+    for start in range(0, len(stream), 25):
+        target.handle_many(stream[start : start + 25], batch_size=25)
+        progress.put(start)  # type: ignore[attr-defined]
+
+
+def test_a_worker_killed_mid_stream_leaves_a_store_that_resending_repairs(
+    sqlite_file: SQLiteFile,
+) -> None:
+    """SIGKILL in the middle of handle_many; re-sending the whole stream gives the ledger
+    of a clean run."""
+    progress = FORK.Queue()
+    victim = FORK.Process(target=_crash_victim, args=(sqlite_file, progress))
+    victim.start()
+    deadline = time.monotonic() + 60
+    seen = 0
+    while seen < EVENTS // 4 and time.monotonic() < deadline:
+        seen = progress.get(timeout=60)
+    assert victim.pid is not None
+    os.kill(victim.pid, signal.SIGKILL)
+    victim.join()
+    assert victim.exitcode == -signal.SIGKILL
+
+    survivor = workload.engine(sqlite_file())
+    codes = workload.issue_codes(survivor)
+    stream = workload.events(EVENTS, 5, codes)
+    partial = len(survivor.event_log(limit=10 * EVENTS))
+    assert 0 < partial < len(stream), "the kill landed mid-stream"
+    results = survivor.handle_many(stream, batch_size=25)
+    assert not [r for r in results if isinstance(r, rk.ReferralKitError)]
+
+    clean = workload.engine(rk.InMemoryStore())
+    workload.issue_codes(clean)
+    clean.handle_many(stream, batch_size=25)
+    assert_same_ledger(survivor, clean)
