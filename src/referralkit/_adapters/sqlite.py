@@ -432,17 +432,19 @@ class SQLiteStore:
         """Re-raise driver errors as the library's own tree."""
         try:
             yield
-        except sqlite3.IntegrityError as exc:
-            raise ConcurrencyError(f"conflicting write: {exc}") from exc
-        except sqlite3.OperationalError as exc:
-            if "locked" in str(exc) or "busy" in str(exc):
-                raise ConcurrencyError(f"database is busy: {exc}") from exc
-            raise StoreError(f"SQLite error: {exc}") from exc
         except sqlite3.Error as exc:
-            raise StoreError(f"SQLite error: {exc}") from exc
+            raise _translated(exc) from exc
 
     def __repr__(self) -> str:
         return f"SQLiteStore({self._path!r})"
+
+
+def _translated(exc: sqlite3.Error) -> StoreError:
+    if isinstance(exc, sqlite3.IntegrityError):
+        return ConcurrencyError(f"conflicting write: {exc}")
+    if isinstance(exc, sqlite3.OperationalError) and ("locked" in str(exc) or "busy" in str(exc)):
+        return ConcurrencyError(f"database is busy: {exc}")
+    return StoreError(f"SQLite error: {exc}")
 
 
 # -- row decoding ---------------------------------------------------------------------------
@@ -649,11 +651,9 @@ class _SQLiteUnitOfWork:
         if not conn.in_transaction:
             self._begin()
         try:
-            with self._store._translate():
-                return conn.execute(sql, params)
-        except ConcurrencyError:
-            self._abort()
-            raise
+            return conn.execute(sql, params)
+        except sqlite3.Error as exc:
+            raise self._failure(exc) from exc
 
     def _xm(self, sql: str, params: Iterable[Sequence[Any]]) -> None:
         if not self._open:
@@ -662,11 +662,16 @@ class _SQLiteUnitOfWork:
         if not conn.in_transaction:
             self._begin()
         try:
-            with self._store._translate():
-                conn.executemany(sql, params)
-        except ConcurrencyError:
+            conn.executemany(sql, params)
+        except sqlite3.Error as exc:
+            raise self._failure(exc) from exc
+
+    def _failure(self, exc: sqlite3.Error) -> StoreError:
+        """The library's error for a driver error; a conflict rolls the unit back."""
+        error = _translated(exc)
+        if isinstance(error, ConcurrencyError):
             self._abort()
-            raise
+        return error
 
     def _abort(self) -> None:
         if self._conn.in_transaction:

@@ -49,35 +49,75 @@ def _init_fields(cls: type) -> tuple[tuple[str, str], ...]:
     return fields
 
 
+def _encode_attrs(value: Any) -> Any:
+    cls = type(value)
+    return {
+        "$t": cls.__name__,
+        "f": {alias: encode(getattr(value, name)) for name, alias in _init_fields(cls)},
+    }
+
+
+def _encode_enum(value: enum.Enum) -> Any:
+    return {"$e": [type(value).__name__, value.value]}
+
+
+def _plain(value: Any) -> Any:
+    return value
+
+
+def _encode_mapping(value: Mapping[Any, Any]) -> Any:
+    return {"$map": {str(k): encode(v) for k, v in value.items()}}
+
+
+_BY_TYPE: dict[type, Callable[[Any], Any]] = {
+    str: _plain,
+    int: _plain,
+    bool: _plain,
+    float: _plain,
+    type(None): _plain,
+    Money: lambda m: {"$m": [str(m.amount), m.currency]},
+    Decimal: lambda d: {"$d": str(d)},
+    datetime: lambda d: {"$dt": d.isoformat()},
+    tuple: lambda t: {"$tu": [encode(v) for v in t]},
+    list: lambda v: [encode(x) for x in v],
+    dict: _encode_mapping,
+    MappingProxyType: _encode_mapping,
+}
+for _cls in _CLASSES.values():
+    if issubclass(_cls, enum.Enum):
+        _BY_TYPE[_cls] = _encode_enum
+    elif _cls is not Money:
+        _BY_TYPE[_cls] = _encode_attrs
+
+
 def encode(value: Any) -> Any:
     """``value`` as tagged JSON data."""
+    encoder = _BY_TYPE.get(type(value))
+    if encoder is not None:
+        return encoder(value)
+    return _encode_other(value)
+
+
+def _encode_other(value: Any) -> Any:
     if isinstance(value, enum.Enum):
-        return {"$e": [type(value).__name__, value.value]}
-    if value is None or isinstance(value, bool | int | str):
+        return _encode_enum(value)
+    if value is None or isinstance(value, bool | int | str | float):
         return value
     if isinstance(value, Money):
-        return {"$m": [str(value.amount), value.currency]}
+        return _BY_TYPE[Money](value)
     if isinstance(value, Decimal):
         return {"$d": str(value)}
     if isinstance(value, datetime):
         return {"$dt": value.isoformat()}
-    cls = type(value)
-    if attrs.has(cls):
-        if cls.__name__ not in _CLASSES:
-            raise CodecError(f"cannot encode {cls.__name__}: not a referralkit value")
-        return {
-            "$t": cls.__name__,
-            "f": {alias: encode(getattr(value, name)) for name, alias in _init_fields(cls)},
-        }
+    if attrs.has(type(value)):
+        raise CodecError(f"cannot encode {type(value).__name__}: not a referralkit value")
     if isinstance(value, tuple):
         return {"$tu": [encode(v) for v in value]}
     if isinstance(value, list):
         return [encode(v) for v in value]
     if isinstance(value, Mapping):
-        return {"$map": {str(k): encode(v) for k, v in value.items()}}
-    if isinstance(value, float):
-        return value
-    raise CodecError(f"cannot encode {cls.__name__}: {value!r}")
+        return _encode_mapping(value)
+    raise CodecError(f"cannot encode {type(value).__name__}: {value!r}")
 
 
 def _decode_tagged(data: dict[str, Any]) -> Any:
