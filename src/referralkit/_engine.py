@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import contextlib
 import functools
 import logging
 from collections.abc import Callable, Iterable, Sequence
@@ -325,6 +326,7 @@ class Engine:
         if len(batch) > 1:
             try:
                 with self._store.unit_of_work() as uow:
+                    self._prefetch(uow, batch)
                     outcomes: list[Outcome | ReferralKitError] = [
                         item if isinstance(item, ReferralKitError) else self._handle_in(uow, *item)
                         for item in prepared
@@ -370,6 +372,30 @@ class Engine:
         with self._store.unit_of_work() as uow:
             record = uow.events.get(self._program_id, event_id)
         return None if record is None else record.outcome
+
+    def _prefetch(self, uow: UnitOfWork, batch: Sequence[Event]) -> None:
+        """Let a store that can load a batch's rows in a few queries do so (optional)."""
+        prefetch = getattr(uow, "prefetch", None)
+        if prefetch is None:
+            return
+        people: list[str] = []
+        orders: list[str] = []
+        codes: list[str] = []
+        for event in batch:
+            if isinstance(event, Signup | Purchase):
+                people.append(event.participant_id)
+            if isinstance(event, Purchase | Refund | Chargeback):
+                orders.append(event.order_id)
+            if isinstance(event, Signup) and event.code is not None:
+                with contextlib.suppress(InvalidInputError):
+                    codes.append(normalise_code(event.code))
+        prefetch(
+            self._program_id,
+            event_ids=[e.event_id for e in batch if isinstance(e, _EVENT_TYPES)],
+            participant_ids=people,
+            order_ids=orders,
+            codes=codes,
+        )
 
     def _handle_item(self, item: tuple[Event, str], uow: UnitOfWork) -> Outcome:
         return self._handle_in(uow, *item)

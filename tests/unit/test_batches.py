@@ -121,3 +121,33 @@ def test_a_batch_size_below_one_is_refused(size: object) -> None:
     with pytest.raises(rk.InvalidInputError) as info:
         engine.handle_many([], batch_size=size)  # type: ignore[arg-type]
     assert info.value.field == "batch_size"
+
+
+def test_a_batch_mixing_new_rewards_and_reversals_of_older_ones_keeps_every_state(
+    store: rk.Store,
+) -> None:
+    """Rewards granted in earlier units and reversed in a batch that also grants new ones
+    end reversed (the reversal's state change is not lost at flush)."""
+    engine = make_engine(store)
+    code = engine.issue_code("alice")
+    at = T0 + timedelta(minutes=1)
+    engine.handle(rk.Signup(event_id="s-bob", participant_id="bob", code=code, at=T0))
+    engine.handle(
+        rk.Purchase(event_id="p-bob", participant_id="bob", order_id="o-1", amount=usd(80), at=at)
+    )
+    batch: list[rk.Event] = [
+        rk.Signup(event_id="s-cy", participant_id="cy", code=code, at=at),
+        rk.Purchase(event_id="p-cy", participant_id="cy", order_id="o-2", amount=usd(50), at=at),
+        rk.Chargeback(event_id="cb-1", chargeback_id="cb-1", order_id="o-1", at=at),
+    ]
+
+    engine.handle_many(batch, batch_size=3)
+
+    states = {v.reward.order_id: v.state for v in engine.rewards_for("alice")}
+    assert states == {"o-1": rk.RewardState.REVERSED, "o-2": rk.RewardState.PENDING}
+    with store.unit_of_work() as uow:
+        pending = uow.ledger.in_state("batches", rk.RewardState.PENDING, due_by=None, limit=10)
+        reversed_ = uow.ledger.in_state("batches", rk.RewardState.REVERSED, due_by=None, limit=10)
+    assert {r.order_id for r in pending} == {"o-2"}
+    assert {r.order_id for r in reversed_} == {"o-1"}
+    assert engine.settle(T0 + timedelta(days=40)) == 2  # only the o-2 rewards are approved

@@ -212,8 +212,10 @@ _SYNCHRONOUS: Final = frozenset({"OFF", "NORMAL", "FULL", "EXTRA"})
 
 
 def _ts(value: datetime) -> str:
-    """A UTC timestamp that sorts as text."""
-    return value.astimezone(UTC).strftime("%Y-%m-%dT%H:%M:%S.%f+00:00")
+    """A UTC timestamp that sorts as text: ``2026-01-05T09:00:00.000000+00:00``."""
+    if value.tzinfo is not UTC:
+        value = value.astimezone(UTC)
+    return value.isoformat(timespec="microseconds")
 
 
 def _dt(text: str) -> datetime:
@@ -583,12 +585,28 @@ def _outbox_status(r: Sequence[Any]) -> OutboxStatus:
 # -- the unit of work -------------------------------------------------------------------------
 
 
+# -- the unit of work -------------------------------------------------------------------------
+
+_ABSENT: Final[Any] = None  # a cached lookup that found no row
+_EVENT_COLUMNS: Final = "program_id, event_id, digest, schema_version, event, outcome"
+_PARTICIPANT_COLUMNS: Final = "program_id, participant_id, first_seen_at, signed_up_at"
+_CODE_COLUMNS: Final = "program_id, code, participant_id, created_at"
+
+
+def _chunks(items: Sequence[Any], size: int = 400) -> Iterator[Sequence[Any]]:
+    for start in range(0, len(items), size):
+        yield items[start : start + size]
+
+
 class _SQLiteUnitOfWork:
     """One ``BEGIN IMMEDIATE`` transaction; the store's connection is held for its length.
 
-    After ``commit()`` the unit stays usable: the next statement begins a new transaction,
-    which is rolled back on leaving the block unless committed too. A conflicting write
-    rolls the whole unit back, as the protocol says, and a later ``commit()`` refuses.
+    The unit holds SQLite's write lock, so nothing else changes the database while it runs:
+    rows it reads are cached for its length, and its writes are buffered and flushed with
+    ``executemany`` at ``commit()`` (or before a query the buffers cannot answer). After
+    ``commit()`` the unit stays usable: the next statement begins a new transaction, which
+    is rolled back on leaving the block unless committed too. A conflicting write rolls the
+    whole unit back, as the protocol says, and a later ``commit()`` refuses.
     """
 
     def __init__(self, store: SQLiteStore) -> None:
@@ -596,7 +614,30 @@ class _SQLiteUnitOfWork:
         self._conn = store._conn
         self._open = False
         self._failed = False
+        self._reset()
 
+    def _reset(self) -> None:
+        # Read caches (a key mapped to None: known to have no row) that also hold this
+        # unit's own writes, and the rows waiting to be flushed.
+        self._events: dict[tuple[str, str], EventRecord | None] = {}
+        self._participants: dict[tuple[str, str], ParticipantRecord | None] = {}
+        self._emails: dict[tuple[str, str], str | None] = {}
+        self._code_owner: dict[tuple[str, str], CodeRecord | None] = {}
+        self._referral_of: dict[tuple[str, str], Referral | None] = {}
+        self._referrals: dict[str, Referral | None] = {}
+        self._orders: dict[tuple[str, str], OrderRecord | None] = {}
+        self._refunds: dict[tuple[str, str], RefundRecord | None] = {}
+        self._chargebacks: dict[tuple[str, str], ChargebackRecord | None] = {}
+        self._counters: dict[CounterKey, Decimal] = {}
+        self._exponents: dict[str, int] = {}
+        self._new_rewards: dict[str, Reward] = {}
+        self._new_entries: dict[str, list[Entry]] = {}
+        self._state: dict[str, RewardState] = {}
+        self._pending: dict[str, list[Sequence[Any]]] = {}
+        self._upserts: dict[str, dict[Any, Sequence[Any]]] = {}
+        self._deltas: dict[CounterKey, int] = {}
+
+    # -- transaction -----------------------------------------------------------------------
     def __enter__(self) -> Self:
         if self._open:
             raise StoreError("this unit of work is already open")
@@ -608,6 +649,7 @@ class _SQLiteUnitOfWork:
             raise
         self._open = True
         self._failed = False
+        self._reset()
         return self
 
     def __exit__(
@@ -620,6 +662,7 @@ class _SQLiteUnitOfWork:
             if self._conn.in_transaction:
                 self._conn.execute("ROLLBACK")
         finally:
+            self._reset()
             self._open = False
             self._store._lock.release()
 
@@ -631,6 +674,7 @@ class _SQLiteUnitOfWork:
         self._require_open()
         if self._failed:
             raise StoreError("this unit of work was rolled back after a conflict")
+        self.flush()
         if self._conn.in_transaction:
             with self._store._translate():
                 self._conn.execute("COMMIT")
@@ -639,6 +683,7 @@ class _SQLiteUnitOfWork:
         self._require_open()
         if self._conn.in_transaction:
             self._conn.execute("ROLLBACK")
+        self._reset()
 
     def _require_open(self) -> None:
         if not self._open:
@@ -673,27 +718,142 @@ class _SQLiteUnitOfWork:
             self._abort()
         return error
 
+    def _conflict(self, message: str) -> ConcurrencyError:
+        self._abort()
+        return ConcurrencyError(message)
+
     def _abort(self) -> None:
         if self._conn.in_transaction:
             self._conn.execute("ROLLBACK")
+        self._reset()
         self._failed = True
 
     def _one(self, sql: str, params: Sequence[Any]) -> Any:
         return self._x(sql, params).fetchone()
 
+    # -- buffered writes -------------------------------------------------------------------
+    def _buffer(self, sql: str, row: Sequence[Any]) -> None:
+        if not self._open:
+            self._require_open()
+        self._pending.setdefault(sql, []).append(row)
+
+    def _buffer_upsert(self, sql: str, key: Any, row: Sequence[Any]) -> None:
+        if not self._open:
+            self._require_open()
+        self._upserts.setdefault(sql, {})[key] = row
+
+    def flush(self) -> None:
+        """Write the buffered rows (in the order the tables depend on each other)."""
+        if self._upserts:
+            for sql, rows in self._upserts.items():
+                self._xm(sql, list(rows.values()))
+            self._upserts = {}
+        if self._new_rewards:
+            new = self._new_rewards
+            inserts = [_reward_row(r, self._state[r.reward_id]) for r in new.values()]
+            self._xm(_INSERT_REWARD, inserts)
+            self._new_rewards = {}
+            # New rewards went in with their latest state; older ones still need updating.
+            self._state = {k: v for k, v in self._state.items() if k not in new}
+        if self._pending:
+            for sql, pending in self._pending.items():
+                self._xm(sql, pending)
+            self._pending = {}
+        self._new_entries = {}
+        if self._state:
+            self._xm(
+                "UPDATE rk_rewards SET state = ? WHERE reward_id = ?",
+                [(state.value, rid) for rid, state in self._state.items()],
+            )
+            self._state = {}
+        if self._deltas:
+            self._xm(_UPSERT_COUNTER, [(*key, delta) for key, delta in self._deltas.items()])
+            self._deltas = {}
+
+    # -- batch prefetch --------------------------------------------------------------------
+    def prefetch(
+        self,
+        program_id: str,
+        *,
+        event_ids: Sequence[str] = (),
+        participant_ids: Sequence[str] = (),
+        order_ids: Sequence[str] = (),
+        codes: Sequence[str] = (),
+    ) -> None:
+        """Load the rows a batch of events will look up, a few queries for the batch."""
+        self._load(
+            self._events,
+            event_ids,
+            f"SELECT {_EVENT_COLUMNS} FROM rk_events WHERE program_id = ? AND event_id IN",
+            program_id,
+            lambda r: ((r[0], r[1]), _event_record(r)),
+        )
+        self._load(
+            self._participants,
+            participant_ids,
+            f"SELECT {_PARTICIPANT_COLUMNS} FROM rk_participants "
+            "WHERE program_id = ? AND participant_id IN",
+            program_id,
+            lambda r: ((r[0], r[1]), _participant(r)),
+        )
+        self._load(
+            self._referral_of,
+            participant_ids,
+            f"SELECT {_REFERRAL_COLUMNS} FROM rk_referrals WHERE program_id = ? AND referee_id IN",
+            program_id,
+            lambda r: ((r[1], r[4]), _referral(r)),
+        )
+        self._load(
+            self._orders,
+            order_ids,
+            f"SELECT {_ORDER_COLUMNS} FROM rk_orders WHERE program_id = ? AND order_id IN",
+            program_id,
+            lambda r: ((r[0], r[1]), _order(r)),
+        )
+        self._load(
+            self._code_owner,
+            codes,
+            f"SELECT {_CODE_COLUMNS} FROM rk_codes WHERE program_id = ? AND code IN",
+            program_id,
+            lambda r: ((r[0], r[1]), _code(r)),
+        )
+
+    def _load(
+        self,
+        cache: dict[Any, Any],
+        ids: Sequence[str],
+        sql: str,
+        program_id: str,
+        decode: Any,
+    ) -> None:
+        wanted = sorted({i for i in ids if (program_id, i) not in cache})
+        for chunk in _chunks(wanted):
+            for key in chunk:
+                cache[(program_id, key)] = _ABSENT
+            marks = ", ".join("?" * len(chunk))
+            for row in self._x(f"{sql} ({marks})", (program_id, *chunk)).fetchall():
+                key, record = decode(row)
+                cache[key] = record
+
     # -- event log (the unit is its own EventLog) ----------------------------------------
     def get(self, program_id: str, event_id: str) -> EventRecord | None:
+        key = (program_id, event_id)
+        if key in self._events:
+            return self._events[key]
         row = self._one(
-            "SELECT program_id, event_id, digest, schema_version, event, outcome FROM rk_events "
-            "WHERE program_id = ? AND event_id = ?",
-            (program_id, event_id),
+            f"SELECT {_EVENT_COLUMNS} FROM rk_events WHERE program_id = ? AND event_id = ?", key
         )
-        return None if row is None else _event_record(row)
+        record = None if row is None else _event_record(row)
+        self._events[key] = record
+        return record
 
     def add(self, record: EventRecord) -> None:
-        self._x(
-            "INSERT INTO rk_events (program_id, event_id, digest, schema_version, event, outcome) "
-            "VALUES (?, ?, ?, ?, ?, ?)",
+        key = (record.program_id, record.event_id)
+        if self._events.get(key) is not None:
+            raise self._conflict(f"event {key!r} already exists")
+        self._events[key] = record
+        self._buffer(
+            f"INSERT INTO rk_events ({_EVENT_COLUMNS}) VALUES (?, ?, ?, ?, ?, ?)",
             (
                 record.program_id,
                 record.event_id,
@@ -705,9 +865,10 @@ class _SQLiteUnitOfWork:
         )
 
     def since(self, program_id: str, after: int, limit: int) -> list[tuple[int, EventRecord]]:
+        self.flush()
         rows = self._x(
-            "SELECT seq, program_id, event_id, digest, schema_version, event, outcome "
-            "FROM rk_events WHERE program_id = ? AND seq > ? ORDER BY seq LIMIT ?",
+            f"SELECT seq, {_EVENT_COLUMNS} FROM rk_events WHERE program_id = ? AND seq > ? "
+            "ORDER BY seq LIMIT ?",
             (program_id, after, limit),
         ).fetchall()
         return [(r[0], _event_record(r[1:])) for r in rows]
@@ -743,6 +904,45 @@ class _SQLiteUnitOfWork:
     @functools.cached_property
     def outbox(self) -> _Outbox:
         return _Outbox(self)
+
+
+_INSERT_REWARD: Final = (
+    "INSERT INTO rk_rewards (reward_id, program_id, program_version, referral_id, "
+    "participant_id, role, value, unit_kind, unit_code, policy, source_event_id, "
+    "order_id, base_minor, base_currency, created_at, payable_at, state) "
+    "VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)"
+)
+_INSERT_ENTRY: Final = (
+    f"INSERT INTO rk_entries ({_ENTRY_COLUMNS}) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?)"
+)
+_UPSERT_COUNTER: Final = (
+    "INSERT INTO rk_counters (program_id, name, subject, value_scaled) VALUES (?, ?, ?, ?) "
+    "ON CONFLICT (program_id, name, subject) DO UPDATE "
+    "SET value_scaled = value_scaled + excluded.value_scaled"
+)
+
+
+def _reward_row(r: Reward, state: RewardState) -> tuple[Any, ...]:
+    unit: Unit = r.value.unit
+    return (
+        r.reward_id,
+        r.program_id,
+        r.program_version,
+        r.referral_id,
+        r.participant_id,
+        r.role.value,
+        codec.dumps(r.value),
+        unit.kind,
+        unit.code,
+        r.policy,
+        r.source_event_id,
+        r.order_id,
+        None if r.base_amount is None else r.base_amount.to_minor(),
+        None if r.base_amount is None else r.base_amount.currency,
+        _ts(r.created_at),
+        _ts(r.payable_at),
+        state.value,
+    )
 
 
 class _Repo:
@@ -783,81 +983,108 @@ class _Programs(_Repo):
 
 class _Participants(_Repo):
     def get(self, program_id: str, participant_id: str) -> ParticipantRecord | None:
+        key = (program_id, participant_id)
+        cache = self._u._participants
+        if key in cache:
+            return cache[key]
         row = self._u._one(
-            "SELECT program_id, participant_id, first_seen_at, signed_up_at FROM rk_participants "
+            f"SELECT {_PARTICIPANT_COLUMNS} FROM rk_participants "
             "WHERE program_id = ? AND participant_id = ?",
-            (program_id, participant_id),
+            key,
         )
-        return None if row is None else _participant(row)
+        record = cache[key] = None if row is None else _participant(row)
+        return record
 
     def put(self, record: ParticipantRecord) -> None:
-        self._u._x(
-            "INSERT INTO rk_participants (program_id, participant_id, first_seen_at, signed_up_at) "
-            "VALUES (?, ?, ?, ?) ON CONFLICT (program_id, participant_id) DO UPDATE SET "
+        key = (record.program_id, record.participant_id)
+        self._u._participants[key] = record
+        self._u._buffer_upsert(
+            f"INSERT INTO rk_participants ({_PARTICIPANT_COLUMNS}) VALUES (?, ?, ?, ?) "
+            "ON CONFLICT (program_id, participant_id) DO UPDATE SET "
             "first_seen_at = excluded.first_seen_at, signed_up_at = excluded.signed_up_at",
-            (
-                record.program_id,
-                record.participant_id,
-                _ts(record.first_seen_at),
-                _opt_ts(record.signed_up_at),
-            ),
+            key,
+            (*key, _ts(record.first_seen_at), _opt_ts(record.signed_up_at)),
         )
 
     def code_owner(self, program_id: str, code: str) -> CodeRecord | None:
+        key = (program_id, code)
+        cache = self._u._code_owner
+        if key in cache:
+            return cache[key]
         row = self._u._one(
-            "SELECT program_id, code, participant_id, created_at FROM rk_codes "
-            "WHERE program_id = ? AND code = ?",
-            (program_id, code),
+            f"SELECT {_CODE_COLUMNS} FROM rk_codes WHERE program_id = ? AND code = ?", key
         )
-        return None if row is None else _code(row)
+        record = cache[key] = None if row is None else _code(row)
+        return record
 
     def code_of(self, program_id: str, participant_id: str) -> CodeRecord | None:
         row = self._u._one(
-            "SELECT program_id, code, participant_id, created_at FROM rk_codes "
-            "WHERE program_id = ? AND participant_id = ?",
+            f"SELECT {_CODE_COLUMNS} FROM rk_codes WHERE program_id = ? AND participant_id = ?",
             (program_id, participant_id),
         )
         return None if row is None else _code(row)
 
     def add_code(self, record: CodeRecord) -> None:
         self._u._x(
-            "INSERT INTO rk_codes (program_id, code, participant_id, created_at) "
-            "VALUES (?, ?, ?, ?)",
+            f"INSERT INTO rk_codes ({_CODE_COLUMNS}) VALUES (?, ?, ?, ?)",
             (record.program_id, record.code, record.participant_id, _ts(record.created_at)),
         )
+        self._u._code_owner[(record.program_id, record.code)] = record
 
     def email_of(self, program_id: str, participant_id: str) -> str | None:
+        key = (program_id, participant_id)
+        cache = self._u._emails
+        if key in cache:
+            return cache[key]
         row = self._u._one(
             "SELECT email FROM rk_personal_data WHERE program_id = ? AND participant_id = ?",
-            (program_id, participant_id),
+            key,
         )
-        return None if row is None else str(row[0])
+        email = cache[key] = None if row is None else str(row[0])
+        return email
 
     def set_email(self, program_id: str, participant_id: str, email: str) -> None:
-        self._u._x(
+        key = (program_id, participant_id)
+        self._u._emails[key] = email
+        self._u._buffer_upsert(
             "INSERT INTO rk_personal_data (program_id, participant_id, email) VALUES (?, ?, ?) "
             "ON CONFLICT (program_id, participant_id) DO UPDATE SET email = excluded.email",
-            (program_id, participant_id, email),
+            key,
+            (*key, email),
         )
 
 
 class _Referrals(_Repo):
     def by_referee(self, program_id: str, referee_id: str) -> Referral | None:
+        key = (program_id, referee_id)
+        cache = self._u._referral_of
+        if key in cache:
+            return cache[key]
         row = self._u._one(
             f"SELECT {_REFERRAL_COLUMNS} FROM rk_referrals WHERE program_id = ? AND referee_id = ?",
-            (program_id, referee_id),
+            key,
         )
-        return None if row is None else _referral(row)
+        record = cache[key] = None if row is None else _referral(row)
+        return record
 
     def get(self, referral_id: str) -> Referral | None:
+        cache = self._u._referrals
+        if referral_id in cache:
+            return cache[referral_id]
         row = self._u._one(
             f"SELECT {_REFERRAL_COLUMNS} FROM rk_referrals WHERE referral_id = ?", (referral_id,)
         )
-        return None if row is None else _referral(row)
+        record = cache[referral_id] = None if row is None else _referral(row)
+        return record
 
     def add(self, referral: Referral) -> None:
         r = referral
-        self._u._x(
+        key = (r.program_id, r.referee_id)
+        if self._u._referral_of.get(key) is not None or self._u._referrals.get(r.referral_id):
+            raise self._u._conflict(f"referee {key!r} already has a referral")
+        self._u._referral_of[key] = r
+        self._u._referrals[r.referral_id] = r
+        self._u._buffer(
             f"INSERT INTO rk_referrals ({_REFERRAL_COLUMNS}) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?)",
             (
                 r.referral_id,
@@ -875,15 +1102,23 @@ class _Referrals(_Repo):
 
 class _Orders(_Repo):
     def get(self, program_id: str, order_id: str) -> OrderRecord | None:
+        key = (program_id, order_id)
+        cache = self._u._orders
+        if key in cache:
+            return cache[key]
         row = self._u._one(
-            f"SELECT {_ORDER_COLUMNS} FROM rk_orders WHERE program_id = ? AND order_id = ?",
-            (program_id, order_id),
+            f"SELECT {_ORDER_COLUMNS} FROM rk_orders WHERE program_id = ? AND order_id = ?", key
         )
-        return None if row is None else _order(row)
+        record = cache[key] = None if row is None else _order(row)
+        return record
 
     def add(self, record: OrderRecord) -> None:
         r = record
-        self._u._x(
+        key = (r.program_id, r.order_id)
+        if self._u._orders.get(key) is not None:
+            raise self._u._conflict(f"order {key!r} already exists")
+        self._u._orders[key] = r
+        self._u._buffer(
             f"INSERT INTO rk_orders ({_ORDER_COLUMNS}) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
             (
                 r.program_id,
@@ -900,15 +1135,23 @@ class _Orders(_Repo):
         )
 
     def refund(self, program_id: str, refund_id: str) -> RefundRecord | None:
+        key = (program_id, refund_id)
+        cache = self._u._refunds
+        if key in cache:
+            return cache[key]
         row = self._u._one(
-            f"SELECT {_REFUND_COLUMNS} FROM rk_refunds WHERE program_id = ? AND refund_id = ?",
-            (program_id, refund_id),
+            f"SELECT {_REFUND_COLUMNS} FROM rk_refunds WHERE program_id = ? AND refund_id = ?", key
         )
-        return None if row is None else _refund(row)
+        record = cache[key] = None if row is None else _refund(row)
+        return record
 
     def add_refund(self, record: RefundRecord) -> None:
         r = record
-        self._u._x(
+        key = (r.program_id, r.refund_id)
+        if self._u._refunds.get(key) is not None:
+            raise self._u._conflict(f"refund {key!r} already exists")
+        self._u._refunds[key] = r
+        self._u._buffer(
             f"INSERT INTO rk_refunds ({_REFUND_COLUMNS}) VALUES (?, ?, ?, ?, ?, ?, ?, ?)",
             (
                 r.program_id,
@@ -923,16 +1166,25 @@ class _Orders(_Repo):
         )
 
     def chargeback(self, program_id: str, chargeback_id: str) -> ChargebackRecord | None:
+        key = (program_id, chargeback_id)
+        cache = self._u._chargebacks
+        if key in cache:
+            return cache[key]
         row = self._u._one(
             f"SELECT {_CHARGEBACK_COLUMNS} FROM rk_chargebacks "
             "WHERE program_id = ? AND chargeback_id = ?",
-            (program_id, chargeback_id),
+            key,
         )
-        return None if row is None else _chargeback(row)
+        record = cache[key] = None if row is None else _chargeback(row)
+        return record
 
     def add_chargeback(self, record: ChargebackRecord) -> None:
         r = record
-        self._u._x(
+        key = (r.program_id, r.chargeback_id)
+        if self._u._chargebacks.get(key) is not None:
+            raise self._u._conflict(f"chargeback {key!r} already exists")
+        self._u._chargebacks[key] = r
+        self._u._buffer(
             f"INSERT INTO rk_chargebacks ({_CHARGEBACK_COLUMNS}) VALUES (?, ?, ?, ?, ?, ?)",
             (r.program_id, r.chargeback_id, r.order_id, _ts(r.at), r.event_id, r.digest),
         )
@@ -940,72 +1192,48 @@ class _Orders(_Repo):
 
 class _Ledger(_Repo):
     def add_reward(self, reward: Reward, entry: Entry) -> None:
-        r = reward
-        unit: Unit = r.value.unit
-        self._u._x(
-            "INSERT INTO rk_rewards (reward_id, program_id, program_version, referral_id, "
-            "participant_id, role, value, unit_kind, unit_code, policy, source_event_id, "
-            "order_id, base_minor, base_currency, created_at, payable_at, state) "
-            "VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
-            (
-                r.reward_id,
-                r.program_id,
-                r.program_version,
-                r.referral_id,
-                r.participant_id,
-                r.role.value,
-                codec.dumps(r.value),
-                unit.kind,
-                unit.code,
-                r.policy,
-                r.source_event_id,
-                r.order_id,
-                None if r.base_amount is None else r.base_amount.to_minor(),
-                None if r.base_amount is None else r.base_amount.currency,
-                _ts(r.created_at),
-                _ts(r.payable_at),
-                entry.state_after.value,
-            ),
-        )
+        u = self._u
+        if reward.reward_id in u._new_rewards:
+            raise u._conflict(f"reward {reward.reward_id!r} already exists")
+        u._new_rewards[reward.reward_id] = reward
+        u._exponents[reward.reward_id] = reward.value.unit.exponent
+        u._state[reward.reward_id] = entry.state_after
         self.append((entry,))
 
     def append(self, entries: Sequence[Entry]) -> None:
-        if not entries:
-            return
-        ids = sorted({e.reward_id for e in entries})
-        marks = ", ".join("?" * len(ids))
-        rows = self._u._x(
-            f"SELECT reward_id, unit_kind, unit_code FROM rk_rewards WHERE reward_id IN ({marks})",
-            ids,
-        ).fetchall()
-        exponents = {rid: Unit(kind, code).exponent for rid, kind, code in rows}
-        for entry in entries:
-            if entry.reward_id not in exponents:
-                raise StoreError(
-                    f"entry {entry.entry_id!r} names unknown reward {entry.reward_id!r}"
-                )
-        self._u._xm(
-            f"INSERT INTO rk_entries ({_ENTRY_COLUMNS}) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
-            [
+        u = self._u
+        if not u._open:
+            u._require_open()
+        unknown = sorted({e.reward_id for e in entries} - u._exponents.keys())
+        for chunk in _chunks(unknown):
+            marks = ", ".join("?" * len(chunk))
+            for rid, kind, code in u._x(
+                "SELECT reward_id, unit_kind, unit_code FROM rk_rewards "
+                f"WHERE reward_id IN ({marks})",
+                chunk,
+            ).fetchall():
+                u._exponents[rid] = Unit(kind, code).exponent
+        for e in entries:
+            exponent = u._exponents.get(e.reward_id)
+            if exponent is None:
+                raise StoreError(f"entry {e.entry_id!r} names unknown reward {e.reward_id!r}")
+            u._buffer(
+                _INSERT_ENTRY,
                 (
                     e.entry_id,
                     e.reward_id,
                     e.program_id,
                     e.participant_id,
                     e.kind.value,
-                    _scaled(e.quantity, exponents[e.reward_id], "entry.quantity"),
-                    exponents[e.reward_id],
+                    _scaled(e.quantity, exponent, "entry.quantity"),
+                    exponent,
                     _ts(e.at),
                     e.cause,
                     e.state_after.value,
-                )
-                for e in entries
-            ],
-        )
-        self._u._xm(
-            "UPDATE rk_rewards SET state = ? WHERE reward_id = ?",
-            [(e.state_after.value, e.reward_id) for e in entries],
-        )
+                ),
+            )
+            u._new_entries.setdefault(e.reward_id, []).append(e)
+            u._state[e.reward_id] = e.state_after
 
     def rewards(
         self,
@@ -1019,20 +1247,27 @@ class _Ledger(_Repo):
         column, key = (
             ("participant_id", participant_id)
             if participant_id is not None
-            else ("order_id", order_id)
+            else ("order_id", order_id or "")
         )
         rows = self._u._x(
             f"SELECT {_REWARD_COLUMNS} FROM rk_rewards WHERE program_id = ? AND {column} = ? "
             "ORDER BY seq",
             (program_id, key),
         ).fetchall()
-        return [_reward(r) for r in rows]
+        found = [_reward(r) for r in rows]
+        found.extend(
+            r
+            for r in self._u._new_rewards.values()
+            if r.program_id == program_id and getattr(r, column) == key
+        )
+        return found
 
     def entries(self, reward_ids: Iterable[str]) -> dict[str, list[Entry]]:
         ids = list(reward_ids)
         out: dict[str, list[Entry]] = {i: [] for i in ids}
-        for start in range(0, len(ids), 500):
-            chunk = ids[start : start + 500]
+        new = self._u._new_entries
+        stored = [i for i in ids if i not in self._u._new_rewards]
+        for chunk in _chunks(stored):
             marks = ", ".join("?" * len(chunk))
             rows = self._u._x(
                 f"SELECT {_ENTRY_COLUMNS} FROM rk_entries WHERE reward_id IN ({marks}) "
@@ -1041,6 +1276,9 @@ class _Ledger(_Repo):
             ).fetchall()
             for r in rows:
                 out[r[1]].append(_entry(r))
+        for i in ids:
+            if i in new:
+                out[i].extend(new[i])
         return out
 
     def in_state(
@@ -1048,6 +1286,7 @@ class _Ledger(_Repo):
     ) -> list[Reward]:
         if limit < 1:
             return []
+        self._u.flush()
         if due_by is None:
             rows = self._u._x(
                 f"SELECT {_REWARD_COLUMNS} FROM rk_rewards WHERE program_id = ? AND state = ? "
@@ -1065,34 +1304,43 @@ class _Ledger(_Repo):
 
 class _Counters(_Repo):
     def get(self, keys: Iterable[CounterKey]) -> dict[CounterKey, Decimal]:
-        out: dict[CounterKey, Decimal] = {}
-        for key in keys:
-            row = self._u._one(
-                "SELECT value_scaled FROM rk_counters "
-                "WHERE program_id = ? AND name = ? AND subject = ?",
-                key,
-            )
-            out[key] = Decimal(0) if row is None else Decimal(row[0]).scaleb(-_COUNTER_SCALE)
-        return out
+        u = self._u
+        wanted = list(keys)
+        missing = [k for k in dict.fromkeys(wanted) if k not in u._counters]
+        for chunk in _chunks(missing, 300):
+            for key in chunk:
+                u._counters[key] = Decimal(0)
+            where = " OR ".join(["(program_id = ? AND name = ? AND subject = ?)"] * len(chunk))
+            params = [part for key in chunk for part in (key[0], str(key[1]), key[2])]
+            for program_id, name, subject, scaled in u._x(
+                f"SELECT program_id, name, subject, value_scaled FROM rk_counters WHERE {where}",
+                params,
+            ).fetchall():
+                u._counters[(program_id, name, subject)] = Decimal(scaled).scaleb(-_COUNTER_SCALE)
+            for key in chunk:  # this unit's own updates made before the first read
+                if key in u._deltas:
+                    u._counters[key] += Decimal(u._deltas[key]).scaleb(-_COUNTER_SCALE)
+        return {k: u._counters[k] for k in wanted}
 
     def add(self, key: CounterKey, delta: Decimal) -> None:
         if not delta:
             return
+        u = self._u
+        if not u._open:
+            u._require_open()
         scaled = _scaled(Decimal(delta), _COUNTER_SCALE, "counter delta")
-        self._u._x(
-            "INSERT INTO rk_counters (program_id, name, subject, value_scaled) VALUES (?, ?, ?, ?) "
-            "ON CONFLICT (program_id, name, subject) DO UPDATE "
-            "SET value_scaled = value_scaled + excluded.value_scaled",
-            (key[0], str(key[1]), key[2], scaled),
-        )
+        key = (key[0], str(key[1]), key[2])
+        u._deltas[key] = u._deltas.get(key, 0) + scaled
+        if key in u._counters:
+            u._counters[key] += Decimal(scaled).scaleb(-_COUNTER_SCALE)
 
 
 class _Outbox(_Repo):
     def add(self, notifications: Sequence[Notification]) -> None:
-        self._u._xm(
-            "INSERT INTO rk_outbox (notification_id, program_id, kind, recipient_id, created_at, "
-            "data) VALUES (?, ?, ?, ?, ?, ?)",
-            [
+        for n in notifications:
+            self._u._buffer(
+                "INSERT INTO rk_outbox (notification_id, program_id, kind, recipient_id, "
+                "created_at, data) VALUES (?, ?, ?, ?, ?, ?)",
                 (
                     n.notification_id,
                     n.program_id,
@@ -1100,14 +1348,13 @@ class _Outbox(_Repo):
                     n.recipient_id,
                     _ts(n.created_at),
                     codec.dumps(n.data),
-                )
-                for n in notifications
-            ],
-        )
+                ),
+            )
 
     def pending(self, limit: int) -> list[Notification]:
         if limit < 1:
             return []
+        self._u.flush()
         rows = self._u._x(
             f"SELECT {_OUTBOX_COLUMNS} FROM rk_outbox WHERE delivered_at IS NULL "
             "ORDER BY seq LIMIT ?",
@@ -1116,6 +1363,7 @@ class _Outbox(_Repo):
         return [_notification(r) for r in rows]
 
     def mark_delivered(self, notification_id: str, at: datetime) -> None:
+        self._u.flush()
         self._u._x(
             "UPDATE rk_outbox SET delivered_at = ?, attempts = attempts + 1 "
             "WHERE notification_id = ?",
@@ -1123,6 +1371,7 @@ class _Outbox(_Repo):
         )
 
     def mark_failed(self, notification_id: str, at: datetime, error: str) -> None:
+        self._u.flush()
         self._u._x(
             "UPDATE rk_outbox SET attempts = attempts + 1, last_error = ? "
             "WHERE notification_id = ?",
