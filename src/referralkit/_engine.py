@@ -346,10 +346,10 @@ class Engine:
                 results.append(exc)
         return results
 
-    def quote(self, event: Signup | Purchase) -> Outcome:
+    def quote(self, event: Event) -> Outcome:
         """What handling ``event`` would do now, without writing anything.
 
-        Answers "what would this purchase earn?" at checkout.
+        Answers "what would this purchase earn?" at checkout. Raises what ``handle`` would.
         """
         if not isinstance(event, _EVENT_TYPES):
             raise InvalidInputError("event", event, "must be an event")
@@ -694,7 +694,9 @@ class Engine:
         for policy in version.policies:
             trigger = policy.trigger
             if trigger not in triggers:
-                if isinstance(ev, Signup):
+                # Say why a policy was not asked; a purchase-paying policy skipped on a
+                # purchase is explained by the qualification decision instead.
+                if isinstance(ev, Signup) or trigger is Trigger.SIGNUP:
                     decisions.append(
                         Decision.of(
                             policy.name,
@@ -931,6 +933,10 @@ class Engine:
 
         Returns:
             How many rewards were approved.
+
+        Raises:
+            InvalidInputError: ``batch_size`` below 1.
+            NaiveDatetimeError: ``now`` without a time zone.
         """
         if isinstance(batch_size, bool) or not isinstance(batch_size, int) or batch_size < 1:
             raise InvalidInputError("batch_size", batch_size, "must be an int >= 1")
@@ -998,6 +1004,12 @@ class Engine:
         Delivery is at least once: a notification is marked delivered only after the
         notifier returned; one that raised stays queued for the next call. A failing
         notifier never fails or undoes the events that queued the notifications.
+
+        Args:
+            limit: At most this many notifications (0 delivers nothing).
+
+        Raises:
+            InvalidInputError: ``limit`` is negative.
         """
         if isinstance(limit, bool) or not isinstance(limit, int) or limit < 0:
             raise InvalidInputError("limit", limit, "must be an int >= 0")

@@ -1,24 +1,26 @@
 """The one exception tree of referralkit.
 
 Every error referralkit raises derives from [`ReferralKitError`][referralkit.ReferralKitError];
-input errors also derive from the matching builtin, so ``except ValueError`` keeps working::
+input errors also derive from the matching builtin, so ``except ValueError`` keeps working:
 
-    ReferralKitError
-    ├── InvalidInputError (ValueError)      bad input named by field and value
-    │   ├── InvalidEventError               an event that cannot be handled as given
-    │   ├── CurrencyMismatchError           two currencies where one is required
-    │   ├── NaiveDatetimeError              a datetime without a time zone
-    │   └── InvalidProgramError             a program or policy that cannot run
-    ├── EventConflictError                  an id reused with different fields
-    ├── RetryLaterError                     needs an event not yet seen; retry later
-    │   └── UnknownOrderError               a refund / chargeback of an unknown order
-    ├── StoreError                          the store failed
-    │   ├── ConcurrencyError                a conflicting concurrent write; retried
-    │   ├── StoreUnavailableError
-    │   ├── SchemaVersionError
-    │   └── CorruptRecordError
-    ├── NotifierError                       a notifier failed to deliver
-    └── MissingExtraError (ImportError)     an optional dependency is not installed
+```text
+ReferralKitError
+├── InvalidInputError (ValueError)      bad input named by field and value
+│   ├── InvalidEventError               an event that cannot be handled as given
+│   ├── CurrencyMismatchError           two currencies where one is required
+│   ├── NaiveDatetimeError              a datetime without a time zone
+│   └── InvalidProgramError             a program or policy that cannot run
+├── EventConflictError                  an id reused with different fields
+├── RetryLaterError                     needs an event not yet seen; retry later
+│   └── UnknownOrderError               a refund / chargeback of an unknown order
+├── StoreError                          the store failed
+│   ├── ConcurrencyError                a conflicting concurrent write; retried
+│   ├── StoreUnavailableError
+│   ├── SchemaVersionError
+│   └── CorruptRecordError
+├── NotifierError                       a notifier failed to deliver
+└── MissingExtraError (ImportError)     an optional dependency is not installed
+```
 
 A referral that cannot be made (an unknown code, a self-referral, an already referred
 referee) is not an error: it is a decision in the [`Outcome`][referralkit.Outcome].

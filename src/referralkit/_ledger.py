@@ -4,11 +4,14 @@ A reward's state and outstanding quantity are derived from its append-only entri
 about a balance is stored on its own. The engine asks these functions for the entries to
 append and the store only keeps them.
 
-States::
+States:
 
-    pending ──settle at payable_at──▶ approved
-       │                                  │
-       └──── full reversal ──▶ reversed ◀─┘   (partial reversals keep the state)
+```text
+pending ──settle at payable_at──▶ approved
+   │                                  │
+   └──── full reversal ──▶ reversed ◀─┘   (partial reversals keep the state)
+```
+
 """
 
 from __future__ import annotations

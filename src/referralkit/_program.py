@@ -210,8 +210,13 @@ class Program:
 
 
 def _policy_definition(policy: RewardPolicy) -> Any:
+    """What a program's digest covers of a policy: an attrs policy's fields, or what its
+    ``definition()`` returns; otherwise only its class and name (say so in your docs)."""
     if attrs.has(type(policy)):
         return canonical(policy)
+    definition = getattr(policy, "definition", None)
+    if callable(definition):
+        return canonical([f"{type(policy).__module__}.{type(policy).__qualname__}", definition()])
     return {
         "$policy": f"{type(policy).__module__}.{type(policy).__qualname__}",
         "name": policy.name,

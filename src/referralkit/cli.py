@@ -12,6 +12,7 @@ import contract (``cli | testing``) covers it.
 from __future__ import annotations
 
 import argparse
+import os
 import random
 import sys
 import tempfile
@@ -467,6 +468,17 @@ def main(argv: Sequence[str] | None = None, *, out: TextIO | None = None) -> int
     Returns:
         The exit status: 0 on success, 2 for a usage error (no or an unknown command).
     """
+    try:
+        return _main(argv, out)
+    except BrokenPipeError:
+        # The reader went away (``referralkit demo | head``): not an error. Point stdout at
+        # /dev/null so the interpreter's final flush does not fail again.
+        devnull = os.open(os.devnull, os.O_WRONLY)
+        os.dup2(devnull, sys.stdout.fileno())
+        return 0
+
+
+def _main(argv: Sequence[str] | None, out: TextIO | None) -> int:
     stdout = sys.stdout if out is None else out
     parser = _parser()
     try:

@@ -35,7 +35,9 @@ class Trigger(enum.StrEnum):
     SIGNUP = "signup"
     """The referee signed up with a valid referral (a lead)."""
     FIRST_PURCHASE = "first_purchase"
-    """The referee's first qualifying purchase under the referral."""
+    """The referee's first qualifying purchase under the referral. If that order is later
+    refunded in full (the referral is no longer successful), the next qualifying purchase
+    pays again, unless the program is ``first_purchase_only``."""
     EVERY_PURCHASE = "every_purchase"
     """Every qualifying purchase of the referee."""
 
@@ -48,7 +50,8 @@ class Counter(enum.StrEnum):
     REFERRER_REFERRALS = "referrer.referrals"
     """Referrals the referrer has made (sign-ups with their code)."""
     REFERRER_REVENUE_REFERRED = "referrer.revenue_referred"
-    """Total order amounts of the referrer's referees, in the program currency."""
+    """Total order amounts of the referrer's referees, in the program currency, net of
+    refunds and chargebacks."""
     REFEREE_PURCHASES = "referee.purchases"
     """The referee's purchases before this one."""
     PROGRAM_SPEND = "program.spend"

@@ -2,14 +2,16 @@
 
 Subclass [`StoreContract`][referralkit.testing.StoreContract] once per store and override
 one factory; pytest collects the subclass (its name starts with ``Test``) and runs every
-test against a fresh store::
+test against a fresh store:
 
-    from referralkit.testing import StoreContract
+```python
+from referralkit.testing import StoreContract
 
 
-    class TestSQLiteStore(StoreContract):
-        def make_store(self) -> rk.Store:
-            return SQLiteStore(":memory:")
+class TestSQLiteStore(StoreContract):
+    def make_store(self) -> rk.Store:
+        return SQLiteStore(":memory:")
+```
 
 The tests exercise only what the docstrings of the ports in ``referralkit._ports`` promise,
 through the ports themselves: the unit of work (commit, rollback, conflicts), each

@@ -3,12 +3,14 @@
 Each ``check_*`` function reads ``store.dump()`` (and, when given, asks the engine), and
 raises ``AssertionError`` listing every violation it found, each naming the records
 involved. They work on any [`Store`][referralkit.Store] whose ``dump()`` uses the table
-names of [`InMemoryStore`][referralkit.InMemoryStore]::
+names of [`InMemoryStore`][referralkit.InMemoryStore]:
 
-    engine = scenario.new_engine()
-    playback = scenario.play(engine)
-    check_playback(playback)          # duplicates and retries were no-ops
-    check_all(engine.store, engine)   # ledger, reversals, outbox, one referrer
+```python
+engine = scenario.new_engine()
+playback = scenario.play(engine)
+check_playback(playback)          # duplicates and retries were no-ops
+check_all(engine.store, engine)   # ledger, reversals, outbox, one referrer
+```
 
 ``ledger_snapshot`` projects a store onto what must be identical after a replay (rewards,
 entries, referrals and notifications, ids included), for determinism tests.

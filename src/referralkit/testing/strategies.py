@@ -4,19 +4,21 @@ The value strategies (``currencies``, ``money``, ``aware_datetimes``, ``particip
 ``email_aliases``, ``reward_values``, ``programs``) build valid inputs. ``event_streams``
 builds a whole [`Scenario`][referralkit.testing.strategies.Scenario]: a program and the
 events a host application would deliver for it, duplicates, retries and reordering
-included::
+included:
 
-    from hypothesis import given
+```python
+from hypothesis import given
 
-    from referralkit.testing import check_all
-    from referralkit.testing.strategies import event_streams, programs
+from referralkit.testing import check_all
+from referralkit.testing.strategies import event_streams, programs
 
 
-    @given(event_streams(programs(currency="EUR")))
-    def test_my_program_never_pays_twice(scenario):
-        engine = scenario.new_engine()
-        scenario.play(engine)
-        check_all(engine.store, engine)
+@given(event_streams(programs(currency="EUR")))
+def test_my_program_never_pays_twice(scenario):
+    engine = scenario.new_engine()
+    scenario.play(engine)
+    check_all(engine.store, engine)
+```
 
 Referral codes are random (``Engine.issue_code``), so a scenario cannot know them in
 advance: a sign-up or click that uses a code names its owner in
