@@ -195,7 +195,7 @@ def _decode_tagged(data: dict[str, Any]) -> Any:
 
 
 def decode(data: Any) -> Any:
-    """The value that [`encode`][] turned into ``data``.
+    """The value that [`encode`][referralkit.codec.encode] turned into ``data``.
 
     Raises:
         CodecError: the data is not a referralkit encoding.
@@ -221,7 +221,7 @@ def dumps(value: Any) -> str:
 
 
 def loads(text: str) -> Any:
-    """The value [`dumps`][] wrote.
+    """The value [`dumps`][referralkit.codec.dumps] wrote.
 
     Raises:
         CodecError: not JSON, or not a referralkit encoding.

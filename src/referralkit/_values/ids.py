@@ -20,7 +20,7 @@ def derive_id(prefix: str, *parts: str) -> str:
 def sub_id(prefix: str, parent_id: str, suffix: str) -> str:
     """An id for a record that belongs to ``parent_id``: ``ent_<parent hash>_granted``.
 
-    Cheaper than [`derive_id`][] and just as deterministic; ``suffix`` must be unique among
+    Cheaper than ``derive_id`` and just as deterministic; ``suffix`` must be unique among
     the parent's children.
     """
     return f"{prefix}_{parent_id.partition('_')[2]}_{suffix}"
