@@ -389,12 +389,15 @@ class Engine:
             if isinstance(event, Signup) and event.code is not None:
                 with contextlib.suppress(InvalidInputError):
                     codes.append(normalise_code(event.code))
+        pid = self._program_id
+        referrals = [derive_id("ref", pid, who) for who in people]
         prefetch(
-            self._program_id,
+            pid,
             event_ids=[e.event_id for e in batch if isinstance(e, _EVENT_TYPES)],
             participant_ids=people,
             order_ids=orders,
             codes=codes,
+            counter_subjects=[*people, *referrals, *orders],
         )
 
     def _handle_item(self, item: tuple[Event, str], uow: UnitOfWork) -> Outcome:

@@ -636,6 +636,7 @@ class _SQLiteUnitOfWork:
         self._pending: dict[str, list[Sequence[Any]]] = {}
         self._upserts: dict[str, dict[Any, Sequence[Any]]] = {}
         self._deltas: dict[CounterKey, int] = {}
+        self._subjects: set[tuple[str, str]] = set()  # (program, subject) counters all loaded
 
     # -- transaction -----------------------------------------------------------------------
     def __enter__(self) -> Self:
@@ -779,8 +780,27 @@ class _SQLiteUnitOfWork:
         participant_ids: Sequence[str] = (),
         order_ids: Sequence[str] = (),
         codes: Sequence[str] = (),
+        counter_subjects: Sequence[str] = (),
     ) -> None:
-        """Load the rows a batch of events will look up, a few queries for the batch."""
+        """Load the rows a batch of events will look up, a few queries for the batch.
+
+        ``counter_subjects``: every counter of these subjects is loaded, so a counter of
+        theirs that has no row reads as 0 without a query.
+        """
+        subjects = sorted({s for s in counter_subjects if (program_id, s) not in self._subjects})
+        for chunk in _chunks(subjects):
+            marks = ", ".join("?" * len(chunk))
+            rows = self._x(
+                "SELECT program_id, name, subject, value_scaled FROM rk_counters "
+                f"WHERE program_id = ? AND subject IN ({marks})",
+                (program_id, *chunk),
+            ).fetchall()
+            for pid, name, subject, scaled in rows:
+                key = (pid, name, subject)
+                if key not in self._counters:
+                    value = Decimal(scaled + self._deltas.get(key, 0)).scaleb(-_COUNTER_SCALE)
+                    self._counters[key] = value
+            self._subjects.update((program_id, subject) for subject in chunk)
         self._load(
             self._events,
             event_ids,
@@ -1306,7 +1326,15 @@ class _Counters(_Repo):
     def get(self, keys: Iterable[CounterKey]) -> dict[CounterKey, Decimal]:
         u = self._u
         wanted = list(keys)
-        missing = [k for k in dict.fromkeys(wanted) if k not in u._counters]
+        missing = []
+        for key in dict.fromkeys(wanted):
+            if key in u._counters:
+                continue
+            if (key[0], key[2]) in u._subjects:  # loaded with its subject: no row, so 0
+                delta = u._deltas.get((key[0], str(key[1]), key[2]), 0)
+                u._counters[key] = Decimal(delta).scaleb(-_COUNTER_SCALE)
+                continue
+            missing.append(key)
         for chunk in _chunks(missing, 300):
             for key in chunk:
                 u._counters[key] = Decimal(0)
