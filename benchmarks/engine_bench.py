@@ -138,17 +138,8 @@ def make_events(total: int, codes: Sequence[str], rng: random.Random) -> list[rk
     return events
 
 
-def main(argv: Sequence[str] | None = None) -> int:
-    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("--events", type=int, default=100_000, help="events (default 100000)")
-    parser.add_argument("--referrers", type=int, default=2_000, help="codes issued beforehand")
-    parser.add_argument("--seed", type=int, default=7)
-    parser.add_argument("--profile", action="store_true", help="profile the timed loop")
-    parser.add_argument("--top", type=int, default=25, help="functions listed by --profile")
-    args = parser.parse_args(argv)
-    if args.events < 10:
-        parser.error("--events must be at least 10")
-
+def timed(args: argparse.Namespace, profiler: cProfile.Profile | None, batch: int | None) -> float:
+    """Events per second over a fresh engine and store, one at a time or in batches."""
     rng = random.Random(args.seed)
     engine = rk.Engine(program(), rk.InMemoryStore(), clock=rk.ManualClock(START))
     codes = [engine.issue_code(f"referrer{i}") for i in range(args.referrers)]
@@ -159,23 +150,44 @@ def main(argv: Sequence[str] | None = None) -> int:
     # on every full collection; what the engine allocates while handling is still collected.
     gc.collect()
     gc.freeze()
-
-    profiler = cProfile.Profile() if args.profile else None
     if profiler is not None:
         profiler.enable()
     t0 = time.perf_counter()
-    for event in events:
-        handle(event)
+    if batch is None:
+        for event in events:
+            handle(event)
+    else:
+        engine.handle_many(events, batch_size=batch)
     elapsed = time.perf_counter() - t0
     if profiler is not None:
         profiler.disable()
+    gc.unfreeze()
+    return len(events) / elapsed
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--events", type=int, default=100_000, help="events (default 100000)")
+    parser.add_argument("--referrers", type=int, default=2_000, help="codes issued beforehand")
+    parser.add_argument("--seed", type=int, default=7)
+    parser.add_argument("--profile", action="store_true", help="profile the timed loop")
+    parser.add_argument("--top", type=int, default=25, help="functions listed by --profile")
+    parser.add_argument("--batch", type=int, default=500, help="events per unit of work")
+    args = parser.parse_args(argv)
+    if args.events < 10:
+        parser.error("--events must be at least 10")
+
+    profiler = cProfile.Profile() if args.profile else None
+    per_event = timed(args, profiler, batch=None)
+    batched = timed(args, None, batch=args.batch)
 
     n = counts(args.events)
     print(
-        f"engine_bench: {len(events)} events ({n['click']} clicks, {n['signup']} signups, "
-        f"{n['purchase']} purchases, {n['refund']} refunds) in {elapsed:.2f} s = "
-        f"{len(events) / elapsed:,.0f} events/s on InMemoryStore"
+        f"engine_bench: {args.events} events ({n['click']} clicks, {n['signup']} signups, "
+        f"{n['purchase']} purchases, {n['refund']} refunds) on InMemoryStore: "
+        f"handle() {per_event:,.0f} events/s"
         + (" (under cProfile)" if profiler is not None else "")
+        + f"; handle_many(batch_size={args.batch}) {batched:,.0f} events/s"
     )
     if profiler is not None:
         for sort in ("tottime", "cumulative"):

@@ -228,6 +228,7 @@ def test_engine_bench_prints_one_line() -> None:
     )
     assert re.fullmatch(
         r"engine_bench: 1000 events \(300 clicks, 250 signups, 350 purchases, 100 refunds\) "
-        r"in \d+\.\d\d s = [\d,]+ events/s on InMemoryStore\n",
+        r"on InMemoryStore: handle\(\) [\d,]+ events/s; "
+        r"handle_many\(batch_size=500\) [\d,]+ events/s\n",
         done.stdout,
     )

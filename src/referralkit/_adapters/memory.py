@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import functools
 import threading
 from collections.abc import Iterable, Mapping, Sequence
 from datetime import datetime
@@ -12,6 +11,7 @@ from typing import Any, Self, TypeVar
 
 import attrs
 
+from referralkit._adapters._lazy import _lazy
 from referralkit._errors import ConcurrencyError, StoreError
 from referralkit._ports import CounterKey
 from referralkit._values.records import (
@@ -87,31 +87,31 @@ class _MemoryUnitOfWork:
     def events(self) -> _MemoryUnitOfWork:
         return self
 
-    @functools.cached_property
+    @_lazy
     def programs(self) -> _Programs:
         return _Programs(self)
 
-    @functools.cached_property
+    @_lazy
     def participants(self) -> _Participants:
         return _Participants(self)
 
-    @functools.cached_property
+    @_lazy
     def referrals(self) -> _Referrals:
         return _Referrals(self)
 
-    @functools.cached_property
+    @_lazy
     def orders(self) -> _Orders:
         return _Orders(self)
 
-    @functools.cached_property
+    @_lazy
     def ledger(self) -> _Ledger:
         return _Ledger(self)
 
-    @functools.cached_property
+    @_lazy
     def counters(self) -> _Counters:
         return _Counters(self)
 
-    @functools.cached_property
+    @_lazy
     def outbox(self) -> _Outbox:
         return _Outbox(self)
 

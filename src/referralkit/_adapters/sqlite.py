@@ -10,7 +10,6 @@ half-way, so several processes can share one file.
 
 from __future__ import annotations
 
-import functools
 import os
 import sqlite3
 import threading
@@ -21,6 +20,7 @@ from decimal import Decimal
 from types import TracebackType
 from typing import Any, Final, Self
 
+from referralkit._adapters._lazy import _lazy
 from referralkit._adapters.memory import OutboxStatus
 from referralkit._errors import (
     ConcurrencyError,
@@ -897,31 +897,31 @@ class _SQLiteUnitOfWork:
     def events(self) -> _SQLiteUnitOfWork:
         return self
 
-    @functools.cached_property
+    @_lazy
     def programs(self) -> _Programs:
         return _Programs(self)
 
-    @functools.cached_property
+    @_lazy
     def participants(self) -> _Participants:
         return _Participants(self)
 
-    @functools.cached_property
+    @_lazy
     def referrals(self) -> _Referrals:
         return _Referrals(self)
 
-    @functools.cached_property
+    @_lazy
     def orders(self) -> _Orders:
         return _Orders(self)
 
-    @functools.cached_property
+    @_lazy
     def ledger(self) -> _Ledger:
         return _Ledger(self)
 
-    @functools.cached_property
+    @_lazy
     def counters(self) -> _Counters:
         return _Counters(self)
 
-    @functools.cached_property
+    @_lazy
     def outbox(self) -> _Outbox:
         return _Outbox(self)
 
