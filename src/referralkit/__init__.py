@@ -6,6 +6,8 @@ loaded lazily and say which extra to install when it is missing.
 
 from __future__ import annotations
 
+import typing as _typing
+
 from referralkit._adapters.memory import InMemoryStore, OutboxStatus
 from referralkit._adapters.notifiers import CallbackNotifier, LoggingNotifier, RecordingNotifier
 from referralkit._adapters.sqlite import SQLiteStore
@@ -95,6 +97,9 @@ from referralkit.policies import (
     Trigger,
 )
 
+if _typing.TYPE_CHECKING:
+    from referralkit._adapters.sqlalchemy import SQLAlchemyStore
+
 __version__ = "0.1.0.dev0"
 
 __all__ = [
@@ -170,6 +175,7 @@ __all__ = [
     "RewardValue",
     "RewardView",
     "Role",
+    "SQLAlchemyStore",
     "SQLiteStore",
     "SchemaVersionError",
     "Signup",
@@ -185,3 +191,13 @@ __all__ = [
     "Verdict",
     "__version__",
 ]
+
+
+def __getattr__(name: str) -> object:
+    """Load the names that need an optional dependency on first use."""
+    if name == "SQLAlchemyStore":  # needs the 'sqlalchemy' extra
+        from referralkit._adapters.sqlalchemy import SQLAlchemyStore
+
+        globals()[name] = SQLAlchemyStore
+        return SQLAlchemyStore
+    raise AttributeError(f"module 'referralkit' has no attribute {name!r}")

@@ -1027,15 +1027,19 @@ class Engine:
             except Exception as exc:  # the notifier is host code: any failure is retried
                 failed += 1
                 log.warning("notification %s failed: %r", note.notification_id, exc)
-                with self._store.unit_of_work() as uow:
-                    uow.outbox.mark_failed(note.notification_id, self._clock.now(), repr(exc))
-                    uow.commit()
+                self._transact(
+                    functools.partial(self._mark_failed, note.notification_id, repr(exc))
+                )
                 continue
             delivered += 1
-            with self._store.unit_of_work() as uow:
-                uow.outbox.mark_delivered(note.notification_id, self._clock.now())
-                uow.commit()
+            self._transact(functools.partial(self._mark_delivered, note.notification_id))
         return DispatchResult(delivered, failed)
+
+    def _mark_delivered(self, notification_id: str, uow: UnitOfWork) -> None:
+        uow.outbox.mark_delivered(notification_id, self._clock.now())
+
+    def _mark_failed(self, notification_id: str, error: str, uow: UnitOfWork) -> None:
+        uow.outbox.mark_failed(notification_id, self._clock.now(), error)
 
     def __repr__(self) -> str:
         return f"Engine(program={self._program_id!r}, versions={sorted(self._versions)})"

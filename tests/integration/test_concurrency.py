@@ -44,14 +44,56 @@ def sqlite_file(tmp_path: Path) -> SQLiteFile:
     return SQLiteFile(tmp_path / "shared.sqlite3")
 
 
+class ServerURL:
+    """Opens a SQLAlchemyStore on one server database in every process."""
+
+    def __init__(self, url: str) -> None:
+        self.url = url
+
+    def __call__(self) -> rk.Store:
+        return rk.SQLAlchemyStore(self.url)
+
+
+def _server(variable: str) -> ServerURL:
+    url = os.environ.get(variable)
+    if not url:
+        pytest.skip(f"set {variable} to run the concurrency test on that server")
+    pytest.importorskip("sqlalchemy", reason="needs the 'sqlalchemy' extra")
+    import sqlalchemy as sa
+
+    from referralkit.sql import metadata
+
+    engine = sa.create_engine(url)
+    metadata.drop_all(engine)  # start from empty tables
+    engine.dispose()
+    return ServerURL(url)
+
+
+@pytest.fixture(
+    params=["sqlite", "postgres", "mariadb"],
+)
+def shared_store(request: pytest.FixtureRequest, tmp_path: Path) -> Callable[[], rk.Store]:
+    """A factory each worker process calls to open the one shared database."""
+    if request.param == "sqlite":
+        return SQLiteFile(tmp_path / "shared.sqlite3")
+    return _server(f"REFERRALKIT_TEST_{request.param.upper()}_URL")
+
+
+def _close(store: rk.Store) -> None:
+    close = getattr(store, "close", None)
+    if close is not None:
+        close()
+
+
 def _worker(make_store: Callable[[], rk.Store], queue: list[rk.Event], out: object) -> None:
     out.put(workload.work(make_store, queue))  # type: ignore[attr-defined]
 
 
 def run_concurrently(make_store: Callable[[], rk.Store], seed: int) -> rk.Engine:
     """Issue codes, then let WORKERS processes handle overlapping deliveries."""
-    main = workload.engine(make_store())
-    codes = workload.issue_codes(main)
+    setup = workload.engine(make_store())
+    codes = workload.issue_codes(setup)
+    _close(setup.store)  # no connection is shared with the forked workers
     stream = workload.events(EVENTS, seed, codes)
     queues = workload.deliveries(stream, WORKERS, seed)
     results = FORK.Queue()
@@ -66,6 +108,7 @@ def run_concurrently(make_store: Callable[[], rk.Store], seed: int) -> rk.Engine
     assert left == [0] * WORKERS, f"events still waiting after retries: {left}"
     refused = {event_id for _, ids in reports for event_id in ids}
     delivered = {e.event_id for e in stream}
+    main = workload.engine(make_store())
     log = [e.event_id for _, e in main.event_log(limit=10 * EVENTS)]
     assert len(log) == len(set(log)), "no event is accepted twice"
     assert not set(log) & refused, "an event refused by one worker was accepted by another"
@@ -83,17 +126,18 @@ def assert_same_ledger(concurrent: rk.Engine, replayed: rk.Engine) -> None:
     assert len(ids) == len(set(ids)), "no reward is granted twice"
 
 
-def test_concurrent_workers_on_sqlite_end_with_the_ledger_of_a_replay(
-    sqlite_file: SQLiteFile,
+def test_concurrent_workers_end_with_the_ledger_of_a_replay(
+    shared_store: Callable[[], rk.Store],
 ) -> None:
     """4 processes, every event delivered 1-3 times: the ledger equals a replay of the
     event log in commit order, and settling both gives the same balances."""
-    concurrent = run_concurrently(sqlite_file, seed=11)
+    concurrent = run_concurrently(shared_store, seed=11)
     replayed = workload.replay(concurrent)
     assert_same_ledger(concurrent, replayed)
     later = workload.START + timedelta(days=60)
     assert concurrent.settle(later) == replayed.settle(later) > 0
     assert_same_ledger(concurrent, replayed)
+    _close(concurrent.store)
 
 
 def _crash_victim(make_store: Callable[[], rk.Store], progress: object) -> None:

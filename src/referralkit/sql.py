@@ -1,0 +1,328 @@
+"""referralkit's tables as SQLAlchemy Core objects, for apps that manage their own schema.
+
+[`SQLAlchemyStore`][referralkit.SQLAlchemyStore] creates these tables itself (``create=True``,
+the default). Apps that migrate their database with Alembic include them instead::
+
+    # env.py
+    from referralkit.sql import metadata as referralkit_metadata
+
+    target_metadata = [app_metadata, referralkit_metadata]
+
+and open the store with ``SQLAlchemyStore(engine, create=False)``; it writes the
+``rk_schema`` version row on first use.
+
+The layout is the one [`SQLiteStore`][referralkit.SQLiteStore] writes, table for table and
+column for column, so records mean the same everywhere:
+
+- money is an integer count of minor units (``amount_minor``) next to its ISO 4217 currency;
+- datetimes are UTC text, ``2026-03-02T09:30:15.123456+00:00`` (always 32 characters, so
+  text order is time order);
+- counters are integers of 10⁻⁶ units (``value_scaled``);
+- events, outcomes, reward values, program definitions and notification data are JSON
+  text in referralkit's reversible codec;
+- ``rk_rewards.state`` is the ``state_after`` of the reward's latest entry;
+- ``seq`` columns number rows in insertion order (``rk_events.seq`` in commit order).
+
+Ids and codes are ``VARCHAR(200)`` (the library limits ids to 200 characters) compared
+byte-wise: collation ``"C"`` on PostgreSQL, ``utf8mb4_bin`` tables on MariaDB / MySQL.
+Needs the ``sqlalchemy`` extra (``pip install 'referralkit[sqlalchemy]'``).
+"""
+
+from __future__ import annotations
+
+from typing import Any, Final
+
+from referralkit._errors import MissingExtraError
+
+try:
+    import sqlalchemy as sa
+    from sqlalchemy.dialects import mysql
+except ImportError as exc:
+    raise MissingExtraError("referralkit.sql", extra="sqlalchemy") from exc
+
+__all__ = [
+    "SCHEMA_VERSION",
+    "chargebacks",
+    "codes",
+    "counters",
+    "entries",
+    "events",
+    "metadata",
+    "orders",
+    "outbox",
+    "participants",
+    "personal_data",
+    "programs",
+    "referrals",
+    "refunds",
+    "rewards",
+    "schema",
+]
+
+#: The schema version this referralkit writes (the ``rk_schema`` row); a database with a
+#: newer version is refused. The same number as ``SQLiteStore``'s: the layouts are one.
+SCHEMA_VERSION: Final = 1
+
+metadata: Final = sa.MetaData(
+    naming_convention={
+        "pk": "%(table_name)s_pkey",
+        "uq": "%(table_name)s_%(column_0_N_name)s_key",
+        "fk": "%(table_name)s_%(column_0_name)s_fkey",
+        "ck": "%(table_name)s_%(constraint_name)s_check",
+        "ix": "%(table_name)s_%(column_0_N_name)s_idx",
+    }
+)
+"""Every referralkit table (all named ``rk_*``)."""
+
+# MariaDB / MySQL: utf8mb4 with a binary collation, so keys compare and sort by code point
+# as they do in Python and SQLite (the server default is often case-insensitive).
+_TABLE_OPTIONS: Final[dict[str, Any]] = {
+    "mysql_engine": "InnoDB",
+    "mysql_charset": "utf8mb4",
+    "mysql_collate": "utf8mb4_bin",
+}
+
+
+def _id() -> sa.types.TypeEngine[str]:
+    """An id, code or other short string: byte-wise comparison on every database."""
+    return sa.String(200).with_variant(sa.String(200, collation="C"), "postgresql")
+
+
+def _short() -> sa.types.TypeEngine[str]:
+    """A small enumeration value (state, role, kind, currency)."""
+    return sa.String(16)
+
+
+def _ts() -> sa.types.TypeEngine[str]:
+    """A UTC timestamp as sortable text (32 characters)."""
+    return sa.String(32).with_variant(sa.String(32, collation="C"), "postgresql")
+
+
+def _text() -> sa.types.TypeEngine[str]:
+    """JSON or free text of any length (``LONGTEXT`` on MariaDB / MySQL)."""
+    return sa.Text().with_variant(mysql.LONGTEXT(), "mysql", "mariadb")
+
+
+def _seq() -> sa.types.TypeEngine[int]:
+    """An autoincrement row number (SQLite needs INTEGER for its rowid alias)."""
+    return sa.BigInteger().with_variant(sa.Integer(), "sqlite")
+
+
+schema: Final = sa.Table(
+    "rk_schema",
+    metadata,
+    sa.Column("id", sa.Integer, primary_key=True, autoincrement=False),
+    sa.Column("version", sa.Integer, nullable=False),
+    sa.CheckConstraint("id = 1", name="single_row"),
+    **_TABLE_OPTIONS,
+)
+"""``rk_schema``: one row, the schema version."""
+
+programs: Final = sa.Table(
+    "rk_programs",
+    metadata,
+    sa.Column("program_id", _id(), primary_key=True),
+    sa.Column("version", sa.Integer, primary_key=True, autoincrement=False),
+    sa.Column("digest", _id(), nullable=False),
+    sa.Column("effective_at", _ts(), nullable=False),
+    sa.Column("published_at", _ts(), nullable=False),
+    sa.Column("definition", _text(), nullable=False),
+    **_TABLE_OPTIONS,
+)
+"""``rk_programs``: published program versions."""
+
+events: Final = sa.Table(
+    "rk_events",
+    metadata,
+    sa.Column("seq", _seq(), primary_key=True, autoincrement=True),
+    sa.Column("program_id", _id(), nullable=False),
+    sa.Column("event_id", _id(), nullable=False),
+    sa.Column("digest", _id(), nullable=False),
+    sa.Column("schema_version", sa.Integer, nullable=False),
+    sa.Column("event", _text(), nullable=False),
+    sa.Column("outcome", _text(), nullable=False),
+    sa.UniqueConstraint("program_id", "event_id"),
+    sqlite_autoincrement=True,
+    **_TABLE_OPTIONS,
+)
+"""``rk_events``: the event log; ``seq`` is the log position, in commit order."""
+
+participants: Final = sa.Table(
+    "rk_participants",
+    metadata,
+    sa.Column("program_id", _id(), primary_key=True),
+    sa.Column("participant_id", _id(), primary_key=True),
+    sa.Column("first_seen_at", _ts(), nullable=False),
+    sa.Column("signed_up_at", _ts(), nullable=True),
+    **_TABLE_OPTIONS,
+)
+"""``rk_participants``: everyone the program has seen."""
+
+codes: Final = sa.Table(
+    "rk_codes",
+    metadata,
+    sa.Column("program_id", _id(), primary_key=True),
+    sa.Column("code", _id(), primary_key=True),
+    sa.Column("participant_id", _id(), nullable=False),
+    sa.Column("created_at", _ts(), nullable=False),
+    sa.UniqueConstraint("program_id", "participant_id"),
+    **_TABLE_OPTIONS,
+)
+"""``rk_codes``: normalised referral codes, one per participant."""
+
+personal_data: Final = sa.Table(
+    "rk_personal_data",
+    metadata,
+    sa.Column("program_id", _id(), primary_key=True),
+    sa.Column("participant_id", _id(), primary_key=True),
+    sa.Column("email", _text(), nullable=False),
+    **_TABLE_OPTIONS,
+)
+"""``rk_personal_data``: normalised emails, kept apart so they can be pseudonymised."""
+
+referrals: Final = sa.Table(
+    "rk_referrals",
+    metadata,
+    sa.Column("referral_id", _id(), primary_key=True),
+    sa.Column("program_id", _id(), nullable=False),
+    sa.Column("program_version", sa.Integer, nullable=False),
+    sa.Column("referrer_id", _id(), nullable=False),
+    sa.Column("referee_id", _id(), nullable=False),
+    sa.Column("code", _id(), nullable=False),
+    sa.Column("channel", _id(), nullable=False),
+    sa.Column("created_at", _ts(), nullable=False),
+    sa.Column("event_id", _id(), nullable=False),
+    sa.UniqueConstraint("program_id", "referee_id"),
+    **_TABLE_OPTIONS,
+)
+"""``rk_referrals``: one referral per referee per program."""
+
+orders: Final = sa.Table(
+    "rk_orders",
+    metadata,
+    sa.Column("program_id", _id(), primary_key=True),
+    sa.Column("order_id", _id(), primary_key=True),
+    sa.Column("participant_id", _id(), nullable=False),
+    sa.Column("amount_minor", sa.BigInteger, nullable=False),
+    sa.Column("currency", _short(), nullable=False),
+    sa.Column("at", _ts(), nullable=False),
+    sa.Column("event_id", _id(), nullable=False),
+    sa.Column("referral_id", _id(), nullable=True),
+    sa.Column("converted", sa.Integer, nullable=False),
+    sa.Column("digest", _id(), nullable=False),
+    **_TABLE_OPTIONS,
+)
+"""``rk_orders``: every purchase, referred or not."""
+
+refunds: Final = sa.Table(
+    "rk_refunds",
+    metadata,
+    sa.Column("program_id", _id(), primary_key=True),
+    sa.Column("refund_id", _id(), primary_key=True),
+    sa.Column("order_id", _id(), nullable=False),
+    sa.Column("amount_minor", sa.BigInteger, nullable=False),
+    sa.Column("currency", _short(), nullable=False),
+    sa.Column("at", _ts(), nullable=False),
+    sa.Column("event_id", _id(), nullable=False),
+    sa.Column("digest", _id(), nullable=False),
+    **_TABLE_OPTIONS,
+)
+"""``rk_refunds``."""
+
+chargebacks: Final = sa.Table(
+    "rk_chargebacks",
+    metadata,
+    sa.Column("program_id", _id(), primary_key=True),
+    sa.Column("chargeback_id", _id(), primary_key=True),
+    sa.Column("order_id", _id(), nullable=False),
+    sa.Column("at", _ts(), nullable=False),
+    sa.Column("event_id", _id(), nullable=False),
+    sa.Column("digest", _id(), nullable=False),
+    **_TABLE_OPTIONS,
+)
+"""``rk_chargebacks``."""
+
+rewards: Final = sa.Table(
+    "rk_rewards",
+    metadata,
+    sa.Column("seq", _seq(), primary_key=True, autoincrement=True),
+    sa.Column("reward_id", _id(), nullable=False, unique=True),
+    sa.Column("program_id", _id(), nullable=False),
+    sa.Column("program_version", sa.Integer, nullable=False),
+    sa.Column("referral_id", _id(), nullable=False),
+    sa.Column("participant_id", _id(), nullable=False),
+    sa.Column("role", _short(), nullable=False),
+    sa.Column("value", _text(), nullable=False),
+    sa.Column("unit_kind", _short(), nullable=False),
+    sa.Column("unit_code", _id(), nullable=False),
+    sa.Column("policy", _id(), nullable=False),
+    sa.Column("source_event_id", _id(), nullable=False),
+    sa.Column("order_id", _id(), nullable=True),
+    sa.Column("base_minor", sa.BigInteger, nullable=True),
+    sa.Column("base_currency", _short(), nullable=True),
+    sa.Column("created_at", _ts(), nullable=False),
+    sa.Column("payable_at", _ts(), nullable=False),
+    sa.Column("state", _short(), nullable=False),
+    sa.Index("rk_rewards_participant", "program_id", "participant_id", "seq"),
+    sa.Index("rk_rewards_order", "program_id", "order_id", "seq"),
+    sa.Index("rk_rewards_state", "program_id", "state", "payable_at", "reward_id"),
+    sqlite_autoincrement=True,
+    **_TABLE_OPTIONS,
+)
+"""``rk_rewards``: the immutable facts of each reward, plus its current ``state``."""
+
+entries: Final = sa.Table(
+    "rk_entries",
+    metadata,
+    sa.Column("seq", _seq(), primary_key=True, autoincrement=True),
+    sa.Column("entry_id", _id(), nullable=False, unique=True),
+    sa.Column("reward_id", _id(), sa.ForeignKey("rk_rewards.reward_id"), nullable=False),
+    sa.Column("program_id", _id(), nullable=False),
+    sa.Column("participant_id", _id(), nullable=False),
+    sa.Column("kind", _short(), nullable=False),
+    sa.Column("quantity_minor", sa.BigInteger, nullable=False),
+    sa.Column("exponent", sa.Integer, nullable=False),
+    sa.Column("at", _ts(), nullable=False),
+    sa.Column("cause", _id(), nullable=False),
+    sa.Column("state_after", _short(), nullable=False),
+    sa.Index("rk_entries_reward", "reward_id", "seq"),
+    sqlite_autoincrement=True,
+    **_TABLE_OPTIONS,
+)
+"""``rk_entries``: the append-only ledger; ``quantity_minor`` * 10**-``exponent`` units."""
+
+counters: Final = sa.Table(
+    "rk_counters",
+    metadata,
+    sa.Column("program_id", _id(), primary_key=True),
+    sa.Column("name", _id(), primary_key=True),
+    sa.Column("subject", _id(), primary_key=True),
+    sa.Column("value_scaled", sa.BigInteger, nullable=False),
+    **_TABLE_OPTIONS,
+)
+"""``rk_counters``: exact counters in 10⁻⁶ units; updated atomically (``value + delta``)."""
+
+outbox: Final = sa.Table(
+    "rk_outbox",
+    metadata,
+    sa.Column("seq", _seq(), primary_key=True, autoincrement=True),
+    sa.Column("notification_id", _id(), nullable=False, unique=True),
+    sa.Column("program_id", _id(), nullable=False),
+    sa.Column("kind", _id(), nullable=False),
+    sa.Column("recipient_id", _id(), nullable=False),
+    sa.Column("created_at", _ts(), nullable=False),
+    sa.Column("data", _text(), nullable=False),
+    sa.Column("delivered_at", _ts(), nullable=True),
+    sa.Column("attempts", sa.Integer, nullable=False, server_default=sa.text("0")),
+    sa.Column("last_error", _text(), nullable=True),
+    sa.Index(
+        "rk_outbox_pending",
+        "delivered_at",
+        "seq",
+        postgresql_where=sa.text("delivered_at IS NULL"),
+        sqlite_where=sa.text("delivered_at IS NULL"),
+    ),
+    sqlite_autoincrement=True,
+    **_TABLE_OPTIONS,
+)
+"""``rk_outbox``: notifications and their delivery state."""
