@@ -34,7 +34,7 @@ from referralkit._ledger import (
 from referralkit._ports import CounterKey, Notifier, Store, UnitOfWork
 from referralkit._program import Program
 from referralkit._values._checks import require_aware, require_id
-from referralkit._values.canonical import digest
+from referralkit._values.canonical import parts_digest, record_digest
 from referralkit._values.clock import Clock, SystemClock
 from referralkit._values.decisions import Decision, Verdict
 from referralkit._values.events import Chargeback, Click, Event, Purchase, Refund, Signup
@@ -274,7 +274,7 @@ class Engine:
             raise InvalidInputError(
                 "event", event, "must be a Click, Signup, Purchase, Refund or Chargeback"
             )
-        event_digest = digest(event)
+        event_digest = record_digest(event)
         outcome = self._transact(lambda uow: self._handle_in(uow, event, event_digest))
         if self._auto_dispatch and not outcome.duplicate:
             self.dispatch()
@@ -320,7 +320,7 @@ class Engine:
         prepared: list[tuple[Event, str] | ReferralKitError] = []
         for event in batch:
             if isinstance(event, _EVENT_TYPES):
-                prepared.append((event, digest(event)))
+                prepared.append((event, record_digest(event)))
             else:  # a caller without type checking passed something else
                 prepared.append(InvalidInputError("event", event, "must be an event"))  # type: ignore[unreachable]
         if len(batch) > 1:
@@ -353,7 +353,7 @@ class Engine:
         """
         if not isinstance(event, _EVENT_TYPES):
             raise InvalidInputError("event", event, "must be an event")
-        event_digest = digest(event)
+        event_digest = record_digest(event)
         with self._store.unit_of_work() as uow:
             return self._handle_in(uow, event, event_digest, log_event=False)
 
@@ -552,7 +552,7 @@ class Engine:
             raise CurrencyMismatchError(
                 "purchase.amount", ev.amount, f"must be in the program's currency {currency}"
             )
-        order_digest = digest((who, ev.amount, ev.items))
+        order_digest = parts_digest(who, ev.amount, ev.items)
         existing = uow.orders.get(pid, ev.order_id)
         if existing is not None:
             return self._repeat(existing.digest, order_digest, "order_id", ev.order_id, ev)
@@ -794,7 +794,7 @@ class Engine:
     def _refund(self, uow: UnitOfWork, ev: Refund) -> Outcome:
         pid = self._program_id
         order = self._order_for(uow, ev.order_id, "refund.order_id")
-        refund_digest = digest((ev.order_id, ev.amount))
+        refund_digest = parts_digest(ev.order_id, ev.amount)
         existing = uow.orders.refund(pid, ev.refund_id)
         if existing is not None:
             return self._repeat(existing.digest, refund_digest, "refund_id", ev.refund_id, ev)
@@ -824,7 +824,7 @@ class Engine:
     def _chargeback(self, uow: UnitOfWork, ev: Chargeback) -> Outcome:
         pid = self._program_id
         order = self._order_for(uow, ev.order_id, "chargeback.order_id")
-        cb_digest = digest(ev.order_id)
+        cb_digest = parts_digest(ev.order_id)
         existing = uow.orders.chargeback(pid, ev.chargeback_id)
         if existing is not None:
             return self._repeat(existing.digest, cb_digest, "chargeback_id", ev.chargeback_id, ev)
