@@ -9,7 +9,16 @@ from __future__ import annotations
 import typing as _typing
 
 from referralkit._adapters.memory import InMemoryStore, OutboxStatus
-from referralkit._adapters.notifiers import CallbackNotifier, LoggingNotifier, RecordingNotifier
+from referralkit._adapters.notifiers import (
+    ID_HEADER,
+    SIGNATURE_HEADER,
+    CallbackNotifier,
+    LoggingNotifier,
+    RecordingNotifier,
+    WebhookNotifier,
+    verify_webhook,
+    webhook_body,
+)
 from referralkit._adapters.sqlite import SQLiteStore
 from referralkit._engine import DispatchResult, Engine
 from referralkit._errors import (
@@ -20,6 +29,7 @@ from referralkit._errors import (
     InvalidEventError,
     InvalidInputError,
     InvalidProgramError,
+    InvalidSignatureError,
     MissingExtraError,
     NaiveDatetimeError,
     NotifierError,
@@ -104,6 +114,8 @@ __version__ = "0.1.0.dev0"
 
 __all__ = [
     "CHANNELS",
+    "ID_HEADER",
+    "SIGNATURE_HEADER",
     "Badge",
     "Balance",
     "BalanceLine",
@@ -136,6 +148,7 @@ __all__ = [
     "InvalidEventError",
     "InvalidInputError",
     "InvalidProgramError",
+    "InvalidSignatureError",
     "Ledger",
     "LineItem",
     "LoggingNotifier",
@@ -189,7 +202,10 @@ __all__ = [
     "UnitOfWork",
     "UnknownOrderError",
     "Verdict",
+    "WebhookNotifier",
     "__version__",
+    "verify_webhook",
+    "webhook_body",
 ]
 
 

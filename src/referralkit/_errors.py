@@ -9,7 +9,8 @@ ReferralKitError
 │   ├── InvalidEventError               an event that cannot be handled as given
 │   ├── CurrencyMismatchError           two currencies where one is required
 │   ├── NaiveDatetimeError              a datetime without a time zone
-│   └── InvalidProgramError             a program or policy that cannot run
+│   ├── InvalidProgramError             a program or policy that cannot run
+│   └── InvalidSignatureError           a webhook delivery that does not verify
 ├── EventConflictError                  an id reused with different fields
 ├── RetryLaterError                     needs an event not yet seen; retry later
 │   └── UnknownOrderError               a refund / chargeback of an unknown order
@@ -36,6 +37,7 @@ __all__ = [
     "InvalidEventError",
     "InvalidInputError",
     "InvalidProgramError",
+    "InvalidSignatureError",
     "MissingExtraError",
     "NaiveDatetimeError",
     "NotifierError",
@@ -85,6 +87,10 @@ class NaiveDatetimeError(InvalidInputError):
 
 class InvalidProgramError(InvalidInputError):
     """A program, policy or program version that cannot run."""
+
+
+class InvalidSignatureError(InvalidInputError):
+    """A signed webhook delivery that does not verify: altered, replayed or malformed."""
 
 
 class EventConflictError(ReferralKitError):
