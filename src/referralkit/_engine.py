@@ -580,8 +580,8 @@ class Engine:
         conversions_key = (pid, _CONVERSIONS, referral.referral_id)
         keys = [purchases_key, conversions_key]
         snapshot = self._snapshot(uow, version, referral, extra=keys)
-        number = int(snapshot.pop(purchases_key, _ZERO)) + 1
-        converted_before = snapshot.pop(conversions_key, _ZERO) > 0
+        number = int(snapshot.get(purchases_key, _ZERO)) + 1
+        converted_before = snapshot.get(conversions_key, _ZERO) > 0
         decisions: list[Decision] = []
         triggers: set[Trigger] = set()
         if version.first_purchase_only and number > 1:

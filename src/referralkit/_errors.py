@@ -10,6 +10,7 @@ ReferralKitError
 │   ├── CurrencyMismatchError           two currencies where one is required
 │   ├── NaiveDatetimeError              a datetime without a time zone
 │   ├── InvalidProgramError             a program or policy that cannot run
+│   ├── InvalidTokenError               a referral-link token that does not verify
 │   └── InvalidSignatureError           a webhook delivery that does not verify
 ├── EventConflictError                  an id reused with different fields
 ├── RetryLaterError                     needs an event not yet seen; retry later
@@ -38,6 +39,7 @@ __all__ = [
     "InvalidInputError",
     "InvalidProgramError",
     "InvalidSignatureError",
+    "InvalidTokenError",
     "MissingExtraError",
     "NaiveDatetimeError",
     "NotifierError",
@@ -91,6 +93,10 @@ class InvalidProgramError(InvalidInputError):
 
 class InvalidSignatureError(InvalidInputError):
     """A signed webhook delivery that does not verify: altered, replayed or malformed."""
+
+
+class InvalidTokenError(InvalidInputError):
+    """A referral-link token that is malformed, tampered with or signed with an unknown key."""
 
 
 class EventConflictError(ReferralKitError):

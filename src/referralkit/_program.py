@@ -16,6 +16,7 @@ from referralkit._values._checks import require_aware, require_id
 from referralkit._values.canonical import canonical, digest
 from referralkit._values.money import ROUNDING_MODES, Money, currency_exponent
 from referralkit.policies._base import Counter, RewardPolicy
+from referralkit.policies._config import program_kwargs, program_to_dict
 
 __all__ = ["Program"]
 
@@ -164,6 +165,42 @@ class Program:
         object.__setattr__(self, "_zone", zone)
         object.__setattr__(self, "_needs", frozenset(needs))
         object.__setattr__(self, "_digest", digest(self.definition()))
+
+    @classmethod
+    def from_dict(cls, data: Any) -> Program:
+        """A program from plain data, as ``to_dict`` writes it or a TOML / JSON file holds it.
+
+        ```python
+        Program.from_dict({
+            "id": "spring", "effective_at": "2026-01-05T00:00:00+00:00", "currency": "USD",
+            "policies": [{"type": "single_sided", "referrer": {"kind": "cash", "amount": "10"}}],
+        })
+        ```
+
+        Raises:
+            InvalidProgramError: the field is the key path of the bad value, such as
+                ``policies[1].tiers[0].reward.amount``.
+        """
+        kwargs = program_kwargs(data)
+        try:
+            return cls(**kwargs)
+        except InvalidInputError as exc:
+            field = exc.field.removeprefix("program.")
+            for i, policy in enumerate(kwargs.get("policies", ())):
+                name = getattr(policy, "name", None)
+                if isinstance(name, str) and (field == name or field.startswith(f"{name}.")):
+                    field = f"policies[{i}]{field[len(name) :]}"
+                    break
+            raise InvalidProgramError(field, exc.value, exc.problem) from None
+
+    def to_dict(self) -> dict[str, Any]:
+        """The program as plain data (JSON-ready); ``Program.from_dict`` reads it back equal.
+
+        Raises:
+            InvalidProgramError: a policy whose class is not registered
+                (``referralkit.policies.register_policy``).
+        """
+        return program_to_dict(self)
 
     def definition(self) -> dict[str, Any]:
         """The program's content as canonical data (what its digest covers)."""

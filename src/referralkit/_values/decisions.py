@@ -58,6 +58,13 @@ _TEMPLATES: Mapping[str, str] = MappingProxyType(
         "policy.not_trigger": "pays on {trigger}, not on {event}",
         "reward.reversed": "{quantity} of reward {reward_id} reversed ({cause})",
         "reward.nothing_to_reverse": "order {order_id} had no reward left to reverse",
+        "condition.false": "the condition was not met: {clause}",
+        "tiered.below_first_tier": "referral #{n} is below the first tier (from #{first})",
+        "per_item.no_items": "no line item of the order qualifies",
+        "per_item.capped": "{role} rewards capped at {cap} of {units} qualifying units",
+        "revenue_share.ended": "the revenue share ended at {until}",
+        "revenue_share.too_small": "{percent}% of {amount} rounds to nothing",
+        "first_match.none": "no policy matched",
     }
 )
 

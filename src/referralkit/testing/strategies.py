@@ -68,7 +68,30 @@ from referralkit._values.rewards import (
     Points,
     RewardValue,
 )
-from referralkit.policies import DoubleSided, RewardPolicy, SingleSided, Trigger
+from referralkit.policies import (
+    All as AllOf,
+)
+from referralkit.policies import (
+    Any as AnyOf,
+)
+from referralkit.policies import (
+    Attr,
+    Compare,
+    Condition,
+    DoubleSided,
+    Escalating,
+    FirstMatch,
+    Hybrid,
+    PerItem,
+    RevenueShare,
+    RewardPolicy,
+    SingleSided,
+    Stack,
+    Tier,
+    Tiered,
+    Trigger,
+    when,
+)
 
 try:
     from hypothesis import strategies as st
@@ -87,15 +110,23 @@ __all__ = [
     "Step",
     "StepResult",
     "aware_datetimes",
+    "catalogue_policies",
+    "catalogue_programs",
+    "conditions",
     "copy_codes",
     "currencies",
     "email_aliases",
+    "escalating_policies",
     "event_streams",
+    "hybrid_policies",
     "money",
     "participant_ids",
+    "per_item_policies",
     "programs",
     "replay",
+    "revenue_share_policies",
     "reward_values",
+    "tiered_policies",
 ]
 
 #: The kinds ``reward_values`` can draw, as ``Unit.kind`` names them.
@@ -1092,3 +1123,231 @@ def event_streams(
         clicks,
     )
     return _scenarios(program, opts)
+
+
+# -- the policy catalogue ----------------------------------------------------------------
+_GROWABLE = ("cash", "credit", "points")
+_PURCHASE_TRIGGERS = (Trigger.FIRST_PURCHASE,)
+
+
+def _code(draw: st.DrawFn, currency: str | st.SearchStrategy[str] | None) -> str:
+    if isinstance(currency, str):
+        return currency
+    return draw(currencies() if currency is None else currency)
+
+
+def _same_unit(value: RewardValue, quantity: Decimal) -> RewardValue:
+    from referralkit._values.rewards import reward_from_quantity
+
+    return reward_from_quantity(value, quantity)
+
+
+@st.composite
+def _growing_values(draw: st.DrawFn, currency: str, size: int) -> list[RewardValue]:
+    first = draw(reward_values(currency, kinds=_GROWABLE, max_amount=50))
+    values = [first]
+    for _ in range(size - 1):
+        step = draw(st.integers(0, 50)) * first.quantity
+        values.append(_same_unit(first, values[-1].quantity + step))
+    return values
+
+
+@st.composite
+def tiered_policies(
+    draw: st.DrawFn, currency: str | st.SearchStrategy[str] | None = None, name: str = "tiered"
+) -> Tiered:
+    """``Tiered`` policies: 1 to 4 sorted tiers whose rewards never decrease."""
+    code = _code(draw, currency)
+    size = draw(st.integers(1, 4))
+    thresholds = sorted(draw(st.sets(st.integers(1, 20), min_size=size, max_size=size)))
+    values = draw(_growing_values(code, size))
+    side = draw(st.sampled_from(["referrer", "referee"]))
+    tiers = [Tier(t, v) for t, v in zip(thresholds, values, strict=True)]
+    return Tiered(tiers, side=side, name=name)
+
+
+@st.composite
+def escalating_policies(
+    draw: st.DrawFn, currency: str | st.SearchStrategy[str] | None = None, name: str = "escalating"
+) -> Escalating:
+    """``Escalating`` policies: a list, arithmetic steps or geometric steps, with a ceiling."""
+    code = _code(draw, currency)
+    style = draw(st.sampled_from(["step", "factor", "values"]))
+    if style == "values":
+        return Escalating(values=draw(_growing_values(code, draw(st.integers(1, 4)))), name=name)
+    first = draw(reward_values(code, kinds=_GROWABLE, max_amount=50))
+    ceiling = _same_unit(first, first.quantity * draw(st.integers(1, 10)))
+    if style == "step":
+        step = _same_unit(first, first.quantity * draw(st.integers(1, 3)))
+        return Escalating(first=first, step=step, ceiling=ceiling, name=name)
+    factor = Decimal(draw(st.integers(11, 30))).scaleb(-1)
+    return Escalating(first=first, factor=factor, ceiling=ceiling, name=name)
+
+
+@st.composite
+def per_item_policies(
+    draw: st.DrawFn, currency: str | st.SearchStrategy[str] | None = None, name: str = "per_item"
+) -> PerItem:
+    """``PerItem`` policies for one or both sides, with optional sku / category filters."""
+    code = _code(draw, currency)
+    values = reward_values(code, max_amount=20)
+    referrer = draw(st.none() | values)
+    referee = draw(values) if referrer is None else draw(st.none() | values)
+    names = st.none() | st.lists(st.sampled_from(["a", "b", "c"]), min_size=1, unique=True)
+    return PerItem(
+        referrer=referrer,
+        referee=referee,
+        skus=draw(names),
+        categories=draw(names),
+        cap_per_referral=draw(st.none() | st.integers(1, 5)),
+        trigger=draw(st.sampled_from([Trigger.FIRST_PURCHASE, Trigger.EVERY_PURCHASE])),
+        name=name,
+    )
+
+
+def _percents() -> st.SearchStrategy[Decimal]:
+    return st.integers(1, 10_000).map(lambda hundredths: Decimal(hundredths).scaleb(-2))
+
+
+def _durations() -> st.SearchStrategy[relativedelta | None]:
+    return st.one_of(
+        st.none(),
+        st.integers(1, 24).map(lambda m: relativedelta(months=m)),
+        st.integers(1, 90).map(lambda d: relativedelta(days=d)),
+    )
+
+
+@st.composite
+def revenue_share_policies(draw: st.DrawFn, name: str = "revenue_share") -> RevenueShare:
+    """``RevenueShare`` policies: 0.01 to 100 %, for days, months or life, cash or credit."""
+    return RevenueShare(
+        draw(_percents()),
+        duration=draw(_durations()),
+        as_=draw(st.sampled_from(["cash", "credit"])),
+        name=name,
+    )
+
+
+@st.composite
+def hybrid_policies(
+    draw: st.DrawFn, currency: str | st.SearchStrategy[str] | None = None, name: str = "hybrid"
+) -> Hybrid:
+    """``Hybrid`` policies: a fixed reward plus a share."""
+    code = _code(draw, currency)
+    return Hybrid(
+        fixed=draw(reward_values(code, max_amount=50)),
+        percent=draw(_percents()),
+        duration=draw(_durations()),
+        as_=draw(st.sampled_from(["cash", "credit"])),
+        name=name,
+    )
+
+
+def conditions(currency: str, *, max_depth: int = 2) -> st.SearchStrategy[Condition]:
+    """Conditions over every kind of attribute, nested in ``All`` / ``Any``."""
+    amounts = _money_in(currency, 0, 500 * 10 ** currency_exponent(currency))
+    words = st.sampled_from(["a", "b", "c"])
+    leaves: st.SearchStrategy[Condition] = st.one_of(
+        st.tuples(st.sampled_from(["==", "!=", "<", "<=", ">", ">="]), amounts).map(
+            lambda t: Compare("sale.amount", t[0], t[1])
+        ),
+        st.integers(0, 10).map(lambda n: Attr("referrer.successful_referrals") >= n),
+        st.integers(0, 5).map(lambda n: Attr("referee.purchase_number") <= n),
+        st.integers(0, 60).map(lambda n: Attr("referee.days_since_signup") < n),
+        st.lists(st.sampled_from(sorted(CHANNELS)), min_size=1, unique=True).map(
+            lambda cs: Attr("referral.channel").in_(cs)
+        ),
+        words.map(lambda w: Attr("sale.skus").contains(w)),
+        words.map(lambda w: Attr("sale.categories").contains(w)),
+        words.map(lambda w: Attr("sale.metadata.campaign") == w),
+        amounts.map(lambda m: Attr("referrer.revenue_referred") >= m),
+    )
+    if max_depth <= 0:
+        return leaves
+    return st.recursive(
+        leaves,
+        lambda inner: st.one_of(
+            st.lists(inner, min_size=1, max_size=3).map(AllOf),
+            st.lists(inner, min_size=1, max_size=3).map(AnyOf),
+        ),
+        max_leaves=4,
+    )
+
+
+@st.composite
+def catalogue_policies(
+    draw: st.DrawFn, currency: str | st.SearchStrategy[str] | None = None, name: str = "policy"
+) -> RewardPolicy:
+    """Any policy of the catalogue, maybe under a condition or combined in a ``Stack`` or
+    ``FirstMatch``, named ``name`` (parts are named ``name_0``, ``name_1``, ...)."""
+    code = _code(draw, currency)
+    kind = draw(
+        st.sampled_from(
+            [
+                "single",
+                "double",
+                "tiered",
+                "escalating",
+                "per_item",
+                "revenue_share",
+                "hybrid",
+                "when",
+                "stack",
+                "first_match",
+            ]
+        )
+    )
+    values = reward_values(code)
+    if kind == "single":
+        return SingleSided(draw(values), name=name)
+    if kind == "double":
+        return DoubleSided(draw(values), draw(values), name=name)
+    if kind == "tiered":
+        return draw(tiered_policies(code, name))
+    if kind == "escalating":
+        return draw(escalating_policies(code, name))
+    if kind == "per_item":
+        return draw(per_item_policies(code, name))
+    if kind == "revenue_share":
+        return draw(revenue_share_policies(name))
+    if kind == "hybrid":
+        return draw(hybrid_policies(code, name))
+    if kind == "when":
+        inner = SingleSided(draw(values), trigger=Trigger.EVERY_PURCHASE, name=name)
+        return when(draw(conditions(code)), inner)
+    parts: list[RewardPolicy] = [
+        SingleSided(draw(values), name=f"{name}_{i}") for i in range(draw(st.integers(1, 3)))
+    ]
+    if draw(st.booleans()):
+        parts[0] = when(draw(conditions(code, max_depth=0)), parts[0])
+    return Stack(parts, name=name) if kind == "stack" else FirstMatch(parts, name=name)
+
+
+@st.composite
+def catalogue_programs(
+    draw: st.DrawFn,
+    currency: str | st.SearchStrategy[str] | None = None,
+    *,
+    max_policies: int = 3,
+    program_id: str = "referrals",
+    effective_at: datetime = _EPOCH,
+) -> Program:
+    """Programs of 1 to ``max_policies`` catalogue policies (``catalogue_policies``) with
+    random terms, as ``programs`` draws them."""
+    code = _code(draw, currency)
+    size = draw(st.integers(1, max_policies))
+    policies = [draw(catalogue_policies(code, f"p{i}")) for i in range(size)]
+    min_order = draw(st.none() | _money_in(code, 1, 200 * 10 ** currency_exponent(code)))
+    return Program(
+        id=program_id,
+        effective_at=effective_at,
+        currency=code,
+        policies=policies,
+        timezone=draw(st.sampled_from(["UTC", "Europe/Berlin", "America/New_York"])),
+        rounding=draw(
+            st.sampled_from([decimal.ROUND_HALF_UP, decimal.ROUND_HALF_EVEN, decimal.ROUND_DOWN])
+        ),
+        hold=draw(_holds()),
+        min_order=min_order,
+        first_purchase_only=draw(st.booleans()),
+    )
