@@ -41,11 +41,15 @@ from __future__ import annotations
 import functools
 from collections.abc import Callable, Iterable, Iterator, Mapping, Sequence
 from contextlib import contextmanager, suppress
-from datetime import UTC, datetime
+from datetime import datetime
 from decimal import Decimal
 from types import TracebackType
 from typing import Any, Final, Self, TypeVar
 
+from referralkit._adapters._sqlformat import COUNTER_SCALE as _COUNTER_SCALE
+from referralkit._adapters._sqlformat import opt_ts as _opt_ts
+from referralkit._adapters._sqlformat import scaled as _scaled
+from referralkit._adapters._sqlformat import ts as _ts
 from referralkit._errors import (
     ConcurrencyError,
     CorruptRecordError,
@@ -93,7 +97,6 @@ __all__ = ["SQLAlchemyStore"]
 
 T = TypeVar("T")
 
-_COUNTER_SCALE: Final = 6  # counters are integers of 10**-6 units, as in SQLiteStore
 _CHUNK: Final = 500  # ids per IN (...) query
 _LOCK_TIMEOUT: Final = 30  # seconds a MariaDB unit waits for the event-log lock
 _PG_LOG_LOCK: Final = 0x726B5F6576656E74  # b"rk_event": pg_advisory_xact_lock key
@@ -123,15 +126,6 @@ _MYSQL: Final = "mysql"  # MariaDB and MySQL
 
 
 # -- encodings (exactly SQLiteStore's) ------------------------------------------------------
-def _ts(value: datetime) -> str:
-    """A UTC timestamp that sorts as text: ``2026-01-05T09:00:00.000000+00:00``."""
-    if value.tzinfo is not UTC:
-        value = value.astimezone(UTC)
-    return value.isoformat(timespec="microseconds")
-
-
-def _opt_ts(value: datetime | None) -> str | None:
-    return None if value is None else _ts(value)
 
 
 def _dt(text: str) -> datetime:
@@ -143,13 +137,6 @@ def _dt(text: str) -> datetime:
 
 def _opt_dt(text: str | None) -> datetime | None:
     return None if text is None else _dt(text)
-
-
-def _scaled(value: Decimal, exponent: int, what: str) -> int:
-    scaled = value.scaleb(exponent)
-    if scaled != scaled.to_integral_value():
-        raise StoreError(f"{what}={value}: more than {exponent} decimal places")
-    return int(scaled)
 
 
 def _unscaled(value: int) -> Decimal:

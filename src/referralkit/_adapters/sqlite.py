@@ -15,12 +15,16 @@ import sqlite3
 import threading
 from collections.abc import Iterable, Iterator, Mapping, Sequence
 from contextlib import contextmanager
-from datetime import UTC, datetime
+from datetime import datetime
 from decimal import Decimal
 from types import TracebackType
 from typing import Any, Final, Self
 
 from referralkit._adapters._lazy import _lazy
+from referralkit._adapters._sqlformat import COUNTER_SCALE as _COUNTER_SCALE
+from referralkit._adapters._sqlformat import opt_ts as _opt_ts
+from referralkit._adapters._sqlformat import scaled as _scaled
+from referralkit._adapters._sqlformat import ts as _ts
 from referralkit._adapters.memory import OutboxStatus
 from referralkit._errors import (
     ConcurrencyError,
@@ -56,7 +60,6 @@ __all__ = ["SCHEMA_VERSION", "SQLiteStore"]
 #: The schema this version of referralkit writes; a newer database is refused.
 SCHEMA_VERSION: Final = 1
 
-_COUNTER_SCALE: Final = 6  # counters are integers of 10**-6 units: exact for every currency
 
 _SCHEMA: Final = """
 CREATE TABLE IF NOT EXISTS rk_schema (
@@ -211,30 +214,12 @@ CREATE INDEX IF NOT EXISTS rk_outbox_pending ON rk_outbox (seq) WHERE delivered_
 _SYNCHRONOUS: Final = frozenset({"OFF", "NORMAL", "FULL", "EXTRA"})
 
 
-def _ts(value: datetime) -> str:
-    """A UTC timestamp that sorts as text: ``2026-01-05T09:00:00.000000+00:00``."""
-    if value.tzinfo is not UTC:
-        value = value.astimezone(UTC)
-    return value.isoformat(timespec="microseconds")
-
-
 def _dt(text: str) -> datetime:
     return datetime.fromisoformat(text)
 
 
-def _opt_ts(value: datetime | None) -> str | None:
-    return None if value is None else _ts(value)
-
-
 def _opt_dt(text: str | None) -> datetime | None:
     return None if text is None else datetime.fromisoformat(text)
-
-
-def _scaled(value: Decimal, exponent: int, what: str) -> int:
-    scaled = value.scaleb(exponent)
-    if scaled != scaled.to_integral_value():
-        raise StoreError(f"{what}={value}: more than {exponent} decimal places")
-    return int(scaled)
 
 
 class SQLiteStore:
