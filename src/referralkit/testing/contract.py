@@ -1029,7 +1029,7 @@ class StoreContract:
                     state.value: [
                         r.reward_id for r in uow.ledger.in_state(P, state, due_by=None, limit=10)
                     ]
-                    for state in RewardState
+                    for state in (RewardState.PENDING, RewardState.APPROVED, RewardState.REVERSED)
                 }
 
         assert states() == {"pending": ["rwd-1", "rwd-2"], "approved": [], "reversed": []}
