@@ -341,13 +341,16 @@ def review_due_entry(view: RewardView, at: datetime, deadline: datetime) -> Entr
 
 
 def pay_entry(view: RewardView, at: datetime, payout_id: str) -> Entry:
-    """Mark an approved reward paid by a payout. Its id depends on the reward alone, so a
-    reward can be paid at most once: a second payment is a duplicate entry id.
+    """Mark a reward paid by a payout. Its id depends on the reward alone, so a reward can
+    be paid at most once: a second payment is a duplicate entry id.
+
+    A reward put on hold while its payout was with the fulfiller is marked paid too: the
+    money has left, and leaving it held would let a later payout pay it again.
 
     Raises:
-        IllegalTransitionError: the reward is not approved.
+        IllegalTransitionError: the reward is neither approved nor held.
     """
-    if view.state is not RewardState.APPROVED:
+    if view.state not in (RewardState.APPROVED, RewardState.HELD):
         raise IllegalTransitionError(view.reward.reward_id, view.state.value, "pay")
     return _entry(
         view,

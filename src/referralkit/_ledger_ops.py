@@ -491,9 +491,7 @@ class LedgerOperations:
                     continue
                 entry = review_due_entry(view, at, deadline)
                 if entry is not None:
-                    note = _note(
-                        "review_due", entry.entry_id, reward, at, reason=view.hold_reason or ""
-                    )
+                    note = _note("review_due", entry.entry_id, reward, at)
                     self._apply(uow, view, entry, note)
 
         self._transact(work)
@@ -652,7 +650,10 @@ class LedgerOperations:
             covered: set[str] = set()
             netted_open: dict[Unit, Decimal] = {}
             for payout in (p for p in open_payouts if p.participant_id == who):
-                if self._still_payable(payout, views):
+                # A pending payout may have been paid before the process stopped: it is
+                # retried as recorded (the fulfiller deduplicates on its id). A failed one
+                # whose rewards changed since is cancelled; what remains is paid anew.
+                if payout.status is PayoutStatus.PENDING or self._still_payable(payout, views):
                     todo.append(payout)
                     covered.update(payout.reward_ids)
                     netted_open[payout.unit] = (
@@ -746,9 +747,9 @@ class LedgerOperations:
         appended: list[Entry] = []
         for rid in payout.reward_ids:
             view = views[rid]
-            if view.state is RewardState.APPROVED:
+            if view.state in (RewardState.APPROVED, RewardState.HELD):
                 appended.append(pay_entry(view, at, payout.payout_id))
-            else:
+            else:  # rejected or wholly reversed meanwhile: final, never paid again
                 log.warning(
                     "payout %s: reward %s is %s, not marked paid", payout.payout_id, rid, view.state
                 )
