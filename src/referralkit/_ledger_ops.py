@@ -690,7 +690,9 @@ class LedgerOperations:
                     if refusal is not None:
                         skipped.append(PayoutSkip(who, unit, amount, "payout_check", str(refusal)))
                         continue
-                payout_id = derive_id("pay", pid, who, kind, *ready)
+                # The amounts are part of the id: a payout whose rewards were partly
+                # reversed after a failed attempt is a new payout, never the old one reopened.
+                payout_id = derive_id("pay", pid, who, kind, str(gross), str(netted), *ready)
                 payout = Payout(
                     payout_id=payout_id,
                     program_id=pid,

@@ -290,8 +290,8 @@ class Payout:
     """One payment to one participant in one money unit, covering approved rewards.
 
     Attributes:
-        payout_id: Derived from (program, participant, the reward ids it covers), so a
-            retry has the same id; the fulfiller deduplicates on it.
+        payout_id: Derived from (program, participant, unit kind, amounts, the reward ids it
+            covers), so a retry has the same id; the fulfiller deduplicates on it.
         amount: What the fulfiller pays: the rewards' outstanding sum minus ``netted``.
         kind: The unit kind paid (``cash`` or ``credit``); with the currency of ``amount``
             it names the balance unit.
