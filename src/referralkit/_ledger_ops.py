@@ -68,9 +68,10 @@ log = logging.getLogger("referralkit")
 
 T = TypeVar("T")
 _ZERO = Decimal(0)
-#: Unit kinds a payout pays. Other units are not paid out: discount vouchers, points, free
-#: periods and badges are redeemed in the host application, so they stay ``available``.
 PAYOUT_KINDS = frozenset({"cash", "credit"})
+"""Unit kinds ``Engine.payout`` pays. Other units are not paid out: discount vouchers,
+points, free periods and badges are redeemed in the host application, so they stay
+``available`` (``Engine.payable`` says ``not_paid_out``)."""
 _SCAN = 10_000  # rewards / payouts one settle or payout call looks at, per query
 
 Veto = Callable[[RewardView], "str | None"]
