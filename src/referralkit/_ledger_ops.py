@@ -166,6 +166,13 @@ def _actor(value: object) -> str:
     return require_id("actor", value)
 
 
+def _reason(value: object) -> str:
+    reason = require_id("reason", value)
+    if len(reason) > 160:  # the cause column holds 200 characters, " until <time>" included
+        raise InvalidInputError("reason", value, "must be at most 160 characters")
+    return reason
+
+
 def _note(kind: str, entry_id: str, reward: Reward, at: datetime, **data: str) -> Notification:
     return Notification(
         notification_id=f"ntf_{entry_id}",
@@ -338,9 +345,10 @@ class LedgerOperations:
         Raises:
             UnknownRewardError: no such reward.
             IllegalTransitionError: the reward is paid, reversed, rejected or fraud.
-            InvalidInputError: an empty reason or actor, or a naive datetime.
+            InvalidInputError: an empty reason or actor, a reason over 160 characters, or a
+                naive datetime.
         """
-        reason = require_id("reason", reason)
+        reason = _reason(reason)
         actor = _actor(actor)
         at = self._now(now)
         if until is not None:
@@ -419,7 +427,7 @@ class LedgerOperations:
         Raises:
             UnknownReferralError: no such referral.
         """
-        reason = require_id("reason", reason)
+        reason = _reason(reason)
         actor = _actor(actor)
         at = self._now(now)
         if until is not None:

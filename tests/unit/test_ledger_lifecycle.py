@@ -48,10 +48,21 @@ class Fulfiller:
         self.paid.setdefault(payout.payout_id, payout)
 
 
+STORES: dict[str, Any] = {"memory": rk.InMemoryStore, "sqlite": rk.SQLiteStore}
+_store_factory: list[Any] = [rk.InMemoryStore]
+
+
+@pytest.fixture(autouse=True, params=sorted(STORES))
+def each_store(request: pytest.FixtureRequest) -> None:
+    """Every test runs on the reference store and on SQLite."""
+    _store_factory[0] = STORES[request.param]
+
+
 def make(prog: rk.Program | None = None, **kwargs: Any) -> rk.Engine:
     kwargs.setdefault("clock", rk.ManualClock(T0))
     kwargs.setdefault("fulfiller", Fulfiller())
-    return rk.Engine(prog or program(), kwargs.pop("store", rk.InMemoryStore()), **kwargs)
+    store = kwargs.pop("store", None) or _store_factory[0]()
+    return rk.Engine(prog or program(), store, **kwargs)
 
 
 def refer(engine: rk.Engine, who: str = "bob", order: str = "o1", amount: str = "80.00") -> str:
@@ -422,3 +433,71 @@ def test_payable_says_why_money_is_not_payable() -> None:
     below = engine.payable("alice", now=LATER, min_amount=usd(50))
     assert [(r.code, r.detail) for r in below] == [("below_minimum", "50.00 USD")]
     assert "below the minimum payout of 50.00 USD" in str(below[0])
+
+
+def test_a_long_hold_reason_is_refused() -> None:
+    engine = make()
+    rid = refer(engine)
+    with pytest.raises(rk.InvalidInputError, match="160"):
+        engine.hold(rid, reason="x" * 161, actor="ops")
+
+
+def test_a_reward_held_while_its_payout_is_with_the_fulfiller_is_marked_paid() -> None:
+    """The money has left: leaving it held would let a later payout pay it again."""
+
+    class HoldingFulfiller(Fulfiller):
+        def fulfil(self, payout: rk.Payout) -> None:
+            super().fulfil(payout)
+            for rid in payout.reward_ids:
+                engine.hold(rid, reason="late fraud signal", actor="fraud", now=LATER)
+
+    fulfiller = HoldingFulfiller()
+    engine = make(fulfiller=fulfiller)
+    rid = refer(engine)
+    pay(engine)
+    assert engine.reward(rid).state is rk.RewardState.PAID
+    assert engine.payout(now=LATER) == rk.PayoutResult()
+    assert len(fulfiller.paid) == 2
+
+
+def test_a_failed_payout_whose_rewards_changed_is_cancelled_and_paid_anew() -> None:
+    fulfiller = Fulfiller()
+    engine = make(fulfiller=fulfiller)
+    refer(engine)
+    fulfiller.fail = True
+    (failed,) = [p for p in pay(engine).failed if p.participant_id == "alice"]
+    engine.handle(rk.Refund(event_id="r", refund_id="r1", order_id="o1", amount=usd(8), at=LATER))
+    fulfiller.fail = False
+    (paid,) = [p for p in engine.payout(now=LATER).paid if p.participant_id == "alice"]
+    assert paid.payout_id != failed.payout_id
+    assert paid.amount == usd("18.00")
+    statuses = {p.payout_id: p.status for p in engine.store.dump()["payouts"]}
+    assert statuses[failed.payout_id] is rk.PayoutStatus.CANCELLED
+    assert engine.balance("alice")[CASH].paid == Decimal("18.00")
+
+
+def test_points_are_not_paid_out_and_payable_says_so() -> None:
+    prog = program(policies=[rk.SingleSided(referrer=rk.Points(50))])
+    engine = make(prog)
+    refer(engine)
+    assert pay(engine) == rk.PayoutResult()
+    reasons = engine.payable("alice", now=LATER)
+    assert [(r.code, r.quantity) for r in reasons] == [("not_paid_out", Decimal(50))]
+
+
+def test_program_ledger_terms_round_trip_and_change_the_digest() -> None:
+    plain = program()
+    terms = program(
+        review_after=relativedelta(days=3),
+        negative_balance=True,
+        policy_holds={"double_sided": relativedelta(months=1)},
+    )
+    assert terms.digest != plain.digest
+    assert rk.Program.from_dict(terms.to_dict()) == terms
+    assert "policy_holds" not in plain.to_dict()
+    with pytest.raises(rk.InvalidProgramError, match="negative_balance"):
+        program(negative_balance="yes")
+    with pytest.raises(rk.InvalidProgramError, match="review_after"):
+        program(review_after=relativedelta(days=-1))
+    with pytest.raises(rk.InvalidProgramError, match="review_after"):
+        rk.Program.from_dict({**plain.to_dict(), "review_after": {"weeks": 1}})
