@@ -482,3 +482,34 @@ def test_referralkit_sql_without_sqlalchemy_names_the_extra() -> None:
     assert lines[0].startswith("referralkit.sql | ")
     assert "pip install 'referralkit[sqlalchemy]'" in lines[0]
     assert lines[1].startswith("SQLAlchemyStore | ")
+
+
+def test_a_database_without_the_ledger_columns_gains_them_on_open(
+    backend: tuple[str, Any],
+) -> None:
+    """Tables created before rewards had ``item`` and entries ``actor`` gain them when the
+    store opens with create=True; existing entries read as the engine's."""
+    _, engine = backend
+    store = SQLAlchemyStore(engine)
+    start = datetime(2026, 1, 5, tzinfo=UTC)
+    program = rk.Program(
+        id="columns",
+        effective_at=start,
+        currency="USD",
+        policies=[rk.SingleSided(referrer=rk.Cash(rk.Money(20, "USD")))],
+    )
+    rk_engine = rk.Engine(program, store, clock=rk.ManualClock(start))
+    code = rk_engine.issue_code("alice")
+    rk_engine.handle(rk.Signup(event_id="s", participant_id="bob", code=code, at=start))
+    outcome = rk_engine.handle(
+        rk.Purchase(
+            event_id="p", participant_id="bob", order_id="o", amount=rk.Money(50, "USD"), at=start
+        )
+    )
+    with engine.begin() as conn:
+        conn.execute(sa.text("ALTER TABLE rk_entries DROP COLUMN actor"))
+        conn.execute(sa.text("ALTER TABLE rk_rewards DROP COLUMN item"))
+    again = rk.Engine(program, SQLAlchemyStore(engine), clock=rk.ManualClock(start))
+    rid = outcome.reward_ids[0]
+    assert again.reward(rid).entries[0].actor == "engine"
+    assert again.hold(rid, reason="review", actor="ops").entries[-1].actor == "ops"

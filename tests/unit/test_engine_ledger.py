@@ -501,3 +501,22 @@ def test_program_ledger_terms_round_trip_and_change_the_digest() -> None:
         program(review_after=relativedelta(days=-1))
     with pytest.raises(rk.InvalidProgramError, match="review_after"):
         rk.Program.from_dict({**plain.to_dict(), "review_after": {"weeks": 1}})
+
+
+def test_a_sqlite_database_without_the_ledger_columns_gains_them_on_open(tmp_path: Any) -> None:
+    """A database written before rewards had ``item`` and entries ``actor`` still opens."""
+    import sqlite3
+
+    path = tmp_path / "old.db"
+    engine = make(store=rk.SQLiteStore(path))
+    rid = refer(engine)
+    engine.store.close()  # type: ignore[attr-defined]
+    conn = sqlite3.connect(path)
+    conn.execute("ALTER TABLE rk_entries DROP COLUMN actor")
+    conn.execute("ALTER TABLE rk_rewards DROP COLUMN item")
+    conn.commit()
+    conn.close()
+    engine = make(store=rk.SQLiteStore(path))
+    assert engine.reward(rid).entries[0].actor == "engine"
+    assert engine.hold(rid, reason="review", actor="ops").entries[-1].actor == "ops"
+    engine.store.close()  # type: ignore[attr-defined]

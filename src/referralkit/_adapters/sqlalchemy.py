@@ -710,6 +710,20 @@ def _sqlite_engine(url: sa.URL) -> sa.Engine:
     return engine
 
 
+#: Columns added after their table first shipped; a database created before them gains
+#: them when the store opens with ``create=True`` (existing rows take the default).
+_ADDED_COLUMNS: Final = ((_sql.rewards, "item"), (_sql.entries, "actor"))
+
+
+def _add_missing_columns(conn: sa.Connection) -> None:
+    inspector = sa.inspect(conn)
+    for table, name in _ADDED_COLUMNS:
+        present = {column["name"] for column in inspector.get_columns(table.name)}
+        if name not in present:
+            ddl = sa.schema.CreateColumn(table.c[name]).compile(dialect=conn.dialect)
+            conn.execute(sa.text(f"ALTER TABLE {table.name} ADD COLUMN {ddl}"))
+
+
 class SQLAlchemyStore:
     """A [`Store`][referralkit.Store] on SQLAlchemy 2 Core: PostgreSQL, MariaDB, SQLite.
 
@@ -872,6 +886,7 @@ class SQLAlchemyStore:
                         )
                     if create:
                         _sql.metadata.create_all(conn)
+                        _add_missing_columns(conn)
                     elif version is None and not sa.inspect(conn).has_table("rk_schema"):
                         raise SchemaVersionError(
                             f"database {self._url} has no referralkit tables; create them "

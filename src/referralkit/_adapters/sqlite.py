@@ -243,6 +243,21 @@ def _opt_dt(text: str | None) -> datetime | None:
     return None if text is None else datetime.fromisoformat(text)
 
 
+#: Columns added after a table first shipped: (table, column, definition). A database
+#: created before them gains them on open (existing rows take the default).
+_ADDED_COLUMNS: Final = (
+    ("rk_rewards", "item", "TEXT"),
+    ("rk_entries", "actor", "TEXT NOT NULL DEFAULT 'engine'"),
+)
+
+
+def _add_missing_columns(conn: sqlite3.Connection) -> None:
+    for table, column, definition in _ADDED_COLUMNS:
+        present = {row[1] for row in conn.execute(f"PRAGMA table_info({table})")}
+        if column not in present:
+            conn.execute(f"ALTER TABLE {table} ADD COLUMN {column} {definition}")
+
+
 class SQLiteStore:
     """A [`Store`][referralkit.Store] in one SQLite database, the embedded default.
 
@@ -319,6 +334,7 @@ class SQLiteStore:
             for statement in _SCHEMA.split(";"):
                 if statement.strip():
                     conn.execute(statement)
+            _add_missing_columns(conn)
             conn.execute(
                 "INSERT INTO rk_schema (id, version) VALUES (1, ?) ON CONFLICT (id) DO NOTHING",
                 (SCHEMA_VERSION,),
