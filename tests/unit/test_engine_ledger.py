@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import contextlib
 from datetime import UTC, datetime, timedelta
 from decimal import Decimal
 from typing import Any
@@ -10,6 +11,7 @@ import pytest
 from dateutil.relativedelta import relativedelta
 
 import referralkit as rk
+from referralkit.testing import check_paid_once
 
 T0 = datetime(2026, 2, 2, 10, 0, tzinfo=UTC)
 LATER = T0 + timedelta(days=31)
@@ -520,3 +522,40 @@ def test_a_sqlite_database_without_the_ledger_columns_gains_them_on_open(tmp_pat
     assert engine.reward(rid).entries[0].actor == "engine"
     assert engine.hold(rid, reason="review", actor="ops").entries[-1].actor == "ops"
     engine.store.close()  # type: ignore[attr-defined]
+
+
+def test_two_workers_paying_out_at_once_pay_each_reward_once(tmp_path: Any) -> None:
+    """Two engines on one SQLite file call payout together; the fulfiller (which waits for
+    both) sees the same payout ids, deduplicates, and the ledger pays each reward once."""
+    import threading
+
+    path = tmp_path / "shared.db"
+    barrier = threading.Barrier(2, timeout=10)
+
+    class Together(Fulfiller):
+        def fulfil(self, payout: rk.Payout) -> None:
+            with contextlib.suppress(threading.BrokenBarrierError):
+                barrier.wait()
+            super().fulfil(payout)
+
+    shared = Together()
+    first = make(store=rk.SQLiteStore(path), fulfiller=shared)
+    refer(first)
+    first.settle(LATER)
+    second = make(store=rk.SQLiteStore(path), fulfiller=shared)
+    results: list[rk.PayoutResult] = []
+
+    def work(engine: rk.Engine) -> None:
+        results.append(engine.payout(now=LATER, min_amount=usd(15)))  # alice's 20 only
+
+    threads = [threading.Thread(target=work, args=(e,)) for e in (first, second)]
+    for thread in threads:
+        thread.start()
+    for thread in threads:
+        thread.join(timeout=30)
+    ids = {p.payout_id for result in results for p in result.paid}
+    assert len(ids) == 1
+    assert len(shared.paid) == 1
+    line = first.balance("alice")[CASH]
+    assert (line.available, line.paid) == (0, Decimal("20.00"))
+    check_paid_once(first.store)
