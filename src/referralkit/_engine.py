@@ -748,6 +748,7 @@ class Engine(LedgerOperations):
             decisions.extend(result.decisions)
         seen: dict[tuple[str, str], int] = {}
         reward_ids: list[str] = []
+        new_rewards: list[Reward] = []
         notifications: list[Notification] = []
         spend = _ZERO
         for grant in grants:
@@ -772,6 +773,7 @@ class Engine(LedgerOperations):
             )
             uow.ledger.add_reward(reward, grant_entry(reward))
             reward_ids.append(reward.reward_id)
+            new_rewards.append(reward)
             if reward.unit.is_money:
                 spend += reward.value.quantity
             notifications.append(
@@ -794,6 +796,8 @@ class Engine(LedgerOperations):
             uow.counters.add((pid, Counter.PROGRAM_SPEND.value, ""), spend)
         if notifications:
             uow.outbox.add(notifications)
+        if new_rewards:  # a referral held or rejected before earning holds or rejects them
+            self._follow_referral(uow, referral.referral_id, new_rewards, ev.at)
         return tuple(grants), tuple(reward_ids), decisions
 
     # -- refunds and chargebacks ---------------------------------------------------------

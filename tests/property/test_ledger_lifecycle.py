@@ -239,6 +239,21 @@ class LedgerLifecycle(RuleBasedStateMachine):
             key = {"hold_until": "hold", "fraud": "reject"}.get(op, op)
             assert state not in legal[key], f"{op} of a {state} reward was refused"
 
+    @precondition(lambda self: self.n)
+    @rule(data=st.data(), op=st.sampled_from(["hold", "release", "reject", "fraud"]))
+    def decide_referral(self, data: st.DataObject, op: str) -> None:
+        """A fraud check or an operator acts on a whole referral, before or after it earned."""
+        who = data.draw(st.sampled_from(self.people[len(self.referrers) :]), label="referee")
+        referral = self.engine.referral_of(who)
+        assert referral is not None
+        rid = referral.referral_id
+        if op == "hold":
+            self.engine.hold_referral(rid, reason="fraud.velocity", actor="fraud-check")
+        elif op == "release":
+            self.engine.release_referral(rid, actor="ops")
+        else:
+            self.engine.reject_referral(rid, actor="ops", fraud=op == "fraud")
+
     @rule(who=st.sampled_from(["alice", "dora"]), kind=st.sampled_from(["cash", "credit"]))
     def write_off(self, who: str, kind: str) -> None:
         self.engine.write_off(who, rk.Unit(kind, "USD"), actor="ops", reason="goodwill")

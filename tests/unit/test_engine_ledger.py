@@ -559,3 +559,39 @@ def test_two_workers_paying_out_at_once_pay_each_reward_once(tmp_path: Any) -> N
     line = first.balance("alice")[CASH]
     assert (line.available, line.paid) == (0, Decimal("20.00"))
     check_paid_once(first.store)
+
+
+def test_a_referral_held_before_it_earns_holds_its_later_rewards() -> None:
+    engine = make()
+    engine.handle(
+        rk.Signup(event_id="s-bob", participant_id="bob", code=engine.issue_code("alice"), at=T0)
+    )
+    referral = engine.referral_of("bob")
+    assert referral is not None
+    assert engine.hold_referral(referral.referral_id, reason="velocity", actor="fraud") == []
+    outcome = engine.handle(
+        rk.Purchase(event_id="p-1", participant_id="bob", order_id="o1", amount=usd(80), at=T0)
+    )
+    views = [engine.reward(rid) for rid in outcome.reward_ids]
+    assert [(v.state, v.hold_reason) for v in views] == [(rk.RewardState.HELD, "referral_held")] * 2
+    engine.settle(LATER)
+    assert all(engine.reward(v.reward.reward_id).state is rk.RewardState.HELD for v in views)
+    engine.release_referral(referral.referral_id, actor="ops")
+    engine.settle(LATER)
+    assert all(engine.reward(v.reward.reward_id).state is rk.RewardState.APPROVED for v in views)
+
+
+def test_a_referral_rejected_as_fraud_rejects_what_it_earns_later() -> None:
+    engine = make()
+    engine.handle(
+        rk.Signup(event_id="s-bob", participant_id="bob", code=engine.issue_code("alice"), at=T0)
+    )
+    referral = engine.referral_of("bob")
+    assert referral is not None
+    engine.reject_referral(referral.referral_id, actor="fraud", fraud=True)
+    engine.hold_referral(referral.referral_id, reason="later", actor="ops")  # stays rejected
+    outcome = engine.handle(
+        rk.Purchase(event_id="p-1", participant_id="bob", order_id="o1", amount=usd(80), at=T0)
+    )
+    assert {engine.reward(rid).state for rid in outcome.reward_ids} == {rk.RewardState.FRAUD}
+    assert engine.balance("alice")[CASH].lifetime == 0
