@@ -45,7 +45,13 @@ from referralkit._errors import (
     UnknownRewardError,
 )
 from referralkit._ledger import Balance, BalanceLine, RewardView
-from referralkit._ledger_ops import PAYOUT_KINDS, PayableReason, PayoutResult, PayoutSkip
+from referralkit._ledger_ops import (
+    OPERATOR_RECIPIENT,
+    PAYOUT_KINDS,
+    PayableReason,
+    PayoutResult,
+    PayoutSkip,
+)
 from referralkit._ports import (
     Counters,
     EventLog,
@@ -147,6 +153,7 @@ __all__ = [
     "CONDITION_ATTRIBUTES",
     "CONDITION_OPERATORS",
     "ID_HEADER",
+    "OPERATOR_RECIPIENT",
     "PAYOUT_KINDS",
     "SIGNATURE_HEADER",
     "All",

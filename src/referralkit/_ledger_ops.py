@@ -55,6 +55,7 @@ if TYPE_CHECKING:
     from referralkit._program import Program
 
 __all__ = [
+    "OPERATOR_RECIPIENT",
     "PAYOUT_KINDS",
     "LedgerOperations",
     "PayableReason",
@@ -72,6 +73,8 @@ PAYOUT_KINDS = frozenset({"cash", "credit"})
 """Unit kinds ``Engine.payout`` pays. Other units are not paid out: discount vouchers,
 points, free periods and badges are redeemed in the host application, so they stay
 ``available`` (``Engine.payable`` says ``not_paid_out``)."""
+OPERATOR_RECIPIENT = "operator"
+"""The ``recipient_id`` of notifications meant for the program's operator (``review_due``)."""
 _SCAN = 10_000  # rewards / payouts one settle or payout call looks at, per query
 # Per-referral flags kept as counters (subject: the referral id), so rewards a held or
 # rejected referral earns later are held or rejected as they are granted.
@@ -548,7 +551,14 @@ class LedgerOperations:
                     continue
                 entry = review_due_entry(view, at, deadline)
                 if entry is not None:
-                    note = _note("review_due", entry.entry_id, reward, at)
+                    note = attrs.evolve(
+                        _note("review_due", entry.entry_id, reward, at),
+                        recipient_id=OPERATOR_RECIPIENT,
+                        data={
+                            "reward_id": reward.reward_id,
+                            "participant_id": reward.participant_id,
+                        },
+                    )
                     self._apply(uow, view, entry, note)
 
         self._transact(work)

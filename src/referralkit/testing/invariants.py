@@ -538,6 +538,8 @@ def check_outbox(store: Store) -> None:
         found[key] += 1
         known = rewards.get(subject)
         recipient = recipients.get(key, known.participant_id if known else None)
+        if note.kind == "review_due" and known is not None:
+            recipient = "operator"  # a reminder for the program's operator
         if recipient is None:
             bad.add(f"notification {note.notification_id} ({note.kind}) names unknown {subject}")
         elif note.recipient_id != recipient:
