@@ -720,7 +720,11 @@ class LedgerOperations:
                 # A pending payout may have been paid before the process stopped: it is
                 # retried as recorded (the fulfiller deduplicates on its id). A failed one
                 # whose rewards changed since is cancelled; what remains is paid anew.
-                if payout.status is PayoutStatus.PENDING or self._still_payable(payout, views):
+                owed = sum((v.owed for v in views.values() if v.reward.unit == payout.unit), _ZERO)
+                owed_left = max(owed - netted_open.get(payout.unit, _ZERO), _ZERO)
+                if payout.status is PayoutStatus.PENDING or self._still_payable(
+                    payout, views, owed_left
+                ):
                     todo.append(payout)
                     covered.update(payout.reward_ids)
                     netted_open[payout.unit] = (
@@ -782,15 +786,17 @@ class LedgerOperations:
         return todo
 
     @staticmethod
-    def _still_payable(payout: Payout, views: dict[str, RewardView]) -> bool:
-        """Whether an open payout still pays exactly what its rewards hold."""
+    def _still_payable(payout: Payout, views: dict[str, RewardView], owed: Decimal) -> bool:
+        """Whether an open payout still pays exactly what its rewards hold, netting what
+        the participant still owes (``owed``: not netted by earlier open payouts)."""
         total = _ZERO
         for rid in payout.reward_ids:
             view = views.get(rid)
             if view is None or view.state is not RewardState.APPROVED:
                 return False
             total += view.outstanding
-        return total == payout.amount.amount + payout.netted.amount
+        gross = payout.amount.amount + payout.netted.amount
+        return total == gross and min(owed, gross) == payout.netted.amount
 
     def _payout_failed(self, payout: Payout, at: datetime, error: str, uow: UnitOfWork) -> Payout:
         current = uow.payouts.get(self._program_id, payout.payout_id) or payout

@@ -595,3 +595,25 @@ def test_a_referral_rejected_as_fraud_rejects_what_it_earns_later() -> None:
     )
     assert {engine.reward(rid).state for rid in outcome.reward_ids} == {rk.RewardState.FRAUD}
     assert engine.balance("alice")[CASH].lifetime == 0
+
+
+def test_a_failed_payout_is_cancelled_when_the_debt_it_netted_was_written_off() -> None:
+    fulfiller = Fulfiller()
+    engine = make(fulfiller=fulfiller)
+    refer(engine)
+    pay(engine)
+    engine.handle(
+        rk.Refund(event_id="r", refund_id="r1", order_id="o1", amount=usd(40), at=LATER)
+    )
+    refer(engine, who="carol", order="o2")
+    later = LATER + timedelta(days=31)
+    engine.settle(later)
+    fulfiller.fail = True
+    (failed,) = [p for p in engine.payout(now=later).failed if p.participant_id == "alice"]
+    assert (failed.amount, failed.netted) == (usd(10), usd(10))
+    assert engine.payout(now=later).failed  # still owed: retried as recorded, fails again
+    engine.write_off("alice", CASH, actor="ops", reason="goodwill")
+    fulfiller.fail = False
+    (paid,) = [p for p in engine.payout(now=later).paid if p.participant_id == "alice"]
+    assert (paid.amount, paid.netted) == (usd(20), usd(0))
+    check_paid_once(engine.store)
