@@ -9,9 +9,12 @@ from typing import Any
 
 import pytest
 from dateutil.relativedelta import relativedelta
+from hypothesis import given, settings
 
 import referralkit as rk
+from referralkit import codec
 from referralkit.testing import check_paid_once
+from referralkit.testing.strategies import payout_records
 
 T0 = datetime(2026, 2, 2, 10, 0, tzinfo=UTC)
 LATER = T0 + timedelta(days=31)
@@ -602,9 +605,7 @@ def test_a_failed_payout_is_cancelled_when_the_debt_it_netted_was_written_off() 
     engine = make(fulfiller=fulfiller)
     refer(engine)
     pay(engine)
-    engine.handle(
-        rk.Refund(event_id="r", refund_id="r1", order_id="o1", amount=usd(40), at=LATER)
-    )
+    engine.handle(rk.Refund(event_id="r", refund_id="r1", order_id="o1", amount=usd(40), at=LATER))
     refer(engine, who="carol", order="o2")
     later = LATER + timedelta(days=31)
     engine.settle(later)
@@ -617,3 +618,16 @@ def test_a_failed_payout_is_cancelled_when_the_debt_it_netted_was_written_off() 
     (paid,) = [p for p in engine.payout(now=later).paid if p.participant_id == "alice"]
     assert (paid.amount, paid.netted) == (usd(20), usd(0))
     check_paid_once(engine.store)
+
+
+@given(payout=payout_records())
+@settings(max_examples=40, deadline=None)
+def test_every_payout_record_round_trips_through_the_codec_and_sqlite(payout: rk.Payout) -> None:
+    assert codec.loads(codec.dumps(payout)) == payout
+    store = rk.SQLiteStore()
+    with store.unit_of_work() as uow:
+        uow.payouts.add(payout)
+        uow.commit()
+    with store.unit_of_work() as uow:
+        assert uow.payouts.get(payout.program_id, payout.payout_id) == payout
+    store.close()

@@ -58,7 +58,7 @@ from referralkit._values.events import (
     Signup,
 )
 from referralkit._values.money import Money, currency_exponent, parse_amount
-from referralkit._values.records import CodeRecord, Outcome
+from referralkit._values.records import CodeRecord, Outcome, Payout, PayoutStatus
 from referralkit._values.rewards import (
     Badge,
     Cash,
@@ -121,6 +121,7 @@ __all__ = [
     "hybrid_policies",
     "money",
     "participant_ids",
+    "payout_records",
     "per_item_policies",
     "programs",
     "replay",
@@ -1350,4 +1351,42 @@ def catalogue_programs(
         hold=draw(_holds()),
         min_order=min_order,
         first_purchase_only=draw(st.booleans()),
+    )
+
+
+@st.composite
+def payout_records(
+    draw: st.DrawFn,
+    currency: str | st.SearchStrategy[str] | None = None,
+    *,
+    program_id: str = "referrals",
+) -> Payout:
+    """[`Payout`][referralkit.Payout] records in every status, as a store keeps them: a
+    cash or credit amount with what it netted, 1 to 5 reward ids, aware datetimes, and an
+    error for failed ones."""
+    code = _code(draw, currency)
+    status = draw(st.sampled_from(list(PayoutStatus)))
+    created = draw(aware_datetimes())
+    updated = None if status is PayoutStatus.PENDING else draw(aware_datetimes())
+    rewards = draw(
+        st.lists(
+            st.text("0123456789abcdef", min_size=24, max_size=24),
+            min_size=1,
+            max_size=5,
+            unique=True,
+        )
+    )
+    return Payout(
+        payout_id=f"pay_{draw(st.text('0123456789abcdef', min_size=24, max_size=24))}",
+        program_id=program_id,
+        participant_id=draw(participant_ids()),
+        amount=draw(money(code, min_value=Money.from_minor(1, code))),
+        kind=draw(st.sampled_from(["cash", "credit"])),
+        reward_ids=tuple(sorted(f"rwd_{r}" for r in rewards)),
+        netted=draw(money(code, max_value=Money.from_minor(10**4, code))),
+        created_at=created,
+        status=status,
+        attempts=draw(st.integers(0, 9)),
+        error="TimeoutError('bank')" if status is PayoutStatus.FAILED else None,
+        updated_at=updated,
     )
