@@ -136,7 +136,8 @@ class PayableReason:
     """Why part of a participant's balance is not payable now.
 
     Attributes:
-        code: ``on_hold_until`` (pending until the hold ends), ``held_for_review`` (held by
+        code: ``on_hold_until`` (pending until the hold ends), ``awaiting_settle`` (the hold
+            ended; the next ``Engine.settle`` approves it), ``held_for_review`` (held by
             a review or a fraud check), ``below_minimum``, ``payout_check`` (the host's
             pre-check refused), ``owed`` (netted against clawbacks) or ``not_paid_out``
             (a unit payouts do not pay: vouchers, points, free periods, badges).
@@ -164,6 +165,8 @@ class PayableReason:
             return f"{what} is below the minimum payout of {self.detail}"
         if self.code == "payout_check":
             return f"{what} blocked by the payout check: {self.detail}"
+        if self.code == "awaiting_settle":
+            return f"{what} becomes payable at the next settle"
         if self.code == "owed":
             return f"{what} owed after a clawback is netted against payouts"
         return f"{what} is not paid out (redeem it in the application)"
@@ -896,7 +899,10 @@ class LedgerOperations:
             state = view.state
             unit = view.reward.unit
             if state is RewardState.PENDING and view.outstanding:
-                until = max(view.reward.payable_at, at)
+                until = view.reward.payable_at
+                if until <= at:
+                    reasons.append(PayableReason("awaiting_settle", unit, view.outstanding, until))
+                    continue
                 pending[(unit, until)] = pending.get((unit, until), _ZERO) + view.outstanding
             elif state is RewardState.HELD and view.outstanding:
                 reasons.append(

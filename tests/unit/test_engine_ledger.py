@@ -631,3 +631,11 @@ def test_every_payout_record_round_trips_through_the_codec_and_sqlite(payout: rk
     with store.unit_of_work() as uow:
         assert uow.payouts.get(payout.program_id, payout.payout_id) == payout
     store.close()
+
+
+def test_payable_says_a_due_reward_awaits_settle() -> None:
+    engine = make()
+    refer(engine)
+    reasons = engine.payable("alice", now=LATER)
+    assert [r.code for r in reasons] == ["awaiting_settle"]
+    assert str(reasons[0]) == "20.00 cash USD becomes payable at the next settle"
