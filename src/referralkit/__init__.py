@@ -8,7 +8,7 @@ from __future__ import annotations
 
 import typing as _typing
 
-from referralkit._adapters.memory import InMemoryStore, OutboxStatus
+from referralkit._adapters.memory import InMemoryStore
 from referralkit._adapters.notifiers import (
     ID_HEADER,
     SIGNATURE_HEADER,
@@ -73,11 +73,13 @@ from referralkit._values.money import Money
 from referralkit._values.records import (
     ChargebackRecord,
     CodeRecord,
+    DeadLetter,
     Entry,
     EntryKind,
     EventRecord,
     Notification,
     OrderRecord,
+    OutboxStatus,
     Outcome,
     ParticipantRecord,
     ProgramRecord,
@@ -89,6 +91,7 @@ from referralkit._values.records import (
     RewardState,
     Role,
 )
+from referralkit._values.retry import RetrySchedule
 from referralkit._values.rewards import (
     Badge,
     Cash,
@@ -161,6 +164,7 @@ __all__ = [
     "Counters",
     "Credit",
     "CurrencyMismatchError",
+    "DeadLetter",
     "Decision",
     "Discount",
     "DispatchResult",
@@ -215,6 +219,7 @@ __all__ = [
     "Refund",
     "RefundRecord",
     "RetryLaterError",
+    "RetrySchedule",
     "RevenueShare",
     "Reversal",
     "Reward",

@@ -149,7 +149,9 @@ def test_a_failing_endpoint_leaves_notifications_queued_until_it_recovers(
 
     assert engine.dispatch() == rk.DispatchResult(delivered=0, failed=3)
     receiver.status = 204
-    assert engine.dispatch() == rk.DispatchResult(delivered=3, failed=0)
+    assert engine.dispatch() == rk.DispatchResult(delivered=0, failed=0)  # retried later
+    later = T0 + timedelta(seconds=30)
+    assert engine.dispatch(now=later) == rk.DispatchResult(delivered=3, failed=0)
     assert len(receiver.accepted) == 3
 
 

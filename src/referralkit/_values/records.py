@@ -24,9 +24,11 @@ __all__ = [
     "Entry",
     "EntryKind",
     "EventRecord",
+    "DeadLetter",
     "Notification",
     "OrderRecord",
     "Outcome",
+    "OutboxStatus",
     "ParticipantRecord",
     "ProgramRecord",
     "Referral",
@@ -341,3 +343,41 @@ class ProgramRecord:
     definition: Mapping[str, Any] = attrs.field(
         factory=dict, converter=_frozen_map, eq=False, hash=False
     )
+
+
+@attrs.frozen
+class OutboxStatus:
+    """Delivery state of one notification in a store's outbox.
+
+    Attributes:
+        delivered_at: When a delivery succeeded; None while undelivered.
+        attempts: Delivery attempts so far (reset to 0 when a dead letter is retried).
+        last_error: The error of the latest failed attempt, or None.
+        next_attempt_at: When a failed notification is due again; None when it was never
+            attempted (due at once), delivered, or dead.
+        dead_at: When it became a dead letter (its attempts ran out); None otherwise.
+    """
+
+    delivered_at: datetime | None = None
+    attempts: int = 0
+    last_error: str | None = None
+    next_attempt_at: datetime | None = None
+    dead_at: datetime | None = None
+
+
+@attrs.frozen
+class DeadLetter:
+    """A notification whose delivery attempts ran out; retry it with
+    [`Engine.retry_dead`][referralkit.Engine.retry_dead].
+
+    Attributes:
+        notification: The notification, as queued.
+        attempts: How many deliveries were attempted.
+        last_error: The error of the last attempt.
+        dead_at: When the last attempt failed.
+    """
+
+    notification: Notification
+    attempts: int
+    last_error: str | None
+    dead_at: datetime
