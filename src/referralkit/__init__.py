@@ -69,6 +69,7 @@ from referralkit._values.events import (
     Refund,
     Signup,
 )
+from referralkit._values.messages import CURRENCY_SYMBOLS, MESSAGE_KINDS, render_message
 from referralkit._values.money import Money
 from referralkit._values.records import (
     ChargebackRecord,
@@ -141,7 +142,9 @@ __all__ = [
     "CHANNELS",
     "CONDITION_ATTRIBUTES",
     "CONDITION_OPERATORS",
+    "CURRENCY_SYMBOLS",
     "ID_HEADER",
+    "MESSAGE_KINDS",
     "SIGNATURE_HEADER",
     "All",
     "Any",
@@ -252,6 +255,7 @@ __all__ = [
     "load_program",
     "policy_types",
     "register_policy",
+    "render_message",
     "verify_webhook",
     "webhook_body",
     "when",

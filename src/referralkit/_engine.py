@@ -786,6 +786,7 @@ class Engine:
                         "value": str(grant.value),
                         "payable_on": payable_at.date().isoformat(),
                         "referral_id": referral.referral_id,
+                        "referee": referral.referee_id,
                     },
                 )
             )

@@ -15,6 +15,7 @@ import attrs
 
 from referralkit._values.decisions import Decision
 from referralkit._values.events import Event
+from referralkit._values.messages import render_message
 from referralkit._values.money import Money
 from referralkit._values.rewards import RewardValue, Unit
 
@@ -253,9 +254,10 @@ class Notification:
 
     Attributes:
         notification_id: Derived from the change; a receiver deduplicates on it.
-        kind: ``referral_created``, ``reward_earned``, ``reward_approved``,
-            ``reward_reversed``.
-        data: Structured fields (strings) for the host's own templates.
+        kind: What happened: ``referral_created``, ``reward_earned``, ``reward_approved``,
+            ``reward_reversed``, ... (the Notifications page lists every kind).
+        data: Structured fields (strings) for the host's own templates; the keys depend
+            on the kind.
     """
 
     notification_id: str
@@ -266,22 +268,9 @@ class Notification:
     data: Mapping[str, str] = attrs.field(converter=_frozen_map, eq=False, hash=False)
 
     def message(self) -> str:
-        """A default English message."""
-        d = self.data
-        if self.kind == "referral_created":
-            return f"{d.get('referee', 'A friend')} signed up with your code."
-        if self.kind == "reward_earned":
-            return (
-                f"You earned {d.get('value', 'a reward')}, payable on "
-                f"{d.get('payable_on', 'a later date')}."
-            )
-        if self.kind == "reward_approved":
-            return f"Your reward of {d.get('value', '')} is now available."
-        if self.kind == "reward_reversed":
-            return (
-                f"{d.get('value', 'A reward')} of your rewards was reversed ({d.get('cause', '')})."
-            )
-        return f"{self.kind}: {dict(d)}"
+        """The default English message (see
+        [`render_message`][referralkit.render_message]); never raises."""
+        return render_message(self)
 
 
 @attrs.frozen
