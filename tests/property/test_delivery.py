@@ -15,7 +15,7 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 
 import referralkit as rk
-from referralkit.testing.strategies import Scenario, event_streams
+from referralkit.testing.strategies import Scenario, event_streams, retry_schedules
 
 
 @attrs.define
@@ -54,13 +54,7 @@ class FlakyNotifier:
         self.receiver.receive(note, self.clock.now())
 
 
-schedules = st.builds(
-    rk.RetrySchedule,
-    max_attempts=st.integers(1, 5),
-    first_delay=st.integers(1, 120).map(lambda s: timedelta(seconds=s)),
-    factor=st.sampled_from([1, 2, 3]),
-    max_delay=st.just(timedelta(hours=1)),
-)
+schedules = retry_schedules(max_attempts=5)
 
 
 def _played(scenario: Scenario) -> rk.Engine:
