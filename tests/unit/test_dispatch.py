@@ -1,4 +1,4 @@
-"""Delivering the outbox: the retry schedule, due times, dead letters and their retry."""
+"""Dispatching the outbox: the retry schedule, due times, dead letters and their retry."""
 
 from __future__ import annotations
 
