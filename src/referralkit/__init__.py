@@ -8,7 +8,7 @@ from __future__ import annotations
 
 import typing as _typing
 
-from referralkit._adapters.memory import InMemoryStore, OutboxStatus
+from referralkit._adapters.memory import InMemoryStore
 from referralkit._adapters.notifiers import (
     ID_HEADER,
     SIGNATURE_HEADER,
@@ -75,15 +75,18 @@ from referralkit._values.events import (
     Refund,
     Signup,
 )
+from referralkit._values.messages import CURRENCY_SYMBOLS, MESSAGE_KINDS, render_message
 from referralkit._values.money import Money
 from referralkit._values.records import (
     ChargebackRecord,
     CodeRecord,
+    DeadLetter,
     Entry,
     EntryKind,
     EventRecord,
     Notification,
     OrderRecord,
+    OutboxStatus,
     Outcome,
     ParticipantRecord,
     Payout,
@@ -97,6 +100,7 @@ from referralkit._values.records import (
     RewardState,
     Role,
 )
+from referralkit._values.retry import RetrySchedule
 from referralkit._values.rewards import (
     Badge,
     Cash,
@@ -146,7 +150,9 @@ __all__ = [
     "CHANNELS",
     "CONDITION_ATTRIBUTES",
     "CONDITION_OPERATORS",
+    "CURRENCY_SYMBOLS",
     "ID_HEADER",
+    "MESSAGE_KINDS",
     "PAYOUT_KINDS",
     "SIGNATURE_HEADER",
     "All",
@@ -170,6 +176,7 @@ __all__ = [
     "Counters",
     "Credit",
     "CurrencyMismatchError",
+    "DeadLetter",
     "Decision",
     "Discount",
     "DispatchResult",
@@ -232,6 +239,7 @@ __all__ = [
     "Refund",
     "RefundRecord",
     "RetryLaterError",
+    "RetrySchedule",
     "RevenueShare",
     "Reversal",
     "Reward",
@@ -266,6 +274,7 @@ __all__ = [
     "load_program",
     "policy_types",
     "register_policy",
+    "render_message",
     "verify_webhook",
     "webhook_body",
     "when",
