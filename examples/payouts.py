@@ -56,7 +56,7 @@ def show(engine: rk.Engine, *people: str) -> None:
 
 def main() -> None:
     # referralkit logs a failed fulfilment as a warning; show it with the rest.
-    logging.basicConfig(stream=sys.stdout, format="  log: %(message)s")
+    logging.basicConfig(stream=sys.stdout, level=logging.WARNING, format="  log: %(message)s")
     program = rk.Program(
         id="friends",
         effective_at=START,

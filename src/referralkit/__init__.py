@@ -8,7 +8,7 @@ from __future__ import annotations
 
 import typing as _typing
 
-from referralkit._adapters.memory import InMemoryStore, OutboxStatus
+from referralkit._adapters.memory import InMemoryStore
 from referralkit._adapters.notifiers import (
     ID_HEADER,
     SIGNATURE_HEADER,
@@ -81,15 +81,18 @@ from referralkit._values.events import (
     Refund,
     Signup,
 )
+from referralkit._values.messages import CURRENCY_SYMBOLS, MESSAGE_KINDS, render_message
 from referralkit._values.money import Money
 from referralkit._values.records import (
     ChargebackRecord,
     CodeRecord,
+    DeadLetter,
     Entry,
     EntryKind,
     EventRecord,
     Notification,
     OrderRecord,
+    OutboxStatus,
     Outcome,
     ParticipantRecord,
     Payout,
@@ -103,6 +106,7 @@ from referralkit._values.records import (
     RewardState,
     Role,
 )
+from referralkit._values.retry import RetrySchedule
 from referralkit._values.rewards import (
     Badge,
     Cash,
@@ -152,7 +156,9 @@ __all__ = [
     "CHANNELS",
     "CONDITION_ATTRIBUTES",
     "CONDITION_OPERATORS",
+    "CURRENCY_SYMBOLS",
     "ID_HEADER",
+    "MESSAGE_KINDS",
     "OPERATOR_RECIPIENT",
     "PAYOUT_KINDS",
     "SIGNATURE_HEADER",
@@ -177,6 +183,7 @@ __all__ = [
     "Counters",
     "Credit",
     "CurrencyMismatchError",
+    "DeadLetter",
     "Decision",
     "Discount",
     "DispatchResult",
@@ -239,6 +246,7 @@ __all__ = [
     "Refund",
     "RefundRecord",
     "RetryLaterError",
+    "RetrySchedule",
     "RevenueShare",
     "Reversal",
     "Reward",
@@ -273,6 +281,7 @@ __all__ = [
     "load_program",
     "policy_types",
     "register_policy",
+    "render_message",
     "verify_webhook",
     "webhook_body",
     "when",

@@ -59,6 +59,7 @@ from referralkit._values.events import (
 )
 from referralkit._values.money import Money, currency_exponent, parse_amount
 from referralkit._values.records import CodeRecord, Outcome, Payout, PayoutStatus
+from referralkit._values.retry import RetrySchedule
 from referralkit._values.rewards import (
     Badge,
     Cash,
@@ -125,6 +126,7 @@ __all__ = [
     "per_item_policies",
     "programs",
     "replay",
+    "retry_schedules",
     "revenue_share_policies",
     "reward_values",
     "tiered_policies",
@@ -1389,4 +1391,18 @@ def payout_records(
         attempts=draw(st.integers(0, 9)),
         error="TimeoutError('bank')" if status is PayoutStatus.FAILED else None,
         updated_at=updated,
+    )
+
+
+def retry_schedules(*, max_attempts: int = 6) -> st.SearchStrategy[RetrySchedule]:
+    """Valid [`RetrySchedule`][referralkit.RetrySchedule]s: 1 to ``max_attempts`` attempts,
+    a first delay of 1 s to 10 min, a factor of 1, 1.5, 2 or 3, a cap of up to a day and a
+    jitter of 0 to 20 %."""
+    return st.builds(
+        RetrySchedule,
+        max_attempts=st.integers(1, max_attempts),
+        first_delay=st.integers(1, 600).map(lambda s: timedelta(seconds=s)),
+        factor=st.sampled_from([Decimal(1), Decimal("1.5"), Decimal(2), Decimal(3)]),
+        max_delay=st.integers(600, 86_400).map(lambda s: timedelta(seconds=s)),
+        jitter_percent=st.sampled_from([Decimal(0), Decimal(0), Decimal(5), Decimal(20)]),
     )
