@@ -39,7 +39,7 @@ from referralkit._values.clock import Clock, SystemClock
 from referralkit._values.decisions import Decision, Verdict
 from referralkit._values.events import Chargeback, Click, Event, Purchase, Refund, Signup
 from referralkit._values.ids import derive_id, sub_id
-from referralkit._values.money import Money
+from referralkit._values.money import Money, currency_exponent
 from referralkit._values.records import (
     ChargebackRecord,
     CodeRecord,
@@ -60,6 +60,7 @@ from referralkit._values.rewards import describe
 from referralkit.attribution._codes import generate_code, normalise_code
 from referralkit.attribution._identity import normalise_email
 from referralkit.policies._base import Counter, PolicyContext, Trigger
+from referralkit.policies._limits import BUDGET_EXHAUSTED, LimitPlan, apply_limits, spend_keys
 
 __all__ = ["DispatchResult", "Engine"]
 
@@ -75,6 +76,8 @@ _CONVERSIONS = "referral.conversions"
 _ORDER_REVERSED = "order.reversed"
 _ORDER_CLOSED = "order.closed"
 _PURCHASE_TRIGGERS = frozenset({Trigger.FIRST_PURCHASE, Trigger.EVERY_PURCHASE})
+# A referral whose reward a cap or the budget took to nothing still converted.
+_LIMITED = frozenset({"cap.reached", "budget.exhausted"})
 
 
 @attrs.frozen
@@ -618,7 +621,8 @@ class Engine:
             uow, version, referral, ev, frozenset(triggers), snapshot, ev.amount
         )
         decisions.extend(policy_decisions)
-        converted = bool(grants) and not converted_before and Trigger.FIRST_PURCHASE in triggers
+        earned = bool(grants) or any(d.code in _LIMITED for d in policy_decisions)
+        converted = earned and not converted_before and Trigger.FIRST_PURCHASE in triggers
         uow.counters.add(purchases_key, _ONE)
         uow.counters.add(
             (pid, Counter.REFERRER_REVENUE_REFERRED.value, referral.referrer_id), ev.amount.amount
@@ -735,6 +739,11 @@ class Engine:
                     )
             grants.extend(result.grants)
             decisions.extend(result.decisions)
+        plan = None
+        if grants and (version.caps or version.budget is not None):
+            plan = self._limits(uow, version, referral, ev.at, grants)
+            grants = list(plan.grants)
+            decisions.extend(plan.decisions)
         payable_at = version.payable_at(ev.at)
         seen: dict[tuple[str, str], int] = {}
         reward_ids: list[str] = []
@@ -780,9 +789,104 @@ class Engine:
             )
         if spend:
             uow.counters.add((pid, Counter.PROGRAM_SPEND.value, ""), spend)
+        if plan is not None:
+            self._spend(uow, version, plan, ev.at, notifications)
         if notifications:
             uow.outbox.add(notifications)
         return tuple(grants), tuple(reward_ids), decisions
+
+    def _limits(
+        self,
+        uow: UnitOfWork,
+        version: Program,
+        referral: Referral,
+        at: datetime,
+        grants: Sequence[RewardGrant],
+    ) -> LimitPlan:
+        """Clamp an event's grants to the governing version's caps and budget."""
+        pid = self._program_id
+        keys: set[tuple[str, str]] = set()
+        for grant in grants:
+            if grant.value.unit.is_money:
+                found = spend_keys(
+                    version.caps,
+                    grant.role,
+                    grant.participant_id,
+                    referral.referral_id,
+                    at,
+                    version.zone,
+                )
+                keys.update(found.values())
+        spend_key = (pid, Counter.PROGRAM_SPEND.value, "")
+        values = uow.counters.get([spend_key, *((pid, n, s) for n, s in sorted(keys))])
+        return apply_limits(
+            grants,
+            caps=version.caps,
+            budget=version.budget,
+            referral_id=referral.referral_id,
+            at=at,
+            zone=version.zone,
+            spent={(n, s): values[(pid, n, s)] for n, s in keys},
+            program_spent=values[spend_key],
+        )
+
+    def _spend(
+        self,
+        uow: UnitOfWork,
+        version: Program,
+        plan: LimitPlan,
+        at: datetime,
+        notifications: list[Notification],
+    ) -> None:
+        """Count a plan's spend; write the budget-exhausted notification once ever."""
+        pid = self._program_id
+        for (name, subject), delta in sorted(plan.spend.items()):
+            uow.counters.add((pid, name, subject), delta)
+        if plan.limited:
+            # A grant refused because of a counter it read must conflict with a concurrent
+            # unit that changes that counter (a refund giving spend back), as a grant that
+            # writes it does; otherwise the refusal could rest on a stale snapshot. Write
+            # the counters it read without changing them.
+            untouched = [(pid, n, s) for n, s in sorted(plan.read) if (n, s) not in plan.spend]
+            if version.budget is not None and not plan.program_spend:
+                untouched.append((pid, Counter.PROGRAM_SPEND.value, ""))
+            for key in untouched:
+                uow.counters.add(key, _ONE)
+                uow.counters.add(key, -_ONE)
+        budget = version.budget
+        if budget is None or plan.spent_after < budget.amount:
+            return
+        flag = (pid, BUDGET_EXHAUSTED, "")
+        if uow.counters.get([flag])[flag]:
+            return
+        uow.counters.add(flag, _ONE)
+        spent = plan.spent_after.quantize(Decimal(1).scaleb(-currency_exponent(budget.currency)))
+        notifications.append(
+            Notification(
+                notification_id=derive_id("ntf", pid, "budget_exhausted"),
+                program_id=pid,
+                kind="budget_exhausted",
+                recipient_id=pid,
+                created_at=at,
+                data={"budget": str(budget), "spent": str(Money._trusted(spent, budget.currency))},
+            )
+        )
+
+    def _give_back(self, uow: UnitOfWork, reward: Reward, quantity: Decimal) -> None:
+        """Return a reversed money quantity to the spend counters it was counted in."""
+        version = self._version(reward.program_version, reward.referral_id)
+        if not version.caps:
+            return
+        keys = spend_keys(
+            version.caps,
+            reward.role,
+            reward.participant_id,
+            reward.referral_id,
+            reward.created_at,
+            version.zone,
+        )
+        for name, subject in sorted(keys.values()):
+            uow.counters.add((self._program_id, name, subject), -quantity)
 
     # -- refunds and chargebacks ---------------------------------------------------------
     def _order_for(self, uow: UnitOfWork, order_id: str, field: str) -> OrderRecord:
@@ -881,6 +985,7 @@ class Engine:
             )
             if reward.unit.is_money:
                 spend += entry.quantity
+                self._give_back(uow, reward, entry.quantity)
             decisions.append(
                 Decision.of(
                     "ledger",

@@ -17,6 +17,7 @@ from referralkit._values.canonical import canonical, digest
 from referralkit._values.money import ROUNDING_MODES, Money, currency_exponent
 from referralkit.policies._base import Counter, RewardPolicy
 from referralkit.policies._config import program_kwargs, program_to_dict
+from referralkit.policies._limits import Caps
 
 __all__ = ["Program"]
 
@@ -80,6 +81,11 @@ class Program:
         min_order: Purchases below this amount do not qualify.
         first_purchase_only: Only the referee's first purchase ever qualifies: a first
             order below ``min_order`` forfeits the purchase rewards.
+        caps: Upper bounds on the money granted per referral, referrer (all time or per
+            calendar day / week / month in ``timezone``) and referee; they clamp grants.
+        budget: The most money the program grants in total (all versions together); once
+            it is spent no further grants are made and one ``budget_exhausted``
+            notification is written.
 
     Raises:
         InvalidProgramError: any term that cannot run; the message names the field.
@@ -95,6 +101,8 @@ class Program:
     hold: relativedelta = attrs.field(factory=relativedelta, converter=_hold)
     min_order: Money | None = None
     first_purchase_only: bool = False
+    caps: Caps = attrs.field(factory=Caps)
+    budget: Money | None = None
     _fixed_hold: timedelta | None = attrs.field(init=False, eq=False, repr=False)
     _zone: ZoneInfo = attrs.field(init=False, eq=False, repr=False)
     _needs: frozenset[Counter] = attrs.field(init=False, eq=False, repr=False)
@@ -128,6 +136,7 @@ class Program:
             raise InvalidProgramError(
                 "program.first_purchase_only", self.first_purchase_only, "must be a bool"
             )
+        self._check_limits()
         if not self.policies:
             raise InvalidProgramError("program.policies", (), "needs at least one policy")
         names: set[str] = set()
@@ -165,6 +174,22 @@ class Program:
         object.__setattr__(self, "_zone", zone)
         object.__setattr__(self, "_needs", frozenset(needs))
         object.__setattr__(self, "_digest", digest(self.definition()))
+
+    def _check_limits(self) -> None:
+        if not isinstance(self.caps, Caps):
+            raise InvalidProgramError("program.caps", self.caps, "must be a Caps")
+        self.caps.check(self.currency)
+        if self.budget is not None:
+            if not isinstance(self.budget, Money):
+                raise InvalidProgramError("program.budget", self.budget, "must be a Money")
+            if self.budget.currency != self.currency:
+                raise InvalidProgramError(
+                    "program.budget",
+                    self.budget,
+                    f"must be in the program's currency {self.currency}",
+                )
+            if self.budget.amount <= 0:
+                raise InvalidProgramError("program.budget", self.budget, "must be > 0")
 
     @classmethod
     def from_dict(cls, data: Any) -> Program:
@@ -218,6 +243,11 @@ class Program:
             }
         )
         data["policies"] = [_policy_definition(p) for p in self.policies]
+        # Limits join the digest only when set, so programs without them keep their digest.
+        if self.caps:
+            data["caps"] = canonical(self.caps.declared())
+        if self.budget is not None:
+            data["budget"] = canonical(self.budget)
         return data
 
     @property

@@ -65,6 +65,22 @@ _TEMPLATES: Mapping[str, str] = MappingProxyType(
         "revenue_share.ended": "the revenue share ended at {until}",
         "revenue_share.too_small": "{percent}% of {amount} rounds to nothing",
         "first_match.none": "no policy matched",
+        "cap.clamped": (
+            "{role} {participant}: {requested} clamped to {granted} by the {cap} cap of "
+            "{limit} ({spent} already granted)"
+        ),
+        "cap.reached": (
+            "{role} {participant}: {requested} not granted, the {cap} cap of {limit} is "
+            "reached ({spent} already granted)"
+        ),
+        "budget.clamped": (
+            "{role} {participant}: {requested} clamped to {granted} by the program budget "
+            "of {limit} ({spent} already spent)"
+        ),
+        "budget.exhausted": (
+            "{role} {participant}: {requested} not granted, the program budget of {limit} "
+            "is spent ({spent})"
+        ),
     }
 )
 

@@ -24,6 +24,7 @@ from referralkit.policies._conditions import (
 from referralkit.policies._config import PolicyType, policy_types, register_policy
 from referralkit.policies._escalating import Escalating
 from referralkit.policies._hybrid import Hybrid
+from referralkit.policies._limits import Caps
 from referralkit.policies._per_item import PerItem
 from referralkit.policies._revenue_share import RevenueShare
 from referralkit.policies._sided import DoubleSided, SingleSided
@@ -35,6 +36,7 @@ __all__ = [
     "All",
     "Any",
     "Attr",
+    "Caps",
     "Compare",
     "Condition",
     "Counter",

@@ -31,6 +31,7 @@ from referralkit.policies._conditions import All, Compare, _lookup
 from referralkit.policies._conditions import Any as AnyOf
 from referralkit.policies._escalating import Escalating
 from referralkit.policies._hybrid import Hybrid
+from referralkit.policies._limits import CAP_NAMES, Caps
 from referralkit.policies._per_item import PerItem
 from referralkit.policies._revenue_share import RevenueShare
 from referralkit.policies._sided import DoubleSided, SingleSided
@@ -504,6 +505,8 @@ _PROGRAM_KEYS = (
     "min_order",
     "first_purchase_only",
     "policies",
+    "caps",
+    "budget",
 )
 
 
@@ -514,6 +517,14 @@ def _datetime(value: object, path: str) -> object:
         except ValueError:
             raise _fail(path, value, "must be an ISO 8601 datetime with a time zone") from None
     return value
+
+
+def _caps(value: object, path: str, currency: str) -> Caps:
+    data = _mapping(value, path, "{per_referrer = '100.00', per_referrer_month = '50.00'}")
+    _keys(data, path, CAP_NAMES)
+    return Caps(
+        **{name: _positive_money(cap, f"{path}.{name}", currency) for name, cap in data.items()}
+    )
 
 
 def program_kwargs(data: object) -> dict[str, Any]:
@@ -542,6 +553,10 @@ def program_kwargs(data: object) -> dict[str, Any]:
             kwargs[key] = _policies(value, key, currency)
         elif key == "first_purchase_only":
             kwargs[key] = _bool(value, key, currency)
+        elif key == "caps":
+            kwargs[key] = _caps(value, key, currency)
+        elif key == "budget":
+            kwargs[key] = _positive_money(value, key, currency)
         elif key != "currency":
             kwargs[key] = _raw(value, key, currency)
     return kwargs
@@ -561,6 +576,10 @@ def program_to_dict(program: Any) -> dict[str, Any]:
     }
     if program.min_order is not None:
         data["min_order"] = encode(program.min_order)
+    if program.caps:
+        data["caps"] = {name: encode(cap) for name, cap in program.caps.declared().items()}
+    if program.budget is not None:
+        data["budget"] = encode(program.budget)
     data["policies"] = [policy_to_dict(p, f"policies[{i}]") for i, p in enumerate(program.policies)]
     return data
 
