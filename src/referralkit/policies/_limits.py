@@ -17,7 +17,8 @@ Scopes (every cap is optional, a positive amount in the program's currency):
 
 Only money rewards (cash, credit, fixed-amount discounts) count and are clamped; points,
 badges, free periods and percent discounts are not money. Once the budget is spent, no
-further grants are made, of any kind.
+further grants are made, of any kind (non-money grants of the event that spends the last of
+it are still made).
 
 Spend is kept in counters keyed by the program id (not the version), so a cap or budget
 spans versions; the *limit* is read from the version that governs the referral. A version
@@ -37,7 +38,7 @@ import attrs
 
 from referralkit._errors import InvalidProgramError
 from referralkit._values.decisions import Decision, Verdict
-from referralkit._values.money import Money
+from referralkit._values.money import Money, currency_exponent
 from referralkit._values.records import RewardGrant, Role
 from referralkit._values.rewards import reward_from_quantity
 
@@ -214,7 +215,8 @@ def apply_limits(
 
     Each money grant is reduced to the smallest amount left under the caps that apply to it
     and the budget, counting what earlier grants of the same event took; a grant reduced to
-    zero is dropped. Non-money grants are dropped only when the budget is spent.
+    zero is dropped. Non-money grants are dropped only when the budget was spent before
+    this event.
 
     Args:
         grants: The policies' grants for one event, in order.
@@ -237,9 +239,12 @@ def apply_limits(
     for grant in grants:
         unit = grant.value.unit
         if not unit.is_money:
-            if budget is not None and total >= budget.amount:
+            if budget is not None and program_spent >= budget.amount:
                 limited = True
-                decisions.append(_decision("budget.exhausted", grant, budget, total, _ZERO))
+                used = program_spent.quantize(
+                    Decimal(1).scaleb(-currency_exponent(budget.currency))
+                )
+                decisions.append(_decision("budget.exhausted", grant, budget, used, _ZERO))
                 continue
             kept.append(grant)
             continue
