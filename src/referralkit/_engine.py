@@ -44,6 +44,7 @@ from referralkit._values.records import (
     ChargebackRecord,
     CodeRecord,
     EventRecord,
+    MilestoneReached,
     Notification,
     OrderRecord,
     Outcome,
@@ -55,12 +56,14 @@ from referralkit._values.records import (
     Reward,
     RewardGrant,
     RewardState,
+    Role,
 )
 from referralkit._values.rewards import describe
 from referralkit.attribution._codes import generate_code, normalise_code
 from referralkit.attribution._identity import normalise_email
 from referralkit.policies._base import Counter, PolicyContext, Trigger
 from referralkit.policies._limits import BUDGET_EXHAUSTED, LimitPlan, apply_limits, spend_keys
+from referralkit.policies._milestones import Milestones, Progress, StatusBasis, StatusLevels
 
 __all__ = ["DispatchResult", "Engine"]
 
@@ -77,7 +80,10 @@ _ORDER_REVERSED = "order.reversed"
 _ORDER_CLOSED = "order.closed"
 _PURCHASE_TRIGGERS = frozenset({Trigger.FIRST_PURCHASE, Trigger.EVERY_PURCHASE})
 # A referral whose reward a cap or the budget took to nothing still converted.
-_LIMITED = frozenset({"cap.reached", "budget.exhausted"})
+_LIMITED = frozenset({"cap.reached", "budget.exhausted", "milestone.already_granted"})
+_MILESTONE = "milestone.granted"
+_POINTS_EARNED = "points.earned"
+_STATUS_LEVEL = "status.level"
 
 
 @attrs.frozen
@@ -632,6 +638,9 @@ class Engine:
             uow.counters.add(
                 (pid, Counter.REFERRER_SUCCESSFUL_REFERRALS.value, referral.referrer_id), _ONE
             )
+            self._update_status(
+                uow, referral.referrer_id, ev.at, ev.event_id, StatusBasis.SUCCESSFUL_REFERRALS
+            )
         uow.orders.add(
             OrderRecord(
                 pid,
@@ -739,6 +748,8 @@ class Engine:
                     )
             grants.extend(result.grants)
             decisions.extend(result.decisions)
+        if any(g.milestone is not None for g in grants):
+            grants = self._once(uow, grants, decisions)
         plan = None
         if grants and (version.caps or version.budget is not None):
             plan = self._limits(uow, version, referral, ev.at, grants)
@@ -753,7 +764,9 @@ class Engine:
             n = seen.get((grant.policy, grant.role), 0)
             seen[(grant.policy, grant.role)] = n + 1
             reward = Reward(
-                reward_id=derive_id("rwd", pid, ev.event_id, grant.policy, grant.role, str(n)),
+                reward_id=derive_id("rwd", pid, ev.event_id, grant.policy, grant.role, str(n))
+                if grant.milestone is None
+                else self._milestone_id(grant),
                 program_id=pid,
                 program_version=version.version,
                 referral_id=referral.referral_id,
@@ -762,8 +775,10 @@ class Engine:
                 value=grant.value,
                 policy=grant.policy,
                 source_event_id=ev.event_id,
-                order_id=ev.order_id if isinstance(ev, Purchase) else None,
-                base_amount=base,
+                order_id=ev.order_id
+                if isinstance(ev, Purchase) and grant.milestone is None
+                else None,
+                base_amount=base if grant.milestone is None else None,
                 created_at=ev.at,
                 payable_at=payable_at,
             )
@@ -787,6 +802,8 @@ class Engine:
                     },
                 )
             )
+            if grant.milestone is not None or reward.unit.kind == "points":
+                self._granted_extra(uow, reward, grant, ev, notifications)
         if spend:
             uow.counters.add((pid, Counter.PROGRAM_SPEND.value, ""), spend)
         if plan is not None:
@@ -794,6 +811,175 @@ class Engine:
         if notifications:
             uow.outbox.add(notifications)
         return tuple(grants), tuple(reward_ids), decisions
+
+    # -- milestones and status levels ----------------------------------------------------
+    def _milestone_id(self, grant: RewardGrant) -> str:
+        assert grant.milestone is not None
+        return derive_id(
+            "rwd", self._program_id, grant.participant_id, grant.policy, grant.milestone.name
+        )
+
+    def _milestone_key(self, grant: RewardGrant) -> CounterKey:
+        assert grant.milestone is not None
+        subject = derive_id("ms", grant.participant_id, grant.policy, grant.milestone.name)
+        return (self._program_id, _MILESTONE, subject)
+
+    def _once(
+        self, uow: UnitOfWork, grants: Sequence[RewardGrant], decisions: list[Decision]
+    ) -> list[RewardGrant]:
+        """Drop milestone grants made before (once ever per participant and milestone)."""
+        keys = [self._milestone_key(g) for g in grants if g.milestone is not None]
+        done = uow.counters.get(keys)
+        kept = []
+        for grant in grants:
+            if grant.milestone is not None and done[self._milestone_key(grant)]:
+                decisions.append(
+                    Decision.of(
+                        grant.policy,
+                        Verdict.SKIPPED,
+                        "milestone.already_granted",
+                        participant=grant.participant_id,
+                        milestone=grant.milestone.name,
+                    )
+                )
+                continue
+            kept.append(grant)
+        return kept
+
+    def _granted_extra(
+        self,
+        uow: UnitOfWork,
+        reward: Reward,
+        grant: RewardGrant,
+        ev: Signup | Purchase,
+        notifications: list[Notification],
+    ) -> None:
+        """Milestone bookkeeping and lifetime points for a reward just granted."""
+        pid = self._program_id
+        if grant.milestone is not None:
+            uow.counters.add(self._milestone_key(grant), _ONE)
+            notifications.append(
+                Notification(
+                    notification_id=sub_id("ntf", reward.reward_id, "milestone"),
+                    program_id=pid,
+                    kind="milestone_reached",
+                    recipient_id=grant.participant_id,
+                    created_at=ev.at,
+                    data={
+                        "milestone": grant.milestone.name,
+                        "threshold": str(grant.milestone.threshold),
+                        "count": str(grant.milestone.count),
+                        "value": str(grant.value),
+                    },
+                )
+            )
+        if reward.unit.kind == "points":
+            self._points_earned(uow, reward, reward.value.quantity, ev.at, ev.event_id)
+
+    def _points_earned(
+        self, uow: UnitOfWork, reward: Reward, quantity: Decimal, at: datetime, cause: str
+    ) -> None:
+        key = (self._program_id, _POINTS_EARNED, f"{reward.participant_id}/{reward.unit.code}")
+        uow.counters.add(key, quantity)
+        self._update_status(uow, reward.participant_id, at, cause, StatusBasis.POINTS)
+
+    def _status_levels(self, at: datetime) -> StatusLevels | None:
+        for policy in self._in_force(at).policies:
+            if isinstance(policy, StatusLevels):
+                return policy
+        return None
+
+    def _status_count(self, uow: UnitOfWork, levels: StatusLevels, participant: str) -> Decimal:
+        pid = self._program_id
+        if levels.basis is StatusBasis.POINTS:
+            key = (pid, _POINTS_EARNED, f"{participant}/{levels.account}")
+        else:
+            key = (pid, Counter.REFERRER_SUCCESSFUL_REFERRALS.value, participant)
+        return uow.counters.get([key])[key]
+
+    def _update_status(
+        self, uow: UnitOfWork, participant: str, at: datetime, cause: str, basis: StatusBasis
+    ) -> None:
+        """Keep the participant's level; write ``status_changed`` when it changes."""
+        levels = self._status_levels(at)
+        if levels is None or levels.basis is not basis:
+            return
+        pid = self._program_id
+        new = levels.level_for(self._status_count(uow, levels, participant))
+        new_index = 0 if new is None else levels.levels.index(new) + 1
+        key = (pid, _STATUS_LEVEL, participant)
+        old_index = int(uow.counters.get([key])[key])
+        if new_index == old_index:
+            return
+        uow.counters.add(key, Decimal(new_index - old_index))
+        old = levels.levels[old_index - 1].name if 0 < old_index <= len(levels.levels) else ""
+        uow.outbox.add(
+            [
+                Notification(
+                    notification_id=derive_id("ntf", pid, participant, "status", cause),
+                    program_id=pid,
+                    kind="status_changed",
+                    recipient_id=participant,
+                    created_at=at,
+                    data={"old": old, "new": "" if new is None else new.name},
+                )
+            ]
+        )
+
+    def status_of(self, participant_id: str) -> str | None:
+        """The participant's status level now (``StatusLevels`` of the version in force
+        by the engine's clock), or None below the first level or without levels."""
+        return self.progress(participant_id).level
+
+    def progress(self, participant_id: str) -> Progress:
+        """Where the participant stands: successful referrals, level, and how many more
+        referrals (or points) to the next level and the next milestone.
+
+        Read from the program version in force by the engine's clock; milestones of
+        top-level ``Milestones`` policies that the participant has not been granted.
+        """
+        require_id("participant_id", participant_id)
+        version = self._in_force(self._clock.now())
+        levels = self._status_levels(self._clock.now())
+        pid = self._program_id
+        with self._store.unit_of_work() as uow:
+            key = (pid, Counter.REFERRER_SUCCESSFUL_REFERRALS.value, participant_id)
+            count = int(uow.counters.get([key])[key])
+            level = upcoming = to_level = None
+            if levels is not None:
+                basis = self._status_count(uow, levels, participant_id)
+                held, following = levels.level_for(basis), levels.next_after(basis)
+                level = None if held is None else held.name
+                if following is not None:
+                    upcoming, to_level = following.name, int(following.minimum - basis)
+            milestone = to_milestone = None
+            for policy in version.policies:
+                if not isinstance(policy, Milestones):
+                    continue
+                for m in policy.milestones:
+                    probe = RewardGrant(
+                        Role.REFERRER,
+                        participant_id,
+                        m.reward,
+                        policy.name,
+                        milestone=MilestoneReached(m.name, m.threshold, m.threshold),
+                    )
+                    mkey = self._milestone_key(probe)
+                    if uow.counters.get([mkey])[mkey]:
+                        continue
+                    more = max(m.threshold - count, 0)
+                    if to_milestone is None or more < to_milestone:
+                        milestone, to_milestone = m.name, more
+                    break
+        return Progress(
+            participant_id,
+            count,
+            level=level,
+            next_level=upcoming,
+            to_next_level=to_level,
+            next_milestone=milestone,
+            to_next_milestone=to_milestone,
+        )
 
     def _limits(
         self,
@@ -963,6 +1149,9 @@ class Engine:
                 uow.counters.add(
                     (pid, Counter.REFERRER_SUCCESSFUL_REFERRALS.value, referral.referrer_id), -_ONE
                 )
+                self._update_status(
+                    uow, referral.referrer_id, ev.at, ev.event_id, StatusBasis.SUCCESSFUL_REFERRALS
+                )
         rewards = uow.ledger.rewards(pid, order_id=order.order_id)
         entries = uow.ledger.entries(r.reward_id for r in rewards)
         refunded = Money._trusted(total, order.amount.currency)
@@ -986,6 +1175,8 @@ class Engine:
             if reward.unit.is_money:
                 spend += entry.quantity
                 self._give_back(uow, reward, entry.quantity)
+            elif reward.unit.kind == "points":
+                self._points_earned(uow, reward, -entry.quantity, ev.at, ev.event_id)
             decisions.append(
                 Decision.of(
                     "ledger",

@@ -26,6 +26,7 @@ __all__ = [
     "EventRecord",
     "Notification",
     "OrderRecord",
+    "MilestoneReached",
     "Outcome",
     "ParticipantRecord",
     "ProgramRecord",
@@ -51,6 +52,21 @@ class Role(enum.StrEnum):
 
 
 @attrs.frozen
+class MilestoneReached:
+    """A grant's milestone: the grant is made once ever per participant and milestone.
+
+    Attributes:
+        name: The milestone's name, unique within its policy.
+        threshold: The count it is reached at.
+        count: The count when it was reached.
+    """
+
+    name: str
+    threshold: int
+    count: int
+
+
+@attrs.frozen
 class RewardGrant:
     """A reward a policy grants to one participant.
 
@@ -60,6 +76,8 @@ class RewardGrant:
         value: What they receive.
         policy: The name of the policy that granted it.
         reason: A reason code (``"policy.granted"`` or a policy-specific one).
+        milestone: Set by milestone policies: the reward id is then derived from
+            (program, participant, policy, milestone), so it is granted once ever.
     """
 
     role: Role
@@ -67,6 +85,7 @@ class RewardGrant:
     value: RewardValue
     policy: str
     reason: str = "policy.granted"
+    milestone: MilestoneReached | None = None
 
 
 @attrs.frozen

@@ -25,6 +25,14 @@ from referralkit.policies._config import PolicyType, policy_types, register_poli
 from referralkit.policies._escalating import Escalating
 from referralkit.policies._hybrid import Hybrid
 from referralkit.policies._limits import Caps
+from referralkit.policies._milestones import (
+    Level,
+    Milestone,
+    Milestones,
+    Progress,
+    StatusBasis,
+    StatusLevels,
+)
 from referralkit.policies._per_item import PerItem
 from referralkit.policies._revenue_share import RevenueShare
 from referralkit.policies._sided import DoubleSided, SingleSided
@@ -44,14 +52,20 @@ __all__ = [
     "Escalating",
     "FirstMatch",
     "Hybrid",
+    "Level",
+    "Milestone",
+    "Milestones",
     "PerItem",
     "PolicyContext",
     "PolicyResult",
     "PolicyType",
+    "Progress",
     "RevenueShare",
     "RewardPolicy",
     "SingleSided",
     "Stack",
+    "StatusBasis",
+    "StatusLevels",
     "Tier",
     "Tiered",
     "Trigger",

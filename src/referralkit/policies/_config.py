@@ -32,6 +32,7 @@ from referralkit.policies._conditions import Any as AnyOf
 from referralkit.policies._escalating import Escalating
 from referralkit.policies._hybrid import Hybrid
 from referralkit.policies._limits import CAP_NAMES, Caps
+from referralkit.policies._milestones import Level, Milestone, Milestones, StatusLevels
 from referralkit.policies._per_item import PerItem
 from referralkit.policies._revenue_share import RevenueShare
 from referralkit.policies._sided import DoubleSided, SingleSided
@@ -276,6 +277,34 @@ def _tiers(value: object, path: str, currency: str) -> tuple[Tier, ...]:
     return tuple(tiers)
 
 
+def _milestone_list(value: object, path: str, currency: str) -> tuple[Milestone, ...]:
+    out = []
+    for i, item in enumerate(_list(value, path)):
+        at = f"{path}[{i}]"
+        data = _mapping(item, at, "{threshold = 5, reward = {kind = 'badge', name = 'five'}}")
+        _keys(data, at, ("threshold", "reward", "name"))
+        kwargs: dict[str, Any] = {}
+        if "threshold" in data:
+            kwargs["threshold"] = _raw(data["threshold"], f"{at}.threshold", currency)
+        if "reward" in data:
+            kwargs["reward"] = _reward(data["reward"], f"{at}.reward", currency)
+        if "name" in data:
+            kwargs["name"] = data["name"]
+        out.append(_construct(Milestone, kwargs, at, {}))
+    return tuple(out)
+
+
+def _level_list(value: object, path: str, currency: str) -> tuple[Level, ...]:
+    out = []
+    for i, item in enumerate(_list(value, path)):
+        at = f"{path}[{i}]"
+        data = _mapping(item, at, "{name = 'gold', minimum = 10}")
+        _keys(data, at, ("name", "minimum"))
+        kwargs = {k: _raw(v, f"{at}.{k}", currency) for k, v in data.items()}
+        out.append(_construct(Level, kwargs, at, {}))
+    return tuple(out)
+
+
 def _condition(value: object, path: str, currency: str) -> Any:
     data = _mapping(value, path, "{attribute = 'sale.amount', op = '>=', value = '50.00'}")
     for combinator, cls in (("all", All), ("any", AnyOf)):
@@ -331,6 +360,8 @@ DECODERS: Mapping[str, Decoder] = {
     "lifetime_duration": _lifetime,
     "tiers": _tiers,
     "condition": _condition,
+    "milestones": _milestone_list,
+    "levels": _level_list,
     "policy": _policy,
     "policies": _policies,
 }
@@ -478,6 +509,10 @@ def encode(value: object, path: str = "value") -> Any:
         return {p: getattr(value, p) for p in _DURATION_PARTS if getattr(value, p)}
     if isinstance(value, Tier):
         return {"min_referrals": value.min_referrals, "reward": encode(value.reward)}
+    if isinstance(value, Milestone):
+        return {"threshold": value.threshold, "reward": encode(value.reward), "name": value.name}
+    if isinstance(value, Level):
+        return {"name": value.name, "minimum": value.minimum}
     if isinstance(value, Compare):
         return {"attribute": value.attribute, "op": value.op, "value": encode(value.value)}
     if isinstance(value, All):
@@ -642,3 +677,9 @@ register_policy(
 register_policy("when", When, {"condition": "condition", "policy": "policy"})
 register_policy("stack", Stack, {"policies": "policies", "name": "str"})
 register_policy("first_match", FirstMatch, {"policies": "policies", "name": "str"})
+register_policy("milestones", Milestones, {"milestones": "milestones", "name": "str"})
+register_policy(
+    "status_levels",
+    StatusLevels,
+    {"levels": "levels", "basis": "value", "account": "str", "name": "str"},
+)
