@@ -43,6 +43,8 @@ from referralkit._values.money import Money, currency_exponent
 from referralkit._values.records import (
     ChargebackRecord,
     CodeRecord,
+    Entry,
+    EntryKind,
     EventRecord,
     MilestoneReached,
     Notification,
@@ -58,12 +60,19 @@ from referralkit._values.records import (
     RewardState,
     Role,
 )
-from referralkit._values.rewards import describe
+from referralkit._values.rewards import Unit, describe
 from referralkit.attribution._codes import generate_code, normalise_code
 from referralkit.attribution._identity import normalise_email
 from referralkit.policies._base import Counter, PolicyContext, Trigger
 from referralkit.policies._limits import BUDGET_EXHAUSTED, LimitPlan, apply_limits, spend_keys
 from referralkit.policies._milestones import Milestones, Progress, StatusBasis, StatusLevels
+from referralkit.policies._points import (
+    PointLot,
+    PointsAccount,
+    PointsPolicy,
+    Redemption,
+    plan_redemption,
+)
 
 __all__ = ["DispatchResult", "Engine"]
 
@@ -1290,6 +1299,178 @@ class Engine:
         """The participant's balances per unit (pending, available, lifetime), derived from
         the ledger entries."""
         return balance_of(participant_id, self.rewards_for(participant_id))
+
+    # -- points ---------------------------------------------------------------------------
+    def _points_policy(self, version: Program, account: str) -> PointsPolicy | None:
+        pending: list[object] = list(version.policies)
+        while pending:
+            policy = pending.pop(0)
+            if isinstance(policy, PointsPolicy) and policy.account == account:
+                return policy
+            pending.extend(getattr(policy, "policies", ()))
+            inner = getattr(policy, "policy", None)
+            if inner is not None:
+                pending.append(inner)
+        return None
+
+    def _lots(self, views: Sequence[RewardView], account: str) -> list[tuple[PointLot, RewardView]]:
+        unit = Unit("points", account)
+        lots = []
+        for view in views:
+            reward = view.reward
+            if reward.unit != unit or view.state is RewardState.REVERSED:
+                continue
+            policy = self._points_policy(
+                self._version(reward.program_version, reward.referral_id), account
+            )
+            expires = None
+            if policy is not None and policy.name == reward.policy:
+                expires = policy.expires_at(reward.created_at)
+            lot = PointLot(
+                reward.reward_id,
+                reward.created_at,
+                view.outstanding,
+                expires,
+                view.state is RewardState.APPROVED,
+            )
+            lots.append((lot, view))
+        return lots
+
+    def points(
+        self, participant_id: str, account: str = "points", *, at: datetime | None = None
+    ) -> PointsAccount:
+        """The participant's points in ``account`` at ``at`` (the clock by default).
+
+        Available points are approved and unexpired; points whose expiry has passed count
+        as expired even before a redemption writes their expiry entries.
+        """
+        require_id("participant_id", participant_id)
+        when = self._clock.now() if at is None else require_aware("at", at)
+        views = self.rewards_for(participant_id)
+        available = pending = expired = redeemed = 0
+        next_expiry: datetime | None = None
+        for view in views:
+            if view.reward.unit == Unit("points", account):
+                for entry in view.entries:
+                    if entry.kind is EntryKind.REDEEMED:
+                        redeemed += int(entry.quantity)
+                    elif entry.kind is EntryKind.EXPIRED:
+                        expired += int(entry.quantity)
+        for lot, _view in self._lots(views, account):
+            left = int(lot.left)
+            if lot.expires_at is not None and lot.expires_at <= when:
+                expired += left
+            elif lot.approved:
+                available += left
+                if left and lot.expires_at is not None:
+                    next_expiry = min(next_expiry or lot.expires_at, lot.expires_at)
+            else:
+                pending += left
+        return PointsAccount(
+            participant_id, account, available, pending, expired, redeemed, next_expiry
+        )
+
+    def redeem(
+        self,
+        participant_id: str,
+        points: int,
+        *,
+        account: str = "points",
+        at: datetime | None = None,
+    ) -> Redemption:
+        """Spend approved, unexpired points, oldest first, for the account's value.
+
+        Points whose expiry has passed are written off (expiry entries) in the same unit of
+        work. The value is ``points * redeem_rate`` of the ``PointsPolicy`` of ``account``
+        in the program version in force at ``at``; a ``points_redeemed`` notification
+        carries it to the host. Asking again with the same arguments returns the same
+        redemption and spends nothing more.
+
+        Args:
+            participant_id: Who redeems.
+            points: Whole points, >= 1.
+            account: The points account.
+            at: When (timezone-aware); the engine's clock by default.
+
+        Raises:
+            InsufficientPointsError: more than the available points; nothing is written.
+            InvalidInputError: ``points`` is not a whole number >= 1.
+            InvalidProgramError: no ``PointsPolicy`` with a ``redeem_rate`` for ``account``.
+        """
+        require_id("participant_id", participant_id)
+        if isinstance(points, bool) or not isinstance(points, int) or points < 1:
+            raise InvalidInputError("points", points, "must be a whole number >= 1")
+        when = self._clock.now() if at is None else require_aware("at", at)
+        policy = self._points_policy(self._in_force(when), account)
+        if policy is None:
+            raise InvalidProgramError(
+                "account", account, "no PointsPolicy of the program keeps this account"
+            )
+        value = policy.value_of(points)
+        pid = self._program_id
+        redemption_id = derive_id(
+            "rdm", pid, participant_id, account, when.isoformat(), str(points)
+        )
+
+        def work(uow: UnitOfWork) -> Redemption:
+            rewards = uow.ledger.rewards(pid, participant_id=participant_id)
+            entries = uow.ledger.entries(r.reward_id for r in rewards)
+            views = [RewardView(r, tuple(entries[r.reward_id])) for r in rewards]
+            if any(e.cause == redemption_id for v in views for e in v.entries):
+                return Redemption(redemption_id, participant_id, account, points, value, when)
+            lots = self._lots(views, account)
+            plan = plan_redemption([lot for lot, _ in lots], points, when, account)
+            by_id = {lot.reward_id: (lot, view) for lot, view in lots}
+            written = []
+            for reward_id, quantity in plan.expire:
+                lot, view = by_id[reward_id]
+                assert lot.expires_at is not None
+                written.append(
+                    self._use_entry(view, EntryKind.EXPIRED, quantity, lot.expires_at, "expiry")
+                )
+            for reward_id, quantity in plan.take:
+                _, view = by_id[reward_id]
+                written.append(
+                    self._use_entry(view, EntryKind.REDEEMED, quantity, when, redemption_id)
+                )
+            uow.ledger.append(written)
+            uow.outbox.add(
+                [
+                    Notification(
+                        notification_id=sub_id("ntf", redemption_id, "redeemed"),
+                        program_id=pid,
+                        kind="points_redeemed",
+                        recipient_id=participant_id,
+                        created_at=when,
+                        data={
+                            "redemption_id": redemption_id,
+                            "account": account,
+                            "points": str(points),
+                            "value": str(value),
+                        },
+                    )
+                ]
+            )
+            expired = sum(q for _, q in plan.expire)
+            return Redemption(redemption_id, participant_id, account, points, value, when, expired)
+
+        return self._transact(work)
+
+    @staticmethod
+    def _use_entry(
+        view: RewardView, kind: EntryKind, quantity: int, at: datetime, cause: str
+    ) -> Entry:
+        return Entry(
+            entry_id=sub_id("ent", view.reward.reward_id, derive_id(kind.value, cause)),
+            reward_id=view.reward.reward_id,
+            program_id=view.reward.program_id,
+            participant_id=view.reward.participant_id,
+            kind=kind,
+            quantity=Decimal(quantity),
+            at=at,
+            cause=cause,
+            state_after=view.state,
+        )
 
     def referral_of(self, referee_id: str) -> Referral | None:
         """The referee's referral, or None."""

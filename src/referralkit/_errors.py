@@ -11,7 +11,8 @@ ReferralKitError
 │   ├── NaiveDatetimeError              a datetime without a time zone
 │   ├── InvalidProgramError             a program or policy that cannot run
 │   ├── InvalidTokenError               a referral-link token that does not verify
-│   └── InvalidSignatureError           a webhook delivery that does not verify
+│   ├── InvalidSignatureError           a webhook delivery that does not verify
+│   └── InsufficientPointsError         redeeming more points than are available
 ├── EventConflictError                  an id reused with different fields
 ├── RetryLaterError                     needs an event not yet seen; retry later
 │   └── UnknownOrderError               a refund / chargeback of an unknown order
@@ -35,6 +36,7 @@ __all__ = [
     "CorruptRecordError",
     "CurrencyMismatchError",
     "EventConflictError",
+    "InsufficientPointsError",
     "InvalidEventError",
     "InvalidInputError",
     "InvalidProgramError",
@@ -89,6 +91,27 @@ class NaiveDatetimeError(InvalidInputError):
 
 class InvalidProgramError(InvalidInputError):
     """A program, policy or program version that cannot run."""
+
+
+class InsufficientPointsError(InvalidInputError):
+    """Redeeming more points than the account has available; nothing was written.
+
+    Attributes:
+        requested: The points asked for.
+        available: The approved, unexpired points of the account.
+        account: The points account.
+    """
+
+    def __init__(self, requested: int, available: int, account: str) -> None:
+        self.requested, self.available, self.account = requested, available, account
+        super().__init__(
+            "points",
+            requested,
+            f"exceeds the {available} available points in account {account!r}",
+        )
+
+    def __reduce__(self) -> tuple[object, ...]:
+        return (type(self), (self.requested, self.available, self.account))
 
 
 class InvalidSignatureError(InvalidInputError):

@@ -39,6 +39,7 @@ __all__ = [
 ]
 
 _ZERO = Decimal(0)
+_USED = frozenset({EntryKind.REDEEMED, EntryKind.EXPIRED})
 
 
 @attrs.frozen
@@ -64,9 +65,14 @@ class RewardView:
         return sum((e.quantity for e in self.entries if e.kind is EntryKind.REVERSED), _ZERO)
 
     @property
+    def used(self) -> Decimal:
+        """Points redeemed or expired (0 for other units)."""
+        return sum((e.quantity for e in self.entries if e.kind in _USED), _ZERO)
+
+    @property
     def outstanding(self) -> Decimal:
-        """Granted minus reversed."""
-        return self.granted - self.reversed
+        """Granted minus reversed, redeemed and expired."""
+        return self.granted - self.reversed - self.used
 
 
 def grant_entry(reward: Reward) -> Entry:
@@ -124,10 +130,11 @@ def target_reversed(view: RewardView, refunded: Money, base: Money, rounding: st
 
 def reversal_entry(view: RewardView, target: Decimal, at: datetime, cause: str) -> Entry | None:
     """The entry that brings the reversed quantity up to ``target``, or None if it is there."""
-    quantity = min(target, view.granted) - view.reversed
+    # Points already redeemed or expired are gone: a reversal takes at most what is left.
+    quantity = min(min(target, view.granted) - view.reversed, view.outstanding)
     if quantity <= 0 or view.state is RewardState.REVERSED:
         return None
-    full = view.reversed + quantity >= view.granted
+    full = view.reversed + view.used + quantity >= view.granted
     return Entry(
         entry_id=sub_id("ent", view.reward.reward_id, derive_id("rev", cause)),
         reward_id=view.reward.reward_id,
@@ -149,7 +156,8 @@ class BalanceLine:
         unit: What the quantities count (a currency's major units for money kinds).
         pending: Granted and not yet payable (in the hold period), net of reversals.
         available: Approved and payable, net of reversals.
-        lifetime: Everything granted minus everything reversed.
+        lifetime: Everything granted minus everything reversed (redeemed and expired points
+            included).
     """
 
     unit: Unit
@@ -196,7 +204,7 @@ def balance_of(participant_id: str, views: Sequence[RewardView]) -> Balance:
             line[0] += outstanding
         elif view.state is RewardState.APPROVED:
             line[1] += outstanding
-        line[2] += outstanding
+        line[2] += outstanding + view.used
     lines = []
     for unit in sorted(sums):
         quantum = Decimal(1).scaleb(-unit.exponent)

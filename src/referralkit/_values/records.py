@@ -188,6 +188,10 @@ class EntryKind(enum.StrEnum):
     GRANTED = "granted"
     APPROVED = "approved"
     REVERSED = "reversed"
+    REDEEMED = "redeemed"
+    """Points spent by a redemption (the reward's state is unchanged)."""
+    EXPIRED = "expired"
+    """Points that expired unused (the reward's state is unchanged)."""
 
 
 class RewardState(enum.StrEnum):

@@ -34,6 +34,7 @@ from referralkit.policies._milestones import (
     StatusLevels,
 )
 from referralkit.policies._per_item import PerItem
+from referralkit.policies._points import PointsAccount, PointsPolicy, Redemption
 from referralkit.policies._revenue_share import RevenueShare
 from referralkit.policies._sided import DoubleSided, SingleSided
 from referralkit.policies._tiered import Tier, Tiered
@@ -56,10 +57,13 @@ __all__ = [
     "Milestone",
     "Milestones",
     "PerItem",
+    "PointsAccount",
+    "PointsPolicy",
     "PolicyContext",
     "PolicyResult",
     "PolicyType",
     "Progress",
+    "Redemption",
     "RevenueShare",
     "RewardPolicy",
     "SingleSided",

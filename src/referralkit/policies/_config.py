@@ -34,6 +34,7 @@ from referralkit.policies._hybrid import Hybrid
 from referralkit.policies._limits import CAP_NAMES, Caps
 from referralkit.policies._milestones import Level, Milestone, Milestones, StatusLevels
 from referralkit.policies._per_item import PerItem
+from referralkit.policies._points import PointsPolicy
 from referralkit.policies._revenue_share import RevenueShare
 from referralkit.policies._sided import DoubleSided, SingleSided
 from referralkit.policies._tiered import Tier, Tiered
@@ -682,4 +683,19 @@ register_policy(
     "status_levels",
     StatusLevels,
     {"levels": "levels", "basis": "value", "account": "str", "name": "str"},
+)
+register_policy(
+    "points",
+    PointsPolicy,
+    {
+        "per_referral": "int",
+        "per_unit": "decimal",
+        "side": "value",
+        "account": "str",
+        "trigger": "value",
+        "expires_after": "duration",
+        "redeem_rate": "money",
+        "redeem_as": "str",
+        "name": "str",
+    },
 )

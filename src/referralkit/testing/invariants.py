@@ -218,7 +218,7 @@ def _check_reward(bad: _Violations, reward: Reward, entries: list[Entry]) -> Non
         bad.add(f"reward {rid} has no entries")
         return
     quantum = _quantum(reward)
-    granted = reversed_ = _ZERO
+    granted = reversed_ = used = _ZERO
     state: RewardState | None = None
     for n, entry in enumerate(entries):
         where = f"reward {rid} entry #{n} ({entry.kind.value} {entry.quantity})"
@@ -240,18 +240,27 @@ def _check_reward(bad: _Violations, reward: Reward, entries: list[Entry]) -> Non
         elif entry.kind is EntryKind.APPROVED:
             if state is not RewardState.PENDING:
                 bad.add(f"{where}: approves a reward that is {state}")
-            if entry.quantity != granted - reversed_:
-                bad.add(f"{where}: approves {entry.quantity}, {granted - reversed_} outstanding")
+            if entry.quantity != granted - reversed_ - used:
+                bad.add(
+                    f"{where}: approves {entry.quantity}, {granted - reversed_ - used} outstanding"
+                )
             expected_state = RewardState.APPROVED
+        elif entry.kind in (EntryKind.REDEEMED, EntryKind.EXPIRED):
+            if reward.unit.kind != "points" or entry.quantity <= 0:
+                bad.add(f"{where}: only positive quantities of points are redeemed or expire")
+            used += entry.quantity
+            if reversed_ + used > granted:
+                bad.add(f"{where}: uses {used} and reverses {reversed_}, more than {granted}")
+            expected_state = state or RewardState.PENDING
         else:
             if n == 0:
                 bad.add(f"{where}: the first entry must be the grant")
             if entry.quantity <= 0:
                 bad.add(f"{where}: a reversal must be greater than zero")
             reversed_ += entry.quantity
-            if reversed_ > granted:
+            if reversed_ + used > granted:
                 bad.add(f"{where}: reverses {reversed_} in total, more than granted {granted}")
-            full = reversed_ >= granted
+            full = reversed_ + used >= granted
             expected_state = RewardState.REVERSED if full else (state or RewardState.PENDING)
         if n == 0 and entry.kind is not EntryKind.GRANTED:
             expected_state = entry.state_after
@@ -277,13 +286,18 @@ def _check_balances(
         outstanding = sum((e.quantity for e in items if e.kind is EntryKind.GRANTED), _ZERO) - sum(
             (e.quantity for e in items if e.kind is EntryKind.REVERSED), _ZERO
         )
+        used = sum(
+            (e.quantity for e in items if e.kind in (EntryKind.REDEEMED, EntryKind.EXPIRED)),
+            _ZERO,
+        )
+        outstanding -= used
         line = expected[reward.participant_id].setdefault(reward.unit, [_ZERO, _ZERO, _ZERO])
         state = items[-1].state_after
         if state is RewardState.PENDING:
             line[0] += outstanding
         elif state is RewardState.APPROVED:
             line[1] += outstanding
-        line[2] += outstanding
+        line[2] += outstanding + used
     for participant, units in expected.items():
         balance = engine.balance(participant)
         for unit, (pending, available, lifetime) in units.items():
@@ -323,9 +337,12 @@ def check_reversals(store: Store) -> None:
     charged = {(c.program_id, c.order_id) for c in _table(dump, "chargebacks", ChargebackRecord)}
     orders = {(o.program_id, o.order_id): o for o in _table(dump, "orders", OrderRecord)}
     reversed_: dict[str, Decimal] = defaultdict(lambda: _ZERO)
+    used: dict[str, Decimal] = defaultdict(lambda: _ZERO)
     for entry in _table(dump, "entries", Entry):
         if entry.kind is EntryKind.REVERSED:
             reversed_[entry.reward_id] += entry.quantity
+        elif entry.kind in (EntryKind.REDEEMED, EntryKind.EXPIRED):
+            used[entry.reward_id] += entry.quantity
     for reward in _table(dump, "rewards", Reward):
         key = (reward.program_id, reward.order_id or "")
         order = orders.get(key)
@@ -347,7 +364,9 @@ def check_reversals(store: Store) -> None:
             mode = mode if unit.is_money and mode else decimal.ROUND_DOWN
             exact = Fraction(granted) / Fraction(quantum) * done / base
             expected = min(granted, round_fraction(exact, mode) * quantum)
-        if reversed_[reward.reward_id] != expected:
+        # Points redeemed or expired before a reversal are not clawed back.
+        least = min(expected, granted - used[reward.reward_id])
+        if not least <= reversed_[reward.reward_id] <= expected:
             bad.add(
                 f"reward {reward.reward_id} ({reward.value}) of order {order.order_id} "
                 f"({order.amount}, {Decimal(done).scaleb(-order.amount.exponent)} refunded"
@@ -402,6 +421,11 @@ def check_one_referrer(store: Store) -> None:
 
 
 # -- the outbox ---------------------------------------------------------------------------
+_CHECKED_KINDS = frozenset(
+    {"referral_created", "reward_earned", "reward_approved", "reward_reversed"}
+)
+
+
 def check_outbox(store: Store) -> None:
     """Every change was written with its notification, and no notification without its
     change (invariant 3).
@@ -433,6 +457,8 @@ def check_outbox(store: Store) -> None:
         if note.notification_id in ids:
             bad.add(f"notification id {note.notification_id} appears twice")
         ids.add(note.notification_id)
+        if note.kind not in _CHECKED_KINDS:  # milestones, status, points, budget
+            continue
         subject = note.data.get("referral_id" if note.kind == "referral_created" else "reward_id")
         if subject is None:
             bad.add(f"notification {note.notification_id} ({note.kind}) names no record")
