@@ -65,6 +65,12 @@ _TEMPLATES: Mapping[str, str] = MappingProxyType(
         "revenue_share.ended": "the revenue share ended at {until}",
         "revenue_share.too_small": "{percent}% of {amount} rounds to nothing",
         "first_match.none": "no policy matched",
+        "milestone.reached": "{participant} reached milestone {milestone} ({threshold}): {value}",
+        "milestone.none": "referral #{n} reaches no milestone (next at {next})",
+        "milestone.already_granted": (
+            "{participant} was granted milestone {milestone} before; it is granted once"
+        ),
+        "points.none": "{amount} earns no whole point",
         "cap.clamped": (
             "{role} {participant}: {requested} clamped to {granted} by the {cap} cap of "
             "{limit} ({spent} already granted)"
