@@ -71,6 +71,9 @@ _TEMPLATES: Mapping[str, str] = MappingProxyType(
             "{participant} was granted milestone {milestone} before; it is granted once"
         ),
         "points.none": "{amount} earns no whole point",
+        "tiered.top_up": (
+            "{participant} reached tier {tier}: a top-up of {value} for {earlier} earlier referrals"
+        ),
         "cap.clamped": (
             "{role} {participant}: {requested} clamped to {granted} by the {cap} cap of "
             "{limit} ({spent} already granted)"

@@ -630,7 +630,9 @@ register_policy(
     {"referrer": "reward", "referee": "reward", "trigger": "value", "name": "str"},
 )
 register_policy(
-    "tiered", Tiered, {"tiers": "tiers", "side": "value", "trigger": "value", "name": "str"}
+    "tiered",
+    Tiered,
+    {"tiers": "tiers", "side": "value", "trigger": "value", "name": "str", "mode": "str"},
 )
 register_policy(
     "escalating",
