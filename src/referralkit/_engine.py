@@ -64,7 +64,15 @@ from referralkit._values.rewards import Unit, describe
 from referralkit.attribution._codes import generate_code, normalise_code
 from referralkit.attribution._identity import normalise_email
 from referralkit.policies._base import Counter, PolicyContext, Trigger
-from referralkit.policies._limits import BUDGET_EXHAUSTED, LimitPlan, apply_limits, spend_keys
+from referralkit.policies._limits import (
+    BUDGET_EXHAUSTED,
+    REFEREE_FIRST_REWARD,
+    REFEREE_PURCHASES_REWARDED,
+    LimitPlan,
+    apply_limits,
+    referee_gate,
+    spend_keys,
+)
 from referralkit.policies._milestones import Milestones, Progress, StatusBasis, StatusLevels
 from referralkit.policies._points import (
     PointLot,
@@ -89,7 +97,15 @@ _ORDER_REVERSED = "order.reversed"
 _ORDER_CLOSED = "order.closed"
 _PURCHASE_TRIGGERS = frozenset({Trigger.FIRST_PURCHASE, Trigger.EVERY_PURCHASE})
 # A referral whose reward a cap or the budget took to nothing still converted.
-_LIMITED = frozenset({"cap.reached", "budget.exhausted", "milestone.already_granted"})
+_LIMITED = frozenset(
+    {
+        "cap.reached",
+        "budget.exhausted",
+        "milestone.already_granted",
+        "cap.referee_purchases",
+        "cap.referee_window",
+    }
+)
 _MILESTONE = "milestone.granted"
 _POINTS_EARNED = "points.earned"
 _STATUS_LEVEL = "status.level"
@@ -757,6 +773,12 @@ class Engine:
                     )
             grants.extend(result.grants)
             decisions.extend(result.decisions)
+        gate = None
+        if grants and (version.caps.max_referee_purchases or version.caps.referee_window):
+            gate = self._referee_gate(uow, version, referral, ev)
+            if gate is not None:
+                grants = []
+                decisions.append(gate)
         if any(g.milestone is not None for g in grants):
             grants = self._once(uow, grants, decisions)
         plan = None
@@ -817,6 +839,8 @@ class Engine:
             uow.counters.add((pid, Counter.PROGRAM_SPEND.value, ""), spend)
         if plan is not None:
             self._spend(uow, version, plan, ev.at, notifications)
+        if version.caps.max_referee_purchases or version.caps.referee_window:
+            self._referee_used(uow, referral, ev, bool(grants), gate is not None)
         if notifications:
             uow.outbox.add(notifications)
         return tuple(grants), tuple(reward_ids), decisions
@@ -989,6 +1013,47 @@ class Engine:
             next_milestone=milestone,
             to_next_milestone=to_milestone,
         )
+
+    def _referee_keys(self, referral: Referral) -> tuple[CounterKey, CounterKey]:
+        pid, who = self._program_id, referral.referee_id
+        return (pid, REFEREE_PURCHASES_REWARDED, who), (pid, REFEREE_FIRST_REWARD, who)
+
+    def _referee_gate(
+        self, uow: UnitOfWork, version: Program, referral: Referral, ev: Signup | Purchase
+    ) -> Decision | None:
+        purchases, first = self._referee_keys(referral)
+        values = uow.counters.get([purchases, first])
+        return referee_gate(
+            version.caps,
+            purchase=isinstance(ev, Purchase),
+            rewarded_purchases=values[purchases],
+            first_reward_at=values[first],
+            at=ev.at,
+            zone=version.zone,
+        )
+
+    def _referee_used(
+        self,
+        uow: UnitOfWork,
+        referral: Referral,
+        ev: Signup | Purchase,
+        granted: bool,
+        refused: bool,
+    ) -> None:
+        """Count a rewarded purchase and the referee's first reward; a refusal writes the
+        counters it read unchanged, so a concurrent change conflicts with it."""
+        purchases, first = self._referee_keys(referral)
+        if refused:
+            for key in (purchases, first):
+                uow.counters.add(key, _ONE)
+                uow.counters.add(key, -_ONE)
+            return
+        if not granted:
+            return
+        if isinstance(ev, Purchase):
+            uow.counters.add(purchases, _ONE)
+        if not uow.counters.get([first])[first]:
+            uow.counters.add(first, Decimal(int(ev.at.timestamp())))
 
     def _limits(
         self,

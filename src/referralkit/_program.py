@@ -245,7 +245,7 @@ class Program:
         data["policies"] = [_policy_definition(p) for p in self.policies]
         # Limits join the digest only when set, so programs without them keep their digest.
         if self.caps:
-            data["caps"] = canonical(self.caps.declared())
+            data["caps"] = canonical(self.caps.settings())
         if self.budget is not None:
             data["budget"] = canonical(self.budget)
         return data

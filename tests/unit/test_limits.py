@@ -316,3 +316,60 @@ def test_limits_in_code_are_checked():
             policies=[rk.SingleSided(referrer=rk.Cash(usd(10)))],
             budget=Decimal(5),  # type: ignore[arg-type]
         )
+
+
+# -- per-referee limits -----------------------------------------------------------------------
+def test_a_referee_earns_rewards_on_at_most_n_purchases():
+    engine = make(rk.Caps(max_referee_purchases=2), trigger=rk.Trigger.EVERY_PURCHASE)
+    refer(engine, 0)
+    outcomes = [
+        engine.handle(
+            rk.Purchase(
+                event_id=f"again{i}",
+                participant_id="f0",
+                order_id=f"again{i}",
+                amount=usd(40),
+                at=START + timedelta(minutes=i + 1),
+            )
+        )
+        for i in range(2)
+    ]
+    assert len(outcomes[0].grants) == 2
+    assert outcomes[1].grants == ()
+    assert outcomes[1].reasons()[-1] == "cap.referee_purchases"
+    assert cash_of(engine) == Decimal("40.00")
+
+
+def test_a_referee_earns_rewards_only_within_the_window_of_the_first_reward():
+    from dateutil.relativedelta import relativedelta
+
+    engine = make(
+        rk.Caps(referee_window=relativedelta(months=1)), trigger=rk.Trigger.EVERY_PURCHASE
+    )
+    refer(engine, 0)  # first reward on 2026-01-05 12:00 UTC
+    paid = []
+    for i, at in enumerate(
+        [datetime(2026, 2, 5, 11, 59, tzinfo=UTC), datetime(2026, 2, 5, 12, 0, tzinfo=UTC)]
+    ):
+        outcome = engine.handle(
+            rk.Purchase(
+                event_id=f"w{i}", participant_id="f0", order_id=f"w{i}", amount=usd(40), at=at
+            )
+        )
+        paid.append(len(outcome.grants))
+    assert paid == [2, 0]
+    assert engine.outcome_of("w1").reasons()[-1] == "cap.referee_window"  # type: ignore[union-attr]
+
+
+def test_referee_limits_round_trip_through_config():
+    p = rk.Program.from_dict(
+        config(caps={"max_referee_purchases": 3, "referee_window": {"months": 12}})
+    )
+    assert p.caps.max_referee_purchases == 3
+    assert rk.Program.from_dict(p.to_dict()) == p
+    with pytest.raises(rk.InvalidProgramError) as info:
+        rk.Program.from_dict(config(caps={"max_referee_purchases": 0}))
+    assert info.value.field == "caps.max_referee_purchases"
+    with pytest.raises(rk.InvalidProgramError) as info:
+        rk.Program.from_dict(config(caps={"referee_window": {"months": "x"}}))
+    assert info.value.field == "caps.referee_window.months"

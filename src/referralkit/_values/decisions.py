@@ -71,6 +71,10 @@ _TEMPLATES: Mapping[str, str] = MappingProxyType(
             "{participant} was granted milestone {milestone} before; it is granted once"
         ),
         "points.none": "{amount} earns no whole point",
+        "cap.referee_purchases": (
+            "the referee's purchases earn rewards at most {limit} times ({rewarded} so far)"
+        ),
+        "cap.referee_window": "rewards are paid until {until}, {first} plus the window",
         "tiered.top_up": (
             "{participant} reached tier {tier}: a top-up of {value} for {earlier} earlier referrals"
         ),

@@ -31,7 +31,7 @@ from referralkit.policies._conditions import All, Compare, _lookup
 from referralkit.policies._conditions import Any as AnyOf
 from referralkit.policies._escalating import Escalating
 from referralkit.policies._hybrid import Hybrid
-from referralkit.policies._limits import CAP_NAMES, Caps
+from referralkit.policies._limits import CAP_NAMES, REFEREE_LIMITS, Caps
 from referralkit.policies._milestones import Level, Milestone, Milestones, StatusLevels
 from referralkit.policies._per_item import PerItem
 from referralkit.policies._points import PointsPolicy
@@ -557,10 +557,20 @@ def _datetime(value: object, path: str) -> object:
 
 def _caps(value: object, path: str, currency: str) -> Caps:
     data = _mapping(value, path, "{per_referrer = '100.00', per_referrer_month = '50.00'}")
-    _keys(data, path, CAP_NAMES)
-    return Caps(
-        **{name: _positive_money(cap, f"{path}.{name}", currency) for name, cap in data.items()}
-    )
+    _keys(data, path, (*CAP_NAMES, *REFEREE_LIMITS))
+    kwargs: dict[str, Any] = {}
+    for name, cap in data.items():
+        at = f"{path}.{name}"
+        if name == "max_referee_purchases":
+            kwargs[name] = _int(cap, at, currency)
+        elif name == "referee_window":
+            kwargs[name] = _relativedelta(cap, at)
+        else:
+            kwargs[name] = _positive_money(cap, at, currency)
+    try:
+        return Caps(**kwargs)
+    except InvalidInputError as exc:
+        raise _repath(exc, path) from None
 
 
 def program_kwargs(data: object) -> dict[str, Any]:
@@ -613,7 +623,7 @@ def program_to_dict(program: Any) -> dict[str, Any]:
     if program.min_order is not None:
         data["min_order"] = encode(program.min_order)
     if program.caps:
-        data["caps"] = {name: encode(cap) for name, cap in program.caps.declared().items()}
+        data["caps"] = {name: encode(cap) for name, cap in program.caps.settings().items()}
     if program.budget is not None:
         data["budget"] = encode(program.budget)
     data["policies"] = [policy_to_dict(p, f"policies[{i}]") for i, p in enumerate(program.policies)]

@@ -31,10 +31,12 @@ original grant.
 from __future__ import annotations
 
 from collections.abc import Mapping, Sequence
-from datetime import datetime, tzinfo
+from datetime import UTC, datetime, tzinfo
 from decimal import Decimal
+from typing import Any
 
 import attrs
+from dateutil.relativedelta import relativedelta
 
 from referralkit._errors import InvalidProgramError
 from referralkit._values.decisions import Decision, Verdict
@@ -45,6 +47,10 @@ from referralkit._values.rewards import reward_from_quantity
 __all__ = [
     "BUDGET_EXHAUSTED",
     "CAP_NAMES",
+    "REFEREE_FIRST_REWARD",
+    "REFEREE_LIMITS",
+    "REFEREE_PURCHASES_REWARDED",
+    "referee_gate",
     "Caps",
     "LimitPlan",
     "apply_limits",
@@ -60,6 +66,15 @@ CAP_NAMES = (
     "per_referee",
 )
 """The caps a program may declare, in the order they are checked."""
+
+REFEREE_LIMITS = ("max_referee_purchases", "referee_window")
+"""The limits that count a referee's rewarded purchases and time."""
+
+REFEREE_PURCHASES_REWARDED = "cap.referee_purchases"
+"""Counter (subject: the referee): purchases that earned rewards."""
+
+REFEREE_FIRST_REWARD = "cap.referee_first_reward_at"
+"""Counter (subject: the referee): POSIX seconds of the referee's first reward (0: none)."""
 
 BUDGET_EXHAUSTED = "program.budget_exhausted"
 """The counter (subject ``""``) that records that the budget-exhausted notification was
@@ -87,6 +102,15 @@ class Caps:
     for what each scope counts; a grant is clamped to the smallest amount left under any
     cap that applies to it.
 
+    Two limits count purchases and time rather than money; a purchase or sign-up they
+    refuse earns nothing for either side (reason ``cap.referee_purchases`` or
+    ``cap.referee_window``):
+
+    - ``max_referee_purchases``: rewards are paid on at most this many of a referee's
+      purchases (those that earned anything; a later refund does not free a slot).
+    - ``referee_window``: rewards are paid only within this ``relativedelta`` of the
+      referee's first reward (calendar terms in the program's time zone).
+
     Args:
         per_referral: One referral, both sides together.
         per_referrer: One referrer, all time.
@@ -94,6 +118,8 @@ class Caps:
         per_referrer_week: One referrer, one ISO week (Monday to Sunday).
         per_referrer_month: One referrer, one calendar month.
         per_referee: One referee.
+        max_referee_purchases: Purchases per referee that may earn rewards, >= 1.
+        referee_window: How long after the referee's first reward rewards are paid.
     """
 
     per_referral: Money | None = attrs.field(default=None, kw_only=True)
@@ -102,6 +128,17 @@ class Caps:
     per_referrer_week: Money | None = attrs.field(default=None, kw_only=True)
     per_referrer_month: Money | None = attrs.field(default=None, kw_only=True)
     per_referee: Money | None = attrs.field(default=None, kw_only=True)
+    max_referee_purchases: int | None = attrs.field(default=None, kw_only=True)
+    referee_window: relativedelta | None = attrs.field(default=None, kw_only=True)
+
+    def settings(self) -> dict[str, Any]:
+        """Every limit that is set, by name (money caps first)."""
+        out: dict[str, Any] = dict(self.declared())
+        for name in REFEREE_LIMITS:
+            value = getattr(self, name)
+            if value is not None:
+                out[name] = value
+        return out
 
     def declared(self) -> dict[str, Money]:
         """The caps that are set, by name, in checking order."""
@@ -127,9 +164,23 @@ class Caps:
                 )
             if value.amount <= 0:
                 raise InvalidProgramError(f"{field}.{name}", value, "must be > 0")
+        n = self.max_referee_purchases
+        if n is not None and (isinstance(n, bool) or not isinstance(n, int) or n < 1):
+            raise InvalidProgramError(
+                f"{field}.max_referee_purchases", n, "must be a whole number >= 1"
+            )
+        window = self.referee_window
+        if window is not None and (
+            not isinstance(window, relativedelta)
+            or not window
+            or any(getattr(window, p) < 0 for p in ("years", "months", "days", "hours"))
+        ):
+            raise InvalidProgramError(
+                f"{field}.referee_window", window, "must be a positive relativedelta"
+            )
 
     def __bool__(self) -> bool:
-        return any(getattr(self, name) is not None for name in CAP_NAMES)
+        return any(getattr(self, name) is not None for name in (*CAP_NAMES, *REFEREE_LIMITS))
 
 
 def _period(name: str, at: datetime, zone: tzinfo) -> str:
@@ -318,3 +369,42 @@ def _decision(
         requested=requested,
         granted=granted,
     )
+
+
+def referee_gate(
+    caps: Caps,
+    *,
+    purchase: bool,
+    rewarded_purchases: Decimal,
+    first_reward_at: Decimal,
+    at: datetime,
+    zone: tzinfo,
+) -> Decision | None:
+    """Whether the referee limits refuse this event's rewards: the refusal, or None.
+
+    Args:
+        caps: The governing version's caps.
+        purchase: Whether the event is a purchase (sign-ups do not use a purchase slot).
+        rewarded_purchases: The referee's purchases that earned rewards so far.
+        first_reward_at: POSIX seconds of the referee's first reward, 0 if none.
+        at: The event time.
+        zone: The program's time zone (for month and year windows).
+    """
+    n = caps.max_referee_purchases
+    if purchase and n is not None and rewarded_purchases >= n:
+        return Decision.of(
+            "caps",
+            Verdict.SKIPPED,
+            "cap.referee_purchases",
+            limit=n,
+            rewarded=int(rewarded_purchases),
+        )
+    window = caps.referee_window
+    if window is not None and first_reward_at:
+        first = datetime.fromtimestamp(int(first_reward_at), UTC).astimezone(zone)
+        until: datetime = first + window
+        if at >= until:
+            return Decision.of(
+                "caps", Verdict.SKIPPED, "cap.referee_window", first=first, until=until
+            )
+    return None
