@@ -63,7 +63,8 @@ from referralkit._values.records import (
 from referralkit._values.rewards import Unit, describe
 from referralkit.attribution._codes import generate_code, normalise_code
 from referralkit.attribution._identity import normalise_email
-from referralkit.policies._base import Counter, PolicyContext, Trigger
+from referralkit.policies._base import Counter, PolicyContext, PolicyResult, Trigger
+from referralkit.policies._combinators import When, choose
 from referralkit.policies._limits import (
     BUDGET_EXHAUSTED,
     REFEREE_FIRST_REWARD,
@@ -732,6 +733,7 @@ class Engine:
         counters = {c: snapshot.get(self._counter_key(c, referral), _ZERO) for c in version.needs()}
         decisions: list[Decision] = []
         grants: list[RewardGrant] = []
+        conditional: list[tuple[str, PolicyResult]] = []
         for policy in version.policies:
             trigger = policy.trigger
             if trigger not in triggers:
@@ -771,8 +773,18 @@ class Engine:
                         grant.participant_id,
                         "must be the referral's referrer or referee",
                     )
+            if version.precedence != "all" and isinstance(policy, When):
+                conditional.append((policy.name, result))
+                continue
             grants.extend(result.grants)
             decisions.extend(result.decisions)
+        if conditional:
+            kept, dropped = choose(version.precedence, conditional)
+            for i, (_, result) in enumerate(conditional):
+                decisions.extend(result.decisions)
+                if i in kept:
+                    grants.extend(result.grants)
+            decisions.extend(dropped)
         gate = None
         if grants and (version.caps.max_referee_purchases or version.caps.referee_window):
             gate = self._referee_gate(uow, version, referral, ev)

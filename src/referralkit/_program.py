@@ -16,6 +16,7 @@ from referralkit._values._checks import require_aware, require_id
 from referralkit._values.canonical import canonical, digest
 from referralkit._values.money import ROUNDING_MODES, Money, currency_exponent
 from referralkit.policies._base import Counter, RewardPolicy
+from referralkit.policies._combinators import PRECEDENCE
 from referralkit.policies._config import program_kwargs, program_to_dict
 from referralkit.policies._limits import Caps
 
@@ -86,6 +87,9 @@ class Program:
         budget: The most money the program grants in total (all versions together); once
             it is spent no further grants are made and one ``budget_exhausted``
             notification is written.
+        precedence: When several top-level ``when(...)`` policies grant on one event:
+            ``"all"`` (default) pays each, ``"first_match"`` only the first in program
+            order, ``"highest"`` only the one granting the most money (first on a tie).
 
     Raises:
         InvalidProgramError: any term that cannot run; the message names the field.
@@ -103,6 +107,7 @@ class Program:
     first_purchase_only: bool = False
     caps: Caps = attrs.field(factory=Caps)
     budget: Money | None = None
+    precedence: str = "all"
     _fixed_hold: timedelta | None = attrs.field(init=False, eq=False, repr=False)
     _zone: ZoneInfo = attrs.field(init=False, eq=False, repr=False)
     _needs: frozenset[Counter] = attrs.field(init=False, eq=False, repr=False)
@@ -176,6 +181,10 @@ class Program:
         object.__setattr__(self, "_digest", digest(self.definition()))
 
     def _check_limits(self) -> None:
+        if self.precedence not in PRECEDENCE:
+            raise InvalidProgramError(
+                "program.precedence", self.precedence, f"must be one of {list(PRECEDENCE)}"
+            )
         if not isinstance(self.caps, Caps):
             raise InvalidProgramError("program.caps", self.caps, "must be a Caps")
         self.caps.check(self.currency)
@@ -248,6 +257,8 @@ class Program:
             data["caps"] = canonical(self.caps.settings())
         if self.budget is not None:
             data["budget"] = canonical(self.budget)
+        if self.precedence != "all":
+            data["precedence"] = self.precedence
         return data
 
     @property

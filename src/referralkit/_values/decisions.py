@@ -71,6 +71,7 @@ _TEMPLATES: Mapping[str, str] = MappingProxyType(
             "{participant} was granted milestone {milestone} before; it is granted once"
         ),
         "points.none": "{amount} earns no whole point",
+        "precedence.not_chosen": "another conditional reward was chosen by {rule}: {chosen}",
         "cap.referee_purchases": (
             "the referee's purchases earn rewards at most {limit} times ({rewarded} so far)"
         ),

@@ -543,6 +543,7 @@ _PROGRAM_KEYS = (
     "policies",
     "caps",
     "budget",
+    "precedence",
 )
 
 
@@ -626,6 +627,8 @@ def program_to_dict(program: Any) -> dict[str, Any]:
         data["caps"] = {name: encode(cap) for name, cap in program.caps.settings().items()}
     if program.budget is not None:
         data["budget"] = encode(program.budget)
+    if program.precedence != "all":
+        data["precedence"] = program.precedence
     data["policies"] = [policy_to_dict(p, f"policies[{i}]") for i, p in enumerate(program.policies)]
     return data
 

@@ -404,6 +404,7 @@ def _programs(
         first_purchase_only=draw(st.booleans()),
         caps=draw(caps(code)) if draw(st.booleans()) else Caps(),
         budget=draw(budgets(code)),
+        precedence=draw(st.sampled_from(["all", "first_match", "highest"])),
     )
 
 
