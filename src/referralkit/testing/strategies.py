@@ -1170,14 +1170,16 @@ def _growing_values(draw: st.DrawFn, currency: str, size: int) -> list[RewardVal
 def tiered_policies(
     draw: st.DrawFn, currency: str | st.SearchStrategy[str] | None = None, name: str = "tiered"
 ) -> Tiered:
-    """``Tiered`` policies: 1 to 4 sorted tiers whose rewards never decrease."""
+    """``Tiered`` policies: 1 to 4 sorted tiers whose rewards never decrease, paid per tier
+    or (for the referrer) with retroactive top-ups."""
     code = _code(draw, currency)
     size = draw(st.integers(1, 4))
     thresholds = sorted(draw(st.sets(st.integers(1, 20), min_size=size, max_size=size)))
     values = draw(_growing_values(code, size))
     side = draw(st.sampled_from(["referrer", "referee"]))
+    mode = "per_tier" if side == "referee" else draw(st.sampled_from(["per_tier", "retroactive"]))
     tiers = [Tier(t, v) for t, v in zip(thresholds, values, strict=True)]
-    return Tiered(tiers, side=side, name=name)
+    return Tiered(tiers, side=side, name=name, mode=mode)
 
 
 @st.composite
