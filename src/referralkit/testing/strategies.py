@@ -1280,13 +1280,15 @@ def conditions(currency: str, *, max_depth: int = 2) -> st.SearchStrategy[Condit
     )
     if max_depth <= 0:
         return leaves
-    return st.recursive(
-        leaves,
-        lambda inner: st.one_of(
-            st.lists(inner, min_size=1, max_size=3).map(AllOf),
-            st.lists(inner, min_size=1, max_size=3).map(AnyOf),
-        ),
-        max_leaves=4,
+    return st.recursive(leaves, _nested_conditions, max_leaves=4)
+
+
+def _nested_conditions(inner: st.SearchStrategy[Condition]) -> st.SearchStrategy[Condition]:
+    # A named function: Hypothesis inspects ``extend`` for use of its argument, which it
+    # cannot always do for a lambda spread over several lines.
+    return st.one_of(
+        st.lists(inner, min_size=1, max_size=3).map(AllOf),
+        st.lists(inner, min_size=1, max_size=3).map(AnyOf),
     )
 
 
