@@ -22,6 +22,8 @@ from referralkit._values.records import (
     Notification,
     OrderRecord,
     ParticipantRecord,
+    Payout,
+    PayoutStatus,
     ProgramRecord,
     Referral,
     RefundRecord,
@@ -70,6 +72,7 @@ class _Tables:
         self.counters: dict[CounterKey, Decimal] = {}
         self.outbox: dict[str, Notification] = {}
         self.outbox_status: dict[str, OutboxStatus] = {}
+        self.payouts: dict[str, Payout] = {}
 
 
 class _MemoryUnitOfWork:
@@ -114,6 +117,10 @@ class _MemoryUnitOfWork:
     @_lazy
     def outbox(self) -> _Outbox:
         return _Outbox(self)
+
+    @_lazy
+    def payouts(self) -> _Payouts:
+        return _Payouts(self)
 
     # -- transaction -------------------------------------------------------------------
     def __enter__(self) -> Self:
@@ -398,6 +405,41 @@ class _Outbox(_Repo):
         )
 
 
+_OPEN = (PayoutStatus.PENDING, PayoutStatus.FAILED)
+
+
+class _Payouts(_Repo):
+    def add(self, payout: Payout) -> None:
+        self._u._insert(self._t.payouts, payout.payout_id, payout, "payout")
+
+    def get(self, program_id: str, payout_id: str) -> Payout | None:
+        found = self._t.payouts.get(payout_id)
+        return found if found is not None and found.program_id == program_id else None
+
+    def update(self, payout: Payout) -> None:
+        old = self._t.payouts.get(payout.payout_id)
+        if old is None:
+            raise StoreError(f"payout {payout.payout_id!r} is not recorded")
+        new = attrs.evolve(
+            old,
+            status=payout.status,
+            attempts=payout.attempts,
+            error=payout.error,
+            updated_at=payout.updated_at,
+        )
+        self._u._set(self._t.payouts, payout.payout_id, new)
+
+    def open(self, program_id: str, participant_id: str | None, limit: int) -> list[Payout]:
+        found = [
+            p
+            for p in self._t.payouts.values()
+            if p.program_id == program_id
+            and p.status in _OPEN
+            and (participant_id is None or p.participant_id == participant_id)
+        ]
+        return sorted(found, key=lambda p: (p.created_at, p.payout_id))[: max(limit, 0)]
+
+
 class InMemoryStore:
     """The reference [`Store`][referralkit.Store]: all records in memory.
 
@@ -433,6 +475,7 @@ class InMemoryStore:
                 "counters": [(k, t.counters[k]) for k in sorted(t.counters) if t.counters[k]],
                 "outbox": [t.outbox[k] for k in sorted(t.outbox)],
                 "outbox_status": [(k, t.outbox_status[k]) for k in sorted(t.outbox_status)],
+                "payouts": [t.payouts[k] for k in sorted(t.payouts)],
             }
 
     def __repr__(self) -> str:

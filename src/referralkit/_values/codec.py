@@ -80,7 +80,8 @@ def _encode_outcome(o: records.Outcome) -> Any:
             o.referral_id,
             [
                 [g.role.value, g.participant_id, encode(g.value), g.policy, g.reason]
-                + ([] if g.milestone is None else [encode(g.milestone)])
+                + ([] if g.milestone is None and g.item is None else [encode(g.milestone)])
+                + ([] if g.item is None else [g.item])
                 for g in o.grants
             ],
             list(o.reward_ids),
@@ -107,7 +108,8 @@ def _decode_outcome(data: list[Any]) -> records.Outcome:
                 decode(g[2]),
                 g[3],
                 g[4],
-                decode(g[5]) if len(g) > 5 else None,
+                milestone=decode(g[5]) if len(g) > 5 else None,
+                item=g[6] if len(g) > 6 else None,
             )
             for g in grants
         ),
