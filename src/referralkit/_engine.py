@@ -598,6 +598,9 @@ class Engine(LedgerOperations):
                 "purchase.amount", ev.amount, f"must be in the program's currency {currency}"
             )
         order_digest = parts_digest(who, ev.amount, ev.items)
+        parts = (ev.subtotal, ev.discount, ev.tax, ev.shipping)
+        if any(p is not None for p in parts):  # digests of orders without them stay as they were
+            order_digest = parts_digest(who, ev.amount, ev.items, *parts)
         existing = uow.orders.get(pid, ev.order_id)
         if existing is not None:
             return self._repeat(existing.digest, order_digest, "order_id", ev.order_id, ev)
@@ -769,6 +772,9 @@ class Engine(LedgerOperations):
                 event=ev,
                 trigger=trigger,
                 counters=counters,
+                base=None
+                if not isinstance(ev, Purchase) or version.commissionable_base == "total"
+                else ev.net(),
             )
             result = policy.evaluate(ctx)
             for grant in result.grants:

@@ -144,6 +144,9 @@ class Program:
         precedence: When several top-level ``when(...)`` policies grant on one event:
             ``"all"`` (default) pays each, ``"first_match"`` only the first in program
             order, ``"highest"`` only the one granting the most money (first on a tie).
+        commissionable_base: What percentage rewards (revenue share, points per unit) are
+            computed on: ``"net"`` (default) the purchase net of discounts, tax and shipping
+            (``Purchase.net()``), or ``"total"`` the amount paid.
 
     Raises:
         InvalidProgramError: any term that cannot run; the message names the field.
@@ -167,6 +170,7 @@ class Program:
     caps: Caps = attrs.field(factory=Caps)
     budget: Money | None = None
     precedence: str = "all"
+    commissionable_base: str = "net"
     _fixed_hold: timedelta | None = attrs.field(init=False, eq=False, repr=False)
     _zone: ZoneInfo = attrs.field(init=False, eq=False, repr=False)
     _needs: frozenset[Counter] = attrs.field(init=False, eq=False, repr=False)
@@ -253,6 +257,12 @@ class Program:
         object.__setattr__(self, "_digest", digest(self.definition()))
 
     def _check_limits(self) -> None:
+        if self.commissionable_base not in ("net", "total"):
+            raise InvalidProgramError(
+                "program.commissionable_base",
+                self.commissionable_base,
+                "must be 'net' or 'total'",
+            )
         if self.precedence not in PRECEDENCE:
             raise InvalidProgramError(
                 "program.precedence", self.precedence, f"must be one of {list(PRECEDENCE)}"
@@ -371,6 +381,8 @@ class Program:
             data["budget"] = canonical(self.budget)
         if self.precedence != "all":
             data["precedence"] = self.precedence
+        if self.commissionable_base != "net":
+            data["commissionable_base"] = self.commissionable_base
         return data
 
     @property

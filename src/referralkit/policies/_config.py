@@ -544,6 +544,7 @@ _PROGRAM_KEYS = (
     "caps",
     "budget",
     "precedence",
+    "commissionable_base",
 )
 
 
@@ -629,6 +630,8 @@ def program_to_dict(program: Any) -> dict[str, Any]:
         data["budget"] = encode(program.budget)
     if program.precedence != "all":
         data["precedence"] = program.precedence
+    if program.commissionable_base != "net":
+        data["commissionable_base"] = program.commissionable_base
     data["policies"] = [policy_to_dict(p, f"policies[{i}]") for i, p in enumerate(program.policies)]
     return data
 

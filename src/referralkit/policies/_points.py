@@ -150,7 +150,7 @@ class PointsPolicy:
     def points_for(self, ctx: PolicyContext) -> int:
         """The points this evaluation earns."""
         points = self.per_referral
-        amount = ctx.amount
+        amount = ctx.commissionable
         if amount is not None and self.per_unit:
             points += int((amount.amount * self.per_unit).to_integral_value(rounding=ROUND_DOWN))
         return points
@@ -159,7 +159,7 @@ class PointsPolicy:
         """A ``Points`` grant, or nothing when the purchase earns no whole point."""
         points = self.points_for(ctx)
         if points < 1:
-            d = Decision.of(self.name, Verdict.SKIPPED, "points.none", amount=ctx.amount)
+            d = Decision.of(self.name, Verdict.SKIPPED, "points.none", amount=ctx.commissionable)
             return PolicyResult(decisions=(d,))
         g, d = grant(ctx, self.name, self.side, Points(points, self.account))
         return PolicyResult((g,), (d,))
