@@ -180,6 +180,15 @@ def test_concurrent_workers_never_exceed_a_cap_or_the_budget(
     assert counters[("workload", "program.spend", "")] == total
     for who, amount in by_referrer.items():
         assert counters.get(("workload", "cap.referrer", who), Decimal(0)) == amount, who
+    reached: dict[tuple[str, str], int] = {}
+    for note in dump["outbox"]:
+        if note.kind == "milestone_reached":
+            key = (note.recipient_id, note.data["milestone"])
+            reached[key] = reached.get(key, 0) + 1
+    assert reached, "milestones were reached"
+    assert set(reached.values()) == {1}, "each milestone is granted once per referrer"
+    badges = [r for r in dump["rewards"] if r.policy == "milestones"]
+    assert len(badges) == len(reached)
     exhausted = [n for n in dump["outbox"] if n.kind == "budget_exhausted"]
     assert len(exhausted) == 1, "the budget-exhausted notification is written once"
     assert exhausted[0].data["budget"] == str(workload.BUDGET)

@@ -46,9 +46,14 @@ BUDGET = rk.Money(1500, "USD")
 
 
 def capped_program() -> rk.Program:
-    """The same terms with caps per referrer (all time and per day), per referee, and a
-    program budget that the stream exhausts."""
-    return attrs.evolve(program(), caps=CAPS, budget=BUDGET)
+    """The same terms with caps per referrer (all time and per day), per referee, a
+    program budget that the stream exhausts, and milestones at 1 and 3 successful
+    referrals (each granted once ever per referrer)."""
+    milestones = rk.Milestones(
+        [rk.Milestone(1, rk.Badge("first friend")), rk.Milestone(3, rk.Badge("three friends"))]
+    )
+    base = program()
+    return attrs.evolve(base, policies=[*base.policies, milestones], caps=CAPS, budget=BUDGET)
 
 
 def codes() -> Iterator[str]:
