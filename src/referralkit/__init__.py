@@ -53,6 +53,7 @@ from referralkit._ports import (
     Programs,
     Referrals,
     Store,
+    Touches,
     UnitOfWork,
 )
 from referralkit._program import Program
@@ -71,6 +72,7 @@ from referralkit._values.events import (
 )
 from referralkit._values.money import Money
 from referralkit._values.records import (
+    AttributionExplanation,
     ChargebackRecord,
     CodeRecord,
     Entry,
@@ -88,6 +90,7 @@ from referralkit._values.records import (
     RewardGrant,
     RewardState,
     Role,
+    TouchRecord,
 )
 from referralkit._values.rewards import (
     Badge,
@@ -143,6 +146,7 @@ __all__ = [
     "All",
     "Any",
     "Attr",
+    "AttributionExplanation",
     "Badge",
     "Balance",
     "BalanceLine",
@@ -236,6 +240,8 @@ __all__ = [
     "SystemClock",
     "Tier",
     "Tiered",
+    "TouchRecord",
+    "Touches",
     "Trigger",
     "Unit",
     "UnitOfWork",

@@ -20,6 +20,8 @@ from decimal import Decimal
 from types import TracebackType
 from typing import Any, Final, Self
 
+import attrs
+
 from referralkit._adapters._lazy import _lazy
 from referralkit._adapters._sqlformat import COUNTER_SCALE as _COUNTER_SCALE
 from referralkit._adapters._sqlformat import opt_ts as _opt_ts
@@ -52,6 +54,7 @@ from referralkit._values.records import (
     Reward,
     RewardState,
     Role,
+    TouchRecord,
 )
 from referralkit._values.rewards import Unit
 
@@ -97,6 +100,8 @@ CREATE TABLE IF NOT EXISTS rk_codes (
     code TEXT NOT NULL,
     participant_id TEXT NOT NULL,
     created_at TEXT NOT NULL,
+    max_uses INTEGER,
+    expires_at TEXT,
     PRIMARY KEY (program_id, code),
     UNIQUE (program_id, participant_id)
 );
@@ -116,8 +121,11 @@ CREATE TABLE IF NOT EXISTS rk_referrals (
     channel TEXT NOT NULL,
     created_at TEXT NOT NULL,
     event_id TEXT NOT NULL,
+    status TEXT NOT NULL,
+    explanation TEXT NOT NULL,
     UNIQUE (program_id, referee_id)
 );
+CREATE INDEX IF NOT EXISTS rk_referrals_referrer ON rk_referrals (program_id, referrer_id);
 CREATE TABLE IF NOT EXISTS rk_orders (
     program_id TEXT NOT NULL,
     order_id TEXT NOT NULL,
@@ -209,6 +217,24 @@ CREATE TABLE IF NOT EXISTS rk_outbox (
     last_error TEXT
 );
 CREATE INDEX IF NOT EXISTS rk_outbox_pending ON rk_outbox (seq) WHERE delivered_at IS NULL;
+CREATE TABLE IF NOT EXISTS rk_touches (
+    program_id TEXT NOT NULL,
+    touch_id TEXT NOT NULL,
+    kind TEXT NOT NULL,
+    at TEXT NOT NULL,
+    event_id TEXT NOT NULL,
+    visitor_id TEXT,
+    participant_id TEXT,
+    referrer_id TEXT,
+    code TEXT,
+    channel TEXT NOT NULL,
+    campaign TEXT,
+    data TEXT NOT NULL,
+    PRIMARY KEY (program_id, touch_id)
+);
+CREATE INDEX IF NOT EXISTS rk_touches_visitor ON rk_touches (program_id, visitor_id, at);
+CREATE INDEX IF NOT EXISTS rk_touches_participant ON rk_touches (program_id, participant_id, at);
+CREATE INDEX IF NOT EXISTS rk_touches_at ON rk_touches (program_id, at);
 """
 
 _SYNCHRONOUS: Final = frozenset({"OFF", "NORMAL", "FULL", "EXTRA"})
@@ -372,10 +398,7 @@ class SQLiteStore:
             ],
             "codes": [
                 _code(r)
-                for r in rows(
-                    "SELECT program_id, code, participant_id, created_at FROM rk_codes "
-                    "ORDER BY program_id, code"
-                )
+                for r in rows(f"SELECT {_CODE_COLUMNS} FROM rk_codes ORDER BY program_id, code")
             ],
             "personal_data": [
                 ((r[0], r[1]), r[2])
@@ -412,6 +435,12 @@ class SQLiteStore:
             "counters": counters,
             "outbox": [_notification(r) for r in outbox],
             "outbox_status": [(r[0], _outbox_status(r)) for r in outbox],
+            "touches": [
+                _touch(r)
+                for r in rows(
+                    f"SELECT {_TOUCH_COLUMNS} FROM rk_touches ORDER BY program_id, touch_id"
+                )
+            ],
         }
 
     @contextmanager
@@ -438,7 +467,11 @@ def _translated(exc: sqlite3.Error) -> StoreError:
 
 _REFERRAL_COLUMNS: Final = (
     "referral_id, program_id, program_version, referrer_id, referee_id, code, channel, "
-    "created_at, event_id"
+    "created_at, event_id, status, explanation"
+)
+_TOUCH_COLUMNS: Final = (
+    "program_id, touch_id, kind, at, event_id, visitor_id, participant_id, referrer_id, code, "
+    "channel, campaign, data"
 )
 _ORDER_COLUMNS: Final = (
     "program_id, order_id, participant_id, amount_minor, currency, at, event_id, referral_id, "
@@ -493,11 +526,40 @@ def _participant(r: Sequence[Any]) -> ParticipantRecord:
 
 
 def _code(r: Sequence[Any]) -> CodeRecord:
-    return CodeRecord(r[0], r[1], r[2], _dt(r[3]))
+    return CodeRecord(r[0], r[1], r[2], _dt(r[3]), r[4], _opt_dt(r[5]))
 
 
 def _referral(r: Sequence[Any]) -> Referral:
-    return Referral(r[0], r[1], r[2], r[3], r[4], r[5], r[6], _dt(r[7]), r[8])
+    try:
+        explanation = codec.loads(r[10])
+    except codec.CodecError as exc:
+        raise _corrupt("rk_referrals", r[0], exc) from exc
+    return Referral(r[0], r[1], r[2], r[3], r[4], r[5], r[6], _dt(r[7]), r[8], r[9], explanation)
+
+
+def _touch(r: Sequence[Any]) -> TouchRecord:
+    try:
+        data = codec.loads(r[11])
+    except codec.CodecError as exc:
+        raise _corrupt("rk_touches", (r[0], r[1]), exc) from exc
+    return TouchRecord(r[0], r[1], r[2], _dt(r[3]), r[4], r[5], r[6], r[7], r[8], r[9], r[10], data)
+
+
+def _touch_row(r: TouchRecord) -> tuple[Any, ...]:
+    return (
+        r.program_id,
+        r.touch_id,
+        r.kind,
+        _ts(r.at),
+        r.event_id,
+        r.visitor_id,
+        r.participant_id,
+        r.referrer_id,
+        r.code,
+        r.channel,
+        r.campaign,
+        codec.dumps(dict(r.data)),
+    )
 
 
 def _order(r: Sequence[Any]) -> OrderRecord:
@@ -575,7 +637,7 @@ def _outbox_status(r: Sequence[Any]) -> OutboxStatus:
 _ABSENT: Final[Any] = None  # a cached lookup that found no row
 _EVENT_COLUMNS: Final = "program_id, event_id, digest, schema_version, event, outcome"
 _PARTICIPANT_COLUMNS: Final = "program_id, participant_id, first_seen_at, signed_up_at"
-_CODE_COLUMNS: Final = "program_id, code, participant_id, created_at"
+_CODE_COLUMNS: Final = "program_id, code, participant_id, created_at, max_uses, expires_at"
 
 
 def _chunks(items: Sequence[Any], size: int = 400) -> Iterator[Sequence[Any]]:
@@ -910,6 +972,18 @@ class _SQLiteUnitOfWork:
     def outbox(self) -> _Outbox:
         return _Outbox(self)
 
+    @_lazy
+    def touches(self) -> _Touches:
+        return _Touches(self)
+
+
+_INSERT_TOUCH: Final = (
+    f"INSERT INTO rk_touches ({_TOUCH_COLUMNS}) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)"
+)
+_INSERT_REFERRAL: Final = (
+    f"INSERT INTO rk_referrals ({_REFERRAL_COLUMNS}) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)"
+)
+
 
 _INSERT_REWARD: Final = (
     "INSERT INTO rk_rewards (reward_id, program_id, program_version, referral_id, "
@@ -1031,8 +1105,15 @@ class _Participants(_Repo):
 
     def add_code(self, record: CodeRecord) -> None:
         self._u._x(
-            f"INSERT INTO rk_codes ({_CODE_COLUMNS}) VALUES (?, ?, ?, ?)",
-            (record.program_id, record.code, record.participant_id, _ts(record.created_at)),
+            f"INSERT INTO rk_codes ({_CODE_COLUMNS}) VALUES (?, ?, ?, ?, ?, ?)",
+            (
+                record.program_id,
+                record.code,
+                record.participant_id,
+                _ts(record.created_at),
+                record.max_uses,
+                _opt_ts(record.expires_at),
+            ),
         )
         self._u._code_owner[(record.program_id, record.code)] = record
 
@@ -1090,7 +1171,7 @@ class _Referrals(_Repo):
         self._u._referral_of[key] = r
         self._u._referrals[r.referral_id] = r
         self._u._buffer(
-            f"INSERT INTO rk_referrals ({_REFERRAL_COLUMNS}) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?)",
+            _INSERT_REFERRAL,
             (
                 r.referral_id,
                 r.program_id,
@@ -1101,8 +1182,70 @@ class _Referrals(_Repo):
                 r.channel,
                 _ts(r.created_at),
                 r.event_id,
+                r.status,
+                codec.dumps(r.explanation),
             ),
         )
+
+    def by_referrer(self, program_id: str, referrer_id: str) -> list[Referral]:
+        if _INSERT_REFERRAL in self._u._pending:
+            self._u.flush()
+        rows = self._u._x(
+            f"SELECT {_REFERRAL_COLUMNS} FROM rk_referrals "
+            "WHERE program_id = ? AND referrer_id = ? ORDER BY referral_id",
+            (program_id, referrer_id),
+        ).fetchall()
+        return [_referral(r) for r in rows]
+
+    def update(self, referral: Referral) -> None:
+        old = self.get(referral.referral_id)
+        if old is None:
+            raise StoreError(f"unknown referral {referral.referral_id!r}")
+        new = attrs.evolve(old, status=referral.status, explanation=referral.explanation)
+        self._u.flush()
+        self._u._x(
+            "UPDATE rk_referrals SET status = ?, explanation = ? WHERE referral_id = ?",
+            (new.status, codec.dumps(new.explanation), new.referral_id),
+        )
+        self._u._referrals[new.referral_id] = new
+        self._u._referral_of[(new.program_id, new.referee_id)] = new
+
+
+class _Touches(_Repo):
+    def add(self, record: TouchRecord) -> None:
+        self._u._buffer(_INSERT_TOUCH, _touch_row(record))
+
+    def _query(self, where: str, params: Sequence[Any]) -> list[TouchRecord]:
+        if _INSERT_TOUCH in self._u._pending:
+            self._u.flush()
+        rows = self._u._x(
+            f"SELECT {_TOUCH_COLUMNS} FROM rk_touches WHERE {where} ORDER BY at, touch_id",
+            params,
+        ).fetchall()
+        return [_touch(r) for r in rows]
+
+    def of_visitor(self, program_id: str, visitor_id: str) -> list[TouchRecord]:
+        return self._query("program_id = ? AND visitor_id = ?", (program_id, visitor_id))
+
+    def of_participant(self, program_id: str, participant_id: str) -> list[TouchRecord]:
+        return self._query("program_id = ? AND participant_id = ?", (program_id, participant_id))
+
+    def attach(self, program_id: str, visitor_id: str, participant_id: str) -> None:
+        if _INSERT_TOUCH in self._u._pending:
+            self._u.flush()
+        self._u._x(
+            "UPDATE rk_touches SET participant_id = ? "
+            "WHERE program_id = ? AND visitor_id = ? AND participant_id IS NULL",
+            (participant_id, program_id, visitor_id),
+        )
+
+    def purge(self, program_id: str, before: datetime) -> int:
+        if _INSERT_TOUCH in self._u._pending:
+            self._u.flush()
+        cursor = self._u._x(
+            "DELETE FROM rk_touches WHERE program_id = ? AND at < ?", (program_id, _ts(before))
+        )
+        return int(cursor.rowcount)
 
 
 class _Orders(_Repo):
