@@ -1044,6 +1044,37 @@ class Engine:
             decisions.append(d)
         return decisions
 
+    def purge_touches(self, older_than: timedelta, *, now: datetime | None = None) -> int:
+        """Delete raw touch data (clicks, typed codes, visitor ids, the keyed hashes a sign-up
+        carried) recorded more than ``older_than`` before ``now``: data retention.
+
+        Referrals keep their explanations, and the ledger, counters and event outcomes are
+        untouched. A touch purged before its referee's decision no longer counts then, so
+        keep ``older_than`` above the attribution window (checked).
+
+        Args:
+            older_than: The retention period; at least the program's attribution window.
+            now: Timezone-aware; the engine's clock by default.
+
+        Returns:
+            How many touches were deleted.
+
+        Raises:
+            InvalidInputError: ``older_than`` is not a timedelta, or shorter than the window
+                of a published version.
+            NaiveDatetimeError: ``now`` without a time zone.
+        """
+        if not isinstance(older_than, timedelta):
+            raise InvalidInputError("older_than", older_than, "must be a timedelta")
+        longest = max(v.attribution.window for v in self._versions.values())
+        if older_than < longest:
+            raise InvalidInputError(
+                "older_than", older_than, f"must be at least the attribution window {longest}"
+            )
+        at = self._clock.now() if now is None else require_aware("now", now)
+        cutoff = at - older_than
+        return self._transact(lambda uow: uow.touches.purge(self._program_id, cutoff))
+
     def explain(self, referee_id: str) -> AttributionExplanation:
         """Why ``referee_id`` was, or was not, referred: the answer to "why did my friend not
         count?".

@@ -607,3 +607,26 @@ def test_the_explanation_and_status_persist_in_sqlite() -> None:
     assert referral.status == "held"
     assert [d.code for d in referral.explanation] == ["touch.lost", "touch.won", "referral.held"]
     assert e.explain("bob").decisions == referral.explanation
+
+
+def test_purge_touches_deletes_old_touch_data_and_keeps_referrals_and_the_ledger() -> None:
+    e = engine(AttributionRules(window=timedelta(days=7)))
+    alice = e.issue_code("alice")
+    e.handle(click(alice, START - DAY))
+    e.handle(click(alice, START - 20 * DAY, visitor="v-old"))
+    e.handle(signup(visitor_id="v-bob", ip=h("1.2.3.4")))
+    e.handle(purchase())
+    before = e.store.dump()
+    assert len(before["touches"]) == 3
+    assert e.purge_touches(timedelta(days=10), now=START) == 1
+    assert e.purge_touches(timedelta(days=7), now=START + 7 * DAY) == 1  # the click
+    assert e.purge_touches(timedelta(days=7), now=START + 8 * DAY) == 1  # the sign-up
+    after = e.store.dump()
+    assert after["touches"] == []
+    for table in ("referrals", "rewards", "entries", "counters", "events", "outbox"):
+        assert after[table] == before[table], table
+    assert e.explain("bob").decisions == e.referral_of("bob").explanation  # type: ignore[union-attr]
+    with pytest.raises(rk.InvalidInputError, match="older_than"):
+        e.purge_touches(timedelta(days=6))
+    with pytest.raises(rk.InvalidInputError, match="older_than"):
+        e.purge_touches(7)  # type: ignore[arg-type]
