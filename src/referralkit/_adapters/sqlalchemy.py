@@ -533,8 +533,8 @@ _TOUCHES_OF_PARTICIPANT: Final = (
 _ATTACH_TOUCHES: Final = (
     sa.update(_T)
     .where(
-        _T.c.program_id == _p("program_id"),
-        _T.c.visitor_id == _p("visitor_id"),
+        _T.c.program_id == _p("pid"),
+        _T.c.visitor_id == _p("vid"),
         _T.c.participant_id.is_(None),
     )
     .values(participant_id=_p("new_participant_id"))
@@ -1375,11 +1375,7 @@ class _Touches(_Repo):
     def attach(self, program_id: str, visitor_id: str, participant_id: str) -> None:
         self._u._execute(
             _ATTACH_TOUCHES,
-            {
-                "program_id": program_id,
-                "visitor_id": visitor_id,
-                "new_participant_id": participant_id,
-            },
+            {"pid": program_id, "vid": visitor_id, "new_participant_id": participant_id},
         )
 
     def purge(self, program_id: str, before: datetime) -> int:
