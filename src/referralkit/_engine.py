@@ -99,11 +99,26 @@ _EXISTING_CUSTOMER = "participant.existing_customer"
 _REFERRALS_HOUR = "referrer.referrals.hour"
 _REFERRALS_DAY = "referrer.referrals.day"
 _IDENTITY_FIELDS = ("device", "payment_fingerprint", "payout_account", "ip")
-_TOUCH_VERDICTS = {
+_TOUCH_VERDICTS: dict[TouchVerdict, tuple[Verdict, str]] = {
     TouchVerdict.WON: (Verdict.NOTED, "touch.won"),
     TouchVerdict.LOST: (Verdict.SKIPPED, "touch.lost"),
     TouchVerdict.IGNORED: (Verdict.SKIPPED, "touch.ignored"),
 }
+
+
+def _touch_decision(record: TouchRecord, verdict: TouchVerdict, reason: str) -> Decision:
+    """One line of an attribution explanation: a touch, what became of it, and why."""
+    outcome, code = _TOUCH_VERDICTS[verdict]
+    params = [
+        ("kind", "code" if record.kind == "code" else "click"),
+        ("referrer", str(record.referrer_id)),
+        ("at", record.at.isoformat()),
+        ("channel", record.channel),
+        ("reason", reason),
+    ]
+    if record.campaign:
+        params.append(("campaign", record.campaign))
+    return Decision("attribution", outcome, code, tuple(params))
 
 
 @attrs.frozen
@@ -826,8 +841,7 @@ class Engine:
         """
         pid = self._program_id
         rejected: list[Decision] = list(refused)
-        touches: list[Touch] = []
-        by_touch: dict[int, TouchRecord] = {}
+        usable: list[TouchRecord] = []
         seen: set[str] = set()
         for record in sorted(records, key=lambda r: (r.at, r.touch_id)):
             if record.touch_id in seen:
@@ -836,51 +850,51 @@ class Engine:
             problem = self._usable(uow, record, who, ev.at)
             if problem is not None:
                 rejected.append(problem)
-                continue
-            assert record.referrer_id is not None
-            touch = Touch(
-                kind="code" if record.kind == "code" else "click",
-                referrer_id=record.referrer_id,
-                at=record.at,
-                channel=record.channel,
-                campaign=record.campaign,
-                visitor_id=record.visitor_id,
-                event_id=record.event_id,
-            )
-            touches.append(touch)
-            by_touch[id(touch)] = record
-        decision = resolve_attribution(touches, ev.at, rules)
+            else:
+                usable.append(record)
         explanation: list[Decision] = []
         others: list[Decision] = []  # what the outcome shows besides the result
-        for touch, verdict, reason in decision.explanation:
-            verdict_code = _TOUCH_VERDICTS[verdict]
-            d = Decision.of(
-                "attribution",
-                verdict_code[0],
-                verdict_code[1],
-                kind=touch.kind,
-                referrer=touch.referrer_id,
-                at=touch.at.isoformat(),
-                channel=touch.channel,
-                reason=reason,
-                **({"campaign": touch.campaign} if touch.campaign else {}),
+        winner: TouchRecord | None = None
+        if len(usable) == 1 and usable[0].at == ev.at:
+            # The common case, a code typed now and nothing else: it wins under every model.
+            winner = usable[0]
+            explanation.append(
+                _touch_decision(winner, TouchVerdict.WON, f"attribution.{rules.model}")
             )
-            explanation.append(d)
-            if verdict is not TouchVerdict.WON:
-                others.append(d)
-        if decision.winner is None:
-            if not rejected and touches:
+        elif usable:
+            touches: list[Touch] = []
+            by_touch: dict[int, TouchRecord] = {}
+            for record in usable:
+                assert record.referrer_id is not None
+                touch = Touch(
+                    kind="code" if record.kind == "code" else "click",
+                    referrer_id=record.referrer_id,
+                    at=record.at,
+                    channel=record.channel,
+                    campaign=record.campaign,
+                    visitor_id=record.visitor_id,
+                    event_id=record.event_id,
+                )
+                touches.append(touch)
+                by_touch[id(touch)] = record
+            decision = resolve_attribution(touches, ev.at, rules)
+            for touch, verdict, reason in decision.explanation:
+                d = _touch_decision(by_touch[id(touch)], verdict, reason)
+                explanation.append(d)
+                if verdict is not TouchVerdict.WON:
+                    others.append(d)
+            if decision.winner is not None:
+                winner = by_touch[id(decision.winner)]
+        if winner is None:
+            if not rejected and usable:
                 others.append(
                     Decision.of("attribution", Verdict.REFUSED, "referral.no_touch_in_window")
                 )
             return None, [*rejected, *others], None
-        winner = by_touch[id(decision.winner)]
-        referrer = decision.referrer_id
+        referrer = winner.referrer_id
         assert referrer is not None
         assert winner.code is not None
         shown = [*rejected, *others]
-        if email is None:
-            email = uow.participants.email_of(pid, who)
         referrer_email = uow.participants.email_of(pid, referrer) if email is not None else None
         if email is not None and email == referrer_email:
             refusal = Decision.of(
@@ -1261,7 +1275,7 @@ class Engine:
             [*stored, *fresh],
             refused,
             counts[existing_key] > 0,
-            None,
+            uow.participants.email_of(pid, who),
         )
         if referral is not None:
             self._add_referral(uow, referral, held)
