@@ -676,12 +676,11 @@ class Engine:
         fresh, refused = self._event_touches(uow, ev, None, ev.visitor_id)
         if ev.visitor_id is None or not fresh:
             return Outcome(ev.event_id, ev.kind, decisions=tuple(refused))
-        record = fresh[0]
         known = uow.touches.of_visitor(self._program_id, ev.visitor_id)
         owners = {t.participant_id for t in known if t.participant_id is not None}
-        if len(owners) == 1:  # the visitor signed up already: the click is theirs
-            record = attrs.evolve(record, participant_id=owners.pop())
-        uow.touches.add(record)
+        owner = owners.pop() if len(owners) == 1 else None  # the visitor signed up already
+        for record in fresh:
+            uow.touches.add(attrs.evolve(record, participant_id=owner))
         return Outcome(ev.event_id, ev.kind, decisions=tuple(refused))
 
     def _event_touches(

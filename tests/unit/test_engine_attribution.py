@@ -630,3 +630,14 @@ def test_purge_touches_deletes_old_touch_data_and_keeps_referrals_and_the_ledger
         e.purge_touches(timedelta(days=6))
     with pytest.raises(rk.InvalidInputError, match="older_than"):
         e.purge_touches(7)  # type: ignore[arg-type]
+
+
+def test_a_click_with_a_code_and_a_signed_link_keeps_both_touches() -> None:
+    signer = LinkSigner({"k1": KEY}, current="k1")
+    e = engine(signer=signer)
+    carol = e.issue_code("carol")
+    token = e.link_token("alice")
+    e.handle(rk.Click(event_id="c", at=START, code=carol, link_token=token, visitor_id="v"))
+    touches = e.store.dump()["touches"]
+    assert sorted(t.referrer_id for t in touches) == ["alice", "carol"]
+    assert len({t.touch_id for t in touches}) == 2
