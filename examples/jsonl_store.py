@@ -423,6 +423,12 @@ class Touches(Repository):
             self.uow.put(self.t.touches, key, None)
         return len(old)
 
+    def forget(self, program_id: str, participant_id: str) -> int:
+        mine = self.of_participant(program_id, participant_id)
+        for touch in mine:
+            self.uow.put(self.t.touches, (program_id, touch.touch_id), None)
+        return len(mine)
+
 
 class Orders(Repository):
     """Orders, refunds and chargebacks (``rk.Orders``)."""

@@ -1088,6 +1088,30 @@ class Engine:
         cutoff = at - older_than
         return self._transact(lambda uow: uow.touches.purge(self._program_id, cutoff))
 
+    def erase_participant(self, participant_id: str) -> int:
+        """Erase a participant's personal data: their email is replaced by a pseudonym and
+        their touches (visitor ids, the keyed hashes their sign-up carried, codes typed) are
+        deleted. Participant ids, referrals, their explanations, the ledger and counters stay,
+        so every total still adds up. The event log keeps the events as delivered: erase
+        personal fields there through your own data-protection process.
+
+        The pseudonym is stable and unique to the participant, so a later sign-up of someone
+        else never matches it as a self-referral.
+
+        Returns:
+            How many touches were deleted.
+        """
+        require_id("participant_id", participant_id)
+        pid = self._program_id
+
+        def work(uow: UnitOfWork) -> int:
+            if uow.participants.email_of(pid, participant_id) is not None:
+                pseudonym = f"{derive_id('erased', pid, participant_id)}@erased.invalid"
+                uow.participants.set_email(pid, participant_id, pseudonym)
+            return uow.touches.forget(pid, participant_id)
+
+        return self._transact(work)
+
     def explain(self, referee_id: str) -> AttributionExplanation:
         """Why ``referee_id`` was, or was not, referred: the answer to "why did my friend not
         count?".

@@ -168,6 +168,10 @@ class Touches(Protocol):
         """Delete the program's touches whose ``at`` is before ``before``; how many."""
         ...
 
+    def forget(self, program_id: str, participant_id: str) -> int:
+        """Delete every touch of the participant (erasure); how many."""
+        ...
+
 
 class Orders(Protocol):
     """**Protocol:** purchases, refunds and chargebacks, by business id."""

@@ -641,3 +641,23 @@ def test_a_click_with_a_code_and_a_signed_link_keeps_both_touches() -> None:
     touches = e.store.dump()["touches"]
     assert sorted(t.referrer_id for t in touches) == ["alice", "carol"]
     assert len({t.touch_id for t in touches}) == 2
+
+
+def test_erasing_a_participant_pseudonymises_the_email_and_keeps_every_total() -> None:
+    e = engine()
+    alice = e.issue_code("alice")
+    e.handle(click(alice, START - DAY))
+    e.handle(signup(visitor_id="v-bob", email="bob@example.com", ip=h("1.2.3.4")))
+    e.handle(purchase())
+    before = e.store.dump()
+    balances = (e.balance("alice"), e.balance("bob"))
+    assert e.erase_participant("bob") == 2
+    after = e.store.dump()
+    assert after["touches"] == []
+    for table in ("referrals", "rewards", "entries", "counters", "outbox", "participants"):
+        assert after[table] == before[table], table
+    email = dict(after["personal_data"])[("friends", "bob")]
+    assert email.endswith("@erased.invalid")
+    assert "bob@" not in email
+    assert (e.balance("alice"), e.balance("bob")) == balances
+    check_one_referrer(e.store)

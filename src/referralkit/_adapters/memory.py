@@ -342,6 +342,12 @@ class _Touches(_Repo):
 
     def purge(self, program_id: str, before: datetime) -> int:
         old = [r for (p, _), r in self._t.touches.items() if p == program_id and r.at < before]
+        return self._delete(program_id, old)
+
+    def forget(self, program_id: str, participant_id: str) -> int:
+        return self._delete(program_id, self.of_participant(program_id, participant_id))
+
+    def _delete(self, program_id: str, old: list[TouchRecord]) -> int:
         for record in old:
             self._u._discard(self._t.touches, (program_id, record.touch_id))
             for index, subject in (

@@ -539,6 +539,9 @@ _ATTACH_TOUCHES: Final = (
     )
     .values(participant_id=_p("new_participant_id"))
 )
+_FORGET_TOUCHES: Final = sa.delete(_T).where(
+    _T.c.program_id == _p("pid"), _T.c.participant_id == _p("who")
+)
 _PURGE_TOUCHES: Final = sa.delete(_T).where(
     _T.c.program_id == _p("program_id"), _T.c.at < _p("before")
 )
@@ -1380,6 +1383,10 @@ class _Touches(_Repo):
 
     def purge(self, program_id: str, before: datetime) -> int:
         result = self._u._execute(_PURGE_TOUCHES, {"program_id": program_id, "before": _ts(before)})
+        return int(getattr(result, "rowcount", 0) or 0)
+
+    def forget(self, program_id: str, participant_id: str) -> int:
+        result = self._u._execute(_FORGET_TOUCHES, {"pid": program_id, "who": participant_id})
         return int(getattr(result, "rowcount", 0) or 0)
 
 

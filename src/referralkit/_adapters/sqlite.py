@@ -1247,6 +1247,15 @@ class _Touches(_Repo):
         )
         return int(cursor.rowcount)
 
+    def forget(self, program_id: str, participant_id: str) -> int:
+        if _INSERT_TOUCH in self._u._pending:
+            self._u.flush()
+        cursor = self._u._x(
+            "DELETE FROM rk_touches WHERE program_id = ? AND participant_id = ?",
+            (program_id, participant_id),
+        )
+        return int(cursor.rowcount)
+
 
 class _Orders(_Repo):
     def get(self, program_id: str, order_id: str) -> OrderRecord | None:

@@ -976,6 +976,23 @@ class StoreContract:
             _assert_same(uow.touches.of_visitor(P, "v-1"), [edge], "after purge")
             _assert_same(uow.touches.of_visitor(OTHER, "v-1"), [other], "other program")
 
+    def test_forget_deletes_the_participants_touches_only(self, store: Store) -> None:
+        """forget removes every touch of one participant in one program and says how many."""
+        mine = _touch("tch-1", participant_id="bob")
+        also_mine = _touch("tch-2", visitor_id=None, participant_id="bob", kind="code")
+        theirs = _touch("tch-3", participant_id="carol")
+        elsewhere = _touch("tch-4", participant_id="bob", program_id=OTHER)
+        self.commit(
+            store, *[partial(_add_touch, record=t) for t in (mine, also_mine, theirs, elsewhere)]
+        )
+        with store.unit_of_work() as uow:
+            assert uow.touches.forget(P, "bob") == 2
+            uow.commit()
+        with store.unit_of_work() as uow:
+            assert uow.touches.of_participant(P, "bob") == []
+            _assert_same(uow.touches.of_visitor(P, "v-1"), [theirs], "carol's stays")
+            _assert_same(uow.touches.of_participant(OTHER, "bob"), [elsewhere], "other program")
+
     def test_a_rolled_back_purge_and_attach_are_undone(self, store: Store) -> None:
         """purge and attach in a unit left without commit change nothing."""
         self.commit(store, lambda u: u.touches.add(_touch()))
