@@ -684,6 +684,7 @@ class _SQLiteUnitOfWork:
         self._upserts: dict[str, dict[Any, Sequence[Any]]] = {}
         self._deltas: dict[CounterKey, int] = {}
         self._subjects: set[tuple[str, str]] = set()  # (program, subject) counters all loaded
+        self._new_touches: dict[tuple[str, str], TouchRecord] = {}  # inserted at flush
 
     # -- transaction -----------------------------------------------------------------------
     def __enter__(self) -> Self:
@@ -792,6 +793,9 @@ class _SQLiteUnitOfWork:
 
     def flush(self) -> None:
         """Write the buffered rows (in the order the tables depend on each other)."""
+        if self._new_touches:
+            self._xm(_INSERT_TOUCH, [_touch_row(r) for r in self._new_touches.values()])
+            self._new_touches = {}
         if self._upserts:
             for sql, rows in self._upserts.items():
                 self._xm(sql, list(rows.values()))
@@ -1212,44 +1216,60 @@ class _Referrals(_Repo):
 
 
 class _Touches(_Repo):
-    def add(self, record: TouchRecord) -> None:
-        self._u._buffer(_INSERT_TOUCH, _touch_row(record))
+    """New touches wait in the unit (its reads see them) and are inserted at flush, so a
+    batch of sign-ups reads touches without flushing every other buffered write."""
 
-    def _query(self, where: str, params: Sequence[Any]) -> list[TouchRecord]:
-        if _INSERT_TOUCH in self._u._pending:
-            self._u.flush()
+    def add(self, record: TouchRecord) -> None:
+        key = (record.program_id, record.touch_id)
+        if key in self._u._new_touches:
+            raise self._u._conflict(f"touch {key!r} already exists")
+        if not self._u._open:
+            self._u._require_open()
+        self._u._new_touches[key] = record
+
+    def _query(self, field: str, program_id: str, value: str) -> list[TouchRecord]:
         rows = self._u._x(
-            f"SELECT {_TOUCH_COLUMNS} FROM rk_touches WHERE {where} ORDER BY at, touch_id",
-            params,
+            f"SELECT {_TOUCH_COLUMNS} FROM rk_touches WHERE program_id = ? AND {field} = ?",
+            (program_id, value),
         ).fetchall()
-        return [_touch(r) for r in rows]
+        found = [_touch(r) for r in rows]
+        found.extend(
+            r
+            for r in self._u._new_touches.values()
+            if r.program_id == program_id and getattr(r, field) == value
+        )
+        return sorted(found, key=lambda r: (r.at, r.touch_id))
 
     def of_visitor(self, program_id: str, visitor_id: str) -> list[TouchRecord]:
-        return self._query("program_id = ? AND visitor_id = ?", (program_id, visitor_id))
+        return self._query("visitor_id", program_id, visitor_id)
 
     def of_participant(self, program_id: str, participant_id: str) -> list[TouchRecord]:
-        return self._query("program_id = ? AND participant_id = ?", (program_id, participant_id))
+        return self._query("participant_id", program_id, participant_id)
 
     def attach(self, program_id: str, visitor_id: str, participant_id: str) -> None:
-        if _INSERT_TOUCH in self._u._pending:
-            self._u.flush()
         self._u._x(
             "UPDATE rk_touches SET participant_id = ? "
             "WHERE program_id = ? AND visitor_id = ? AND participant_id IS NULL",
             (participant_id, program_id, visitor_id),
         )
+        pending = self._u._new_touches
+        for key, record in pending.items():
+            if (
+                record.program_id == program_id
+                and record.visitor_id == visitor_id
+                and record.participant_id is None
+            ):
+                pending[key] = attrs.evolve(record, participant_id=participant_id)
 
     def purge(self, program_id: str, before: datetime) -> int:
-        if _INSERT_TOUCH in self._u._pending:
-            self._u.flush()
+        self._u.flush()
         cursor = self._u._x(
             "DELETE FROM rk_touches WHERE program_id = ? AND at < ?", (program_id, _ts(before))
         )
         return int(cursor.rowcount)
 
     def forget(self, program_id: str, participant_id: str) -> int:
-        if _INSERT_TOUCH in self._u._pending:
-            self._u.flush()
+        self._u.flush()
         cursor = self._u._x(
             "DELETE FROM rk_touches WHERE program_id = ? AND participant_id = ?",
             (program_id, participant_id),
