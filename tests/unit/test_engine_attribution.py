@@ -661,3 +661,48 @@ def test_erasing_a_participant_pseudonymises_the_email_and_keeps_every_total() -
     assert "bob@" not in email
     assert (e.balance("alice"), e.balance("bob")) == balances
     check_one_referrer(e.store)
+
+
+@pytest.mark.parametrize("batch_size", [1, 50])
+def test_sqlite_gives_the_reference_attribution_one_by_one_and_in_batches(batch_size: int) -> None:
+    """Clicks, sign-ups and checkout codes handled on SQLiteStore (each event alone, or in
+    batches whose touch reads must see the batch's own clicks) give InMemoryStore's
+    referrals, explanations and touches."""
+    rules = AttributionRules(window=timedelta(days=10))
+    dumps = []
+    for store in (rk.InMemoryStore(), rk.SQLiteStore(":memory:")):
+        numbers = iter(range(100))
+        e = rk.Engine(
+            program(rules),
+            store,
+            clock=rk.ManualClock(START),
+            code_factory=lambda numbers=numbers: f"CODE{next(numbers):04d}",  # type: ignore[misc]
+        )
+        codes = [e.issue_code(who) for who in ("alice", "carol", "dave")]
+        events: list[rk.Event] = []
+        for n in range(30):
+            events.append(
+                rk.Click(
+                    event_id=f"c{n}",
+                    at=START + timedelta(hours=n),
+                    code=codes[n % 3],
+                    visitor_id=f"v{n % 7}",
+                    channel="social",
+                )
+            )
+            if n % 4 == 3:
+                events.append(
+                    rk.Signup(
+                        event_id=f"s{n}",
+                        participant_id=f"p{n % 7}",
+                        at=START + timedelta(hours=n, minutes=30),
+                        visitor_id=f"v{n % 7}",
+                        code=codes[(n + 1) % 3] if n % 8 == 3 else None,
+                    )
+                )
+        results = e.handle_many(events, batch_size=batch_size)
+        assert all(isinstance(r, rk.Outcome) for r in results)
+        dump = store.dump()
+        dumps.append({t: dump[t] for t in ("referrals", "touches", "counters", "rewards")})
+    assert dumps[0]["referrals"]
+    assert dumps[0] == dumps[1]
