@@ -1127,17 +1127,20 @@ class Engine:
                 return AttributionExplanation(
                     referee_id, referral, referral.explanation, referral.event_id
                 )
-            deciding = [
-                t
-                for t in uow.touches.of_participant(pid, referee_id)
-                if t.kind in ("signup", "bind")
-            ]
+            mine = uow.touches.of_participant(pid, referee_id)
+            deciding = [t for t in mine if t.kind in ("signup", "bind")]
             for marker in reversed(deciding):
                 record = uow.events.get(pid, marker.event_id)
                 if record is not None:
                     return AttributionExplanation(
                         referee_id, None, record.outcome.decisions, marker.event_id
                     )
+            if any(t.referrer_id is not None for t in mine):
+                # Touches kept for a decision still to come (bound at the first purchase).
+                waiting = Decision.of(
+                    "attribution", Verdict.NOTED, "attribution.deferred", referee=referee_id
+                )
+                return AttributionExplanation(referee_id, None, (waiting,))
         none = Decision.of(
             "attribution", Verdict.NOTED, "attribution.no_touches", referee=referee_id
         )

@@ -706,3 +706,11 @@ def test_sqlite_gives_the_reference_attribution_one_by_one_and_in_batches(batch_
         dumps.append({t: dump[t] for t in ("referrals", "touches", "counters", "rewards")})
     assert dumps[0]["referrals"]
     assert dumps[0] == dumps[1]
+
+
+def test_explain_before_a_first_purchase_binding_says_the_decision_is_to_come() -> None:
+    e = engine(AttributionRules(bind_at="first_purchase"))
+    e.handle(signup(code=e.issue_code("alice")))
+    assert e.explain("bob").reasons() == ("attribution.deferred",)
+    e.handle(purchase())
+    assert e.explain("bob").referral is not None
