@@ -8,7 +8,7 @@ from __future__ import annotations
 
 import typing as _typing
 
-from referralkit._adapters.memory import InMemoryStore, OutboxStatus
+from referralkit._adapters.memory import InMemoryStore
 from referralkit._adapters.notifiers import (
     ID_HEADER,
     SIGNATURE_HEADER,
@@ -76,16 +76,19 @@ from referralkit._values.events import (
     Refund,
     Signup,
 )
+from referralkit._values.messages import CURRENCY_SYMBOLS, MESSAGE_KINDS, render_message
 from referralkit._values.money import Money
 from referralkit._values.records import (
     ChargebackRecord,
     CodeRecord,
+    DeadLetter,
     Entry,
     EntryKind,
     EventRecord,
     MilestoneReached,
     Notification,
     OrderRecord,
+    OutboxStatus,
     Outcome,
     ParticipantRecord,
     Payout,
@@ -99,6 +102,7 @@ from referralkit._values.records import (
     RewardState,
     Role,
 )
+from referralkit._values.retry import RetrySchedule
 from referralkit._values.rewards import (
     Badge,
     Cash,
@@ -158,7 +162,9 @@ __all__ = [
     "CHANNELS",
     "CONDITION_ATTRIBUTES",
     "CONDITION_OPERATORS",
+    "CURRENCY_SYMBOLS",
     "ID_HEADER",
+    "MESSAGE_KINDS",
     "PAYOUT_KINDS",
     "SIGNATURE_HEADER",
     "All",
@@ -183,6 +189,7 @@ __all__ = [
     "Counters",
     "Credit",
     "CurrencyMismatchError",
+    "DeadLetter",
     "Decision",
     "Discount",
     "DispatchResult",
@@ -254,6 +261,7 @@ __all__ = [
     "Refund",
     "RefundRecord",
     "RetryLaterError",
+    "RetrySchedule",
     "RevenueShare",
     "Reversal",
     "Reward",
@@ -290,6 +298,7 @@ __all__ = [
     "load_program",
     "policy_types",
     "register_policy",
+    "render_message",
     "verify_webhook",
     "webhook_body",
     "when",

@@ -43,6 +43,7 @@ from referralkit._values.money import Money, currency_exponent
 from referralkit._values.records import (
     ChargebackRecord,
     CodeRecord,
+    DeadLetter,
     Entry,
     EntryKind,
     EventRecord,
@@ -60,6 +61,7 @@ from referralkit._values.records import (
     RewardState,
     Role,
 )
+from referralkit._values.retry import RetrySchedule
 from referralkit._values.rewards import Unit, describe
 from referralkit.attribution._codes import generate_code, normalise_code
 from referralkit.attribution._identity import normalise_email
@@ -118,6 +120,8 @@ class DispatchResult:
 
     delivered: int
     failed: int
+    dead: int = 0
+    """Of the failed ones, how many ran out of attempts and became dead letters."""
 
 
 class Engine(LedgerOperations):
@@ -145,6 +149,9 @@ class Engine(LedgerOperations):
         veto: Asked before ``settle`` approves a reward; a returned reason rejects it.
         payout_check: Asked before a payout with (participant id, amount); a returned
             reason (a missing tax form, ...) blocks it.
+        retry: When ``dispatch`` retries a notification the notifier failed to send, and
+            after how many attempts it becomes a dead letter; ``RetrySchedule()`` (8
+            attempts, 30 s doubling up to an hour) by default.
 
     Raises:
         InvalidProgramError: a version was published before with other content, or the
@@ -165,9 +172,13 @@ class Engine(LedgerOperations):
         fulfiller: Fulfiller | None = None,
         veto: Veto | None = None,
         payout_check: PayoutCheck | None = None,
+        retry: RetrySchedule | None = None,
     ) -> None:
         if not isinstance(program, Program):
             raise InvalidProgramError("program", program, "must be a Program")
+        if retry is not None and not isinstance(retry, RetrySchedule):
+            raise InvalidInputError("retry", retry, "must be a RetrySchedule")
+        self._retry = RetrySchedule() if retry is None else retry
         self._store = store
         self._notifier = notifier
         self._clock: Clock = clock if clock is not None else SystemClock()
@@ -859,6 +870,7 @@ class Engine(LedgerOperations):
                         "value": str(grant.value),
                         "payable_on": payable_at.date().isoformat(),
                         "referral_id": referral.referral_id,
+                        "referee": referral.referee_id,
                     },
                 )
             )
@@ -1599,45 +1611,118 @@ class Engine(LedgerOperations):
             return uow.referrals.by_referee(self._program_id, referee_id)
 
     # -- outbox --------------------------------------------------------------------------
-    def dispatch(self, limit: int = 1000) -> DispatchResult:
-        """Deliver up to ``limit`` queued notifications through the notifier.
+    def dispatch(self, limit: int = 1000, now: datetime | None = None) -> DispatchResult:
+        """Deliver up to ``limit`` due notifications through the notifier.
 
+        Due are the notifications never attempted and those whose retry time (set by the
+        engine's [`RetrySchedule`][referralkit.RetrySchedule]) is at or before ``now``.
         Delivery is at least once: a notification is marked delivered only after the
-        notifier returned; one that raised stays queued for the next call. A failing
-        notifier never fails or undoes the events that queued the notifications.
+        notifier returned. One that raised is retried after the schedule's delay, and
+        after its last attempt becomes a dead letter
+        ([`dead_letters`][referralkit.Engine.dead_letters]). Two dispatchers running at
+        once may both send a notification (receivers deduplicate on its id); none is lost.
+        A failing notifier never fails or undoes the events that queued the notifications.
 
         Args:
             limit: At most this many notifications (0 delivers nothing).
+            now: Timezone-aware; the engine's clock by default. Also the time recorded for
+                each attempt.
 
         Raises:
-            InvalidInputError: ``limit`` is negative.
+            InvalidInputError: ``limit`` is not an int >= 0.
+            NaiveDatetimeError: ``now`` without a time zone.
         """
         if isinstance(limit, bool) or not isinstance(limit, int) or limit < 0:
             raise InvalidInputError("limit", limit, "must be an int >= 0")
+        at = self._clock.now() if now is None else require_aware("now", now)
         if self._notifier is None or limit == 0:
             return DispatchResult(0, 0)
         with self._store.unit_of_work() as uow:
-            pending = uow.outbox.pending(limit)
-        delivered = failed = 0
-        for note in pending:
+            due = uow.outbox.due(at, limit)
+        delivered = failed = dead = 0
+        for note, attempts in due:
             try:
                 self._notifier.send(note)
             except Exception as exc:  # the notifier is host code: any failure is retried
                 failed += 1
-                log.warning("notification %s failed: %r", note.notification_id, exc)
-                self._transact(
-                    functools.partial(self._mark_failed, note.notification_id, repr(exc))
-                )
+                nid = note.notification_id
+                retry_at = self._retry.next_attempt_at(at, attempts + 1, nid)
+                if retry_at is None:
+                    dead += 1
+                    log.error("notification %s is a dead letter: %r", nid, exc)
+                else:
+                    log.warning("notification %s failed, retry at %s: %r", nid, retry_at, exc)
+                self._transact(functools.partial(self._mark_failed, nid, at, repr(exc), retry_at))
                 continue
             delivered += 1
-            self._transact(functools.partial(self._mark_delivered, note.notification_id))
-        return DispatchResult(delivered, failed)
+            self._transact(functools.partial(self._mark_delivered, note.notification_id, at))
+        return DispatchResult(delivered, failed, dead)
 
-    def _mark_delivered(self, notification_id: str, uow: UnitOfWork) -> None:
-        uow.outbox.mark_delivered(notification_id, self._clock.now())
+    def _mark_delivered(self, notification_id: str, at: datetime, uow: UnitOfWork) -> None:
+        uow.outbox.mark_delivered(notification_id, at)
 
-    def _mark_failed(self, notification_id: str, error: str, uow: UnitOfWork) -> None:
-        uow.outbox.mark_failed(notification_id, self._clock.now(), error)
+    def _mark_failed(
+        self,
+        notification_id: str,
+        at: datetime,
+        error: str,
+        retry_at: datetime | None,
+        uow: UnitOfWork,
+    ) -> None:
+        if retry_at is None:
+            uow.outbox.mark_dead(notification_id, at, error)
+        else:
+            uow.outbox.mark_failed(notification_id, at, error, retry_at)
+
+    def dead_letters(self, limit: int = 100) -> list[DeadLetter]:
+        """Notifications whose delivery attempts ran out, oldest first, with their attempts
+        and last error.
+
+        Raises:
+            InvalidInputError: ``limit`` is not an int >= 0.
+        """
+        if isinstance(limit, bool) or not isinstance(limit, int) or limit < 0:
+            raise InvalidInputError("limit", limit, "must be an int >= 0")
+        with self._store.unit_of_work() as uow:
+            return uow.outbox.dead(limit)
+
+    def retry_dead(self, notification_ids: Iterable[str] | None = None) -> int:
+        """Put dead letters back in the outbox, due at once with a fresh set of attempts
+        (the next ``dispatch`` sends them).
+
+        Args:
+            notification_ids: The dead letters to retry; None retries every one. Ids that
+                are not dead letters (unknown, pending or delivered) are ignored.
+
+        Returns:
+            How many dead letters became pending again.
+
+        Raises:
+            InvalidInputError: ``notification_ids`` is a single string, or holds a non-string.
+        """
+        if notification_ids is None:
+            total = 0
+            while True:
+
+                def revive_batch(uow: UnitOfWork) -> int:
+                    ids = [d.notification.notification_id for d in uow.outbox.dead(500)]
+                    return uow.outbox.revive(ids) if ids else 0
+
+                done = self._transact(revive_batch)
+                total += done
+                if done < 500:
+                    return total
+        if isinstance(notification_ids, str):
+            raise InvalidInputError(
+                "notification_ids", notification_ids, "must be a collection of ids, not one str"
+            )
+        ids = list(notification_ids)
+        for nid in ids:
+            if not isinstance(nid, str):
+                raise InvalidInputError("notification_ids", nid, "must hold str ids")
+        if not ids:
+            return 0
+        return self._transact(lambda uow: uow.outbox.revive(ids))
 
     def __repr__(self) -> str:
         return f"Engine(program={self._program_id!r}, versions={sorted(self._versions)})"

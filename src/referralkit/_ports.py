@@ -16,6 +16,7 @@ from typing import Any, Protocol, Self, runtime_checkable
 from referralkit._values.records import (
     ChargebackRecord,
     CodeRecord,
+    DeadLetter,
     Entry,
     EventRecord,
     Notification,
@@ -218,22 +219,60 @@ class Counters(Protocol):
 
 
 class Outbox(Protocol):
-    """**Protocol:** notifications written with the changes that cause them."""
+    """**Protocol:** notifications written with the changes that cause them, and their
+    delivery state.
+
+    A notification is *pending* until it is delivered or dead. A pending one is *due* when
+    it was never attempted, or when its next attempt time has come. Every marking method is
+    a no-op for an unknown id, and none undoes a delivery: a notification marked delivered
+    stays delivered (two dispatchers may race; delivery is at least once).
+    """
 
     def add(self, notifications: Sequence[Notification]) -> None:
         """Queue notifications; a known notification id is a conflict."""
         ...
 
     def pending(self, limit: int) -> list[Notification]:
-        """Up to ``limit`` undelivered notifications, in the order they were added."""
+        """Up to ``limit`` pending notifications (neither delivered nor dead, due or not),
+        in the order they were added."""
+        ...
+
+    def due(self, at: datetime, limit: int) -> list[tuple[Notification, int]]:
+        """Up to ``limit`` pending notifications due at ``at``, each with its attempts so far:
+        first the failed ones whose next attempt is at or before ``at`` (by that time, then
+        the order they were added), then the never-attempted ones in the order they were
+        added. An indexed query: it does not read notifications that are not due."""
         ...
 
     def mark_delivered(self, notification_id: str, at: datetime) -> None:
-        """Mark one notification delivered."""
+        """Mark one notification delivered (counting the attempt); a dead letter delivered
+        by a slower dispatcher is delivered too."""
         ...
 
-    def mark_failed(self, notification_id: str, at: datetime, error: str) -> None:
-        """Record a failed delivery attempt; the notification stays pending."""
+    def mark_failed(
+        self, notification_id: str, at: datetime, error: str, retry_at: datetime | None = None
+    ) -> None:
+        """Record a failed delivery attempt of a pending notification: it stays pending,
+        due again at ``retry_at`` (``at`` when None). Ignored if it is delivered or dead."""
+        ...
+
+    def mark_dead(self, notification_id: str, at: datetime, error: str) -> None:
+        """Record a failed last attempt of a pending notification: it becomes a dead letter
+        (not pending, not due). Ignored if it is delivered or dead."""
+        ...
+
+    def dead(self, limit: int) -> list[DeadLetter]:
+        """Up to ``limit`` dead letters, by the time they died, then the order they were
+        added."""
+        ...
+
+    def revive(self, notification_ids: Sequence[str]) -> int:
+        """Make these dead letters pending again, never attempted (attempts 0, the last
+        error kept). Ids that are not dead letters are ignored.
+
+        Returns:
+            How many dead letters became pending.
+        """
         ...
 
 

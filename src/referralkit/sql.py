@@ -305,6 +305,8 @@ counters: Final = sa.Table(
 )
 """``rk_counters``: exact counters in 10⁻⁶ units; updated atomically (``value + delta``)."""
 
+_FRESH: Final = "delivered_at IS NULL AND dead_at IS NULL AND next_attempt_at IS NULL"
+
 outbox: Final = sa.Table(
     "rk_outbox",
     metadata,
@@ -318,17 +320,37 @@ outbox: Final = sa.Table(
     sa.Column("delivered_at", _ts(), nullable=True),
     sa.Column("attempts", sa.Integer, nullable=False, server_default=sa.text("0")),
     sa.Column("last_error", _text(), nullable=True),
+    sa.Column("next_attempt_at", _ts(), nullable=True),
+    sa.Column("dead_at", _ts(), nullable=True),
     sa.Index(
-        "rk_outbox_pending",
+        "rk_outbox_fresh",
         "delivered_at",
+        "dead_at",
+        "next_attempt_at",
         "seq",
-        postgresql_where=sa.text("delivered_at IS NULL"),
-        sqlite_where=sa.text("delivered_at IS NULL"),
+        postgresql_where=sa.text(_FRESH),
+        sqlite_where=sa.text(_FRESH),
+    ),
+    sa.Index(
+        "rk_outbox_retry",
+        "next_attempt_at",
+        "seq",
+        postgresql_where=sa.text("next_attempt_at IS NOT NULL"),
+        sqlite_where=sa.text("next_attempt_at IS NOT NULL"),
+    ),
+    sa.Index(
+        "rk_outbox_dead",
+        "dead_at",
+        "seq",
+        postgresql_where=sa.text("dead_at IS NOT NULL"),
+        sqlite_where=sa.text("dead_at IS NOT NULL"),
     ),
     sqlite_autoincrement=True,
     **_TABLE_OPTIONS,
 )
-"""``rk_outbox``: notifications and their delivery state."""
+"""``rk_outbox``: notifications and their delivery state. A row is pending while
+``delivered_at`` and ``dead_at`` are NULL; ``next_attempt_at`` is set only while a failed
+notification waits for its retry (NULL: never attempted, delivered or dead)."""
 
 payouts: Final = sa.Table(
     "rk_payouts",

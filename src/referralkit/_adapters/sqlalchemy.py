@@ -78,6 +78,7 @@ from referralkit._values.money import Money
 from referralkit._values.records import (
     ChargebackRecord,
     CodeRecord,
+    DeadLetter,
     Entry,
     EntryKind,
     EventRecord,
@@ -403,6 +404,8 @@ _OUTBOX_COLUMNS: Final = (
     _OB.c.delivered_at,
     _OB.c.attempts,
     _OB.c.last_error,
+    _OB.c.next_attempt_at,
+    _OB.c.dead_at,
 )
 
 
@@ -458,7 +461,15 @@ def _exponent(reward_id: str, kind: str, code: str) -> int:
 
 
 def _outbox_status(r: Sequence[Any]) -> OutboxStatus:
-    return _decode("rk_outbox", r[0], lambda: OutboxStatus(_opt_dt(r[6]), r[7], r[8]))
+    return _decode(
+        "rk_outbox",
+        r[0],
+        lambda: OutboxStatus(_opt_dt(r[6]), r[7], r[8], _opt_dt(r[9]), _opt_dt(r[10])),
+    )
+
+
+def _dead_letter(r: Sequence[Any]) -> DeadLetter:
+    return DeadLetter(_notification(r), r[7], r[8], _decode("rk_outbox", r[0], lambda: _dt(r[10])))
 
 
 # -- statements (compiled once per dialect by SQLAlchemy's cache) ----------------------------
@@ -554,19 +565,55 @@ _GET_COUNTERS: Final = sa.select(
 )
 _PENDING: Final = (
     sa.select(*_OUTBOX_COLUMNS)
-    .where(_OB.c.delivered_at.is_(None))
+    .where(_OB.c.delivered_at.is_(None), _OB.c.dead_at.is_(None))
     .order_by(_OB.c.seq)
+    .limit(_limit())
+)
+_DUE_RETRIES: Final = (
+    sa.select(*_OUTBOX_COLUMNS)
+    .where(
+        _OB.c.next_attempt_at.is_not(None),
+        _OB.c.next_attempt_at <= _p("at"),
+        _OB.c.delivered_at.is_(None),
+        _OB.c.dead_at.is_(None),
+    )
+    .order_by(_OB.c.next_attempt_at, _OB.c.seq)
+    .limit(_limit())
+)
+_DUE_FRESH: Final = (
+    sa.select(*_OUTBOX_COLUMNS)
+    .where(_OB.c.delivered_at.is_(None), _OB.c.dead_at.is_(None), _OB.c.next_attempt_at.is_(None))
+    .order_by(_OB.c.seq)
+    .limit(_limit())
+)
+_DEAD: Final = (
+    sa.select(*_OUTBOX_COLUMNS)
+    .where(_OB.c.dead_at.is_not(None))
+    .order_by(_OB.c.dead_at, _OB.c.seq)
     .limit(_limit())
 )
 _MARK_DELIVERED: Final = (
     sa.update(_OB)
-    .where(_OB.c.notification_id == _p("nid"))
-    .values(delivered_at=_p("at"), attempts=_OB.c.attempts + 1)
+    .where(_OB.c.notification_id == _p("nid"), _OB.c.delivered_at.is_(None))
+    .values(delivered_at=_p("at"), attempts=_OB.c.attempts + 1, next_attempt_at=None, dead_at=None)
 )
+_OPEN: Final = (_OB.c.delivered_at.is_(None), _OB.c.dead_at.is_(None))
 _MARK_FAILED: Final = (
     sa.update(_OB)
-    .where(_OB.c.notification_id == _p("nid"))
-    .values(attempts=_OB.c.attempts + 1, last_error=_p("error"))
+    .where(_OB.c.notification_id == _p("nid"), *_OPEN)
+    .values(attempts=_OB.c.attempts + 1, last_error=_p("error"), next_attempt_at=_p("retry_at"))
+)
+_MARK_DEAD: Final = (
+    sa.update(_OB)
+    .where(_OB.c.notification_id == _p("nid"), *_OPEN)
+    .values(
+        attempts=_OB.c.attempts + 1, last_error=_p("error"), next_attempt_at=None, dead_at=_p("at")
+    )
+)
+_REVIVE: Final = (
+    sa.update(_OB)
+    .where(_OB.c.notification_id == _p("nid"), _OB.c.dead_at.is_not(None))
+    .values(attempts=0, next_attempt_at=None, dead_at=None)
 )
 
 
@@ -1529,11 +1576,36 @@ class _Outbox(_Repo):
             return []
         return [_notification(r) for r in self._u._rows(_PENDING, {"limit": limit})]
 
+    def due(self, at: datetime, limit: int) -> list[tuple[Notification, int]]:
+        if limit < 1:
+            return []
+        rows = list(self._u._rows(_DUE_RETRIES, {"at": _ts(at), "limit": limit}))
+        if len(rows) < limit:
+            rows += self._u._rows(_DUE_FRESH, {"limit": limit - len(rows)})
+        return [(_notification(r), r[7]) for r in rows]
+
     def mark_delivered(self, notification_id: str, at: datetime) -> None:
         self._u._execute(_MARK_DELIVERED, {"nid": notification_id, "at": _ts(at)})
 
-    def mark_failed(self, notification_id: str, at: datetime, error: str) -> None:
-        self._u._execute(_MARK_FAILED, {"nid": notification_id, "error": error})
+    def mark_failed(
+        self, notification_id: str, at: datetime, error: str, retry_at: datetime | None = None
+    ) -> None:
+        params = {"nid": notification_id, "error": error, "retry_at": _ts(retry_at or at)}
+        self._u._execute(_MARK_FAILED, params)
+
+    def mark_dead(self, notification_id: str, at: datetime, error: str) -> None:
+        self._u._execute(_MARK_DEAD, {"nid": notification_id, "error": error, "at": _ts(at)})
+
+    def dead(self, limit: int) -> list[DeadLetter]:
+        if limit < 1:
+            return []
+        return [_dead_letter(r) for r in self._u._rows(_DEAD, {"limit": limit})]
+
+    def revive(self, notification_ids: Sequence[str]) -> int:
+        revived = 0
+        for nid in dict.fromkeys(notification_ids):
+            revived += self._u._execute(_REVIVE, {"nid": nid}).rowcount
+        return revived
 
 
 class _Payouts(_Repo):

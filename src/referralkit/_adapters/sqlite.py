@@ -40,6 +40,7 @@ from referralkit._values.money import Money
 from referralkit._values.records import (
     ChargebackRecord,
     CodeRecord,
+    DeadLetter,
     Entry,
     EntryKind,
     EventRecord,
@@ -210,9 +211,10 @@ CREATE TABLE IF NOT EXISTS rk_outbox (
     data TEXT NOT NULL,
     delivered_at TEXT,
     attempts INTEGER NOT NULL DEFAULT 0,
-    last_error TEXT
+    last_error TEXT,
+    next_attempt_at TEXT,
+    dead_at TEXT
 );
-CREATE INDEX IF NOT EXISTS rk_outbox_pending ON rk_outbox (seq) WHERE delivered_at IS NULL;
 CREATE TABLE IF NOT EXISTS rk_payouts (
     seq INTEGER PRIMARY KEY AUTOINCREMENT,
     payout_id TEXT NOT NULL UNIQUE,
@@ -230,6 +232,11 @@ CREATE TABLE IF NOT EXISTS rk_payouts (
     updated_at TEXT
 );
 CREATE INDEX IF NOT EXISTS rk_payouts_open ON rk_payouts (program_id, status, participant_id);
+CREATE INDEX IF NOT EXISTS rk_outbox_fresh ON rk_outbox (seq)
+    WHERE delivered_at IS NULL AND dead_at IS NULL AND next_attempt_at IS NULL;
+CREATE INDEX IF NOT EXISTS rk_outbox_retry ON rk_outbox (next_attempt_at, seq)
+    WHERE next_attempt_at IS NOT NULL;
+CREATE INDEX IF NOT EXISTS rk_outbox_dead ON rk_outbox (dead_at, seq) WHERE dead_at IS NOT NULL;
 """
 
 _SYNCHRONOUS: Final = frozenset({"OFF", "NORMAL", "FULL", "EXTRA"})
@@ -483,7 +490,7 @@ _ENTRY_COLUMNS: Final = (
 )
 _OUTBOX_COLUMNS: Final = (
     "notification_id, program_id, kind, recipient_id, created_at, data, delivered_at, "
-    "attempts, last_error"
+    "attempts, last_error, next_attempt_at, dead_at"
 )
 
 
@@ -616,8 +623,12 @@ def _payout(r: Sequence[Any]) -> Payout:
         raise _corrupt("rk_payouts", r[0], exc) from exc
 
 
+def _dead_letter(r: Sequence[Any]) -> DeadLetter:
+    return DeadLetter(_notification(r), r[7], r[8], _dt(r[10]))
+
+
 def _outbox_status(r: Sequence[Any]) -> OutboxStatus:
-    return OutboxStatus(_opt_dt(r[6]), r[7], r[8])
+    return OutboxStatus(_opt_dt(r[6]), r[7], r[8], _opt_dt(r[9]), _opt_dt(r[10]))
 
 
 # -- the unit of work -------------------------------------------------------------------------
@@ -1428,27 +1439,81 @@ class _Outbox(_Repo):
             return []
         self._u.flush()
         rows = self._u._x(
-            f"SELECT {_OUTBOX_COLUMNS} FROM rk_outbox WHERE delivered_at IS NULL "
-            "ORDER BY seq LIMIT ?",
+            f"SELECT {_OUTBOX_COLUMNS} FROM rk_outbox "
+            "WHERE delivered_at IS NULL AND dead_at IS NULL ORDER BY seq LIMIT ?",
             (limit,),
         ).fetchall()
         return [_notification(r) for r in rows]
 
+    def due(self, at: datetime, limit: int) -> list[tuple[Notification, int]]:
+        if limit < 1:
+            return []
+        self._u.flush()
+        rows = self._u._x(
+            f"SELECT {_OUTBOX_COLUMNS} FROM rk_outbox "
+            "WHERE next_attempt_at IS NOT NULL AND next_attempt_at <= ? "
+            "AND delivered_at IS NULL AND dead_at IS NULL "
+            "ORDER BY next_attempt_at, seq LIMIT ?",
+            (_ts(at), limit),
+        ).fetchall()
+        if len(rows) < limit:
+            rows += self._u._x(
+                f"SELECT {_OUTBOX_COLUMNS} FROM rk_outbox "
+                "WHERE delivered_at IS NULL AND dead_at IS NULL AND next_attempt_at IS NULL "
+                "ORDER BY seq LIMIT ?",
+                (limit - len(rows),),
+            ).fetchall()
+        return [(_notification(r), r[7]) for r in rows]
+
     def mark_delivered(self, notification_id: str, at: datetime) -> None:
         self._u.flush()
         self._u._x(
-            "UPDATE rk_outbox SET delivered_at = ?, attempts = attempts + 1 "
-            "WHERE notification_id = ?",
+            "UPDATE rk_outbox SET delivered_at = ?, attempts = attempts + 1, "
+            "next_attempt_at = NULL, dead_at = NULL "
+            "WHERE notification_id = ? AND delivered_at IS NULL",
             (_ts(at), notification_id),
         )
 
-    def mark_failed(self, notification_id: str, at: datetime, error: str) -> None:
+    def mark_failed(
+        self, notification_id: str, at: datetime, error: str, retry_at: datetime | None = None
+    ) -> None:
         self._u.flush()
         self._u._x(
-            "UPDATE rk_outbox SET attempts = attempts + 1, last_error = ? "
-            "WHERE notification_id = ?",
-            (error, notification_id),
+            "UPDATE rk_outbox SET attempts = attempts + 1, last_error = ?, next_attempt_at = ? "
+            "WHERE notification_id = ? AND delivered_at IS NULL AND dead_at IS NULL",
+            (error, _ts(at if retry_at is None else retry_at), notification_id),
         )
+
+    def mark_dead(self, notification_id: str, at: datetime, error: str) -> None:
+        self._u.flush()
+        self._u._x(
+            "UPDATE rk_outbox SET attempts = attempts + 1, last_error = ?, "
+            "next_attempt_at = NULL, dead_at = ? "
+            "WHERE notification_id = ? AND delivered_at IS NULL AND dead_at IS NULL",
+            (error, _ts(at), notification_id),
+        )
+
+    def dead(self, limit: int) -> list[DeadLetter]:
+        if limit < 1:
+            return []
+        self._u.flush()
+        rows = self._u._x(
+            f"SELECT {_OUTBOX_COLUMNS} FROM rk_outbox WHERE dead_at IS NOT NULL "
+            "ORDER BY dead_at, seq LIMIT ?",
+            (limit,),
+        ).fetchall()
+        return [_dead_letter(r) for r in rows]
+
+    def revive(self, notification_ids: Sequence[str]) -> int:
+        self._u.flush()
+        revived = 0
+        for nid in dict.fromkeys(notification_ids):
+            revived += self._u._x(
+                "UPDATE rk_outbox SET attempts = 0, next_attempt_at = NULL, dead_at = NULL "
+                "WHERE notification_id = ? AND dead_at IS NOT NULL",
+                (nid,),
+            ).rowcount
+        return revived
 
 
 class _Payouts(_Repo):

@@ -15,6 +15,7 @@ import attrs
 
 from referralkit._values.decisions import Decision
 from referralkit._values.events import Event
+from referralkit._values.messages import render_message
 from referralkit._values.money import Money
 from referralkit._values.rewards import RewardValue, Unit
 
@@ -24,10 +25,12 @@ __all__ = [
     "Entry",
     "EntryKind",
     "EventRecord",
+    "DeadLetter",
     "Notification",
     "OrderRecord",
     "MilestoneReached",
     "Outcome",
+    "OutboxStatus",
     "ParticipantRecord",
     "Payout",
     "PayoutStatus",
@@ -361,9 +364,10 @@ class Notification:
 
     Attributes:
         notification_id: Derived from the change; a receiver deduplicates on it.
-        kind: ``referral_created``, ``reward_earned``, ``reward_approved``,
-            ``reward_reversed``.
-        data: Structured fields (strings) for the host's own templates.
+        kind: What happened: ``referral_created``, ``reward_earned``, ``reward_approved``,
+            ``reward_reversed``, ... (the Notifications page lists every kind).
+        data: Structured fields (strings) for the host's own templates; the keys depend
+            on the kind.
     """
 
     notification_id: str
@@ -374,22 +378,9 @@ class Notification:
     data: Mapping[str, str] = attrs.field(converter=_frozen_map, eq=False, hash=False)
 
     def message(self) -> str:
-        """A default English message."""
-        d = self.data
-        if self.kind == "referral_created":
-            return f"{d.get('referee', 'A friend')} signed up with your code."
-        if self.kind == "reward_earned":
-            return (
-                f"You earned {d.get('value', 'a reward')}, payable on "
-                f"{d.get('payable_on', 'a later date')}."
-            )
-        if self.kind == "reward_approved":
-            return f"Your reward of {d.get('value', '')} is now available."
-        if self.kind == "reward_reversed":
-            return (
-                f"{d.get('value', 'A reward')} of your rewards was reversed ({d.get('cause', '')})."
-            )
-        return f"{self.kind}: {dict(d)}"
+        """The default English message (see
+        [`render_message`][referralkit.render_message]); never raises."""
+        return render_message(self)
 
 
 @attrs.frozen
@@ -451,3 +442,41 @@ class ProgramRecord:
     definition: Mapping[str, Any] = attrs.field(
         factory=dict, converter=_frozen_map, eq=False, hash=False
     )
+
+
+@attrs.frozen
+class OutboxStatus:
+    """Delivery state of one notification in a store's outbox.
+
+    Attributes:
+        delivered_at: When a delivery succeeded; None while undelivered.
+        attempts: Delivery attempts so far (reset to 0 when a dead letter is retried).
+        last_error: The error of the latest failed attempt, or None.
+        next_attempt_at: When a failed notification is due again; None when it was never
+            attempted (due at once), delivered, or dead.
+        dead_at: When it became a dead letter (its attempts ran out); None otherwise.
+    """
+
+    delivered_at: datetime | None = None
+    attempts: int = 0
+    last_error: str | None = None
+    next_attempt_at: datetime | None = None
+    dead_at: datetime | None = None
+
+
+@attrs.frozen
+class DeadLetter:
+    """A notification whose delivery attempts ran out; retry it with
+    [`Engine.retry_dead`][referralkit.Engine.retry_dead].
+
+    Attributes:
+        notification: The notification, as queued.
+        attempts: How many deliveries were attempted.
+        last_error: The error of the last attempt.
+        dead_at: When the last attempt failed.
+    """
+
+    notification: Notification
+    attempts: int
+    last_error: str | None
+    dead_at: datetime

@@ -54,11 +54,13 @@ from referralkit._values.money import Money
 from referralkit._values.records import (
     ChargebackRecord,
     CodeRecord,
+    DeadLetter,
     Entry,
     EntryKind,
     EventRecord,
     Notification,
     OrderRecord,
+    OutboxStatus,
     Outcome,
     ParticipantRecord,
     Payout,
@@ -1193,6 +1195,149 @@ class StoreContract:
         self.assert_conflict(store, lambda u: u.outbox.add([_notification(minutes=5)]))
         pending = self.read(store, lambda u: u.outbox.pending(10))
         _assert_same(pending, [first], "pending")
+
+    # -- delivery: retries and dead letters ------------------------------------------------
+    def _outbox_state(self, store: Store) -> dict[str, OutboxStatus]:
+        return dict(store.dump()["outbox_status"])
+
+    def test_due_lists_retries_due_first_then_never_attempted_in_added_order(
+        self, store: Store
+    ) -> None:
+        """due(at, limit) gives failed notifications whose retry time is at or before
+        ``at`` (by that time, then added order), then the never-attempted ones in added
+        order, each with its attempts so far; up to ``limit``, and [] for limit 0."""
+        notes = [_notification(f"ntf-{i}", minutes=i) for i in range(4)]
+        self.commit(store, lambda u: u.outbox.add(notes))
+        self.commit(
+            store,
+            lambda u: u.outbox.mark_failed("ntf-2", _at(10), "timeout", _at(30)),
+            lambda u: u.outbox.mark_failed("ntf-0", _at(10), "timeout", _at(20)),
+            lambda u: u.outbox.mark_failed("ntf-0", _at(21), "refused", _at(30)),
+            lambda u: u.outbox.mark_failed("ntf-3", _at(10), "timeout", _at(25)),
+        )
+
+        def due(minutes: int, limit: int = 10) -> list[tuple[str, int]]:
+            got = self.read(store, lambda u: u.outbox.due(_at(minutes, NEW_YORK), limit))
+            return [(n.notification_id, attempts) for n, attempts in got]
+
+        assert due(24) == [("ntf-1", 0)]
+        assert due(25) == [("ntf-3", 1), ("ntf-1", 0)]
+        assert due(30) == [("ntf-3", 1), ("ntf-0", 2), ("ntf-2", 1), ("ntf-1", 0)]
+        assert due(30, 2) == [("ntf-3", 1), ("ntf-0", 2)]
+        assert due(30, 0) == []
+        got = self.read(store, lambda u: u.outbox.due(_at(30), 10))
+        _assert_same([n for n, _ in got], [notes[3], notes[0], notes[2], notes[1]], "due")
+        # Failed ones stay pending, in added order, whether due or not.
+        assert self.read(store, lambda u: u.outbox.pending(10)) == notes
+
+    def test_mark_failed_without_a_retry_time_is_due_again_at_once(self, store: Store) -> None:
+        """mark_failed(..., retry_at=None) records the attempt and leaves the notification
+        due from the attempt's time on."""
+        self.commit(store, lambda u: u.outbox.add([_notification()]))
+        self.commit(store, lambda u: u.outbox.mark_failed("ntf-1", _at(10), "boom"))
+        assert self.read(store, lambda u: u.outbox.due(_at(9), 10)) == []
+        assert self.read(store, lambda u: u.outbox.due(_at(10), 10)) == [(_notification(), 1)]
+        status = self._outbox_state(store)["ntf-1"]
+        assert (status.attempts, status.last_error, status.next_attempt_at) == (1, "boom", _at(10))
+
+    def test_mark_dead_moves_a_notification_to_the_dead_letters(self, store: Store) -> None:
+        """A notification marked dead is neither pending nor due; dead(limit) lists it with
+        its attempts, last error and time of death, by that time then added order."""
+        notes = [_notification(f"ntf-{i}", minutes=i) for i in range(3)]
+        self.commit(store, lambda u: u.outbox.add(notes))
+        self.commit(
+            store,
+            lambda u: u.outbox.mark_failed("ntf-2", _at(10), "timeout", _at(11)),
+            lambda u: u.outbox.mark_dead("ntf-2", _at(11), "gone"),
+            lambda u: u.outbox.mark_dead("ntf-1", _at(11), "refused"),
+            lambda u: u.outbox.mark_dead("ntf-0", _at(12, NEW_YORK), "410"),
+        )
+        assert self.read(store, lambda u: u.outbox.pending(10)) == []
+        assert self.read(store, lambda u: u.outbox.due(_at(99), 10)) == []
+        dead = self.read(store, lambda u: u.outbox.dead(10))
+        _assert_same(
+            dead,
+            [
+                DeadLetter(notes[1], 1, "refused", _at(11)),
+                DeadLetter(notes[2], 2, "gone", _at(11)),
+                DeadLetter(notes[0], 1, "410", _at(12)),
+            ],
+            "dead",
+        )
+        assert [
+            d.notification.notification_id for d in self.read(store, lambda u: u.outbox.dead(1))
+        ] == ["ntf-1"]
+        assert self.read(store, lambda u: u.outbox.dead(0)) == []
+        status = self._outbox_state(store)["ntf-2"]
+        assert status == OutboxStatus(None, 2, "gone", None, _at(11))
+
+    def test_revive_makes_dead_letters_due_again_with_fresh_attempts(self, store: Store) -> None:
+        """revive(ids) makes those dead letters pending and never attempted (the last error
+        kept) and returns how many; unknown, pending, delivered and repeated ids are
+        ignored."""
+        notes = [_notification(f"ntf-{i}", minutes=i) for i in range(4)]
+        self.commit(store, lambda u: u.outbox.add(notes))
+        self.commit(
+            store,
+            lambda u: u.outbox.mark_dead("ntf-0", _at(10), "gone"),
+            lambda u: u.outbox.mark_dead("ntf-1", _at(10), "gone"),
+            lambda u: u.outbox.mark_delivered("ntf-3", _at(10)),
+        )
+        with store.unit_of_work() as uow:
+            revived = uow.outbox.revive(["ntf-1", "ntf-1", "ntf-2", "ntf-3", "nope"])
+            uow.commit()
+        assert revived == 1
+        got = self.read(store, lambda u: u.outbox.due(_at(10), 10))
+        assert [(n.notification_id, a) for n, a in got] == [("ntf-1", 0), ("ntf-2", 0)]
+        assert [
+            d.notification.notification_id for d in self.read(store, lambda u: u.outbox.dead(9))
+        ] == ["ntf-0"]
+        assert self._outbox_state(store)["ntf-1"] == OutboxStatus(None, 0, "gone")
+        assert self._outbox_state(store)["ntf-3"].delivered_at == _at(10)
+        assert self.read(store, lambda u: u.outbox.revive([])) == 0
+
+    def test_a_delivery_is_never_undone_by_a_late_failure(self, store: Store) -> None:
+        """Once delivered, a notification stays delivered: a slower dispatcher's
+        mark_failed or mark_dead is ignored, and a dead letter a slower dispatcher delivered
+        becomes delivered. Unknown ids are ignored."""
+        notes = [_notification(f"ntf-{i}", minutes=i) for i in range(2)]
+        self.commit(store, lambda u: u.outbox.add(notes))
+        self.commit(
+            store,
+            lambda u: u.outbox.mark_delivered("ntf-0", _at(10)),
+            lambda u: u.outbox.mark_failed("ntf-0", _at(11), "late", _at(12)),
+            lambda u: u.outbox.mark_dead("ntf-0", _at(11), "late"),
+            lambda u: u.outbox.mark_dead("ntf-1", _at(10), "gone"),
+            lambda u: u.outbox.mark_failed("ntf-1", _at(11), "late", _at(12)),
+            lambda u: u.outbox.mark_delivered("ntf-1", _at(13)),
+            lambda u: u.outbox.mark_delivered("ntf-9", _at(13)),
+            lambda u: u.outbox.mark_failed("ntf-9", _at(13), "x"),
+            lambda u: u.outbox.mark_dead("ntf-9", _at(13), "x"),
+        )
+        state = self._outbox_state(store)
+        assert state["ntf-0"] == OutboxStatus(_at(10), 1, None)
+        assert state["ntf-1"] == OutboxStatus(_at(13), 2, "gone")
+        assert self.read(store, lambda u: u.outbox.dead(10)) == []
+        assert self.read(store, lambda u: u.outbox.due(_at(99), 10)) == []
+        assert "ntf-9" not in state
+
+    def test_rolled_back_delivery_marks_leave_the_outbox_as_it_was(self, store: Store) -> None:
+        """mark_failed, mark_dead and revive in a unit that rolls back change nothing."""
+        notes = [_notification(f"ntf-{i}", minutes=i) for i in range(3)]
+        self.commit(
+            store,
+            lambda u: u.outbox.add(notes),
+            lambda u: u.outbox.mark_dead("ntf-2", _at(5), "gone"),
+        )
+        before = store.dump()
+        with store.unit_of_work() as uow:
+            uow.outbox.mark_failed("ntf-0", _at(10), "timeout", _at(20))
+            uow.outbox.mark_dead("ntf-1", _at(10), "gone")
+            assert uow.outbox.revive(["ntf-2"]) == 1
+            assert [n.notification_id for n, _ in uow.outbox.due(_at(10), 9)] == ["ntf-2"]
+        assert store.dump() == before
+        got = self.read(store, lambda u: u.outbox.due(_at(10), 9))
+        assert [n.notification_id for n, _ in got] == ["ntf-0", "ntf-1"]
 
     # -- dump -----------------------------------------------------------------------------
     def test_dump_names_every_table(self, store: Store) -> None:
