@@ -66,6 +66,7 @@ from referralkit._ports import (
     Programs,
     Referrals,
     Store,
+    Touches,
     UnitOfWork,
 )
 from referralkit._program import Program
@@ -85,6 +86,7 @@ from referralkit._values.events import (
 from referralkit._values.messages import CURRENCY_SYMBOLS, MESSAGE_KINDS, render_message
 from referralkit._values.money import Money
 from referralkit._values.records import (
+    AttributionExplanation,
     ChargebackRecord,
     CodeRecord,
     DeadLetter,
@@ -107,6 +109,7 @@ from referralkit._values.records import (
     RewardGrant,
     RewardState,
     Role,
+    TouchRecord,
 )
 from referralkit._values.retry import RetrySchedule
 from referralkit._values.rewards import (
@@ -177,6 +180,7 @@ __all__ = [
     "All",
     "Any",
     "Attr",
+    "AttributionExplanation",
     "Badge",
     "Balance",
     "BalanceLine",
@@ -292,6 +296,8 @@ __all__ = [
     "SystemClock",
     "Tier",
     "Tiered",
+    "TouchRecord",
+    "Touches",
     "Trigger",
     "Unit",
     "UnitOfWork",

@@ -76,10 +76,6 @@ points, free periods and badges are redeemed in the host application, so they st
 OPERATOR_RECIPIENT = "operator"
 """The ``recipient_id`` of notifications meant for the program's operator (``review_due``)."""
 _SCAN = 10_000  # rewards / payouts one settle or payout call looks at, per query
-# Per-referral flags kept as counters (subject: the referral id), so rewards a held or
-# rejected referral earns later are held or rejected as they are granted.
-_REFERRAL_HELD = "referral.held"
-_REFERRAL_REJECTED = "referral.rejected"  # 1: rejected, 2: fraud
 
 Veto = Callable[[RewardView], "str | None"]
 """A host hook asked before ``settle`` approves a reward: a reason refuses it."""
@@ -236,10 +232,6 @@ class LedgerOperations:
                 return RewardView(reward, tuple(entries))
         raise UnknownRewardError(reward_id)  # pragma: no cover - entries imply the reward
 
-    def _flag_is_final(self, uow: UnitOfWork, referral_id: str) -> bool:
-        key = (self._program_id, _REFERRAL_REJECTED, referral_id)
-        return bool(uow.counters.get([key])[key])
-
     def _referral_views(self, uow: UnitOfWork, referral_id: str) -> list[RewardView]:
         referral = uow.referrals.get(referral_id) if isinstance(referral_id, str) else None
         if referral is None or referral.program_id != self._program_id:
@@ -328,46 +320,22 @@ class LedgerOperations:
         self,
         referral_id: str,
         op: Callable[[UnitOfWork, RewardView], RewardView],
-        flag: str,
-        value: int,
+        status: str | None = None,
     ) -> list[RewardView]:
         def work(uow: UnitOfWork) -> list[RewardView]:
             views = [op(uow, view) for view in self._referral_views(uow, referral_id)]
-            if not self._flag_is_final(uow, referral_id):
-                self._set_flag(uow, flag, referral_id, value)
+            if status is not None:
+                # An operator's decision on a held referral also decides its later rewards:
+                # released ("active") ones are granted as usual, rejected ones not at all.
+                referral = uow.referrals.get(referral_id)
+                if referral is not None and referral.status not in (status, "rejected"):
+                    uow.referrals.update(attrs.evolve(referral, status=status))
             return views
 
         views = self._transact(work)
         if self._auto_dispatch:
             self.dispatch()
         return views
-
-    def _set_flag(self, uow: UnitOfWork, name: str, referral_id: str, value: int) -> None:
-        key = (self._program_id, name, referral_id)
-        current = uow.counters.get([key])[key]
-        if current != value:
-            uow.counters.add(key, Decimal(value) - current)
-
-    def _follow_referral(
-        self, uow: UnitOfWork, referral_id: str, rewards: list[Reward], at: datetime
-    ) -> None:
-        """Hold or reject rewards just granted under a referral that was held or rejected."""
-        pid = self._program_id
-        held_key = (pid, _REFERRAL_HELD, referral_id)
-        rejected_key = (pid, _REFERRAL_REJECTED, referral_id)
-        flags = uow.counters.get([held_key, rejected_key])
-        rejected, held = flags[rejected_key], flags[held_key]
-        if not (rejected or held):
-            return
-        entries = uow.ledger.entries(r.reward_id for r in rewards)
-        for reward in rewards:
-            view = RewardView(reward, tuple(entries[reward.reward_id]))
-            if rejected:
-                fraud = rejected == 2
-                cause = "fraud" if fraud else "rejected"
-                self._reject_in(uow, view, at, "engine", cause, cause, fraud=fraud)
-            else:
-                self._hold_in(uow, view, at, "referral_held", "engine", None)
 
     # -- holds and decisions ---------------------------------------------------------------
     def hold(
@@ -475,9 +443,9 @@ class LedgerOperations:
         """Hold every pending or approved reward of a referral (both sides); rewards in
         other states are left as they are. See ``hold``.
 
-        Without ``until``, rewards the referral earns later are held as they are granted
-        (reason ``referral_held``) until ``release_referral``; so a fraud check may hold a
-        referral at sign-up, before it has earned anything.
+        Without ``until``, the referral itself is held (status ``"held"``): rewards it earns
+        later are held as they are granted until ``release_referral``, so a referral can be
+        held before it has earned anything.
 
         Raises:
             UnknownReferralError: no such referral.
@@ -493,13 +461,16 @@ class LedgerOperations:
                 return view
             return self._hold_in(uow, view, at, reason, actor, until)
 
-        return self._many(referral_id, op, _REFERRAL_HELD, 0 if until is not None else 1)
+        # Without an end, the referral itself is held: rewards it earns later are held too.
+        return self._many(referral_id, op, status="held" if until is None else None)
 
     def release_referral(
         self, referral_id: str, *, actor: str, now: datetime | None = None
     ) -> list[RewardView]:
-        """Release every held reward of a referral (see ``release``); rewards it earns later
-        are no longer held.
+        """Release every held reward of a referral. See ``release``.
+
+        A referral held by a fraud check becomes active again: its later rewards are
+        granted without a hold.
 
         Raises:
             UnknownReferralError: no such referral.
@@ -512,14 +483,16 @@ class LedgerOperations:
                 return view
             return self._release_in(uow, view, at, actor)
 
-        return self._many(referral_id, op, _REFERRAL_HELD, 0)
+        return self._many(referral_id, op, status="active")
 
     def reject_referral(
         self, referral_id: str, *, actor: str, fraud: bool = False, now: datetime | None = None
     ) -> list[RewardView]:
         """Reject every pending, held or approved reward of a referral; paid and reversed
-        ones are left as they are. See ``reject``. Rewards the referral earns later are
-        rejected as they are granted (this cannot be undone).
+        ones are left as they are. See ``reject``.
+
+        The referral itself is rejected too (a final state): it earns nothing more, and its
+        later events say so with a ``referral.rejected`` decision.
 
         Raises:
             UnknownReferralError: no such referral.
@@ -533,7 +506,7 @@ class LedgerOperations:
                 return view
             return self._reject_in(uow, view, at, actor, cause, cause, fraud=bool(fraud))
 
-        return self._many(referral_id, op, _REFERRAL_REJECTED, 2 if fraud else 1)
+        return self._many(referral_id, op, status="rejected")
 
     # -- settle's share --------------------------------------------------------------------
     def _settle_holds(self, at: datetime) -> None:
