@@ -40,7 +40,8 @@ from referralkit import codec
 K = TypeVar("K")
 V = TypeVar("V")
 CounterKey = tuple[str, str, str]  # (program id, counter name, subject id)
-Status = tuple[datetime | None, int, str | None]  # (delivered_at, attempts, last_error)
+# (delivered_at, attempts, last_error, next_attempt_at, dead_at): rk.OutboxStatus's fields
+Status = tuple[datetime | None, int, str | None, datetime | None, datetime | None]
 ZERO = Decimal(0)
 
 
@@ -105,6 +106,7 @@ class Tables:
         self.touches_of_visitor: Table[tuple[str, str], tuple[str, ...]] = Table("touches_of_v")
         self.touches_of_participant: Table[tuple[str, str], tuple[str, ...]] = Table("touches_of_p")
         self.referrals_of: Table[tuple[str, str], tuple[str, ...]] = Table("referrals_of")
+        self.payouts: Table[str, rk.Payout] = Table("payouts")
 
     def all(self) -> list[Table[Any, Any]]:
         """Every table."""
@@ -159,6 +161,7 @@ class JsonlStore:
                     for k, status in sorted(t.outbox_status.rows.items())
                 ],
                 "touches": [touch for touch in rows(t.touches) if touch is not None],
+                "payouts": rows(t.payouts),
             }
 
     # -- the file -------------------------------------------------------------------------
@@ -207,6 +210,7 @@ class JsonlUnitOfWork:
         self.counters = Counters(self)
         self.outbox = Outbox(self)
         self.touches = Touches(self)
+        self.payouts = Payouts(self)
 
     def __enter__(self) -> Self:
         self._store._lock.acquire()
@@ -520,23 +524,110 @@ class Outbox(Repository):
     def add(self, notifications: Sequence[rk.Notification]) -> None:
         for note in notifications:
             self.uow.insert(self.t.outbox, note.notification_id, note)
-            self.uow.put(self.t.outbox_status, note.notification_id, (None, 0, None))
+            self.uow.put(self.t.outbox_status, note.notification_id, (None, 0, None, None, None))
+
+    def _open(self) -> Iterator[tuple[int, str, Status]]:
+        """(position, id, status) of every pending notification: neither delivered nor dead.
+        A scan, which is fine for a small store; SQL stores use an index."""
+        for position, (nid, status) in enumerate(self.t.outbox_status.items()):
+            if status[0] is None and status[4] is None:
+                yield position, nid, status
 
     def pending(self, limit: int) -> list[rk.Notification]:
-        status = self.t.outbox_status
-        waiting = (note for nid, note in self.t.outbox.items() if status[nid][0] is None)
+        waiting = (self.t.outbox[nid] for _, nid, _ in self._open())
         return list(itertools.islice(waiting, max(limit, 0)))
 
-    def mark_delivered(self, notification_id: str, at: datetime) -> None:
-        _, attempts, error = self.t.outbox_status[notification_id]
-        self.uow.put(self.t.outbox_status, notification_id, (at, attempts + 1, error))
+    def due(self, at: datetime, limit: int) -> list[tuple[rk.Notification, int]]:
+        retries = sorted(
+            (status[3], position, nid)
+            for position, nid, status in self._open()
+            if status[3] is not None and status[3] <= at
+        )
+        fresh = [nid for _, nid, status in self._open() if status[3] is None]
+        ids = [nid for _, _, nid in retries] + fresh
+        return [(self.t.outbox[nid], self.t.outbox_status[nid][1]) for nid in ids[: max(limit, 0)]]
 
-    def mark_failed(self, notification_id: str, at: datetime, error: str) -> None:
-        _, attempts, _ = self.t.outbox_status[notification_id]
-        self.uow.put(self.t.outbox_status, notification_id, (None, attempts + 1, error))
+    def mark_delivered(self, notification_id: str, at: datetime) -> None:
+        status = self.t.outbox_status.get(notification_id)
+        if status is not None and status[0] is None:
+            self.uow.put(
+                self.t.outbox_status, notification_id, (at, status[1] + 1, status[2], None, None)
+            )
+
+    def mark_failed(
+        self, notification_id: str, at: datetime, error: str, retry_at: datetime | None = None
+    ) -> None:
+        status = self.t.outbox_status.get(notification_id)
+        if status is not None and status[0] is None and status[4] is None:
+            retry = at if retry_at is None else retry_at
+            self.uow.put(
+                self.t.outbox_status, notification_id, (None, status[1] + 1, error, retry, None)
+            )
+
+    def mark_dead(self, notification_id: str, at: datetime, error: str) -> None:
+        status = self.t.outbox_status.get(notification_id)
+        if status is not None and status[0] is None and status[4] is None:
+            self.uow.put(
+                self.t.outbox_status, notification_id, (None, status[1] + 1, error, None, at)
+            )
+
+    def dead(self, limit: int) -> list[rk.DeadLetter]:
+        letters = sorted(
+            (status[4], position, nid, status)
+            for position, (nid, status) in enumerate(self.t.outbox_status.items())
+            if status[4] is not None
+        )
+        return [
+            rk.DeadLetter(self.t.outbox[nid], status[1], status[2], dead_at)
+            for dead_at, _, nid, status in letters[: max(limit, 0)]
+        ]
+
+    def revive(self, notification_ids: Sequence[str]) -> int:
+        revived = 0
+        for nid in dict.fromkeys(notification_ids):
+            status = self.t.outbox_status.get(nid)
+            if status is not None and status[4] is not None:
+                self.uow.put(self.t.outbox_status, nid, (None, 0, status[2], None, None))
+                revived += 1
+        return revived
 
 
 # -- the demo -----------------------------------------------------------------------------
+class Payouts(Repository):
+    """Payout records by id."""
+
+    def add(self, payout: rk.Payout) -> None:
+        self.uow.insert(self.t.payouts, payout.payout_id, payout)
+
+    def get(self, program_id: str, payout_id: str) -> rk.Payout | None:
+        found = self.t.payouts.get(payout_id)
+        return found if found is not None and found.program_id == program_id else None
+
+    def update(self, payout: rk.Payout) -> None:
+        old = self.t.payouts.get(payout.payout_id)
+        if old is None:
+            raise rk.StoreError(f"payout {payout.payout_id!r} is not recorded")
+        new = attrs.evolve(
+            old,
+            status=payout.status,
+            attempts=payout.attempts,
+            error=payout.error,
+            updated_at=payout.updated_at,
+        )
+        self.uow.put(self.t.payouts, payout.payout_id, new)
+
+    def open(self, program_id: str, participant_id: str | None, limit: int) -> list[rk.Payout]:
+        waiting = (rk.PayoutStatus.PENDING, rk.PayoutStatus.FAILED)
+        found = [
+            p
+            for _, p in self.t.payouts.items()
+            if p.program_id == program_id
+            and p.status in waiting
+            and participant_id in (None, p.participant_id)
+        ]
+        return sorted(found, key=lambda p: (p.created_at, p.payout_id))[: max(limit, 0)]
+
+
 def main() -> None:
     """Run a double-sided program on a JsonlStore, reopen the file, print the balances."""
     start = datetime(2026, 3, 2, 9, 0, tzinfo=UTC)

@@ -8,7 +8,7 @@ from __future__ import annotations
 
 import typing as _typing
 
-from referralkit._adapters.memory import InMemoryStore, OutboxStatus
+from referralkit._adapters.memory import InMemoryStore
 from referralkit._adapters.notifiers import (
     ID_HEADER,
     SIGNATURE_HEADER,
@@ -26,6 +26,7 @@ from referralkit._errors import (
     CorruptRecordError,
     CurrencyMismatchError,
     EventConflictError,
+    IllegalTransitionError,
     InvalidEventError,
     InvalidInputError,
     InvalidProgramError,
@@ -40,16 +41,21 @@ from referralkit._errors import (
     StoreError,
     StoreUnavailableError,
     UnknownOrderError,
+    UnknownReferralError,
+    UnknownRewardError,
 )
 from referralkit._ledger import Balance, BalanceLine, RewardView
+from referralkit._ledger_ops import PAYOUT_KINDS, PayableReason, PayoutResult, PayoutSkip
 from referralkit._ports import (
     Counters,
     EventLog,
+    Fulfiller,
     Ledger,
     Notifier,
     Orders,
     Outbox,
     Participants,
+    Payouts,
     Programs,
     Referrals,
     Store,
@@ -70,18 +76,23 @@ from referralkit._values.events import (
     Refund,
     Signup,
 )
+from referralkit._values.messages import CURRENCY_SYMBOLS, MESSAGE_KINDS, render_message
 from referralkit._values.money import Money
 from referralkit._values.records import (
     AttributionExplanation,
     ChargebackRecord,
     CodeRecord,
+    DeadLetter,
     Entry,
     EntryKind,
     EventRecord,
     Notification,
     OrderRecord,
+    OutboxStatus,
     Outcome,
     ParticipantRecord,
+    Payout,
+    PayoutStatus,
     ProgramRecord,
     Referral,
     RefundRecord,
@@ -92,6 +103,7 @@ from referralkit._values.records import (
     Role,
     TouchRecord,
 )
+from referralkit._values.retry import RetrySchedule
 from referralkit._values.rewards import (
     Badge,
     Cash,
@@ -141,7 +153,10 @@ __all__ = [
     "CHANNELS",
     "CONDITION_ATTRIBUTES",
     "CONDITION_OPERATORS",
+    "CURRENCY_SYMBOLS",
     "ID_HEADER",
+    "MESSAGE_KINDS",
+    "PAYOUT_KINDS",
     "SIGNATURE_HEADER",
     "All",
     "Any",
@@ -165,6 +180,7 @@ __all__ = [
     "Counters",
     "Credit",
     "CurrencyMismatchError",
+    "DeadLetter",
     "Decision",
     "Discount",
     "DispatchResult",
@@ -179,7 +195,9 @@ __all__ = [
     "EventRecord",
     "FirstMatch",
     "FreePeriod",
+    "Fulfiller",
     "Hybrid",
+    "IllegalTransitionError",
     "InMemoryStore",
     "InvalidEventError",
     "InvalidInputError",
@@ -203,6 +221,12 @@ __all__ = [
     "Outcome",
     "ParticipantRecord",
     "Participants",
+    "PayableReason",
+    "Payout",
+    "PayoutResult",
+    "PayoutSkip",
+    "PayoutStatus",
+    "Payouts",
     "PerItem",
     "Points",
     "PolicyContext",
@@ -219,6 +243,7 @@ __all__ = [
     "Refund",
     "RefundRecord",
     "RetryLaterError",
+    "RetrySchedule",
     "RevenueShare",
     "Reversal",
     "Reward",
@@ -246,6 +271,8 @@ __all__ = [
     "Unit",
     "UnitOfWork",
     "UnknownOrderError",
+    "UnknownReferralError",
+    "UnknownRewardError",
     "Verdict",
     "WebhookNotifier",
     "When",
@@ -253,6 +280,7 @@ __all__ = [
     "load_program",
     "policy_types",
     "register_policy",
+    "render_message",
     "verify_webhook",
     "webhook_body",
     "when",

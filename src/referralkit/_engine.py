@@ -27,12 +27,12 @@ from referralkit._ledger import (
     Balance,
     RewardView,
     approve_entry,
-    balance_of,
     grant_entry,
     reversal_entry,
     target_reversed,
 )
-from referralkit._ports import CounterKey, Notifier, Store, UnitOfWork
+from referralkit._ledger_ops import LedgerOperations, PayoutCheck, Veto
+from referralkit._ports import CounterKey, Fulfiller, Notifier, Store, UnitOfWork
 from referralkit._program import Program
 from referralkit._values._checks import require_aware, require_id
 from referralkit._values.canonical import parts_digest, record_digest
@@ -45,6 +45,8 @@ from referralkit._values.records import (
     AttributionExplanation,
     ChargebackRecord,
     CodeRecord,
+    DeadLetter,
+    EntryKind,
     EventRecord,
     Notification,
     OrderRecord,
@@ -59,6 +61,7 @@ from referralkit._values.records import (
     RewardState,
     TouchRecord,
 )
+from referralkit._values.retry import RetrySchedule
 from referralkit._values.rewards import describe
 from referralkit.attribution._codes import generate_code, normalise_code
 from referralkit.attribution._fraud import (
@@ -127,9 +130,11 @@ class DispatchResult:
 
     delivered: int
     failed: int
+    dead: int = 0
+    """Of the failed ones, how many ran out of attempts and became dead letters."""
 
 
-class Engine:
+class Engine(LedgerOperations):
     """Runs one referral program over a store.
 
     The engine takes inbound events ([`handle`][referralkit.Engine.handle]), approves rewards
@@ -150,6 +155,13 @@ class Engine:
         max_retries: How often a unit of work that hit a ``ConcurrencyError`` is retried.
         code_factory: Makes new referral codes for ``issue_code`` (8 random Crockford
             characters by default); inject a seeded one for reproducible demos and tests.
+        fulfiller: Pays rewards out on [`payout`][referralkit.Engine.payout].
+        veto: Asked before ``settle`` approves a reward; a returned reason rejects it.
+        payout_check: Asked before a payout with (participant id, amount); a returned
+            reason (a missing tax form, ...) blocks it.
+        retry: When ``dispatch`` retries a notification the notifier failed to send, and
+            after how many attempts it becomes a dead letter; ``RetrySchedule()`` (8
+            attempts, 30 s doubling up to an hour) by default.
         link_signer: Verifies the signed tokens of referral links (``Click.link_token``,
             ``Signup.link_token``) and signs them (``link_token``). A tampered token is a
             refused touch in the outcome, not an error.
@@ -178,18 +190,28 @@ class Engine:
         auto_dispatch: bool = False,
         code_factory: Callable[[], str] | None = None,
         max_retries: int = 5,
+        fulfiller: Fulfiller | None = None,
+        veto: Veto | None = None,
+        payout_check: PayoutCheck | None = None,
+        retry: RetrySchedule | None = None,
         link_signer: LinkSigner | None = None,
         fraud_checks: Iterable[FraudCheck] = (),
         future_tolerance: timedelta | None = None,
     ) -> None:
         if not isinstance(program, Program):
             raise InvalidProgramError("program", program, "must be a Program")
+        if retry is not None and not isinstance(retry, RetrySchedule):
+            raise InvalidInputError("retry", retry, "must be a RetrySchedule")
+        self._retry = RetrySchedule() if retry is None else retry
         self._store = store
         self._notifier = notifier
         self._clock: Clock = clock if clock is not None else SystemClock()
         self._auto_dispatch = auto_dispatch
         self._max_retries = max_retries
         self._code_factory: Callable[[], str] = code_factory or generate_code
+        self._fulfiller = fulfiller
+        self._veto = veto
+        self._payout_check = payout_check
         if link_signer is not None and not isinstance(link_signer, LinkSigner):
             raise InvalidInputError("link_signer", link_signer, "must be a LinkSigner")
         self._link_signer = link_signer
@@ -1419,7 +1441,6 @@ class Engine:
                     )
             grants.extend(result.grants)
             decisions.extend(result.decisions)
-        payable_at = version.payable_at(ev.at)
         seen: dict[tuple[str, str], int] = {}
         reward_ids: list[str] = []
         notifications: list[Notification] = []
@@ -1427,6 +1448,7 @@ class Engine:
         for grant in grants:
             n = seen.get((grant.policy, grant.role), 0)
             seen[(grant.policy, grant.role)] = n + 1
+            payable_at = version.payable_at(ev.at, grant.policy)
             reward = Reward(
                 reward_id=derive_id("rwd", pid, ev.event_id, grant.policy, grant.role, str(n)),
                 program_id=pid,
@@ -1441,6 +1463,7 @@ class Engine:
                 base_amount=base,
                 created_at=ev.at,
                 payable_at=payable_at,
+                item=grant.item,
             )
             uow.ledger.add_reward(reward, grant_entry(reward))
             reward_ids.append(reward.reward_id)
@@ -1459,6 +1482,7 @@ class Engine:
                         "value": str(grant.value),
                         "payable_on": payable_at.date().isoformat(),
                         "referral_id": referral.referral_id,
+                        "referee": referral.referee_id,
                     },
                 )
             )
@@ -1478,7 +1502,7 @@ class Engine:
     def _refund(self, uow: UnitOfWork, ev: Refund) -> Outcome:
         pid = self._program_id
         order = self._order_for(uow, ev.order_id, "refund.order_id")
-        refund_digest = parts_digest(ev.order_id, ev.amount)
+        refund_digest = parts_digest(ev.order_id, ev.amount, *ev.items)
         existing = uow.orders.refund(pid, ev.refund_id)
         if existing is not None:
             return self._repeat(existing.digest, refund_digest, "refund_id", ev.refund_id, ev)
@@ -1498,12 +1522,24 @@ class Engine:
                 f"exceeds what remains refundable on order {order.order_id} "
                 f"({Money._trusted(remaining, order.amount.currency)})",
             )
+        if ev.items:
+            self._check_refund_items(uow, order, ev)
         uow.orders.add_refund(
             RefundRecord(
                 pid, ev.refund_id, ev.order_id, ev.amount, ev.at, ev.event_id, refund_digest
             )
         )
         return self._reverse(uow, order, ev, before + ev.amount.amount)
+
+    def _check_refund_items(self, uow: UnitOfWork, order: OrderRecord, ev: Refund) -> None:
+        record = uow.events.get(self._program_id, order.event_id)
+        purchase = None if record is None else record.event
+        skus = {i.sku for i in purchase.items} if isinstance(purchase, Purchase) else set()
+        for i, item in enumerate(ev.items):
+            if item not in skus:
+                raise InvalidEventError(
+                    f"refund.items[{i}]", item, f"is no line item of order {order.order_id}"
+                )
 
     def _chargeback(self, uow: UnitOfWork, ev: Chargeback) -> Outcome:
         pid = self._program_id
@@ -1544,6 +1580,9 @@ class Engine:
                     (pid, Counter.REFERRER_SUCCESSFUL_REFERRALS.value, referral.referrer_id), -_ONE
                 )
         rewards = uow.ledger.rewards(pid, order_id=order.order_id)
+        items = ev.items if isinstance(ev, Refund) else ()
+        if items:  # a refund of named line items reverses their per-item rewards wholly
+            rewards = [r for r in rewards if r.item in items]
         entries = uow.ledger.entries(r.reward_id for r in rewards)
         refunded = Money._trusted(total, order.amount.currency)
         reversals: list[Reversal] = []
@@ -1555,7 +1594,7 @@ class Engine:
             view = RewardView(reward, tuple(entries[reward.reward_id]))
             base = reward.base_amount or order.amount
             rounding = self._version(reward.program_version, reward.referral_id).rounding
-            target = target_reversed(view, refunded, base, rounding)
+            target = view.granted if items else target_reversed(view, refunded, base, rounding)
             entry = reversal_entry(view, target, ev.at, ev.event_id)
             if entry is None:
                 continue
@@ -1575,11 +1614,12 @@ class Engine:
                     cause=ev.kind,
                 )
             )
+            clawback = entry.kind is EntryKind.CLAWED_BACK
             notifications.append(
                 Notification(
                     notification_id=f"ntf_{entry.entry_id}",
                     program_id=pid,
-                    kind="reward_reversed",
+                    kind="reward_clawed_back" if clawback else "reward_reversed",
                     recipient_id=reward.participant_id,
                     created_at=ev.at,
                     data={
@@ -1614,6 +1654,11 @@ class Engine:
     def settle(self, now: datetime | None = None, *, batch_size: int = 500) -> int:
         """Approve every pending reward whose ``payable_at`` is at or before ``now``.
 
+        Held rewards are never approved: a hold whose ``until`` passed is released first,
+        and an overdue review (``Program.review_after``) gets one ``review_due``
+        notification. The host's ``veto`` is asked about each reward before its approval;
+        a reason rejects it instead.
+
         Args:
             now: Timezone-aware; the engine's clock by default.
             batch_size: Rewards approved per unit of work.
@@ -1630,15 +1675,21 @@ class Engine:
         at = self._clock.now() if now is None else require_aware("now", now)
         pid = self._program_id
         total = 0
+        self._settle_holds(at)
         while True:
 
-            def work(uow: UnitOfWork) -> int:
+            def work(uow: UnitOfWork) -> tuple[int, int]:
                 due = uow.ledger.in_state(pid, RewardState.PENDING, due_by=at, limit=batch_size)
                 entries = uow.ledger.entries(r.reward_id for r in due)
                 approvals = []
                 notes = []
+                vetoed = 0
                 for reward in due:
-                    entry = approve_entry(RewardView(reward, tuple(entries[reward.reward_id])), at)
+                    view = RewardView(reward, tuple(entries[reward.reward_id]))
+                    if self._vetoed(uow, view, at):
+                        vetoed += 1
+                        continue
+                    entry = approve_entry(view, at)
                     if entry is None:
                         continue
                     approvals.append(entry)
@@ -1657,11 +1708,11 @@ class Engine:
                     )
                 uow.ledger.append(approvals)
                 uow.outbox.add(notes)
-                return len(approvals)
+                return len(approvals), vetoed
 
-            done = self._transact(work)
+            done, vetoed = self._transact(work)
             total += done
-            if done < batch_size:
+            if done + vetoed < batch_size:
                 break
         if self._auto_dispatch and total:
             self.dispatch()
@@ -1675,9 +1726,9 @@ class Engine:
         return [RewardView(r, tuple(entries[r.reward_id])) for r in rewards]
 
     def balance(self, participant_id: str) -> Balance:
-        """The participant's balances per unit (pending, available, lifetime), derived from
-        the ledger entries."""
-        return balance_of(participant_id, self.rewards_for(participant_id))
+        """The participant's balances per unit (pending, held, available, paid, owed,
+        lifetime), derived from the ledger entries."""
+        return self._balance(participant_id)
 
     def referral_of(self, referee_id: str) -> Referral | None:
         """The referee's referral, or None."""
@@ -1685,45 +1736,118 @@ class Engine:
             return uow.referrals.by_referee(self._program_id, referee_id)
 
     # -- outbox --------------------------------------------------------------------------
-    def dispatch(self, limit: int = 1000) -> DispatchResult:
-        """Deliver up to ``limit`` queued notifications through the notifier.
+    def dispatch(self, limit: int = 1000, now: datetime | None = None) -> DispatchResult:
+        """Deliver up to ``limit`` due notifications through the notifier.
 
+        Due are the notifications never attempted and those whose retry time (set by the
+        engine's [`RetrySchedule`][referralkit.RetrySchedule]) is at or before ``now``.
         Delivery is at least once: a notification is marked delivered only after the
-        notifier returned; one that raised stays queued for the next call. A failing
-        notifier never fails or undoes the events that queued the notifications.
+        notifier returned. One that raised is retried after the schedule's delay, and
+        after its last attempt becomes a dead letter
+        ([`dead_letters`][referralkit.Engine.dead_letters]). Two dispatchers running at
+        once may both send a notification (receivers deduplicate on its id); none is lost.
+        A failing notifier never fails or undoes the events that queued the notifications.
 
         Args:
             limit: At most this many notifications (0 delivers nothing).
+            now: Timezone-aware; the engine's clock by default. Also the time recorded for
+                each attempt.
 
         Raises:
-            InvalidInputError: ``limit`` is negative.
+            InvalidInputError: ``limit`` is not an int >= 0.
+            NaiveDatetimeError: ``now`` without a time zone.
         """
         if isinstance(limit, bool) or not isinstance(limit, int) or limit < 0:
             raise InvalidInputError("limit", limit, "must be an int >= 0")
+        at = self._clock.now() if now is None else require_aware("now", now)
         if self._notifier is None or limit == 0:
             return DispatchResult(0, 0)
         with self._store.unit_of_work() as uow:
-            pending = uow.outbox.pending(limit)
-        delivered = failed = 0
-        for note in pending:
+            due = uow.outbox.due(at, limit)
+        delivered = failed = dead = 0
+        for note, attempts in due:
             try:
                 self._notifier.send(note)
             except Exception as exc:  # the notifier is host code: any failure is retried
                 failed += 1
-                log.warning("notification %s failed: %r", note.notification_id, exc)
-                self._transact(
-                    functools.partial(self._mark_failed, note.notification_id, repr(exc))
-                )
+                nid = note.notification_id
+                retry_at = self._retry.next_attempt_at(at, attempts + 1, nid)
+                if retry_at is None:
+                    dead += 1
+                    log.error("notification %s is a dead letter: %r", nid, exc)
+                else:
+                    log.warning("notification %s failed, retry at %s: %r", nid, retry_at, exc)
+                self._transact(functools.partial(self._mark_failed, nid, at, repr(exc), retry_at))
                 continue
             delivered += 1
-            self._transact(functools.partial(self._mark_delivered, note.notification_id))
-        return DispatchResult(delivered, failed)
+            self._transact(functools.partial(self._mark_delivered, note.notification_id, at))
+        return DispatchResult(delivered, failed, dead)
 
-    def _mark_delivered(self, notification_id: str, uow: UnitOfWork) -> None:
-        uow.outbox.mark_delivered(notification_id, self._clock.now())
+    def _mark_delivered(self, notification_id: str, at: datetime, uow: UnitOfWork) -> None:
+        uow.outbox.mark_delivered(notification_id, at)
 
-    def _mark_failed(self, notification_id: str, error: str, uow: UnitOfWork) -> None:
-        uow.outbox.mark_failed(notification_id, self._clock.now(), error)
+    def _mark_failed(
+        self,
+        notification_id: str,
+        at: datetime,
+        error: str,
+        retry_at: datetime | None,
+        uow: UnitOfWork,
+    ) -> None:
+        if retry_at is None:
+            uow.outbox.mark_dead(notification_id, at, error)
+        else:
+            uow.outbox.mark_failed(notification_id, at, error, retry_at)
+
+    def dead_letters(self, limit: int = 100) -> list[DeadLetter]:
+        """Notifications whose delivery attempts ran out, oldest first, with their attempts
+        and last error.
+
+        Raises:
+            InvalidInputError: ``limit`` is not an int >= 0.
+        """
+        if isinstance(limit, bool) or not isinstance(limit, int) or limit < 0:
+            raise InvalidInputError("limit", limit, "must be an int >= 0")
+        with self._store.unit_of_work() as uow:
+            return uow.outbox.dead(limit)
+
+    def retry_dead(self, notification_ids: Iterable[str] | None = None) -> int:
+        """Put dead letters back in the outbox, due at once with a fresh set of attempts
+        (the next ``dispatch`` sends them).
+
+        Args:
+            notification_ids: The dead letters to retry; None retries every one. Ids that
+                are not dead letters (unknown, pending or delivered) are ignored.
+
+        Returns:
+            How many dead letters became pending again.
+
+        Raises:
+            InvalidInputError: ``notification_ids`` is a single string, or holds a non-string.
+        """
+        if notification_ids is None:
+            total = 0
+            while True:
+
+                def revive_batch(uow: UnitOfWork) -> int:
+                    ids = [d.notification.notification_id for d in uow.outbox.dead(500)]
+                    return uow.outbox.revive(ids) if ids else 0
+
+                done = self._transact(revive_batch)
+                total += done
+                if done < 500:
+                    return total
+        if isinstance(notification_ids, str):
+            raise InvalidInputError(
+                "notification_ids", notification_ids, "must be a collection of ids, not one str"
+            )
+        ids = list(notification_ids)
+        for nid in ids:
+            if not isinstance(nid, str):
+                raise InvalidInputError("notification_ids", nid, "must hold str ids")
+        if not ids:
+            return 0
+        return self._transact(lambda uow: uow.outbox.revive(ids))
 
     def __repr__(self) -> str:
         return f"Engine(program={self._program_id!r}, versions={sorted(self._versions)})"

@@ -16,11 +16,13 @@ from typing import Any, Protocol, Self, runtime_checkable
 from referralkit._values.records import (
     ChargebackRecord,
     CodeRecord,
+    DeadLetter,
     Entry,
     EventRecord,
     Notification,
     OrderRecord,
     ParticipantRecord,
+    Payout,
     ProgramRecord,
     Referral,
     RefundRecord,
@@ -33,11 +35,13 @@ __all__ = [
     "CounterKey",
     "Counters",
     "EventLog",
+    "Fulfiller",
     "Ledger",
     "Notifier",
     "Orders",
     "Outbox",
     "Participants",
+    "Payouts",
     "Programs",
     "Referrals",
     "Store",
@@ -257,22 +261,86 @@ class Counters(Protocol):
 
 
 class Outbox(Protocol):
-    """**Protocol:** notifications written with the changes that cause them."""
+    """**Protocol:** notifications written with the changes that cause them, and their
+    delivery state.
+
+    A notification is *pending* until it is delivered or dead. A pending one is *due* when
+    it was never attempted, or when its next attempt time has come. Every marking method is
+    a no-op for an unknown id, and none undoes a delivery: a notification marked delivered
+    stays delivered (two dispatchers may race; delivery is at least once).
+    """
 
     def add(self, notifications: Sequence[Notification]) -> None:
         """Queue notifications; a known notification id is a conflict."""
         ...
 
     def pending(self, limit: int) -> list[Notification]:
-        """Up to ``limit`` undelivered notifications, in the order they were added."""
+        """Up to ``limit`` pending notifications (neither delivered nor dead, due or not),
+        in the order they were added."""
+        ...
+
+    def due(self, at: datetime, limit: int) -> list[tuple[Notification, int]]:
+        """Up to ``limit`` pending notifications due at ``at``, each with its attempts so far:
+        first the failed ones whose next attempt is at or before ``at`` (by that time, then
+        the order they were added), then the never-attempted ones in the order they were
+        added. An indexed query: it does not read notifications that are not due."""
         ...
 
     def mark_delivered(self, notification_id: str, at: datetime) -> None:
-        """Mark one notification delivered."""
+        """Mark one notification delivered (counting the attempt); a dead letter delivered
+        by a slower dispatcher is delivered too."""
         ...
 
-    def mark_failed(self, notification_id: str, at: datetime, error: str) -> None:
-        """Record a failed delivery attempt; the notification stays pending."""
+    def mark_failed(
+        self, notification_id: str, at: datetime, error: str, retry_at: datetime | None = None
+    ) -> None:
+        """Record a failed delivery attempt of a pending notification: it stays pending,
+        due again at ``retry_at`` (``at`` when None). Ignored if it is delivered or dead."""
+        ...
+
+    def mark_dead(self, notification_id: str, at: datetime, error: str) -> None:
+        """Record a failed last attempt of a pending notification: it becomes a dead letter
+        (not pending, not due). Ignored if it is delivered or dead."""
+        ...
+
+    def dead(self, limit: int) -> list[DeadLetter]:
+        """Up to ``limit`` dead letters, by the time they died, then the order they were
+        added."""
+        ...
+
+    def revive(self, notification_ids: Sequence[str]) -> int:
+        """Make these dead letters pending again, never attempted (attempts 0, the last
+        error kept). Ids that are not dead letters are ignored.
+
+        Returns:
+            How many dead letters became pending.
+        """
+        ...
+
+
+class Payouts(Protocol):
+    """**Protocol:** payout records, keyed by payout id (unique).
+
+    A payout's id is derived from what it pays, so recording it again is a conflict, never a
+    second payment.
+    """
+
+    def add(self, payout: Payout) -> None:
+        """Record a new payout; a known payout id is a conflict (``ConcurrencyError``)."""
+        ...
+
+    def get(self, program_id: str, payout_id: str) -> Payout | None:
+        """A payout, or None."""
+        ...
+
+    def update(self, payout: Payout) -> None:
+        """Replace a recorded payout's status, attempts, error and ``updated_at`` (the
+        other fields never change); an unknown payout id is a ``StoreError``."""
+        ...
+
+    def open(self, program_id: str, participant_id: str | None, limit: int) -> list[Payout]:
+        """Up to ``limit`` payouts that are pending or failed (of one participant, or of
+        everyone with None), oldest first (by ``created_at``, then payout id)."""
         ...
 
 
@@ -328,6 +396,11 @@ class UnitOfWork(Protocol):
         ...
 
     @property
+    def payouts(self) -> Payouts:
+        """Payout records."""
+        ...
+
+    @property
     def touches(self) -> Touches:
         """Touches (clicks and codes) for attribution."""
         ...
@@ -380,4 +453,20 @@ class Notifier(Protocol):
 
     def send(self, notification: Notification) -> None:
         """Deliver one notification."""
+        ...
+
+
+@runtime_checkable
+class Fulfiller(Protocol):
+    """**Protocol:** pays a participant: issues a coupon, credits an account, sends money.
+
+    ``fulfil`` is called outside any unit of work, and may be called again with the same
+    ``payout_id`` (a failed payout is retried under its id, and a process may stop between
+    the payment and its record): treat a payout id already paid as success without paying
+    again. Return normally only once the payment is made; raise any exception to signal
+    failure, and the payout's rewards stay approved for the next ``Engine.payout``.
+    """
+
+    def fulfil(self, payout: Payout) -> None:
+        """Pay ``payout.amount`` (of kind ``payout.kind``) to ``payout.participant_id``."""
         ...

@@ -307,7 +307,9 @@ def test_notifications_reach_the_outbox_once_each_and_dispatch_twice_delivers_no
     )
     earned = {n.recipient_id: n for n in sent if n.kind == "reward_earned"}
     assert earned["alice"].data["payable_on"] == "2026-04-01"
-    assert earned["alice"].message() == "You earned 20.00 USD cash, payable on 2026-04-01."
+    assert (
+        earned["alice"].message() == "bob used your code — you earned $20.00, payable on 1 April."
+    )
     assert {n.data["quantity"] for n in sent if n.kind == "reward_reversed"} == {"5.00", "2.50"}
     assert [n.notification_id for n in bought.store.dump()["outbox"]] == sorted(
         n.notification_id for n in sent

@@ -9,7 +9,7 @@ from typing import Any
 
 import attrs
 import pytest
-from hypothesis import given
+from hypothesis import given, settings
 from hypothesis import strategies as st
 
 import referralkit as rk
@@ -90,7 +90,7 @@ class _Repository:
     def __getattr__(self, attr: str) -> Any:
         value = getattr(self._inner, attr)
         name = f"{self._name}.{attr}"
-        if name not in WRITES:
+        if name not in WRITES and name not in DELIVERY_WRITES:
             return value
         return lambda *args, **kwargs: self._trap.call(name, value, *args, **kwargs)
 
@@ -312,3 +312,69 @@ def test_a_failing_outbox_write_leaves_no_reward_and_no_notification():
     assert len(outcome.grants) == 2
     kinds = [n.kind for n in store.dump()["outbox"]]
     assert sorted(kinds) == ["referral_created", "reward_earned", "reward_earned"]
+
+
+# -- delivery: the marks a dispatch writes are atomic too -----------------------------------
+DELIVERY_WRITES = ("outbox.mark_delivered", "outbox.mark_failed", "outbox.mark_dead", "commit")
+
+
+class _MarkRecorder:
+    """Wraps a notifier: remembers the notification being delivered."""
+
+    def __init__(self, fail: Callable[[], bool]) -> None:
+        self.fail = fail
+        self.current: str | None = None
+        self.delivered: set[str] = set()
+
+    def send(self, note: rk.Notification) -> None:
+        self.current = note.notification_id
+        if self.fail():
+            raise ConnectionError("flaky")
+        self.delivered.add(note.notification_id)
+
+
+@settings(max_examples=40)
+@given(event_streams(), st.data())
+def test_a_failure_while_marking_a_delivery_loses_no_notification(scenario, data):
+    """A store failing while a dispatch records an attempt (delivered, failed or dead, or
+    its commit) leaves that notification's delivery state as it was, so a later dispatch
+    sends it again; in the end every notification is delivered and every change still has
+    its notification (check_all)."""
+    trap = Trap()
+    store = FaultyStore(trap)
+    scenario.play(scenario.new_engine(store))
+    notes = {n.notification_id for n in store.dump()["outbox"]}
+    notifier = _MarkRecorder(lambda: data.draw(st.booleans(), label="send fails"))
+    clock = rk.ManualClock(scenario.start)
+    engine = rk.Engine(
+        scenario.program,
+        store,
+        notifier=notifier,
+        clock=clock,
+        retry=rk.RetrySchedule(max_attempts=2, first_delay=timedelta(seconds=10)),
+    )
+    for _ in range(data.draw(st.integers(1, 4), label="rounds")):
+        target = data.draw(st.sampled_from(DELIVERY_WRITES), label="failing write")
+        trap.arm(
+            target,
+            data.draw(st.integers(1, 3), label="at call #"),
+            after=target != "commit" and data.draw(st.booleans(), label="after the write"),
+            error=InjectedError("injected"),
+        )
+        before = dict(store.dump()["outbox_status"])
+        try:
+            engine.dispatch()
+        except InjectedError:
+            assert trap.sprung
+            nid = notifier.current
+            assert nid is not None
+            assert dict(store.dump()["outbox_status"])[nid] == before[nid], nid
+        trap.disarm()
+        clock.advance(timedelta(seconds=10))
+    engine.retry_dead()
+    notifier.fail = lambda: False
+    engine.dispatch(now=clock.now() + timedelta(hours=1))
+    statuses = dict(store.dump()["outbox_status"])
+    assert notes <= notifier.delivered
+    assert all(statuses[nid].delivered_at is not None for nid in notes)
+    check_all(store, engine)

@@ -423,9 +423,12 @@ def test_a_failing_notifier_never_undoes_the_event_and_is_retried() -> None:
     assert engine.referral_of("bob") is not None
     status = dict(engine.store.dump()["outbox_status"])[calls[0]]
     assert (status.attempts, status.delivered_at) == (1, None)
+    assert status.next_attempt_at == T0 + timedelta(seconds=30)
     assert "smtp down" in (status.last_error or "")
-    assert engine.dispatch() == rk.DispatchResult(delivered=1, failed=0)
-    assert engine.dispatch() == rk.DispatchResult(delivered=0, failed=0)
+    assert engine.dispatch() == rk.DispatchResult(delivered=0, failed=0)  # not due yet
+    retry = T0 + timedelta(seconds=30)
+    assert engine.dispatch(now=retry) == rk.DispatchResult(delivered=1, failed=0)
+    assert engine.dispatch(now=retry) == rk.DispatchResult(delivered=0, failed=0)
 
 
 def test_dispatch_without_a_notifier_keeps_the_outbox_queued() -> None:

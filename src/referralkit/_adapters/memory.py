@@ -17,11 +17,15 @@ from referralkit._ports import CounterKey
 from referralkit._values.records import (
     ChargebackRecord,
     CodeRecord,
+    DeadLetter,
     Entry,
     EventRecord,
     Notification,
     OrderRecord,
+    OutboxStatus,
     ParticipantRecord,
+    Payout,
+    PayoutStatus,
     ProgramRecord,
     Referral,
     RefundRecord,
@@ -37,15 +41,6 @@ V = TypeVar("V")
 _MISSING: Any = object()
 _POP: Any = object()
 _ZERO = Decimal(0)
-
-
-@attrs.frozen
-class OutboxStatus:
-    """Delivery state of one notification in a store's outbox."""
-
-    delivered_at: datetime | None = None
-    attempts: int = 0
-    last_error: str | None = None
 
 
 class _Tables:
@@ -75,6 +70,10 @@ class _Tables:
         self.touches_of_visitor: dict[tuple[str, str], dict[str, None]] = {}
         self.touches_of_participant: dict[tuple[str, str], dict[str, None]] = {}
         self.referrals_of: dict[tuple[str, str], dict[str, None]] = {}
+        self.payouts: dict[str, Payout] = {}
+        self.outbox_seq: dict[str, int] = {}  # notification id -> position added
+        self.outbox_open: dict[str, None] = {}  # pending ids (neither delivered nor dead)
+        self.outbox_dead: dict[str, None] = {}  # dead-letter ids
 
 
 class _MemoryUnitOfWork:
@@ -123,6 +122,10 @@ class _MemoryUnitOfWork:
     @_lazy
     def touches(self) -> _Touches:
         return _Touches(self)
+
+    @_lazy
+    def payouts(self) -> _Payouts:
+        return _Payouts(self)
 
     # -- transaction -------------------------------------------------------------------
     def __enter__(self) -> Self:
@@ -453,32 +456,125 @@ class _Counters(_Repo):
 
 class _Outbox(_Repo):
     def add(self, notifications: Sequence[Notification]) -> None:
+        t = self._t
         for n in notifications:
-            self._u._insert(self._t.outbox, n.notification_id, n, "notification")
-            self._u._set(self._t.outbox_status, n.notification_id, OutboxStatus())
+            nid = n.notification_id
+            self._u._insert(t.outbox, nid, n, "notification")
+            self._u._set(t.outbox_status, nid, OutboxStatus())
+            self._u._set(t.outbox_seq, nid, len(t.outbox_seq))
+            self._u._set(t.outbox_open, nid, None)
 
     def pending(self, limit: int) -> list[Notification]:
-        out: list[Notification] = []
         if limit < 1:
-            return out
-        status = self._t.outbox_status
-        for nid, n in self._t.outbox.items():
-            if status[nid].delivered_at is None:
-                out.append(n)
-                if len(out) >= limit:
-                    break
-        return out
+            return []
+        t = self._t
+        ids = sorted(t.outbox_open, key=t.outbox_seq.__getitem__)[:limit]
+        return [t.outbox[nid] for nid in ids]
+
+    def due(self, at: datetime, limit: int) -> list[tuple[Notification, int]]:
+        if limit < 1:
+            return []
+        t = self._t
+        retries: list[tuple[datetime, int, str]] = []
+        fresh: list[tuple[int, str]] = []
+        for nid in t.outbox_open:
+            status = t.outbox_status[nid]
+            if status.next_attempt_at is None:
+                fresh.append((t.outbox_seq[nid], nid))
+            elif status.next_attempt_at <= at:
+                retries.append((status.next_attempt_at, t.outbox_seq[nid], nid))
+        ids = [r[2] for r in sorted(retries)] + [f[1] for f in sorted(fresh)]
+        return [(t.outbox[nid], t.outbox_status[nid].attempts) for nid in ids[:limit]]
 
     def mark_delivered(self, notification_id: str, at: datetime) -> None:
-        old = self._t.outbox_status[notification_id]
+        old = self._t.outbox_status.get(notification_id)
+        if old is None or old.delivered_at is not None:
+            return
         new = OutboxStatus(at, old.attempts + 1, old.last_error)
         self._u._set(self._t.outbox_status, notification_id, new)
+        self._u._discard(self._t.outbox_open, notification_id)
+        self._u._discard(self._t.outbox_dead, notification_id)
 
-    def mark_failed(self, notification_id: str, at: datetime, error: str) -> None:
+    def mark_failed(
+        self, notification_id: str, at: datetime, error: str, retry_at: datetime | None = None
+    ) -> None:
+        if notification_id not in self._t.outbox_open:
+            return
         old = self._t.outbox_status[notification_id]
-        self._u._set(
-            self._t.outbox_status, notification_id, OutboxStatus(None, old.attempts + 1, error)
+        new = OutboxStatus(None, old.attempts + 1, error, at if retry_at is None else retry_at)
+        self._u._set(self._t.outbox_status, notification_id, new)
+
+    def mark_dead(self, notification_id: str, at: datetime, error: str) -> None:
+        if notification_id not in self._t.outbox_open:
+            return
+        old = self._t.outbox_status[notification_id]
+        new = OutboxStatus(None, old.attempts + 1, error, None, at)
+        self._u._set(self._t.outbox_status, notification_id, new)
+        self._u._discard(self._t.outbox_open, notification_id)
+        self._u._set(self._t.outbox_dead, notification_id, None)
+
+    def dead(self, limit: int) -> list[DeadLetter]:
+        if limit < 1:
+            return []
+        t = self._t
+        letters = []
+        for nid in t.outbox_dead:
+            s = t.outbox_status[nid]
+            assert s.dead_at is not None
+            letters.append((s.dead_at, t.outbox_seq[nid], nid, s))
+        letters.sort(key=lambda x: (x[0], x[1]))
+        return [
+            DeadLetter(t.outbox[nid], s.attempts, s.last_error, dead_at)
+            for dead_at, _, nid, s in letters[:limit]
+        ]
+
+    def revive(self, notification_ids: Sequence[str]) -> int:
+        t = self._t
+        revived = 0
+        for nid in dict.fromkeys(notification_ids):
+            if nid not in t.outbox_dead:
+                continue
+            old = t.outbox_status[nid]
+            self._u._set(t.outbox_status, nid, OutboxStatus(None, 0, old.last_error))
+            self._u._discard(t.outbox_dead, nid)
+            self._u._set(t.outbox_open, nid, None)
+            revived += 1
+        return revived
+
+
+_OPEN = (PayoutStatus.PENDING, PayoutStatus.FAILED)
+
+
+class _Payouts(_Repo):
+    def add(self, payout: Payout) -> None:
+        self._u._insert(self._t.payouts, payout.payout_id, payout, "payout")
+
+    def get(self, program_id: str, payout_id: str) -> Payout | None:
+        found = self._t.payouts.get(payout_id)
+        return found if found is not None and found.program_id == program_id else None
+
+    def update(self, payout: Payout) -> None:
+        old = self._t.payouts.get(payout.payout_id)
+        if old is None:
+            raise StoreError(f"payout {payout.payout_id!r} is not recorded")
+        new = attrs.evolve(
+            old,
+            status=payout.status,
+            attempts=payout.attempts,
+            error=payout.error,
+            updated_at=payout.updated_at,
         )
+        self._u._set(self._t.payouts, payout.payout_id, new)
+
+    def open(self, program_id: str, participant_id: str | None, limit: int) -> list[Payout]:
+        found = [
+            p
+            for p in self._t.payouts.values()
+            if p.program_id == program_id
+            and p.status in _OPEN
+            and (participant_id is None or p.participant_id == participant_id)
+        ]
+        return sorted(found, key=lambda p: (p.created_at, p.payout_id))[: max(limit, 0)]
 
 
 class InMemoryStore:
@@ -517,6 +613,7 @@ class InMemoryStore:
                 "outbox": [t.outbox[k] for k in sorted(t.outbox)],
                 "outbox_status": [(k, t.outbox_status[k]) for k in sorted(t.outbox_status)],
                 "touches": [t.touches[k] for k in sorted(t.touches)],
+                "payouts": [t.payouts[k] for k in sorted(t.payouts)],
             }
 
     def __repr__(self) -> str:

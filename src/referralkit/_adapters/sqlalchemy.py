@@ -78,12 +78,15 @@ from referralkit._values.money import Money
 from referralkit._values.records import (
     ChargebackRecord,
     CodeRecord,
+    DeadLetter,
     Entry,
     EntryKind,
     EventRecord,
     Notification,
     OrderRecord,
     ParticipantRecord,
+    Payout,
+    PayoutStatus,
     ProgramRecord,
     Referral,
     RefundRecord,
@@ -381,6 +384,7 @@ _REWARD_COLUMNS: Final = (
     _RW.c.base_currency,
     _RW.c.created_at,
     _RW.c.payable_at,
+    _RW.c.item,
 )
 
 
@@ -402,6 +406,7 @@ def _reward(r: Sequence[Any]) -> Reward:
             base_amount=None if r[10] is None else Money.from_minor(r[10], r[11]),
             created_at=_dt(r[12]),
             payable_at=_dt(r[13]),
+            item=r[14],
         ),
     )
 
@@ -418,6 +423,7 @@ _ENTRY_COLUMNS: Final = (
     _EN.c.at,
     _EN.c.cause,
     _EN.c.state_after,
+    _EN.c.actor,
 )
 
 
@@ -435,6 +441,7 @@ def _entry(r: Sequence[Any]) -> Entry:
             at=_dt(r[7]),
             cause=r[8],
             state_after=RewardState(r[9]),
+            actor=r[10],
         ),
     )
 
@@ -451,6 +458,8 @@ _OUTBOX_COLUMNS: Final = (
     _OB.c.delivered_at,
     _OB.c.attempts,
     _OB.c.last_error,
+    _OB.c.next_attempt_at,
+    _OB.c.dead_at,
 )
 
 
@@ -462,12 +471,59 @@ def _notification(r: Sequence[Any]) -> Notification:
     )
 
 
+_PO = _sql.payouts
+_PAYOUT_COLUMNS: Final = (
+    _PO.c.payout_id,
+    _PO.c.program_id,
+    _PO.c.participant_id,
+    _PO.c.kind,
+    _PO.c.currency,
+    _PO.c.amount_minor,
+    _PO.c.netted_minor,
+    _PO.c.reward_ids,
+    _PO.c.created_at,
+    _PO.c.status,
+    _PO.c.attempts,
+    _PO.c.error,
+    _PO.c.updated_at,
+)
+
+
+def _payout(r: Sequence[Any]) -> Payout:
+    return _decode(
+        "rk_payouts",
+        r[0],
+        lambda: Payout(
+            payout_id=r[0],
+            program_id=r[1],
+            participant_id=r[2],
+            kind=r[3],
+            amount=Money.from_minor(r[5], r[4]),
+            netted=Money.from_minor(r[6], r[4]),
+            reward_ids=tuple(r[7].split(",")) if r[7] else (),
+            created_at=_dt(r[8]),
+            status=PayoutStatus(r[9]),
+            attempts=r[10],
+            error=r[11],
+            updated_at=_opt_dt(r[12]),
+        ),
+    )
+
+
 def _exponent(reward_id: str, kind: str, code: str) -> int:
     return _decode("rk_rewards", reward_id, lambda: Unit(kind, code).exponent)
 
 
 def _outbox_status(r: Sequence[Any]) -> OutboxStatus:
-    return _decode("rk_outbox", r[0], lambda: OutboxStatus(_opt_dt(r[6]), r[7], r[8]))
+    return _decode(
+        "rk_outbox",
+        r[0],
+        lambda: OutboxStatus(_opt_dt(r[6]), r[7], r[8], _opt_dt(r[9]), _opt_dt(r[10])),
+    )
+
+
+def _dead_letter(r: Sequence[Any]) -> DeadLetter:
+    return DeadLetter(_notification(r), r[7], r[8], _decode("rk_outbox", r[0], lambda: _dt(r[10])))
 
 
 # -- statements (compiled once per dialect by SQLAlchemy's cache) ----------------------------
@@ -598,19 +654,86 @@ _GET_COUNTERS: Final = sa.select(
 )
 _PENDING: Final = (
     sa.select(*_OUTBOX_COLUMNS)
-    .where(_OB.c.delivered_at.is_(None))
+    .where(_OB.c.delivered_at.is_(None), _OB.c.dead_at.is_(None))
     .order_by(_OB.c.seq)
+    .limit(_limit())
+)
+_DUE_RETRIES: Final = (
+    sa.select(*_OUTBOX_COLUMNS)
+    .where(
+        _OB.c.next_attempt_at.is_not(None),
+        _OB.c.next_attempt_at <= _p("at"),
+        _OB.c.delivered_at.is_(None),
+        _OB.c.dead_at.is_(None),
+    )
+    .order_by(_OB.c.next_attempt_at, _OB.c.seq)
+    .limit(_limit())
+)
+_DUE_FRESH: Final = (
+    sa.select(*_OUTBOX_COLUMNS)
+    .where(_OB.c.delivered_at.is_(None), _OB.c.dead_at.is_(None), _OB.c.next_attempt_at.is_(None))
+    .order_by(_OB.c.seq)
+    .limit(_limit())
+)
+_DEAD: Final = (
+    sa.select(*_OUTBOX_COLUMNS)
+    .where(_OB.c.dead_at.is_not(None))
+    .order_by(_OB.c.dead_at, _OB.c.seq)
     .limit(_limit())
 )
 _MARK_DELIVERED: Final = (
     sa.update(_OB)
-    .where(_OB.c.notification_id == _p("nid"))
-    .values(delivered_at=_p("at"), attempts=_OB.c.attempts + 1)
+    .where(_OB.c.notification_id == _p("nid"), _OB.c.delivered_at.is_(None))
+    .values(delivered_at=_p("at"), attempts=_OB.c.attempts + 1, next_attempt_at=None, dead_at=None)
 )
+_OPEN: Final = (_OB.c.delivered_at.is_(None), _OB.c.dead_at.is_(None))
 _MARK_FAILED: Final = (
     sa.update(_OB)
-    .where(_OB.c.notification_id == _p("nid"))
-    .values(attempts=_OB.c.attempts + 1, last_error=_p("error"))
+    .where(_OB.c.notification_id == _p("nid"), *_OPEN)
+    .values(attempts=_OB.c.attempts + 1, last_error=_p("error"), next_attempt_at=_p("retry_at"))
+)
+_MARK_DEAD: Final = (
+    sa.update(_OB)
+    .where(_OB.c.notification_id == _p("nid"), *_OPEN)
+    .values(
+        attempts=_OB.c.attempts + 1, last_error=_p("error"), next_attempt_at=None, dead_at=_p("at")
+    )
+)
+_REVIVE: Final = (
+    sa.update(_OB)
+    .where(_OB.c.notification_id == _p("nid"), _OB.c.dead_at.is_not(None))
+    .values(attempts=0, next_attempt_at=None, dead_at=None)
+)
+
+
+_GET_PAYOUT: Final = sa.select(*_PAYOUT_COLUMNS).where(
+    _PO.c.program_id == _p("program_id"), _PO.c.payout_id == _p("payout_id")
+)
+_UPDATE_PAYOUT: Final = (
+    sa.update(_PO)
+    .where(_PO.c.payout_id == _p("pid"))
+    .values(
+        status=_p("new_status"),
+        attempts=_p("new_attempts"),
+        error=_p("new_error"),
+        updated_at=_p("new_updated_at"),
+    )
+)
+_OPEN_PAYOUTS: Final = (
+    sa.select(*_PAYOUT_COLUMNS)
+    .where(_PO.c.program_id == _p("program_id"), _PO.c.status.in_(("pending", "failed")))
+    .order_by(_PO.c.created_at, _PO.c.payout_id)
+    .limit(_limit())
+)
+_OPEN_PAYOUTS_OF: Final = (
+    sa.select(*_PAYOUT_COLUMNS)
+    .where(
+        _PO.c.program_id == _p("program_id"),
+        _PO.c.participant_id == _p("participant_id"),
+        _PO.c.status.in_(("pending", "failed")),
+    )
+    .order_by(_PO.c.created_at, _PO.c.payout_id)
+    .limit(_limit())
 )
 
 
@@ -996,6 +1119,7 @@ class SQLAlchemyStore:
             "outbox": [_notification(r) for r in outbox],
             "outbox_status": [(r[0], _outbox_status(r)) for r in outbox],
             "touches": [_touch(r) for r in touches],
+            "payouts": [_payout(r) for r in sorted(rows(*_PAYOUT_COLUMNS), key=lambda r: r[0])],
         }
 
     def __repr__(self) -> str:
@@ -1214,6 +1338,10 @@ class _SQLAlchemyUnitOfWork:
     @functools.cached_property
     def touches(self) -> _Touches:
         return _Touches(self)
+
+    @functools.cached_property
+    def payouts(self) -> _Payouts:
+        return _Payouts(self)
 
 
 class _Repo:
@@ -1478,6 +1606,7 @@ class _Ledger(_Repo):
                 "created_at": _ts(r.created_at),
                 "payable_at": _ts(r.payable_at),
                 "state": entry.state_after.value,
+                "item": r.item,
             },
         )
         self.append((entry,))
@@ -1511,6 +1640,7 @@ class _Ledger(_Repo):
                     "at": _ts(e.at),
                     "cause": e.cause,
                     "state_after": e.state_after.value,
+                    "actor": e.actor,
                 }
                 for e in entries
             ],
@@ -1609,8 +1739,85 @@ class _Outbox(_Repo):
             return []
         return [_notification(r) for r in self._u._rows(_PENDING, {"limit": limit})]
 
+    def due(self, at: datetime, limit: int) -> list[tuple[Notification, int]]:
+        if limit < 1:
+            return []
+        rows = list(self._u._rows(_DUE_RETRIES, {"at": _ts(at), "limit": limit}))
+        if len(rows) < limit:
+            rows += self._u._rows(_DUE_FRESH, {"limit": limit - len(rows)})
+        return [(_notification(r), r[7]) for r in rows]
+
     def mark_delivered(self, notification_id: str, at: datetime) -> None:
         self._u._execute(_MARK_DELIVERED, {"nid": notification_id, "at": _ts(at)})
 
-    def mark_failed(self, notification_id: str, at: datetime, error: str) -> None:
-        self._u._execute(_MARK_FAILED, {"nid": notification_id, "error": error})
+    def mark_failed(
+        self, notification_id: str, at: datetime, error: str, retry_at: datetime | None = None
+    ) -> None:
+        params = {"nid": notification_id, "error": error, "retry_at": _ts(retry_at or at)}
+        self._u._execute(_MARK_FAILED, params)
+
+    def mark_dead(self, notification_id: str, at: datetime, error: str) -> None:
+        self._u._execute(_MARK_DEAD, {"nid": notification_id, "error": error, "at": _ts(at)})
+
+    def dead(self, limit: int) -> list[DeadLetter]:
+        if limit < 1:
+            return []
+        return [_dead_letter(r) for r in self._u._rows(_DEAD, {"limit": limit})]
+
+    def revive(self, notification_ids: Sequence[str]) -> int:
+        revived = 0
+        for nid in dict.fromkeys(notification_ids):
+            revived += self._u._execute(_REVIVE, {"nid": nid}).rowcount
+        return revived
+
+
+class _Payouts(_Repo):
+    def add(self, payout: Payout) -> None:
+        self._u._execute(
+            sa.insert(_PO),
+            {
+                "payout_id": payout.payout_id,
+                "program_id": payout.program_id,
+                "participant_id": payout.participant_id,
+                "kind": payout.kind,
+                "currency": payout.amount.currency,
+                "amount_minor": payout.amount.to_minor(),
+                "netted_minor": payout.netted.to_minor(),
+                "reward_ids": ",".join(payout.reward_ids),
+                "created_at": _ts(payout.created_at),
+                "status": payout.status.value,
+                "attempts": payout.attempts,
+                "error": payout.error,
+                "updated_at": _opt_ts(payout.updated_at),
+            },
+        )
+
+    def get(self, program_id: str, payout_id: str) -> Payout | None:
+        row = self._u._first(_GET_PAYOUT, {"program_id": program_id, "payout_id": payout_id})
+        return None if row is None else _payout(row)
+
+    def update(self, payout: Payout) -> None:
+        result = self._u._execute(
+            _UPDATE_PAYOUT,
+            {
+                "pid": payout.payout_id,
+                "new_status": payout.status.value,
+                "new_attempts": payout.attempts,
+                "new_error": payout.error,
+                "new_updated_at": _opt_ts(payout.updated_at),
+            },
+        )
+        if result.rowcount != 1:
+            raise StoreError(f"payout {payout.payout_id!r} is not recorded")
+
+    def open(self, program_id: str, participant_id: str | None, limit: int) -> list[Payout]:
+        if limit < 1:
+            return []
+        if participant_id is None:
+            rows = self._u._rows(_OPEN_PAYOUTS, {"program_id": program_id, "limit": limit})
+        else:
+            rows = self._u._rows(
+                _OPEN_PAYOUTS_OF,
+                {"program_id": program_id, "participant_id": participant_id, "limit": limit},
+            )
+        return [_payout(r) for r in rows]

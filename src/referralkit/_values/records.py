@@ -15,6 +15,7 @@ import attrs
 
 from referralkit._values.decisions import Decision
 from referralkit._values.events import Event
+from referralkit._values.messages import render_message
 from referralkit._values.money import Money
 from referralkit._values.rewards import RewardValue, Unit
 
@@ -25,10 +26,14 @@ __all__ = [
     "Entry",
     "EntryKind",
     "EventRecord",
+    "DeadLetter",
     "Notification",
     "OrderRecord",
     "Outcome",
+    "OutboxStatus",
     "ParticipantRecord",
+    "Payout",
+    "PayoutStatus",
     "ProgramRecord",
     "Referral",
     "RefundRecord",
@@ -66,6 +71,8 @@ class RewardGrant:
         value: What they receive.
         policy: The name of the policy that granted it.
         reason: A reason code (``"policy.granted"`` or a policy-specific one).
+        item: The line item (sku) a per-item grant is for, so a refund naming that item
+            reverses it; None for grants on the whole order or on a sign-up.
     """
 
     role: Role
@@ -73,6 +80,7 @@ class RewardGrant:
     value: RewardValue
     policy: str
     reason: str = "policy.granted"
+    item: str | None = None
 
 
 @attrs.frozen
@@ -228,6 +236,23 @@ class EntryKind(enum.StrEnum):
     GRANTED = "granted"
     APPROVED = "approved"
     REVERSED = "reversed"
+    HELD = "held"
+    """Put on hold (fraud check, review); quantity: the outstanding quantity."""
+    RELEASED = "released"
+    """Released from a hold, back to the state before it."""
+    REJECTED = "rejected"
+    """Refused (operator, veto or fraud); quantity: the outstanding quantity, which leaves
+    every balance."""
+    REVIEW_DUE = "review_due"
+    """The operator was reminded that a held reward awaits a decision (quantity 0)."""
+    PAID = "paid"
+    """Paid out by a payout (cause: its id); quantity: the outstanding quantity paid."""
+    CLAWED_BACK = "clawed_back"
+    """A reversal after payment: the participant owes the quantity."""
+    RECOVERED = "recovered"
+    """Owed quantity netted against a payout (cause: its id)."""
+    WRITTEN_OFF = "written_off"
+    """Owed quantity written off by an operator."""
 
 
 class RewardState(enum.StrEnum):
@@ -239,6 +264,14 @@ class RewardState(enum.StrEnum):
     """Payable (available)."""
     REVERSED = "reversed"
     """Wholly reversed (final)."""
+    HELD = "held"
+    """On hold for review or by a fraud check; never approved without a decision."""
+    PAID = "paid"
+    """Paid out; a later reversal is a clawback the participant owes."""
+    REJECTED = "rejected"
+    """Refused by an operator or the host's veto (final)."""
+    FRAUD = "fraud"
+    """Refused as fraudulent (final)."""
 
 
 @attrs.frozen
@@ -249,6 +282,7 @@ class Reward:
         reward_id: Derived from (program, source event, policy, role).
         base_amount: The order amount the reward was computed on, for pro-rata reversals.
         payable_at: When the hold ends and ``settle`` approves it.
+        item: The line item (sku) of a per-item reward, or None.
     """
 
     reward_id: str
@@ -264,6 +298,7 @@ class Reward:
     base_amount: Money | None
     created_at: datetime
     payable_at: datetime
+    item: str | None = None
 
     @property
     def unit(self) -> Unit:
@@ -280,7 +315,10 @@ class Entry:
         quantity: In the reward's unit; positive for grants and reversals alike (the kind
             says the direction); the outstanding quantity for approvals.
         state_after: The reward's state once this entry applies.
-        cause: The event id or operation (``"settle"``) that caused it.
+        cause: The event id or operation (``"settle"``) that caused it; the reason for
+            holds, the payout id for payments.
+        actor: Who made the change: ``"engine"`` for automatic steps, otherwise the
+            operator or system the caller named.
     """
 
     entry_id: str
@@ -292,6 +330,58 @@ class Entry:
     at: datetime
     cause: str
     state_after: RewardState
+    actor: str = "engine"
+
+
+class PayoutStatus(enum.StrEnum):
+    """Where a payout stands."""
+
+    PENDING = "pending"
+    """Recorded; the fulfiller has not confirmed it yet (or the process stopped)."""
+    FAILED = "failed"
+    """The fulfiller raised; the next ``Engine.payout`` retries it under the same id."""
+    PAID = "paid"
+    """The fulfiller succeeded and its rewards are marked paid (final)."""
+    CANCELLED = "cancelled"
+    """Its rewards changed (reversed, rejected, held) before it succeeded; a new payout
+    covers what remains payable."""
+
+
+@attrs.frozen
+class Payout:
+    """One payment to one participant in one money unit, covering approved rewards.
+
+    Attributes:
+        payout_id: Derived from (program, participant, unit kind, amounts, the reward ids it
+            covers), so a retry has the same id; the fulfiller deduplicates on it.
+        amount: What the fulfiller pays: the rewards' outstanding sum minus ``netted``.
+        kind: The unit kind paid (``cash`` or ``credit``); with the currency of ``amount``
+            it names the balance unit.
+        reward_ids: The approved rewards it pays, sorted.
+        netted: Clawbacks the participant owed, recovered from this payout.
+        status: Pending, failed or paid.
+        attempts: Fulfilment attempts so far.
+        error: The last failure, if any.
+        updated_at: When the status last changed.
+    """
+
+    payout_id: str
+    program_id: str
+    participant_id: str
+    amount: Money
+    kind: str
+    reward_ids: tuple[str, ...]
+    netted: Money
+    created_at: datetime
+    status: PayoutStatus = PayoutStatus.PENDING
+    attempts: int = 0
+    error: str | None = None
+    updated_at: datetime | None = None
+
+    @property
+    def unit(self) -> Unit:
+        """The balance unit paid."""
+        return Unit(self.kind, self.amount.currency)
 
 
 @attrs.frozen
@@ -310,9 +400,10 @@ class Notification:
 
     Attributes:
         notification_id: Derived from the change; a receiver deduplicates on it.
-        kind: ``referral_created``, ``reward_earned``, ``reward_approved``,
-            ``reward_reversed``.
-        data: Structured fields (strings) for the host's own templates.
+        kind: What happened: ``referral_created``, ``reward_earned``, ``reward_approved``,
+            ``reward_reversed``, ... (the Notifications page lists every kind).
+        data: Structured fields (strings) for the host's own templates; the keys depend
+            on the kind.
     """
 
     notification_id: str
@@ -323,22 +414,9 @@ class Notification:
     data: Mapping[str, str] = attrs.field(converter=_frozen_map, eq=False, hash=False)
 
     def message(self) -> str:
-        """A default English message."""
-        d = self.data
-        if self.kind == "referral_created":
-            return f"{d.get('referee', 'A friend')} signed up with your code."
-        if self.kind == "reward_earned":
-            return (
-                f"You earned {d.get('value', 'a reward')}, payable on "
-                f"{d.get('payable_on', 'a later date')}."
-            )
-        if self.kind == "reward_approved":
-            return f"Your reward of {d.get('value', '')} is now available."
-        if self.kind == "reward_reversed":
-            return (
-                f"{d.get('value', 'A reward')} of your rewards was reversed ({d.get('cause', '')})."
-            )
-        return f"{self.kind}: {dict(d)}"
+        """The default English message (see
+        [`render_message`][referralkit.render_message]); never raises."""
+        return render_message(self)
 
 
 @attrs.frozen
@@ -435,3 +513,41 @@ class AttributionExplanation:
     def reasons(self) -> tuple[str, ...]:
         """The reason codes of the decisions, in order."""
         return tuple(d.code for d in self.decisions)
+
+
+@attrs.frozen
+class OutboxStatus:
+    """Delivery state of one notification in a store's outbox.
+
+    Attributes:
+        delivered_at: When a delivery succeeded; None while undelivered.
+        attempts: Delivery attempts so far (reset to 0 when a dead letter is retried).
+        last_error: The error of the latest failed attempt, or None.
+        next_attempt_at: When a failed notification is due again; None when it was never
+            attempted (due at once), delivered, or dead.
+        dead_at: When it became a dead letter (its attempts ran out); None otherwise.
+    """
+
+    delivered_at: datetime | None = None
+    attempts: int = 0
+    last_error: str | None = None
+    next_attempt_at: datetime | None = None
+    dead_at: datetime | None = None
+
+
+@attrs.frozen
+class DeadLetter:
+    """A notification whose delivery attempts ran out; retry it with
+    [`Engine.retry_dead`][referralkit.Engine.retry_dead].
+
+    Attributes:
+        notification: The notification, as queued.
+        attempts: How many deliveries were attempted.
+        last_error: The error of the last attempt.
+        dead_at: When the last attempt failed.
+    """
+
+    notification: Notification
+    attempts: int
+    last_error: str | None
+    dead_at: datetime

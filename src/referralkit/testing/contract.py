@@ -54,13 +54,17 @@ from referralkit._values.money import Money
 from referralkit._values.records import (
     ChargebackRecord,
     CodeRecord,
+    DeadLetter,
     Entry,
     EntryKind,
     EventRecord,
     Notification,
     OrderRecord,
+    OutboxStatus,
     Outcome,
     ParticipantRecord,
+    Payout,
+    PayoutStatus,
     ProgramRecord,
     Referral,
     RefundRecord,
@@ -114,6 +118,7 @@ TABLES = (
     "counters",
     "outbox",
     "outbox_status",
+    "payouts",
     "touches",
 )
 """The tables ``dump()`` returns; ``referralkit.testing.invariants`` reads them by name."""
@@ -1200,7 +1205,7 @@ class StoreContract:
                     state.value: [
                         r.reward_id for r in uow.ledger.in_state(P, state, due_by=None, limit=10)
                     ]
-                    for state in RewardState
+                    for state in (RewardState.PENDING, RewardState.APPROVED, RewardState.REVERSED)
                 }
 
         assert states() == {"pending": ["rwd-1", "rwd-2"], "approved": [], "reversed": []}
@@ -1361,6 +1366,149 @@ class StoreContract:
         self.assert_conflict(store, lambda u: u.outbox.add([_notification(minutes=5)]))
         pending = self.read(store, lambda u: u.outbox.pending(10))
         _assert_same(pending, [first], "pending")
+
+    # -- delivery: retries and dead letters ------------------------------------------------
+    def _outbox_state(self, store: Store) -> dict[str, OutboxStatus]:
+        return dict(store.dump()["outbox_status"])
+
+    def test_due_lists_retries_due_first_then_never_attempted_in_added_order(
+        self, store: Store
+    ) -> None:
+        """due(at, limit) gives failed notifications whose retry time is at or before
+        ``at`` (by that time, then added order), then the never-attempted ones in added
+        order, each with its attempts so far; up to ``limit``, and [] for limit 0."""
+        notes = [_notification(f"ntf-{i}", minutes=i) for i in range(4)]
+        self.commit(store, lambda u: u.outbox.add(notes))
+        self.commit(
+            store,
+            lambda u: u.outbox.mark_failed("ntf-2", _at(10), "timeout", _at(30)),
+            lambda u: u.outbox.mark_failed("ntf-0", _at(10), "timeout", _at(20)),
+            lambda u: u.outbox.mark_failed("ntf-0", _at(21), "refused", _at(30)),
+            lambda u: u.outbox.mark_failed("ntf-3", _at(10), "timeout", _at(25)),
+        )
+
+        def due(minutes: int, limit: int = 10) -> list[tuple[str, int]]:
+            got = self.read(store, lambda u: u.outbox.due(_at(minutes, NEW_YORK), limit))
+            return [(n.notification_id, attempts) for n, attempts in got]
+
+        assert due(24) == [("ntf-1", 0)]
+        assert due(25) == [("ntf-3", 1), ("ntf-1", 0)]
+        assert due(30) == [("ntf-3", 1), ("ntf-0", 2), ("ntf-2", 1), ("ntf-1", 0)]
+        assert due(30, 2) == [("ntf-3", 1), ("ntf-0", 2)]
+        assert due(30, 0) == []
+        got = self.read(store, lambda u: u.outbox.due(_at(30), 10))
+        _assert_same([n for n, _ in got], [notes[3], notes[0], notes[2], notes[1]], "due")
+        # Failed ones stay pending, in added order, whether due or not.
+        assert self.read(store, lambda u: u.outbox.pending(10)) == notes
+
+    def test_mark_failed_without_a_retry_time_is_due_again_at_once(self, store: Store) -> None:
+        """mark_failed(..., retry_at=None) records the attempt and leaves the notification
+        due from the attempt's time on."""
+        self.commit(store, lambda u: u.outbox.add([_notification()]))
+        self.commit(store, lambda u: u.outbox.mark_failed("ntf-1", _at(10), "boom"))
+        assert self.read(store, lambda u: u.outbox.due(_at(9), 10)) == []
+        assert self.read(store, lambda u: u.outbox.due(_at(10), 10)) == [(_notification(), 1)]
+        status = self._outbox_state(store)["ntf-1"]
+        assert (status.attempts, status.last_error, status.next_attempt_at) == (1, "boom", _at(10))
+
+    def test_mark_dead_moves_a_notification_to_the_dead_letters(self, store: Store) -> None:
+        """A notification marked dead is neither pending nor due; dead(limit) lists it with
+        its attempts, last error and time of death, by that time then added order."""
+        notes = [_notification(f"ntf-{i}", minutes=i) for i in range(3)]
+        self.commit(store, lambda u: u.outbox.add(notes))
+        self.commit(
+            store,
+            lambda u: u.outbox.mark_failed("ntf-2", _at(10), "timeout", _at(11)),
+            lambda u: u.outbox.mark_dead("ntf-2", _at(11), "gone"),
+            lambda u: u.outbox.mark_dead("ntf-1", _at(11), "refused"),
+            lambda u: u.outbox.mark_dead("ntf-0", _at(12, NEW_YORK), "410"),
+        )
+        assert self.read(store, lambda u: u.outbox.pending(10)) == []
+        assert self.read(store, lambda u: u.outbox.due(_at(99), 10)) == []
+        dead = self.read(store, lambda u: u.outbox.dead(10))
+        _assert_same(
+            dead,
+            [
+                DeadLetter(notes[1], 1, "refused", _at(11)),
+                DeadLetter(notes[2], 2, "gone", _at(11)),
+                DeadLetter(notes[0], 1, "410", _at(12)),
+            ],
+            "dead",
+        )
+        assert [
+            d.notification.notification_id for d in self.read(store, lambda u: u.outbox.dead(1))
+        ] == ["ntf-1"]
+        assert self.read(store, lambda u: u.outbox.dead(0)) == []
+        status = self._outbox_state(store)["ntf-2"]
+        assert status == OutboxStatus(None, 2, "gone", None, _at(11))
+
+    def test_revive_makes_dead_letters_due_again_with_fresh_attempts(self, store: Store) -> None:
+        """revive(ids) makes those dead letters pending and never attempted (the last error
+        kept) and returns how many; unknown, pending, delivered and repeated ids are
+        ignored."""
+        notes = [_notification(f"ntf-{i}", minutes=i) for i in range(4)]
+        self.commit(store, lambda u: u.outbox.add(notes))
+        self.commit(
+            store,
+            lambda u: u.outbox.mark_dead("ntf-0", _at(10), "gone"),
+            lambda u: u.outbox.mark_dead("ntf-1", _at(10), "gone"),
+            lambda u: u.outbox.mark_delivered("ntf-3", _at(10)),
+        )
+        with store.unit_of_work() as uow:
+            revived = uow.outbox.revive(["ntf-1", "ntf-1", "ntf-2", "ntf-3", "nope"])
+            uow.commit()
+        assert revived == 1
+        got = self.read(store, lambda u: u.outbox.due(_at(10), 10))
+        assert [(n.notification_id, a) for n, a in got] == [("ntf-1", 0), ("ntf-2", 0)]
+        assert [
+            d.notification.notification_id for d in self.read(store, lambda u: u.outbox.dead(9))
+        ] == ["ntf-0"]
+        assert self._outbox_state(store)["ntf-1"] == OutboxStatus(None, 0, "gone")
+        assert self._outbox_state(store)["ntf-3"].delivered_at == _at(10)
+        assert self.read(store, lambda u: u.outbox.revive([])) == 0
+
+    def test_a_delivery_is_never_undone_by_a_late_failure(self, store: Store) -> None:
+        """Once delivered, a notification stays delivered: a slower dispatcher's
+        mark_failed or mark_dead is ignored, and a dead letter a slower dispatcher delivered
+        becomes delivered. Unknown ids are ignored."""
+        notes = [_notification(f"ntf-{i}", minutes=i) for i in range(2)]
+        self.commit(store, lambda u: u.outbox.add(notes))
+        self.commit(
+            store,
+            lambda u: u.outbox.mark_delivered("ntf-0", _at(10)),
+            lambda u: u.outbox.mark_failed("ntf-0", _at(11), "late", _at(12)),
+            lambda u: u.outbox.mark_dead("ntf-0", _at(11), "late"),
+            lambda u: u.outbox.mark_dead("ntf-1", _at(10), "gone"),
+            lambda u: u.outbox.mark_failed("ntf-1", _at(11), "late", _at(12)),
+            lambda u: u.outbox.mark_delivered("ntf-1", _at(13)),
+            lambda u: u.outbox.mark_delivered("ntf-9", _at(13)),
+            lambda u: u.outbox.mark_failed("ntf-9", _at(13), "x"),
+            lambda u: u.outbox.mark_dead("ntf-9", _at(13), "x"),
+        )
+        state = self._outbox_state(store)
+        assert state["ntf-0"] == OutboxStatus(_at(10), 1, None)
+        assert state["ntf-1"] == OutboxStatus(_at(13), 2, "gone")
+        assert self.read(store, lambda u: u.outbox.dead(10)) == []
+        assert self.read(store, lambda u: u.outbox.due(_at(99), 10)) == []
+        assert "ntf-9" not in state
+
+    def test_rolled_back_delivery_marks_leave_the_outbox_as_it_was(self, store: Store) -> None:
+        """mark_failed, mark_dead and revive in a unit that rolls back change nothing."""
+        notes = [_notification(f"ntf-{i}", minutes=i) for i in range(3)]
+        self.commit(
+            store,
+            lambda u: u.outbox.add(notes),
+            lambda u: u.outbox.mark_dead("ntf-2", _at(5), "gone"),
+        )
+        before = store.dump()
+        with store.unit_of_work() as uow:
+            uow.outbox.mark_failed("ntf-0", _at(10), "timeout", _at(20))
+            uow.outbox.mark_dead("ntf-1", _at(10), "gone")
+            assert uow.outbox.revive(["ntf-2"]) == 1
+            assert [n.notification_id for n, _ in uow.outbox.due(_at(10), 9)] == ["ntf-2"]
+        assert store.dump() == before
+        got = self.read(store, lambda u: u.outbox.due(_at(10), 9))
+        assert [n.notification_id for n, _ in got] == ["ntf-0", "ntf-1"]
 
     # -- dump -----------------------------------------------------------------------------
     def test_dump_names_every_table(self, store: Store) -> None:
@@ -1539,6 +1687,187 @@ class StoreContract:
             Decimal("15.00"),
             Decimal("35.00"),
         )
+
+    # -- payouts and the ledger's audit columns -------------------------------------------
+    def test_a_payout_is_found_by_id_and_listed_while_open(self, store: Store) -> None:
+        """payouts.get returns an added payout; open() lists pending and failed payouts of
+        one participant or of all, oldest first, scoped by program."""
+        first, second = _payout("pay-1", minutes=0), _payout("pay-2", "bob", minutes=5)
+        theirs = _payout("pay-3", program_id=OTHER)
+        self.commit(store, *(partial(_add_payout, p) for p in (second, first, theirs)))
+        with store.unit_of_work() as uow:
+            _assert_same(uow.payouts.get(P, "pay-1"), first, "payout")
+            assert uow.payouts.get(OTHER, "pay-1") is None
+            assert uow.payouts.get(P, "pay-none") is None
+            assert [p.payout_id for p in uow.payouts.open(P, None, 10)] == ["pay-1", "pay-2"]
+            assert [p.payout_id for p in uow.payouts.open(P, "bob", 10)] == ["pay-2"]
+            assert [p.payout_id for p in uow.payouts.open(P, None, 1)] == ["pay-1"]
+
+    def test_update_changes_a_payouts_status_and_paid_ones_leave_open(self, store: Store) -> None:
+        """update() replaces status, attempts, error and updated_at; a paid payout is no
+        longer open, a failed one still is."""
+        payout = _payout("pay-1")
+        self.commit(store, partial(_add_payout, payout))
+        failed = attrs.evolve(
+            payout, status=PayoutStatus.FAILED, attempts=1, error="bank down", updated_at=_at(9)
+        )
+        self.commit(store, lambda u: u.payouts.update(failed))
+        with store.unit_of_work() as uow:
+            _assert_same(uow.payouts.get(P, "pay-1"), failed, "failed payout")
+            assert [p.payout_id for p in uow.payouts.open(P, None, 5)] == ["pay-1"]
+        paid = attrs.evolve(failed, status=PayoutStatus.PAID, attempts=2, error=None)
+        self.commit(store, lambda u: u.payouts.update(paid))
+        with store.unit_of_work() as uow:
+            assert uow.payouts.get(P, "pay-1") == paid
+            assert uow.payouts.open(P, None, 5) == []
+
+    def test_a_known_payout_id_is_a_conflict(self, store: Store) -> None:
+        """Recording a payout id twice raises ConcurrencyError and keeps the first."""
+        payout = _payout("pay-1")
+        self.commit(store, partial(_add_payout, payout))
+        self.assert_conflict(
+            store, lambda u: u.payouts.add(attrs.evolve(payout, netted=_usd("1.00")))
+        )
+        with store.unit_of_work() as uow:
+            assert uow.payouts.get(P, "pay-1") == payout
+
+    def test_updating_an_unknown_payout_is_a_store_error(self, store: Store) -> None:
+        """update() of a payout id never added raises StoreError."""
+        with store.unit_of_work() as uow:
+            with pytest.raises(StoreError):
+                uow.payouts.update(_payout("pay-missing"))
+            assert uow.payouts.get(P, "pay-missing") is None
+
+    def test_a_rolled_back_payout_is_not_recorded(self, store: Store) -> None:
+        """A payout added in a unit that is not committed leaves no trace."""
+        with store.unit_of_work() as uow:
+            uow.payouts.add(_payout("pay-1"))
+            assert uow.payouts.get(P, "pay-1") is not None
+        with store.unit_of_work() as uow:
+            assert uow.payouts.get(P, "pay-1") is None
+        assert store.dump()["payouts"] == []
+
+    def test_entry_actor_and_reward_item_round_trip(self, store: Store) -> None:
+        """An entry's actor and a per-item reward's item come back as written."""
+        reward = attrs.evolve(_reward("rwd-item"), item="sku-hat")
+        held = attrs.evolve(
+            _entry("e-held", reward, kind=EntryKind.HELD, state_after=RewardState.HELD),
+            cause="review until 2026-04-01T00:00:00+00:00",
+            actor="ops@example.com",
+        )
+        self.commit(
+            store,
+            lambda u: u.ledger.add_reward(reward, _granted(reward)),
+            lambda u: u.ledger.append([held]),
+        )
+        with store.unit_of_work() as uow:
+            _assert_same(uow.ledger.rewards(P, participant_id="alice"), [reward], "rewards")
+            _assert_same(
+                uow.ledger.entries([reward.reward_id]),
+                {reward.reward_id: [_granted(reward), held]},
+                "entries",
+            )
+            assert uow.ledger.in_state(P, RewardState.HELD, due_by=None, limit=5) == [reward]
+
+    def test_an_engine_payout_run_gives_the_reference_ledger(self, store: Store) -> None:
+        """Holds, a rejection, a failed then retried payout and a clawback give the same
+        rewards, entries, payouts, outbox and balances as on InMemoryStore."""
+        mine, reference = _payout_run(store), _payout_run(InMemoryStore())
+        got, want = store.dump(), reference.store.dump()
+        for table, key in (
+            ("rewards", "reward_id"),
+            ("entries", "entry_id"),
+            ("outbox", "notification_id"),
+            ("payouts", "payout_id"),
+        ):
+            assert _by_id(got[table], key) == _by_id(want[table], key), table
+        for pid in ("alice", "bob", "carol"):
+            assert mine.balance(pid) == reference.balance(pid), pid
+        alice = mine.balance("alice")[Unit("cash", "USD")]
+        assert (alice.paid, alice.owed) == (Decimal("10.00"), Decimal("10.00"))
+
+
+def _payout(
+    payout_id: str,
+    participant_id: str = "alice",
+    *,
+    program_id: str = P,
+    minutes: int = 0,
+) -> Payout:
+    return Payout(
+        payout_id=payout_id,
+        program_id=program_id,
+        participant_id=participant_id,
+        amount=_usd("12.50"),
+        kind="cash",
+        reward_ids=("rwd-1", "rwd-2"),
+        netted=_usd("0.00"),
+        created_at=_at(minutes),
+    )
+
+
+def _add_payout(payout: Payout, uow: UnitOfWork) -> None:
+    uow.payouts.add(payout)
+
+
+class _FlakyFulfiller:
+    """Fails its first call, then succeeds."""
+
+    def __init__(self) -> None:
+        self.calls = 0
+
+    def fulfil(self, payout: Payout) -> None:
+        self.calls += 1
+        if self.calls == 1:
+            raise ConnectionError("first call fails")
+
+
+def _payout_run(store: Store) -> Engine:
+    start = datetime(2026, 1, 5, 9, 0, tzinfo=UTC)
+    program = Program(
+        id=P,
+        effective_at=start - timedelta(days=1),
+        currency="USD",
+        policies=[DoubleSided(referrer=Cash(_usd("20.00")), referee=Credit(_usd("5.00")))],
+        hold=relativedelta(days=30),
+    )
+    engine = Engine(
+        program,
+        store,
+        clock=ManualClock(start),
+        fulfiller=_FlakyFulfiller(),
+        code_factory=iter(["ALICE1", "ALICE2"]).__next__,
+    )
+    code = engine.issue_code("alice")
+    for who in ("bob", "carol"):
+        engine.handle(Signup(event_id=f"s-{who}", participant_id=who, code=code, at=start))
+        engine.handle(
+            Purchase(
+                event_id=f"p-{who}",
+                participant_id=who,
+                order_id=f"o-{who}",
+                amount=_usd("50.00"),
+                at=start,
+            )
+        )
+    carol = engine.referral_of("carol")
+    assert carol is not None
+    engine.hold_referral(carol.referral_id, reason="review", actor="ops", now=start)
+    engine.reject_referral(carol.referral_id, actor="ops", fraud=True, now=start)
+    later = start + timedelta(days=31)
+    engine.settle(later)
+    engine.payout(now=later)  # the first fulfilment fails
+    engine.payout(now=later)  # retried under the same ids
+    engine.handle(
+        Refund(
+            event_id="r-bob",
+            refund_id="r-bob",
+            order_id="o-bob",
+            amount=_usd("25.00"),
+            at=later,
+        )
+    )
+    return engine
 
 
 @attrs.frozen

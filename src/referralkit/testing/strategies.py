@@ -59,6 +59,7 @@ from referralkit._values.events import (
 )
 from referralkit._values.money import Money, currency_exponent, parse_amount
 from referralkit._values.records import CodeRecord, Outcome
+from referralkit._values.retry import RetrySchedule
 from referralkit._values.rewards import (
     Badge,
     Cash,
@@ -128,6 +129,7 @@ __all__ = [
     "per_item_policies",
     "programs",
     "replay",
+    "retry_schedules",
     "revenue_share_policies",
     "reward_values",
     "tiered_policies",
@@ -1354,6 +1356,20 @@ def catalogue_programs(
         hold=draw(_holds()),
         min_order=min_order,
         first_purchase_only=draw(st.booleans()),
+    )
+
+
+def retry_schedules(*, max_attempts: int = 6) -> st.SearchStrategy[RetrySchedule]:
+    """Valid [`RetrySchedule`][referralkit.RetrySchedule]s: 1 to ``max_attempts`` attempts,
+    a first delay of 1 s to 10 min, a factor of 1, 1.5, 2 or 3, a cap of up to a day and a
+    jitter of 0 to 20 %."""
+    return st.builds(
+        RetrySchedule,
+        max_attempts=st.integers(1, max_attempts),
+        first_delay=st.integers(1, 600).map(lambda s: timedelta(seconds=s)),
+        factor=st.sampled_from([Decimal(1), Decimal("1.5"), Decimal(2), Decimal(3)]),
+        max_delay=st.integers(600, 86_400).map(lambda s: timedelta(seconds=s)),
+        jitter_percent=st.sampled_from([Decimal(0), Decimal(0), Decimal(5), Decimal(20)]),
     )
 
 
