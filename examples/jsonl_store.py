@@ -101,12 +101,12 @@ class Tables:
         self.counters: Table[CounterKey, Decimal] = Table("counters")
         self.outbox: Table[str, rk.Notification] = Table("outbox")
         self.outbox_status: Table[str, Status] = Table("outbox_status")
+        self.payouts: Table[str, rk.Payout] = Table("payouts")
         # A purged touch is kept as None (a tombstone), so the file replays the deletion.
         self.touches: Table[tuple[str, str], rk.TouchRecord | None] = Table("touches")
         self.touches_of_visitor: Table[tuple[str, str], tuple[str, ...]] = Table("touches_of_v")
         self.touches_of_participant: Table[tuple[str, str], tuple[str, ...]] = Table("touches_of_p")
         self.referrals_of: Table[tuple[str, str], tuple[str, ...]] = Table("referrals_of")
-        self.payouts: Table[str, rk.Payout] = Table("payouts")
 
     def all(self) -> list[Table[Any, Any]]:
         """Every table."""
@@ -160,8 +160,8 @@ class JsonlStore:
                     (k, rk.OutboxStatus(*status))
                     for k, status in sorted(t.outbox_status.rows.items())
                 ],
-                "touches": [touch for touch in rows(t.touches) if touch is not None],
                 "payouts": rows(t.payouts),
+                "touches": [touch for touch in rows(t.touches) if touch is not None],
             }
 
     # -- the file -------------------------------------------------------------------------
@@ -209,8 +209,8 @@ class JsonlUnitOfWork:
         self.ledger = Ledger(self)
         self.counters = Counters(self)
         self.outbox = Outbox(self)
-        self.touches = Touches(self)
         self.payouts = Payouts(self)
+        self.touches = Touches(self)
 
     def __enter__(self) -> Self:
         self._store._lock.acquire()

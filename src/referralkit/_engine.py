@@ -117,7 +117,22 @@ _CONVERSIONS = "referral.conversions"
 _ORDER_REVERSED = "order.reversed"
 _ORDER_CLOSED = "order.closed"
 _PURCHASE_TRIGGERS = frozenset({Trigger.FIRST_PURCHASE, Trigger.EVERY_PURCHASE})
+# A referral whose reward a cap or the budget took to nothing still converted.
+_LIMITED = frozenset(
+    {
+        "cap.reached",
+        "budget.exhausted",
+        "milestone.already_granted",
+        "cap.referee_purchases",
+        "cap.referee_window",
+    }
+)
+_MILESTONE = "milestone.granted"
+_POINTS_EARNED = "points.earned"
+_STATUS_LEVEL = "status.level"
 _CODE_USES = "code.uses"
+_REFERRAL_HELD = "referral held for review"
+_FRAUD_ACTOR = "fraud_check"
 _CODE_DEACTIVATED = "code.deactivated"
 _EXISTING_CUSTOMER = "participant.existing_customer"
 _REFERRALS_HOUR = "referrer.referrals.hour"
@@ -143,21 +158,6 @@ def _touch_decision(record: TouchRecord, verdict: TouchVerdict, reason: str) -> 
     if record.campaign:
         params.append(("campaign", record.campaign))
     return Decision("attribution", outcome, code, tuple(params))
-
-
-# A referral whose reward a cap or the budget took to nothing still converted.
-_LIMITED = frozenset(
-    {
-        "cap.reached",
-        "budget.exhausted",
-        "milestone.already_granted",
-        "cap.referee_purchases",
-        "cap.referee_window",
-    }
-)
-_MILESTONE = "milestone.granted"
-_POINTS_EARNED = "points.earned"
-_STATUS_LEVEL = "status.level"
 
 
 @attrs.frozen
@@ -1112,6 +1112,9 @@ class Engine(LedgerOperations):
                 attrs.evolve(referral, status="held", explanation=(*referral.explanation, d))
             )
             uow.outbox.add((self._held_note(referral, "fraud.same_email", at),))
+            for view in self._referral_views(uow, referral.referral_id):
+                if view.state in (RewardState.PENDING, RewardState.APPROVED):
+                    self._hold_in(uow, view, at, _REFERRAL_HELD, _FRAUD_ACTOR, None)
             decisions.append(d)
         return decisions
 
@@ -1440,6 +1443,11 @@ class Engine(LedgerOperations):
         base: Money | None,
     ) -> tuple[tuple[RewardGrant, ...], tuple[str, ...], list[Decision]]:
         pid = self._program_id
+        if referral.status == "rejected":
+            refused = Decision.of(
+                "engine", Verdict.REFUSED, "referral.rejected", referral_id=referral.referral_id
+            )
+            return (), (), [refused]
         counters = {c: snapshot.get(self._counter_key(c, referral), _ZERO) for c in version.needs()}
         decisions: list[Decision] = []
         grants: list[RewardGrant] = []
@@ -1539,7 +1547,14 @@ class Engine(LedgerOperations):
                 payable_at=payable_at,
                 item=grant.item,
             )
-            uow.ledger.add_reward(reward, grant_entry(reward))
+            granted = grant_entry(reward)
+            uow.ledger.add_reward(reward, granted)
+            if referral.status == "held":
+                # A referral held by a fraud check (or a later finding): its rewards wait
+                # for an operator's decision (Engine.release_referral / reject_referral).
+                self._hold_in(
+                    uow, RewardView(reward, (granted,)), ev.at, _REFERRAL_HELD, _FRAUD_ACTOR, None
+                )
             reward_ids.append(reward.reward_id)
             if reward.unit.is_money:
                 spend += reward.value.quantity

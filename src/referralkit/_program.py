@@ -210,15 +210,15 @@ class Program:
             raise InvalidProgramError(
                 "program.first_purchase_only", self.first_purchase_only, "must be a bool"
             )
-        if not isinstance(self.attribution, AttributionRules):
-            raise InvalidProgramError(
-                "program.attribution", self.attribution, "must be AttributionRules"
-            )
         if not isinstance(self.negative_balance, bool):
             raise InvalidProgramError(
                 "program.negative_balance", self.negative_balance, "must be a bool"
             )
         self._check_limits()
+        if not isinstance(self.attribution, AttributionRules):
+            raise InvalidProgramError(
+                "program.attribution", self.attribution, "must be AttributionRules"
+            )
         if not self.policies:
             raise InvalidProgramError("program.policies", (), "needs at least one policy")
         names: set[str] = set()
@@ -307,11 +307,6 @@ class Program:
                 ``policies[1].tiers[0].reward.amount``.
         """
         extra: dict[str, Any] = {}
-        if isinstance(data, Mapping) and "attribution" in data:
-            data = dict(data)
-            rules = _rules_from_dict(data.pop("attribution"))
-            if rules != DEFAULT_ATTRIBUTION_RULES:
-                extra["attribution"] = rules
         if isinstance(data, Mapping) and any(k in data for k in _LEDGER_KEYS):
             data = dict(data)
             holds = data.pop("policy_holds", None)
@@ -326,7 +321,13 @@ class Program:
                 extra["review_after"] = _duration_table(review, "review_after")
             if "negative_balance" in data:
                 extra["negative_balance"] = data.pop("negative_balance")
+        rules = DEFAULT_ATTRIBUTION_RULES
+        if isinstance(data, Mapping) and "attribution" in data:
+            data = dict(data)
+            rules = _rules_from_dict(data.pop("attribution"))
         kwargs = {**program_kwargs(data), **extra}
+        if rules is not DEFAULT_ATTRIBUTION_RULES:
+            kwargs["attribution"] = rules
         try:
             return cls(**kwargs)
         except InvalidInputError as exc:
@@ -383,9 +384,6 @@ class Program:
             }
         )
         data["policies"] = [_policy_definition(p) for p in self.policies]
-        if self.attribution != DEFAULT_ATTRIBUTION_RULES:
-            # Only when set: the digests of programs without rules stay as they were.
-            data["attribution"] = _rules_to_dict(self.attribution)
         # Ledger terms join the digest only when set, so existing programs keep theirs.
         if self.policy_holds:
             data["policy_holds"] = canonical(dict(self.policy_holds))
@@ -402,6 +400,9 @@ class Program:
             data["precedence"] = self.precedence
         if self.commissionable_base != "net":
             data["commissionable_base"] = self.commissionable_base
+        if self.attribution != DEFAULT_ATTRIBUTION_RULES:
+            # Only when set: the digests of programs without rules stay as they were.
+            data["attribution"] = _rules_to_dict(self.attribution)
         return data
 
     @property

@@ -61,9 +61,10 @@ __all__ = [
     "touches",
 ]
 
-#: The schema version this referralkit writes (the ``rk_schema`` row); a database with a
-#: newer version is refused. The same number as ``SQLiteStore``'s: the layouts are one.
-SCHEMA_VERSION: Final = 1
+#: The schema version this referralkit writes (the ``rk_schema`` row). A database with a
+#: newer version is refused, and so is an older one (no migrations before 1.0). The same
+#: number as ``SQLiteStore``'s: the layouts are one.
+SCHEMA_VERSION: Final = 2
 
 metadata: Final = sa.MetaData(
     naming_convention={

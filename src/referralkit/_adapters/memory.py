@@ -66,14 +66,14 @@ class _Tables:
         self.counters: dict[CounterKey, Decimal] = {}
         self.outbox: dict[str, Notification] = {}
         self.outbox_status: dict[str, OutboxStatus] = {}
-        self.touches: dict[tuple[str, str], TouchRecord] = {}
-        self.touches_of_visitor: dict[tuple[str, str], dict[str, None]] = {}
-        self.touches_of_participant: dict[tuple[str, str], dict[str, None]] = {}
-        self.referrals_of: dict[tuple[str, str], dict[str, None]] = {}
         self.payouts: dict[str, Payout] = {}
         self.outbox_seq: dict[str, int] = {}  # notification id -> position added
         self.outbox_open: dict[str, None] = {}  # pending ids (neither delivered nor dead)
         self.outbox_dead: dict[str, None] = {}  # dead-letter ids
+        self.touches: dict[tuple[str, str], TouchRecord] = {}
+        self.touches_of_visitor: dict[tuple[str, str], dict[str, None]] = {}
+        self.touches_of_participant: dict[tuple[str, str], dict[str, None]] = {}
+        self.referrals_of: dict[tuple[str, str], dict[str, None]] = {}
 
 
 class _MemoryUnitOfWork:
@@ -120,12 +120,12 @@ class _MemoryUnitOfWork:
         return _Outbox(self)
 
     @_lazy
-    def touches(self) -> _Touches:
-        return _Touches(self)
-
-    @_lazy
     def payouts(self) -> _Payouts:
         return _Payouts(self)
+
+    @_lazy
+    def touches(self) -> _Touches:
+        return _Touches(self)
 
     # -- transaction -------------------------------------------------------------------
     def __enter__(self) -> Self:
@@ -612,8 +612,8 @@ class InMemoryStore:
                 "counters": [(k, t.counters[k]) for k in sorted(t.counters) if t.counters[k]],
                 "outbox": [t.outbox[k] for k in sorted(t.outbox)],
                 "outbox_status": [(k, t.outbox_status[k]) for k in sorted(t.outbox_status)],
-                "touches": [t.touches[k] for k in sorted(t.touches)],
                 "payouts": [t.payouts[k] for k in sorted(t.payouts)],
+                "touches": [t.touches[k] for k in sorted(t.touches)],
             }
 
     def __repr__(self) -> str:

@@ -1006,6 +1006,13 @@ class SQLAlchemyStore:
                             f"{_sql.SCHEMA_VERSION} which this referralkit writes; "
                             "upgrade referralkit"
                         )
+                    if version is not None and version < _sql.SCHEMA_VERSION:
+                        raise SchemaVersionError(
+                            f"database {self._url} has schema version {version}, older than "
+                            f"{_sql.SCHEMA_VERSION} which this referralkit writes; this pre-1.0 "
+                            "release does not migrate it: replay Engine.event_log() into a new "
+                            "store"
+                        )
                     if create:
                         _sql.metadata.create_all(conn)
                     elif version is None and not sa.inspect(conn).has_table("rk_schema"):
@@ -1118,8 +1125,8 @@ class SQLAlchemyStore:
             "counters": [((r[0], r[1], r[2]), _unscaled(r[3])) for r in counters if r[3] != 0],
             "outbox": [_notification(r) for r in outbox],
             "outbox_status": [(r[0], _outbox_status(r)) for r in outbox],
-            "touches": [_touch(r) for r in touches],
             "payouts": [_payout(r) for r in sorted(rows(*_PAYOUT_COLUMNS), key=lambda r: r[0])],
+            "touches": [_touch(r) for r in touches],
         }
 
     def __repr__(self) -> str:
@@ -1336,12 +1343,12 @@ class _SQLAlchemyUnitOfWork:
         return _Outbox(self)
 
     @functools.cached_property
-    def touches(self) -> _Touches:
-        return _Touches(self)
-
-    @functools.cached_property
     def payouts(self) -> _Payouts:
         return _Payouts(self)
+
+    @functools.cached_property
+    def touches(self) -> _Touches:
+        return _Touches(self)
 
 
 class _Repo:

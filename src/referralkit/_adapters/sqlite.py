@@ -64,7 +64,7 @@ from referralkit._values.rewards import Unit
 __all__ = ["SCHEMA_VERSION", "SQLiteStore"]
 
 #: The schema this version of referralkit writes; a newer database is refused.
-SCHEMA_VERSION: Final = 1
+SCHEMA_VERSION: Final = 2
 
 
 _SCHEMA: Final = """
@@ -349,6 +349,12 @@ class SQLiteStore:
                         f"database {self._path!r} has schema version {version}, newer than "
                         f"{SCHEMA_VERSION} which this referralkit writes; upgrade referralkit"
                     )
+                if version is not None and version < SCHEMA_VERSION:
+                    raise SchemaVersionError(
+                        f"database {self._path!r} has schema version {version}, older than "
+                        f"{SCHEMA_VERSION} which this referralkit writes; this pre-1.0 release "
+                        "does not migrate it: replay Engine.event_log() into a new store"
+                    )
             for statement in _SCHEMA.split(";"):
                 if statement.strip():
                     conn.execute(statement)
@@ -463,15 +469,15 @@ class SQLiteStore:
             "counters": counters,
             "outbox": [_notification(r) for r in outbox],
             "outbox_status": [(r[0], _outbox_status(r)) for r in outbox],
+            "payouts": [
+                _payout(r)
+                for r in rows(f"SELECT {_PAYOUT_COLUMNS} FROM rk_payouts ORDER BY payout_id")
+            ],
             "touches": [
                 _touch(r)
                 for r in rows(
                     f"SELECT {_TOUCH_COLUMNS} FROM rk_touches ORDER BY program_id, touch_id"
                 )
-            ],
-            "payouts": [
-                _payout(r)
-                for r in rows(f"SELECT {_PAYOUT_COLUMNS} FROM rk_payouts ORDER BY payout_id")
             ],
         }
 

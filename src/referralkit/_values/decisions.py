@@ -46,6 +46,7 @@ _TEMPLATES: Mapping[str, str] = MappingProxyType(
         "referral.no_touch_in_window": "no touch counted within the attribution window",
         "referral.blocked": "a fraud check blocked the referral ({reasons})",
         "referral.held": "the referral is held for review ({reasons})",
+        "referral.rejected": "the referral {referral_id} was rejected by an operator",
         "referral.flagged": "the referral was flagged for review ({reasons})",
         "referral.held_later": (
             "referral {referral_id} is held: its referrer signed up with the referee's "

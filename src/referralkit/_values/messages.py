@@ -150,11 +150,23 @@ def _milestone_reached(d: _Data, year: int) -> str:
 
 
 def _status_changed(d: _Data, year: int) -> str:
-    return f"Your status changed from {d['old']} to {d['new']}."
+    old, new = d["old"], d["new"]
+    if not old:
+        return f"Your status is now {new}."
+    if not new:
+        return f"You no longer hold the {old} status."
+    return f"Your status changed from {old} to {new}."
 
 
 def _budget_exhausted(d: _Data, year: int) -> str:
-    return f"The {d['budget']} budget is exhausted: {money_text(d['spent'])} spent."
+    return (
+        f"The program budget of {money_text(d['budget'])} is exhausted: "
+        f"{money_text(d['spent'])} spent."
+    )
+
+
+def _points_redeemed(d: _Data, year: int) -> str:
+    return f"You redeemed {d['points']} points for {money_text(d['value'])}."
 
 
 def _referral_held(d: _Data, year: int) -> str:
@@ -175,6 +187,7 @@ _RENDERERS: Mapping[str, Callable[[_Data, int], str]] = {
     "milestone_reached": _milestone_reached,
     "status_changed": _status_changed,
     "budget_exhausted": _budget_exhausted,
+    "points_redeemed": _points_redeemed,
     "referral_held": _referral_held,
 }
 

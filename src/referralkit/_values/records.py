@@ -504,41 +504,6 @@ class ProgramRecord:
 
 
 @attrs.frozen
-class AttributionExplanation:
-    """Why a participant was, or was not, referred: what support staff read.
-
-    Attributes:
-        referee_id: The participant asked about.
-        referral: Their referral, or ``None``.
-        decisions: With a referral, the explanation stored with it (every touch seen, which
-            rule chose the winner, which touches lost or were rejected and why, the fraud
-            verdicts); without one, the decisions of the event where attribution was
-            decided (or an ``attribution.no_touches`` decision when nothing was on record).
-        event_id: The event where attribution was decided, if any.
-    """
-
-    referee_id: str
-    referral: Referral | None
-    decisions: tuple[Decision, ...]
-    event_id: str | None = None
-
-    def text(self) -> str:
-        """The explanation as readable lines."""
-        if self.referral is not None:
-            head = (
-                f"{self.referee_id} was referred by {self.referral.referrer_id}"
-                f" ({self.referral.status})"
-            )
-        else:
-            head = f"{self.referee_id} was not referred"
-        return "\n".join([head, *(f"  {d}" for d in self.decisions)])
-
-    def reasons(self) -> tuple[str, ...]:
-        """The reason codes of the decisions, in order."""
-        return tuple(d.code for d in self.decisions)
-
-
-@attrs.frozen
 class OutboxStatus:
     """Delivery state of one notification in a store's outbox.
 
@@ -574,3 +539,38 @@ class DeadLetter:
     attempts: int
     last_error: str | None
     dead_at: datetime
+
+
+@attrs.frozen
+class AttributionExplanation:
+    """Why a participant was, or was not, referred: what support staff read.
+
+    Attributes:
+        referee_id: The participant asked about.
+        referral: Their referral, or ``None``.
+        decisions: With a referral, the explanation stored with it (every touch seen, which
+            rule chose the winner, which touches lost or were rejected and why, the fraud
+            verdicts); without one, the decisions of the event where attribution was
+            decided (or an ``attribution.no_touches`` decision when nothing was on record).
+        event_id: The event where attribution was decided, if any.
+    """
+
+    referee_id: str
+    referral: Referral | None
+    decisions: tuple[Decision, ...]
+    event_id: str | None = None
+
+    def text(self) -> str:
+        """The explanation as readable lines."""
+        if self.referral is not None:
+            head = (
+                f"{self.referee_id} was referred by {self.referral.referrer_id}"
+                f" ({self.referral.status})"
+            )
+        else:
+            head = f"{self.referee_id} was not referred"
+        return "\n".join([head, *(f"  {d}" for d in self.decisions)])
+
+    def reasons(self) -> tuple[str, ...]:
+        """The reason codes of the decisions, in order."""
+        return tuple(d.code for d in self.decisions)
