@@ -77,6 +77,7 @@ _CONVERSIONS = "referral.conversions"
 _ORDER_REVERSED = "order.reversed"
 _ORDER_CLOSED = "order.closed"
 _PURCHASE_TRIGGERS = frozenset({Trigger.FIRST_PURCHASE, Trigger.EVERY_PURCHASE})
+_MARK_BATCH = 100  # delivery attempts recorded per unit of work
 
 
 @attrs.frozen
@@ -1019,7 +1020,9 @@ class Engine:
         Due are the notifications never attempted and those whose retry time (set by the
         engine's [`RetrySchedule`][referralkit.RetrySchedule]) is at or before ``now``.
         Delivery is at least once: a notification is marked delivered only after the
-        notifier returned. One that raised is retried after the schedule's delay, and
+        notifier returned (attempts are recorded in units of up to 100, so a process that
+        stops half-way sends at most those again). One that raised is retried after the
+        schedule's delay, and
         after its last attempt becomes a dead letter
         ([`dead_letters`][referralkit.Engine.dead_letters]). Two dispatchers running at
         once may both send a notification (receivers deduplicate on its id); none is lost.
@@ -1042,22 +1045,35 @@ class Engine:
         with self._store.unit_of_work() as uow:
             due = uow.outbox.due(at, limit)
         delivered = failed = dead = 0
-        for note, attempts in due:
-            try:
-                self._notifier.send(note)
-            except Exception as exc:  # the notifier is host code: any failure is retried
-                failed += 1
+        marks: list[Callable[[UnitOfWork], None]] = []
+
+        def record(uow: UnitOfWork) -> None:
+            for mark in marks:
+                mark(uow)
+
+        try:
+            for note, attempts in due:
                 nid = note.notification_id
-                retry_at = self._retry.next_attempt_at(at, attempts + 1, nid)
-                if retry_at is None:
-                    dead += 1
-                    log.error("notification %s is a dead letter: %r", nid, exc)
+                try:
+                    self._notifier.send(note)
+                except Exception as exc:  # the notifier is host code: any failure is retried
+                    failed += 1
+                    retry_at = self._retry.next_attempt_at(at, attempts + 1, nid)
+                    if retry_at is None:
+                        dead += 1
+                        log.error("notification %s is a dead letter: %r", nid, exc)
+                    else:
+                        log.warning("notification %s failed, retry at %s: %r", nid, retry_at, exc)
+                    marks.append(functools.partial(self._mark_failed, nid, at, repr(exc), retry_at))
                 else:
-                    log.warning("notification %s failed, retry at %s: %r", nid, retry_at, exc)
-                self._transact(functools.partial(self._mark_failed, nid, at, repr(exc), retry_at))
-                continue
-            delivered += 1
-            self._transact(functools.partial(self._mark_delivered, note.notification_id, at))
+                    delivered += 1
+                    marks.append(functools.partial(self._mark_delivered, nid, at))
+                if len(marks) >= _MARK_BATCH:
+                    self._transact(record)
+                    marks.clear()
+        finally:
+            if marks:
+                self._transact(record)
         return DispatchResult(delivered, failed, dead)
 
     def _mark_delivered(self, notification_id: str, at: datetime, uow: UnitOfWork) -> None:

@@ -242,3 +242,24 @@ def test_bad_delivery_arguments_raise_and_write_nothing(call: Any, field: str) -
         call(engine)
     assert caught.value.field == field
     assert engine.store.dump() == before
+
+
+def test_an_interrupted_dispatch_keeps_the_attempts_made_before_it() -> None:
+    """A notifier that raises something other than an Exception (a KeyboardInterrupt) stops
+    the dispatch; the deliveries already made are recorded, the rest stay due."""
+    sent: list[str] = []
+
+    def send(note: rk.Notification) -> None:
+        if len(sent) == 2:
+            raise KeyboardInterrupt
+        sent.append(note.notification_id)
+
+    engine = make_engine(rk.CallbackNotifier(send))
+    for who in ("bob", "carol", "dave"):
+        signup(engine, who)
+    with pytest.raises(KeyboardInterrupt):
+        engine.dispatch()
+    statuses = dict(engine.store.dump()["outbox_status"])
+    assert sorted(k for k, s in statuses.items() if s.delivered_at is not None) == sorted(sent)
+    with engine.store.unit_of_work() as uow:
+        assert len(uow.outbox.due(T0, 10)) == 1
