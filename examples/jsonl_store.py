@@ -28,6 +28,7 @@ from decimal import Decimal
 from pathlib import Path
 from typing import Any, Generic, Self, TypeVar
 
+import attrs
 from dateutil.relativedelta import relativedelta
 
 import referralkit as rk
@@ -100,6 +101,7 @@ class Tables:
         self.counters: Table[CounterKey, Decimal] = Table("counters")
         self.outbox: Table[str, rk.Notification] = Table("outbox")
         self.outbox_status: Table[str, Status] = Table("outbox_status")
+        self.payouts: Table[str, rk.Payout] = Table("payouts")
 
     def all(self) -> list[Table[Any, Any]]:
         """Every table."""
@@ -153,6 +155,7 @@ class JsonlStore:
                     (k, rk.OutboxStatus(*status))
                     for k, status in sorted(t.outbox_status.rows.items())
                 ],
+                "payouts": rows(t.payouts),
             }
 
     # -- the file -------------------------------------------------------------------------
@@ -200,6 +203,7 @@ class JsonlUnitOfWork:
         self.ledger = Ledger(self)
         self.counters = Counters(self)
         self.outbox = Outbox(self)
+        self.payouts = Payouts(self)
 
     def __enter__(self) -> Self:
         self._store._lock.acquire()
@@ -515,6 +519,41 @@ class Outbox(Repository):
 
 
 # -- the demo -----------------------------------------------------------------------------
+class Payouts(Repository):
+    """Payout records by id."""
+
+    def add(self, payout: rk.Payout) -> None:
+        self.uow.insert(self.t.payouts, payout.payout_id, payout)
+
+    def get(self, program_id: str, payout_id: str) -> rk.Payout | None:
+        found = self.t.payouts.get(payout_id)
+        return found if found is not None and found.program_id == program_id else None
+
+    def update(self, payout: rk.Payout) -> None:
+        old = self.t.payouts.get(payout.payout_id)
+        if old is None:
+            raise rk.StoreError(f"payout {payout.payout_id!r} is not recorded")
+        new = attrs.evolve(
+            old,
+            status=payout.status,
+            attempts=payout.attempts,
+            error=payout.error,
+            updated_at=payout.updated_at,
+        )
+        self.uow.put(self.t.payouts, payout.payout_id, new)
+
+    def open(self, program_id: str, participant_id: str | None, limit: int) -> list[rk.Payout]:
+        waiting = (rk.PayoutStatus.PENDING, rk.PayoutStatus.FAILED)
+        found = [
+            p
+            for _, p in self.t.payouts.items()
+            if p.program_id == program_id
+            and p.status in waiting
+            and participant_id in (None, p.participant_id)
+        ]
+        return sorted(found, key=lambda p: (p.created_at, p.payout_id))[: max(limit, 0)]
+
+
 def main() -> None:
     """Run a double-sided program on a JsonlStore, reopen the file, print the balances."""
     start = datetime(2026, 3, 2, 9, 0, tzinfo=UTC)

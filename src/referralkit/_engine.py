@@ -26,12 +26,12 @@ from referralkit._ledger import (
     Balance,
     RewardView,
     approve_entry,
-    balance_of,
     grant_entry,
     reversal_entry,
     target_reversed,
 )
-from referralkit._ports import CounterKey, Notifier, Store, UnitOfWork
+from referralkit._ledger_ops import LedgerOperations, PayoutCheck, Veto
+from referralkit._ports import CounterKey, Fulfiller, Notifier, Store, UnitOfWork
 from referralkit._program import Program
 from referralkit._values._checks import require_aware, require_id
 from referralkit._values.canonical import parts_digest, record_digest
@@ -44,6 +44,7 @@ from referralkit._values.records import (
     ChargebackRecord,
     CodeRecord,
     DeadLetter,
+    EntryKind,
     EventRecord,
     Notification,
     OrderRecord,
@@ -90,7 +91,7 @@ class DispatchResult:
     """Of the failed ones, how many ran out of attempts and became dead letters."""
 
 
-class Engine:
+class Engine(LedgerOperations):
     """Runs one referral program over a store.
 
     The engine takes inbound events ([`handle`][referralkit.Engine.handle]), approves rewards
@@ -111,6 +112,10 @@ class Engine:
         max_retries: How often a unit of work that hit a ``ConcurrencyError`` is retried.
         code_factory: Makes new referral codes for ``issue_code`` (8 random Crockford
             characters by default); inject a seeded one for reproducible demos and tests.
+        fulfiller: Pays rewards out on [`payout`][referralkit.Engine.payout].
+        veto: Asked before ``settle`` approves a reward; a returned reason rejects it.
+        payout_check: Asked before a payout with (participant id, amount); a returned
+            reason (a missing tax form, ...) blocks it.
         retry: When ``dispatch`` retries a notification the notifier failed to send, and
             after how many attempts it becomes a dead letter; ``RetrySchedule()`` (8
             attempts, 30 s doubling up to an hour) by default.
@@ -131,6 +136,9 @@ class Engine:
         auto_dispatch: bool = False,
         code_factory: Callable[[], str] | None = None,
         max_retries: int = 5,
+        fulfiller: Fulfiller | None = None,
+        veto: Veto | None = None,
+        payout_check: PayoutCheck | None = None,
         retry: RetrySchedule | None = None,
     ) -> None:
         if not isinstance(program, Program):
@@ -144,6 +152,9 @@ class Engine:
         self._auto_dispatch = auto_dispatch
         self._max_retries = max_retries
         self._code_factory: Callable[[], str] = code_factory or generate_code
+        self._fulfiller = fulfiller
+        self._veto = veto
+        self._payout_check = payout_check
         self._program_id = program.id
         self._versions: dict[int, Program] = {}
         self._by_effective: list[Program] = []
@@ -747,7 +758,6 @@ class Engine:
                     )
             grants.extend(result.grants)
             decisions.extend(result.decisions)
-        payable_at = version.payable_at(ev.at)
         seen: dict[tuple[str, str], int] = {}
         reward_ids: list[str] = []
         notifications: list[Notification] = []
@@ -755,6 +765,7 @@ class Engine:
         for grant in grants:
             n = seen.get((grant.policy, grant.role), 0)
             seen[(grant.policy, grant.role)] = n + 1
+            payable_at = version.payable_at(ev.at, grant.policy)
             reward = Reward(
                 reward_id=derive_id("rwd", pid, ev.event_id, grant.policy, grant.role, str(n)),
                 program_id=pid,
@@ -769,6 +780,7 @@ class Engine:
                 base_amount=base,
                 created_at=ev.at,
                 payable_at=payable_at,
+                item=grant.item,
             )
             uow.ledger.add_reward(reward, grant_entry(reward))
             reward_ids.append(reward.reward_id)
@@ -807,7 +819,7 @@ class Engine:
     def _refund(self, uow: UnitOfWork, ev: Refund) -> Outcome:
         pid = self._program_id
         order = self._order_for(uow, ev.order_id, "refund.order_id")
-        refund_digest = parts_digest(ev.order_id, ev.amount)
+        refund_digest = parts_digest(ev.order_id, ev.amount, *ev.items)
         existing = uow.orders.refund(pid, ev.refund_id)
         if existing is not None:
             return self._repeat(existing.digest, refund_digest, "refund_id", ev.refund_id, ev)
@@ -827,12 +839,24 @@ class Engine:
                 f"exceeds what remains refundable on order {order.order_id} "
                 f"({Money._trusted(remaining, order.amount.currency)})",
             )
+        if ev.items:
+            self._check_refund_items(uow, order, ev)
         uow.orders.add_refund(
             RefundRecord(
                 pid, ev.refund_id, ev.order_id, ev.amount, ev.at, ev.event_id, refund_digest
             )
         )
         return self._reverse(uow, order, ev, before + ev.amount.amount)
+
+    def _check_refund_items(self, uow: UnitOfWork, order: OrderRecord, ev: Refund) -> None:
+        record = uow.events.get(self._program_id, order.event_id)
+        purchase = None if record is None else record.event
+        skus = {i.sku for i in purchase.items} if isinstance(purchase, Purchase) else set()
+        for i, item in enumerate(ev.items):
+            if item not in skus:
+                raise InvalidEventError(
+                    f"refund.items[{i}]", item, f"is no line item of order {order.order_id}"
+                )
 
     def _chargeback(self, uow: UnitOfWork, ev: Chargeback) -> Outcome:
         pid = self._program_id
@@ -873,6 +897,9 @@ class Engine:
                     (pid, Counter.REFERRER_SUCCESSFUL_REFERRALS.value, referral.referrer_id), -_ONE
                 )
         rewards = uow.ledger.rewards(pid, order_id=order.order_id)
+        items = ev.items if isinstance(ev, Refund) else ()
+        if items:  # a refund of named line items reverses their per-item rewards wholly
+            rewards = [r for r in rewards if r.item in items]
         entries = uow.ledger.entries(r.reward_id for r in rewards)
         refunded = Money._trusted(total, order.amount.currency)
         reversals: list[Reversal] = []
@@ -884,7 +911,7 @@ class Engine:
             view = RewardView(reward, tuple(entries[reward.reward_id]))
             base = reward.base_amount or order.amount
             rounding = self._version(reward.program_version, reward.referral_id).rounding
-            target = target_reversed(view, refunded, base, rounding)
+            target = view.granted if items else target_reversed(view, refunded, base, rounding)
             entry = reversal_entry(view, target, ev.at, ev.event_id)
             if entry is None:
                 continue
@@ -904,11 +931,12 @@ class Engine:
                     cause=ev.kind,
                 )
             )
+            clawback = entry.kind is EntryKind.CLAWED_BACK
             notifications.append(
                 Notification(
                     notification_id=f"ntf_{entry.entry_id}",
                     program_id=pid,
-                    kind="reward_reversed",
+                    kind="reward_clawed_back" if clawback else "reward_reversed",
                     recipient_id=reward.participant_id,
                     created_at=ev.at,
                     data={
@@ -943,6 +971,11 @@ class Engine:
     def settle(self, now: datetime | None = None, *, batch_size: int = 500) -> int:
         """Approve every pending reward whose ``payable_at`` is at or before ``now``.
 
+        Held rewards are never approved: a hold whose ``until`` passed is released first,
+        and an overdue review (``Program.review_after``) gets one ``review_due``
+        notification. The host's ``veto`` is asked about each reward before its approval;
+        a reason rejects it instead.
+
         Args:
             now: Timezone-aware; the engine's clock by default.
             batch_size: Rewards approved per unit of work.
@@ -959,15 +992,21 @@ class Engine:
         at = self._clock.now() if now is None else require_aware("now", now)
         pid = self._program_id
         total = 0
+        self._settle_holds(at)
         while True:
 
-            def work(uow: UnitOfWork) -> int:
+            def work(uow: UnitOfWork) -> tuple[int, int]:
                 due = uow.ledger.in_state(pid, RewardState.PENDING, due_by=at, limit=batch_size)
                 entries = uow.ledger.entries(r.reward_id for r in due)
                 approvals = []
                 notes = []
+                vetoed = 0
                 for reward in due:
-                    entry = approve_entry(RewardView(reward, tuple(entries[reward.reward_id])), at)
+                    view = RewardView(reward, tuple(entries[reward.reward_id]))
+                    if self._vetoed(uow, view, at):
+                        vetoed += 1
+                        continue
+                    entry = approve_entry(view, at)
                     if entry is None:
                         continue
                     approvals.append(entry)
@@ -986,11 +1025,11 @@ class Engine:
                     )
                 uow.ledger.append(approvals)
                 uow.outbox.add(notes)
-                return len(approvals)
+                return len(approvals), vetoed
 
-            done = self._transact(work)
+            done, vetoed = self._transact(work)
             total += done
-            if done < batch_size:
+            if done + vetoed < batch_size:
                 break
         if self._auto_dispatch and total:
             self.dispatch()
@@ -1004,9 +1043,9 @@ class Engine:
         return [RewardView(r, tuple(entries[r.reward_id])) for r in rewards]
 
     def balance(self, participant_id: str) -> Balance:
-        """The participant's balances per unit (pending, available, lifetime), derived from
-        the ledger entries."""
-        return balance_of(participant_id, self.rewards_for(participant_id))
+        """The participant's balances per unit (pending, held, available, paid, owed,
+        lifetime), derived from the ledger entries."""
+        return self._balance(participant_id)
 
     def referral_of(self, referee_id: str) -> Referral | None:
         """The referee's referral, or None."""

@@ -11,7 +11,10 @@ ReferralKitError
 │   ├── NaiveDatetimeError              a datetime without a time zone
 │   ├── InvalidProgramError             a program or policy that cannot run
 │   ├── InvalidTokenError               a referral-link token that does not verify
-│   └── InvalidSignatureError           a webhook delivery that does not verify
+│   ├── InvalidSignatureError           a webhook delivery that does not verify
+│   ├── UnknownRewardError (LookupError) no reward with that id
+│   ├── UnknownReferralError (LookupError) no referral with that id
+│   └── IllegalTransitionError          a ledger change the reward's state forbids
 ├── EventConflictError                  an id reused with different fields
 ├── RetryLaterError                     needs an event not yet seen; retry later
 │   └── UnknownOrderError               a refund / chargeback of an unknown order
@@ -35,6 +38,7 @@ __all__ = [
     "CorruptRecordError",
     "CurrencyMismatchError",
     "EventConflictError",
+    "IllegalTransitionError",
     "InvalidEventError",
     "InvalidInputError",
     "InvalidProgramError",
@@ -49,6 +53,8 @@ __all__ = [
     "StoreError",
     "StoreUnavailableError",
     "UnknownOrderError",
+    "UnknownReferralError",
+    "UnknownRewardError",
 ]
 
 
@@ -97,6 +103,49 @@ class InvalidSignatureError(InvalidInputError):
 
 class InvalidTokenError(InvalidInputError):
     """A referral-link token that is malformed, tampered with or signed with an unknown key."""
+
+
+class UnknownRewardError(InvalidInputError, LookupError):
+    """No reward of the engine's program has this id. Nothing was written."""
+
+    def __init__(self, reward_id: object, field: str = "reward_id") -> None:
+        super().__init__(field, reward_id, "no such reward in this program")
+
+    def __reduce__(self) -> tuple[object, ...]:
+        return (type(self), (self.value, self.field))
+
+
+class UnknownReferralError(InvalidInputError, LookupError):
+    """No referral of the engine's program has this id. Nothing was written."""
+
+    def __init__(self, referral_id: object, field: str = "referral_id") -> None:
+        super().__init__(field, referral_id, "no such referral in this program")
+
+    def __reduce__(self) -> tuple[object, ...]:
+        return (type(self), (self.value, self.field))
+
+
+class IllegalTransitionError(InvalidInputError):
+    """A ledger change that the reward's current state does not allow.
+
+    Releasing a reward that is not held, approving or holding a rejected one, rejecting a
+    paid one (reverse it instead), and so on. Rejected and fraud are final. Nothing was
+    written.
+
+    Attributes:
+        field: ``"reward_id"``.
+        value: The reward id.
+        state: The reward's current state (a string).
+        action: What was asked (``"release"``, ``"approve"``, ...).
+    """
+
+    def __init__(self, reward_id: str, state: str, action: str) -> None:
+        self.state = state
+        self.action = action
+        super().__init__("reward_id", reward_id, f"cannot {action} a reward that is {state}")
+
+    def __reduce__(self) -> tuple[object, ...]:
+        return (type(self), (self.value, self.state, self.action))
 
 
 class EventConflictError(ReferralKitError):

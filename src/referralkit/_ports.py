@@ -22,6 +22,7 @@ from referralkit._values.records import (
     Notification,
     OrderRecord,
     ParticipantRecord,
+    Payout,
     ProgramRecord,
     Referral,
     RefundRecord,
@@ -33,11 +34,13 @@ __all__ = [
     "CounterKey",
     "Counters",
     "EventLog",
+    "Fulfiller",
     "Ledger",
     "Notifier",
     "Orders",
     "Outbox",
     "Participants",
+    "Payouts",
     "Programs",
     "Referrals",
     "Store",
@@ -273,6 +276,32 @@ class Outbox(Protocol):
         ...
 
 
+class Payouts(Protocol):
+    """**Protocol:** payout records, keyed by payout id (unique).
+
+    A payout's id is derived from what it pays, so recording it again is a conflict, never a
+    second payment.
+    """
+
+    def add(self, payout: Payout) -> None:
+        """Record a new payout; a known payout id is a conflict (``ConcurrencyError``)."""
+        ...
+
+    def get(self, program_id: str, payout_id: str) -> Payout | None:
+        """A payout, or None."""
+        ...
+
+    def update(self, payout: Payout) -> None:
+        """Replace a recorded payout's status, attempts, error and ``updated_at`` (the
+        other fields never change); an unknown payout id is a ``StoreError``."""
+        ...
+
+    def open(self, program_id: str, participant_id: str | None, limit: int) -> list[Payout]:
+        """Up to ``limit`` payouts that are pending or failed (of one participant, or of
+        everyone with None), oldest first (by ``created_at``, then payout id)."""
+        ...
+
+
 @runtime_checkable
 class UnitOfWork(Protocol):
     """**Protocol:** one transaction over the repositories.
@@ -324,6 +353,11 @@ class UnitOfWork(Protocol):
         """The notification outbox."""
         ...
 
+    @property
+    def payouts(self) -> Payouts:
+        """Payout records."""
+        ...
+
     def __enter__(self) -> Self: ...
 
     def __exit__(
@@ -372,4 +406,20 @@ class Notifier(Protocol):
 
     def send(self, notification: Notification) -> None:
         """Deliver one notification."""
+        ...
+
+
+@runtime_checkable
+class Fulfiller(Protocol):
+    """**Protocol:** pays a participant: issues a coupon, credits an account, sends money.
+
+    ``fulfil`` is called outside any unit of work, and may be called again with the same
+    ``payout_id`` (a failed payout is retried under its id, and a process may stop between
+    the payment and its record): treat a payout id already paid as success without paying
+    again. Return normally only once the payment is made; raise any exception to signal
+    failure, and the payout's rewards stay approved for the next ``Engine.payout``.
+    """
+
+    def fulfil(self, payout: Payout) -> None:
+        """Pay ``payout.amount`` (of kind ``payout.kind``) to ``payout.participant_id``."""
         ...

@@ -3,8 +3,9 @@
 from __future__ import annotations
 
 import decimal
-from collections.abc import Iterable
+from collections.abc import Iterable, Mapping
 from datetime import datetime, timedelta
+from types import MappingProxyType
 from typing import Any
 from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 
@@ -37,17 +38,64 @@ def _version(value: object) -> int:
     return value
 
 
-def _hold(value: object) -> relativedelta:
+def _hold(value: object, field: str = "program.hold") -> relativedelta:
     if isinstance(value, timedelta):
         return relativedelta(days=value.days, seconds=value.seconds)
     if not isinstance(value, relativedelta):
         raise InvalidProgramError(
-            "program.hold", value, "must be a dateutil relativedelta, e.g. relativedelta(days=30)"
+            field, value, "must be a dateutil relativedelta, e.g. relativedelta(days=30)"
         )
     parts = ("years", "months", "days", "hours", "minutes", "seconds", "microseconds")
     if any(getattr(value, part) < 0 for part in parts):
-        raise InvalidProgramError("program.hold", value, "must not be negative")
+        raise InvalidProgramError(field, value, "must not be negative")
     return value
+
+
+def _policy_holds(value: object) -> Mapping[str, relativedelta]:
+    if not isinstance(value, Mapping):
+        raise InvalidProgramError(
+            "program.policy_holds", value, "must map policy names to relativedelta holds"
+        )
+    holds: dict[str, relativedelta] = {}
+    for name, hold in value.items():
+        if not isinstance(name, str) or not name:
+            raise InvalidProgramError("program.policy_holds", name, "keys must be policy names")
+        holds[name] = _hold(hold, f"program.policy_holds[{name!r}]")
+    return MappingProxyType(dict(sorted(holds.items())))
+
+
+def _review_after(value: object) -> relativedelta | None:
+    return None if value is None else _hold(value, "program.review_after")
+
+
+def _fixed(h: relativedelta) -> timedelta | None:
+    """A day-only relativedelta as a timedelta (converted once, not per event)."""
+    absolute = (h.year, h.month, h.day, h.weekday, h.hour, h.minute, h.second, h.microsecond)
+    if h.years or h.months or any(part is not None for part in absolute):
+        return None
+    return timedelta(
+        days=h.days,
+        hours=h.hours,
+        minutes=h.minutes,
+        seconds=h.seconds,
+        microseconds=h.microseconds,
+    )
+
+
+def _duration_table(value: object, field: str) -> relativedelta:
+    """A relativedelta from a table such as ``{"days": 30}`` (as ``to_dict`` writes it)."""
+    if isinstance(value, relativedelta):
+        return value
+    parts = ("years", "months", "days", "hours", "minutes", "seconds", "microseconds")
+    if not isinstance(value, Mapping) or any(k not in parts for k in value):
+        raise InvalidProgramError(field, value, f"must be a table with keys from {parts}")
+    for key, part in value.items():
+        if isinstance(part, bool) or not isinstance(part, int):
+            raise InvalidProgramError(f"{field}.{key}", part, "must be a whole number")
+    return relativedelta(**value)
+
+
+_LEDGER_KEYS = ("policy_holds", "review_after", "negative_balance")
 
 
 def _id(value: object) -> str:
@@ -80,6 +128,12 @@ class Program:
         min_order: Purchases below this amount do not qualify.
         first_purchase_only: Only the referee's first purchase ever qualifies: a first
             order below ``min_order`` forfeits the purchase rewards.
+        policy_holds: Hold periods per policy name, overriding ``hold`` for the rewards
+            that policy grants.
+        review_after: How long a reward may stay held before ``Engine.settle`` reminds the
+            operator (one ``review_due`` notification per hold); None: no reminder.
+        negative_balance: Show what a participant owes after a clawback as a negative
+            ``available`` balance (it is netted against the next payouts either way).
 
     Raises:
         InvalidProgramError: any term that cannot run; the message names the field.
@@ -95,10 +149,16 @@ class Program:
     hold: relativedelta = attrs.field(factory=relativedelta, converter=_hold)
     min_order: Money | None = None
     first_purchase_only: bool = False
+    policy_holds: Mapping[str, relativedelta] = attrs.field(
+        factory=dict, converter=_policy_holds, hash=False
+    )
+    review_after: relativedelta | None = attrs.field(default=None, converter=_review_after)
+    negative_balance: bool = False
     _fixed_hold: timedelta | None = attrs.field(init=False, eq=False, repr=False)
     _zone: ZoneInfo = attrs.field(init=False, eq=False, repr=False)
     _needs: frozenset[Counter] = attrs.field(init=False, eq=False, repr=False)
     _digest: str = attrs.field(init=False, eq=False, repr=False)
+    _policy_fixed: dict[str, timedelta | None] = attrs.field(init=False, eq=False, repr=False)
 
     def __attrs_post_init__(self) -> None:
         try:
@@ -128,6 +188,10 @@ class Program:
             raise InvalidProgramError(
                 "program.first_purchase_only", self.first_purchase_only, "must be a bool"
             )
+        if not isinstance(self.negative_balance, bool):
+            raise InvalidProgramError(
+                "program.negative_balance", self.negative_balance, "must be a bool"
+            )
         if not self.policies:
             raise InvalidProgramError("program.policies", (), "needs at least one policy")
         names: set[str] = set()
@@ -149,6 +213,14 @@ class Program:
             names.add(name)
             policy.check(self.currency)
             needs |= policy.needs()
+        for name in self.policy_holds:
+            if name not in names:
+                raise InvalidProgramError(
+                    "program.policy_holds", name, "names no policy of this program"
+                )
+        object.__setattr__(
+            self, "_policy_fixed", {n: _fixed(h) for n, h in self.policy_holds.items()}
+        )
         h = self.hold
         fixed = None
         absolute = (h.year, h.month, h.day, h.weekday, h.hour, h.minute, h.second, h.microsecond)
@@ -181,7 +253,22 @@ class Program:
             InvalidProgramError: the field is the key path of the bad value, such as
                 ``policies[1].tiers[0].reward.amount``.
         """
-        kwargs = program_kwargs(data)
+        extra: dict[str, Any] = {}
+        if isinstance(data, Mapping) and any(k in data for k in _LEDGER_KEYS):
+            data = dict(data)
+            holds = data.pop("policy_holds", None)
+            if holds is not None:
+                if not isinstance(holds, Mapping):
+                    raise InvalidProgramError("policy_holds", holds, "must be a table")
+                extra["policy_holds"] = {
+                    k: _duration_table(v, f"policy_holds.{k}") for k, v in holds.items()
+                }
+            review = data.pop("review_after", None)
+            if review is not None:
+                extra["review_after"] = _duration_table(review, "review_after")
+            if "negative_balance" in data:
+                extra["negative_balance"] = data.pop("negative_balance")
+        kwargs = {**program_kwargs(data), **extra}
         try:
             return cls(**kwargs)
         except InvalidInputError as exc:
@@ -200,7 +287,25 @@ class Program:
             InvalidProgramError: a policy whose class is not registered
                 (``referralkit.policies.register_policy``).
         """
-        return program_to_dict(self)
+        data = program_to_dict(self)
+        data.update(self._ledger_terms())
+        return data
+
+    def _ledger_terms(self) -> dict[str, Any]:
+        """The ledger terms that differ from their defaults, as plain data."""
+        data: dict[str, Any] = {}
+        parts = ("years", "months", "days", "hours", "minutes", "seconds", "microseconds")
+
+        def table(h: relativedelta) -> dict[str, int]:
+            return {p: getattr(h, p) for p in parts if getattr(h, p)}
+
+        if self.policy_holds:
+            data["policy_holds"] = {n: table(h) for n, h in self.policy_holds.items()}
+        if self.review_after is not None:
+            data["review_after"] = table(self.review_after)
+        if self.negative_balance:
+            data["negative_balance"] = True
+        return data
 
     def definition(self) -> dict[str, Any]:
         """The program's content as canonical data (what its digest covers)."""
@@ -218,6 +323,13 @@ class Program:
             }
         )
         data["policies"] = [_policy_definition(p) for p in self.policies]
+        # Ledger terms join the digest only when set, so existing programs keep theirs.
+        if self.policy_holds:
+            data["policy_holds"] = canonical(dict(self.policy_holds))
+        if self.review_after is not None:
+            data["review_after"] = canonical(self.review_after)
+        if self.negative_balance:
+            data["negative_balance"] = True
         return data
 
     @property
@@ -234,16 +346,30 @@ class Program:
         """Every counter the policies declared."""
         return self._needs
 
-    def payable_at(self, granted_at: datetime) -> datetime:
+    def payable_at(self, granted_at: datetime, policy: str | None = None) -> datetime:
         """When a reward granted at ``granted_at`` becomes payable (end of the hold).
 
-        Month and year holds are calendar terms in the program's time zone.
+        The hold is the policy's own (``policy_holds``) when the policy has one, else the
+        program's. Month and year holds are calendar terms in the program's time zone.
         """
+        if policy is not None and policy in self.policy_holds:
+            fixed = self._policy_fixed[policy]
+            if fixed is not None:
+                return granted_at + fixed
+            held: datetime = granted_at.astimezone(self._zone) + self.policy_holds[policy]
+            return held
         if self._fixed_hold is not None:
             return granted_at + self._fixed_hold
         local = granted_at.astimezone(self._zone)
         result: datetime = local + self.hold
         return result
+
+    def review_due_at(self, held_at: datetime) -> datetime | None:
+        """When a reward held at ``held_at`` is due for review, or None without a term."""
+        if self.review_after is None:
+            return None
+        due: datetime = held_at.astimezone(self._zone) + self.review_after
+        return due
 
 
 def _policy_definition(policy: RewardPolicy) -> Any:

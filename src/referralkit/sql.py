@@ -51,6 +51,7 @@ __all__ = [
     "orders",
     "outbox",
     "participants",
+    "payouts",
     "personal_data",
     "programs",
     "referrals",
@@ -263,6 +264,7 @@ rewards: Final = sa.Table(
     sa.Column("created_at", _ts(), nullable=False),
     sa.Column("payable_at", _ts(), nullable=False),
     sa.Column("state", _short(), nullable=False),
+    sa.Column("item", _id(), nullable=True),
     sa.Index("rk_rewards_participant", "program_id", "participant_id", "seq"),
     sa.Index("rk_rewards_order", "program_id", "order_id", "seq"),
     sa.Index("rk_rewards_state", "program_id", "state", "payable_at", "reward_id"),
@@ -285,6 +287,7 @@ entries: Final = sa.Table(
     sa.Column("at", _ts(), nullable=False),
     sa.Column("cause", _id(), nullable=False),
     sa.Column("state_after", _short(), nullable=False),
+    sa.Column("actor", _id(), nullable=False, server_default=sa.text("'engine'")),
     sa.Index("rk_entries_reward", "reward_id", "seq"),
     sqlite_autoincrement=True,
     **_TABLE_OPTIONS,
@@ -348,3 +351,26 @@ outbox: Final = sa.Table(
 """``rk_outbox``: notifications and their delivery state. A row is pending while
 ``delivered_at`` and ``dead_at`` are NULL; ``next_attempt_at`` is set only while a failed
 notification waits for its retry (NULL: never attempted, delivered or dead)."""
+
+payouts: Final = sa.Table(
+    "rk_payouts",
+    metadata,
+    sa.Column("seq", _seq(), primary_key=True, autoincrement=True),
+    sa.Column("payout_id", _id(), nullable=False, unique=True),
+    sa.Column("program_id", _id(), nullable=False),
+    sa.Column("participant_id", _id(), nullable=False),
+    sa.Column("kind", _short(), nullable=False),
+    sa.Column("currency", _short(), nullable=False),
+    sa.Column("amount_minor", sa.BigInteger, nullable=False),
+    sa.Column("netted_minor", sa.BigInteger, nullable=False),
+    sa.Column("reward_ids", _text(), nullable=False),
+    sa.Column("created_at", _ts(), nullable=False),
+    sa.Column("status", _short(), nullable=False),
+    sa.Column("attempts", sa.Integer, nullable=False),
+    sa.Column("error", _text(), nullable=True),
+    sa.Column("updated_at", _ts(), nullable=True),
+    sa.Index("rk_payouts_open", "program_id", "status", "participant_id"),
+    sqlite_autoincrement=True,
+    **_TABLE_OPTIONS,
+)
+"""``rk_payouts``: payouts by id (unique); ``reward_ids`` is the comma-joined reward ids."""

@@ -14,9 +14,17 @@ import referralkit as rk
 from referralkit._ledger import (
     approve_entry,
     balance_of,
+    decide_approve,
     grant_entry,
+    hold_entry,
+    pay_entry,
+    recover_entry,
+    reject_entry,
+    release_entry,
     reversal_entry,
+    review_due_entry,
     target_reversed,
+    write_off_entry,
 )
 
 T0 = datetime(2026, 2, 2, 10, 0, tzinfo=UTC)
@@ -264,3 +272,89 @@ def test_as_money_is_only_for_money_units() -> None:
     assert line.pending == 100
     with pytest.raises(TypeError):
         line.as_money("pending")
+
+
+# -- holds, decisions, payments and clawbacks (pure) -------------------------------------
+
+
+def test_hold_and_release_return_to_the_state_before_the_hold() -> None:
+    view = then(granted(reward()), approve_entry(granted(reward()), T0))
+    held = then(view, hold_entry(view, T0, "review", "ops", until=T0 + timedelta(days=3)))
+    assert held.state is rk.RewardState.HELD
+    assert (held.hold_reason, held.held_until) == ("review", T0 + timedelta(days=3))
+    assert hold_entry(held, T0, "review", "ops") is None  # held already
+    released = then(held, release_entry(held, T0, "ops"))
+    assert released.state is rk.RewardState.APPROVED
+    again = hold_entry(released, T0, "review", "ops")
+    assert again is not None
+    assert again.entry_id != held.entries[-1].entry_id  # a second hold has its own id
+
+
+def test_entry_ids_are_deterministic() -> None:
+    view = granted(reward())
+    first = hold_entry(view, T0, "review", "ops")
+    second = hold_entry(view, T0 + timedelta(hours=1), "review", "someone else")
+    assert first is not None
+    assert second is not None
+    assert first.entry_id == second.entry_id
+
+
+def test_rejection_is_final_and_removes_the_outstanding_quantity() -> None:
+    view = granted(reward())
+    rejected = then(view, reject_entry(view, T0, "ops", "rejected"))
+    assert (rejected.state, rejected.outstanding, rejected.rejected) == (
+        rk.RewardState.REJECTED,
+        0,
+        Decimal(20),
+    )
+    assert reject_entry(rejected, T0, "ops", "rejected") is None
+    for action in (
+        lambda: hold_entry(rejected, T0, "r", "ops"),
+        lambda: release_entry(rejected, T0, "ops"),
+        lambda: decide_approve(rejected, T0, "ops"),
+        lambda: pay_entry(rejected, T0, "pay_1"),
+    ):
+        with pytest.raises(rk.IllegalTransitionError, match="rejected"):
+            action()
+    assert reversal_entry(rejected, Decimal(20), T0, "refund-1") is None
+    assert approve_entry(rejected, T0) is None
+
+
+def test_a_reversal_after_payment_is_a_clawback_that_is_owed() -> None:
+    view = then(granted(reward()), approve_entry(granted(reward()), T0))
+    paid = then(view, pay_entry(view, T0, "pay_1"))
+    clawed = then(paid, reversal_entry(paid, Decimal(5), T0, "refund-1"))
+    assert clawed.entries[-1].kind is rk.EntryKind.CLAWED_BACK
+    assert (clawed.state, clawed.owed, clawed.outstanding) == (
+        rk.RewardState.PAID,
+        Decimal(5),
+        Decimal(15),
+    )
+    recovered = then(clawed, recover_entry(clawed, Decimal(2), T0, "pay_2"))
+    assert recovered.owed == Decimal(3)
+    written = then(recovered, write_off_entry(recovered, T0, "ops", "goodwill"))
+    assert written.owed == 0
+    assert write_off_entry(written, T0, "ops", "goodwill") is None
+    with pytest.raises(rk.IllegalTransitionError, match="paid"):
+        reject_entry(written, T0, "ops", "rejected")
+    line = balance_of("alice", [written])[rk.Unit("cash", "USD")]
+    assert (line.paid, line.owed, line.lifetime) == (Decimal(15), 0, Decimal(15))
+
+
+def test_review_is_due_once_per_hold() -> None:
+    view = granted(reward())
+    held = then(view, hold_entry(view, T0, "review", "ops"))
+    deadline = T0 + timedelta(days=7)
+    assert review_due_entry(held, T0 + timedelta(days=6), deadline) is None
+    reminded = then(held, review_due_entry(held, deadline, deadline))
+    assert reminded.review_reminded
+    assert review_due_entry(reminded, deadline + timedelta(days=1), deadline) is None
+
+
+def test_negative_balance_subtracts_what_is_owed_from_available() -> None:
+    view = then(granted(reward()), approve_entry(granted(reward()), T0))
+    paid = then(view, pay_entry(view, T0, "pay_1"))
+    clawed = then(paid, reversal_entry(paid, Decimal(20), T0, "chargeback"))
+    unit = rk.Unit("cash", "USD")
+    assert balance_of("alice", [clawed])[unit].available == 0
+    assert balance_of("alice", [clawed], negative_balance=True)[unit].available == Decimal(-20)

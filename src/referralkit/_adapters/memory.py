@@ -9,6 +9,8 @@ from decimal import Decimal
 from types import TracebackType
 from typing import Any, Self, TypeVar
 
+import attrs
+
 from referralkit._adapters._lazy import _lazy
 from referralkit._errors import ConcurrencyError, StoreError
 from referralkit._ports import CounterKey
@@ -22,6 +24,8 @@ from referralkit._values.records import (
     OrderRecord,
     OutboxStatus,
     ParticipantRecord,
+    Payout,
+    PayoutStatus,
     ProgramRecord,
     Referral,
     RefundRecord,
@@ -64,6 +68,7 @@ class _Tables:
         self.outbox_seq: dict[str, int] = {}  # notification id -> position added
         self.outbox_open: dict[str, None] = {}  # pending ids (neither delivered nor dead)
         self.outbox_dead: dict[str, None] = {}  # dead-letter ids
+        self.payouts: dict[str, Payout] = {}
 
 
 class _MemoryUnitOfWork:
@@ -108,6 +113,10 @@ class _MemoryUnitOfWork:
     @_lazy
     def outbox(self) -> _Outbox:
         return _Outbox(self)
+
+    @_lazy
+    def payouts(self) -> _Payouts:
+        return _Payouts(self)
 
     # -- transaction -------------------------------------------------------------------
     def __enter__(self) -> Self:
@@ -450,6 +459,41 @@ class _Outbox(_Repo):
         return revived
 
 
+_OPEN = (PayoutStatus.PENDING, PayoutStatus.FAILED)
+
+
+class _Payouts(_Repo):
+    def add(self, payout: Payout) -> None:
+        self._u._insert(self._t.payouts, payout.payout_id, payout, "payout")
+
+    def get(self, program_id: str, payout_id: str) -> Payout | None:
+        found = self._t.payouts.get(payout_id)
+        return found if found is not None and found.program_id == program_id else None
+
+    def update(self, payout: Payout) -> None:
+        old = self._t.payouts.get(payout.payout_id)
+        if old is None:
+            raise StoreError(f"payout {payout.payout_id!r} is not recorded")
+        new = attrs.evolve(
+            old,
+            status=payout.status,
+            attempts=payout.attempts,
+            error=payout.error,
+            updated_at=payout.updated_at,
+        )
+        self._u._set(self._t.payouts, payout.payout_id, new)
+
+    def open(self, program_id: str, participant_id: str | None, limit: int) -> list[Payout]:
+        found = [
+            p
+            for p in self._t.payouts.values()
+            if p.program_id == program_id
+            and p.status in _OPEN
+            and (participant_id is None or p.participant_id == participant_id)
+        ]
+        return sorted(found, key=lambda p: (p.created_at, p.payout_id))[: max(limit, 0)]
+
+
 class InMemoryStore:
     """The reference [`Store`][referralkit.Store]: all records in memory.
 
@@ -485,6 +529,7 @@ class InMemoryStore:
                 "counters": [(k, t.counters[k]) for k in sorted(t.counters) if t.counters[k]],
                 "outbox": [t.outbox[k] for k in sorted(t.outbox)],
                 "outbox_status": [(k, t.outbox_status[k]) for k in sorted(t.outbox_status)],
+                "payouts": [t.payouts[k] for k in sorted(t.payouts)],
             }
 
     def __repr__(self) -> str:

@@ -85,6 +85,8 @@ from referralkit._values.records import (
     Notification,
     OrderRecord,
     ParticipantRecord,
+    Payout,
+    PayoutStatus,
     ProgramRecord,
     Referral,
     RefundRecord,
@@ -328,6 +330,7 @@ _REWARD_COLUMNS: Final = (
     _RW.c.base_currency,
     _RW.c.created_at,
     _RW.c.payable_at,
+    _RW.c.item,
 )
 
 
@@ -349,6 +352,7 @@ def _reward(r: Sequence[Any]) -> Reward:
             base_amount=None if r[10] is None else Money.from_minor(r[10], r[11]),
             created_at=_dt(r[12]),
             payable_at=_dt(r[13]),
+            item=r[14],
         ),
     )
 
@@ -365,6 +369,7 @@ _ENTRY_COLUMNS: Final = (
     _EN.c.at,
     _EN.c.cause,
     _EN.c.state_after,
+    _EN.c.actor,
 )
 
 
@@ -382,6 +387,7 @@ def _entry(r: Sequence[Any]) -> Entry:
             at=_dt(r[7]),
             cause=r[8],
             state_after=RewardState(r[9]),
+            actor=r[10],
         ),
     )
 
@@ -408,6 +414,45 @@ def _notification(r: Sequence[Any]) -> Notification:
         "rk_outbox",
         r[0],
         lambda: Notification(r[0], r[1], r[2], r[3], _dt(r[4]), codec.loads(r[5])),
+    )
+
+
+_PO = _sql.payouts
+_PAYOUT_COLUMNS: Final = (
+    _PO.c.payout_id,
+    _PO.c.program_id,
+    _PO.c.participant_id,
+    _PO.c.kind,
+    _PO.c.currency,
+    _PO.c.amount_minor,
+    _PO.c.netted_minor,
+    _PO.c.reward_ids,
+    _PO.c.created_at,
+    _PO.c.status,
+    _PO.c.attempts,
+    _PO.c.error,
+    _PO.c.updated_at,
+)
+
+
+def _payout(r: Sequence[Any]) -> Payout:
+    return _decode(
+        "rk_payouts",
+        r[0],
+        lambda: Payout(
+            payout_id=r[0],
+            program_id=r[1],
+            participant_id=r[2],
+            kind=r[3],
+            amount=Money.from_minor(r[5], r[4]),
+            netted=Money.from_minor(r[6], r[4]),
+            reward_ids=tuple(r[7].split(",")) if r[7] else (),
+            created_at=_dt(r[8]),
+            status=PayoutStatus(r[9]),
+            attempts=r[10],
+            error=r[11],
+            updated_at=_opt_dt(r[12]),
+        ),
     )
 
 
@@ -569,6 +614,37 @@ _REVIVE: Final = (
     sa.update(_OB)
     .where(_OB.c.notification_id == _p("nid"), _OB.c.dead_at.is_not(None))
     .values(attempts=0, next_attempt_at=None, dead_at=None)
+)
+
+
+_GET_PAYOUT: Final = sa.select(*_PAYOUT_COLUMNS).where(
+    _PO.c.program_id == _p("program_id"), _PO.c.payout_id == _p("payout_id")
+)
+_UPDATE_PAYOUT: Final = (
+    sa.update(_PO)
+    .where(_PO.c.payout_id == _p("pid"))
+    .values(
+        status=_p("new_status"),
+        attempts=_p("new_attempts"),
+        error=_p("new_error"),
+        updated_at=_p("new_updated_at"),
+    )
+)
+_OPEN_PAYOUTS: Final = (
+    sa.select(*_PAYOUT_COLUMNS)
+    .where(_PO.c.program_id == _p("program_id"), _PO.c.status.in_(("pending", "failed")))
+    .order_by(_PO.c.created_at, _PO.c.payout_id)
+    .limit(_limit())
+)
+_OPEN_PAYOUTS_OF: Final = (
+    sa.select(*_PAYOUT_COLUMNS)
+    .where(
+        _PO.c.program_id == _p("program_id"),
+        _PO.c.participant_id == _p("participant_id"),
+        _PO.c.status.in_(("pending", "failed")),
+    )
+    .order_by(_PO.c.created_at, _PO.c.payout_id)
+    .limit(_limit())
 )
 
 
@@ -952,6 +1028,7 @@ class SQLAlchemyStore:
             "counters": [((r[0], r[1], r[2]), _unscaled(r[3])) for r in counters if r[3] != 0],
             "outbox": [_notification(r) for r in outbox],
             "outbox_status": [(r[0], _outbox_status(r)) for r in outbox],
+            "payouts": [_payout(r) for r in sorted(rows(*_PAYOUT_COLUMNS), key=lambda r: r[0])],
         }
 
     def __repr__(self) -> str:
@@ -1167,6 +1244,10 @@ class _SQLAlchemyUnitOfWork:
     def outbox(self) -> _Outbox:
         return _Outbox(self)
 
+    @functools.cached_property
+    def payouts(self) -> _Payouts:
+        return _Payouts(self)
+
 
 class _Repo:
     def __init__(self, uow: _SQLAlchemyUnitOfWork) -> None:
@@ -1362,6 +1443,7 @@ class _Ledger(_Repo):
                 "created_at": _ts(r.created_at),
                 "payable_at": _ts(r.payable_at),
                 "state": entry.state_after.value,
+                "item": r.item,
             },
         )
         self.append((entry,))
@@ -1395,6 +1477,7 @@ class _Ledger(_Repo):
                     "at": _ts(e.at),
                     "cause": e.cause,
                     "state_after": e.state_after.value,
+                    "actor": e.actor,
                 }
                 for e in entries
             ],
@@ -1523,3 +1606,55 @@ class _Outbox(_Repo):
         for nid in dict.fromkeys(notification_ids):
             revived += self._u._execute(_REVIVE, {"nid": nid}).rowcount
         return revived
+
+
+class _Payouts(_Repo):
+    def add(self, payout: Payout) -> None:
+        self._u._execute(
+            sa.insert(_PO),
+            {
+                "payout_id": payout.payout_id,
+                "program_id": payout.program_id,
+                "participant_id": payout.participant_id,
+                "kind": payout.kind,
+                "currency": payout.amount.currency,
+                "amount_minor": payout.amount.to_minor(),
+                "netted_minor": payout.netted.to_minor(),
+                "reward_ids": ",".join(payout.reward_ids),
+                "created_at": _ts(payout.created_at),
+                "status": payout.status.value,
+                "attempts": payout.attempts,
+                "error": payout.error,
+                "updated_at": _opt_ts(payout.updated_at),
+            },
+        )
+
+    def get(self, program_id: str, payout_id: str) -> Payout | None:
+        row = self._u._first(_GET_PAYOUT, {"program_id": program_id, "payout_id": payout_id})
+        return None if row is None else _payout(row)
+
+    def update(self, payout: Payout) -> None:
+        result = self._u._execute(
+            _UPDATE_PAYOUT,
+            {
+                "pid": payout.payout_id,
+                "new_status": payout.status.value,
+                "new_attempts": payout.attempts,
+                "new_error": payout.error,
+                "new_updated_at": _opt_ts(payout.updated_at),
+            },
+        )
+        if result.rowcount != 1:
+            raise StoreError(f"payout {payout.payout_id!r} is not recorded")
+
+    def open(self, program_id: str, participant_id: str | None, limit: int) -> list[Payout]:
+        if limit < 1:
+            return []
+        if participant_id is None:
+            rows = self._u._rows(_OPEN_PAYOUTS, {"program_id": program_id, "limit": limit})
+        else:
+            rows = self._u._rows(
+                _OPEN_PAYOUTS_OF,
+                {"program_id": program_id, "participant_id": participant_id, "limit": limit},
+            )
+        return [_payout(r) for r in rows]

@@ -47,6 +47,8 @@ from referralkit._values.records import (
     Notification,
     OrderRecord,
     ParticipantRecord,
+    Payout,
+    PayoutStatus,
     ProgramRecord,
     Referral,
     RefundRecord,
@@ -170,7 +172,8 @@ CREATE TABLE IF NOT EXISTS rk_rewards (
     base_currency TEXT,
     created_at TEXT NOT NULL,
     payable_at TEXT NOT NULL,
-    state TEXT NOT NULL
+    state TEXT NOT NULL,
+    item TEXT
 );
 CREATE INDEX IF NOT EXISTS rk_rewards_participant ON rk_rewards (program_id, participant_id, seq);
 CREATE INDEX IF NOT EXISTS rk_rewards_order ON rk_rewards (program_id, order_id, seq);
@@ -187,7 +190,8 @@ CREATE TABLE IF NOT EXISTS rk_entries (
     exponent INTEGER NOT NULL,
     at TEXT NOT NULL,
     cause TEXT NOT NULL,
-    state_after TEXT NOT NULL
+    state_after TEXT NOT NULL,
+    actor TEXT NOT NULL DEFAULT 'engine'
 );
 CREATE INDEX IF NOT EXISTS rk_entries_reward ON rk_entries (reward_id, seq);
 CREATE TABLE IF NOT EXISTS rk_counters (
@@ -216,6 +220,23 @@ CREATE INDEX IF NOT EXISTS rk_outbox_fresh ON rk_outbox (seq)
 CREATE INDEX IF NOT EXISTS rk_outbox_retry ON rk_outbox (next_attempt_at, seq)
     WHERE next_attempt_at IS NOT NULL;
 CREATE INDEX IF NOT EXISTS rk_outbox_dead ON rk_outbox (dead_at, seq) WHERE dead_at IS NOT NULL;
+CREATE TABLE IF NOT EXISTS rk_payouts (
+    seq INTEGER PRIMARY KEY AUTOINCREMENT,
+    payout_id TEXT NOT NULL UNIQUE,
+    program_id TEXT NOT NULL,
+    participant_id TEXT NOT NULL,
+    kind TEXT NOT NULL,
+    currency TEXT NOT NULL,
+    amount_minor INTEGER NOT NULL,
+    netted_minor INTEGER NOT NULL,
+    reward_ids TEXT NOT NULL,
+    created_at TEXT NOT NULL,
+    status TEXT NOT NULL,
+    attempts INTEGER NOT NULL,
+    error TEXT,
+    updated_at TEXT
+);
+CREATE INDEX IF NOT EXISTS rk_payouts_open ON rk_payouts (program_id, status, participant_id);
 """
 
 _SYNCHRONOUS: Final = frozenset({"OFF", "NORMAL", "FULL", "EXTRA"})
@@ -419,6 +440,10 @@ class SQLiteStore:
             "counters": counters,
             "outbox": [_notification(r) for r in outbox],
             "outbox_status": [(r[0], _outbox_status(r)) for r in outbox],
+            "payouts": [
+                _payout(r)
+                for r in rows(f"SELECT {_PAYOUT_COLUMNS} FROM rk_payouts ORDER BY payout_id")
+            ],
         }
 
     @contextmanager
@@ -457,11 +482,11 @@ _REFUND_COLUMNS: Final = (
 _CHARGEBACK_COLUMNS: Final = "program_id, chargeback_id, order_id, at, event_id, digest"
 _REWARD_COLUMNS: Final = (
     "seq, reward_id, program_id, program_version, referral_id, participant_id, role, value, "
-    "policy, source_event_id, order_id, base_minor, base_currency, created_at, payable_at"
+    "policy, source_event_id, order_id, base_minor, base_currency, created_at, payable_at, item"
 )
 _ENTRY_COLUMNS: Final = (
     "entry_id, reward_id, program_id, participant_id, kind, quantity_minor, exponent, at, "
-    "cause, state_after"
+    "cause, state_after, actor"
 )
 _OUTBOX_COLUMNS: Final = (
     "notification_id, program_id, kind, recipient_id, created_at, data, delivered_at, "
@@ -540,6 +565,7 @@ def _reward(r: Sequence[Any]) -> Reward:
             base_amount=base,
             created_at=_dt(r[13]),
             payable_at=_dt(r[14]),
+            item=r[15],
         )
     except (codec.CodecError, InvalidInputError, ValueError) as exc:
         raise _corrupt("rk_rewards", key, exc) from exc
@@ -557,6 +583,7 @@ def _entry(r: Sequence[Any]) -> Entry:
             at=_dt(r[7]),
             cause=r[8],
             state_after=RewardState(r[9]),
+            actor=r[10],
         )
     except ValueError as exc:
         raise _corrupt("rk_entries", r[0], exc) from exc
@@ -572,6 +599,32 @@ def _notification(r: Sequence[Any]) -> Notification:
 
 def _dead_letter(r: Sequence[Any]) -> DeadLetter:
     return DeadLetter(_notification(r), r[7], r[8], _dt(r[10]))
+
+
+_PAYOUT_COLUMNS: Final = (
+    "payout_id, program_id, participant_id, kind, currency, amount_minor, netted_minor, "
+    "reward_ids, created_at, status, attempts, error, updated_at"
+)
+
+
+def _payout(r: Sequence[Any]) -> Payout:
+    try:
+        return Payout(
+            payout_id=r[0],
+            program_id=r[1],
+            participant_id=r[2],
+            kind=r[3],
+            amount=Money.from_minor(r[5], r[4]),
+            netted=Money.from_minor(r[6], r[4]),
+            reward_ids=tuple(r[7].split(",")) if r[7] else (),
+            created_at=_dt(r[8]),
+            status=PayoutStatus(r[9]),
+            attempts=r[10],
+            error=r[11],
+            updated_at=_opt_dt(r[12]),
+        )
+    except (InvalidInputError, ValueError) as exc:
+        raise _corrupt("rk_payouts", r[0], exc) from exc
 
 
 def _outbox_status(r: Sequence[Any]) -> OutboxStatus:
@@ -921,15 +974,19 @@ class _SQLiteUnitOfWork:
     def outbox(self) -> _Outbox:
         return _Outbox(self)
 
+    @_lazy
+    def payouts(self) -> _Payouts:
+        return _Payouts(self)
+
 
 _INSERT_REWARD: Final = (
     "INSERT INTO rk_rewards (reward_id, program_id, program_version, referral_id, "
     "participant_id, role, value, unit_kind, unit_code, policy, source_event_id, "
-    "order_id, base_minor, base_currency, created_at, payable_at, state) "
-    "VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)"
+    "order_id, base_minor, base_currency, created_at, payable_at, state, item) "
+    "VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)"
 )
 _INSERT_ENTRY: Final = (
-    f"INSERT INTO rk_entries ({_ENTRY_COLUMNS}) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?)"
+    f"INSERT INTO rk_entries ({_ENTRY_COLUMNS}) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)"
 )
 _UPSERT_COUNTER: Final = (
     "INSERT INTO rk_counters (program_id, name, subject, value_scaled) VALUES (?, ?, ?, ?) "
@@ -958,6 +1015,7 @@ def _reward_row(r: Reward, state: RewardState) -> tuple[Any, ...]:
         _ts(r.created_at),
         _ts(r.payable_at),
         state.value,
+        r.item,
     )
 
 
@@ -1246,6 +1304,7 @@ class _Ledger(_Repo):
                     _ts(e.at),
                     e.cause,
                     e.state_after.value,
+                    e.actor,
                 ),
             )
             u._new_entries.setdefault(e.reward_id, []).append(e)
@@ -1455,3 +1514,68 @@ class _Outbox(_Repo):
                 (nid,),
             ).rowcount
         return revived
+
+
+class _Payouts(_Repo):
+    def add(self, payout: Payout) -> None:
+        u = self._u
+        u.flush()
+        u._x(
+            f"INSERT INTO rk_payouts ({_PAYOUT_COLUMNS}) "
+            "VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
+            (
+                payout.payout_id,
+                payout.program_id,
+                payout.participant_id,
+                payout.kind,
+                payout.amount.currency,
+                payout.amount.to_minor(),
+                payout.netted.to_minor(),
+                ",".join(payout.reward_ids),
+                _ts(payout.created_at),
+                payout.status.value,
+                payout.attempts,
+                payout.error,
+                _opt_ts(payout.updated_at),
+            ),
+        )
+
+    def get(self, program_id: str, payout_id: str) -> Payout | None:
+        row = self._u._one(
+            f"SELECT {_PAYOUT_COLUMNS} FROM rk_payouts WHERE program_id = ? AND payout_id = ?",
+            (program_id, payout_id),
+        )
+        return None if row is None else _payout(row)
+
+    def update(self, payout: Payout) -> None:
+        cursor = self._u._x(
+            "UPDATE rk_payouts SET status = ?, attempts = ?, error = ?, updated_at = ? "
+            "WHERE payout_id = ?",
+            (
+                payout.status.value,
+                payout.attempts,
+                payout.error,
+                _opt_ts(payout.updated_at),
+                payout.payout_id,
+            ),
+        )
+        if cursor.rowcount != 1:
+            raise StoreError(f"payout {payout.payout_id!r} is not recorded")
+
+    def open(self, program_id: str, participant_id: str | None, limit: int) -> list[Payout]:
+        if limit < 1:
+            return []
+        if participant_id is None:
+            rows = self._u._x(
+                f"SELECT {_PAYOUT_COLUMNS} FROM rk_payouts WHERE program_id = ? "
+                "AND status IN ('pending', 'failed') ORDER BY created_at, payout_id LIMIT ?",
+                (program_id, limit),
+            ).fetchall()
+        else:
+            rows = self._u._x(
+                f"SELECT {_PAYOUT_COLUMNS} FROM rk_payouts WHERE program_id = ? "
+                "AND participant_id = ? AND status IN ('pending', 'failed') "
+                "ORDER BY created_at, payout_id LIMIT ?",
+                (program_id, participant_id, limit),
+            ).fetchall()
+        return [_payout(r) for r in rows]

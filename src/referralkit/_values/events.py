@@ -237,6 +237,15 @@ class Purchase:
                 )
 
 
+def _refund_items(value: Iterable[str]) -> tuple[str, ...]:
+    if isinstance(value, str):
+        raise InvalidInputError("refund.items", value, "must be a sequence of skus, not a string")
+    items = tuple(value)
+    for i, item in enumerate(items):
+        require_id(f"refund.items[{i}]", item)
+    return items
+
+
 @attrs.frozen(kw_only=True)
 class Refund:
     """Part or all of an order was refunded; its rewards are reversed pro rata.
@@ -248,6 +257,8 @@ class Refund:
         amount: The refunded amount, greater than zero, in the order's currency.
         at: When it was refunded (timezone-aware).
         metadata: Free JSON data kept with the event.
+        items: Skus of the order's line items refunded: only the per-item rewards of those
+            items are reversed (wholly). Empty: the order's rewards are reversed pro rata.
     """
 
     kind: ClassVar[str] = "refund"
@@ -258,6 +269,7 @@ class Refund:
     amount: Money
     at: datetime
     metadata: Mapping[str, Any] = _meta()
+    items: tuple[str, ...] = attrs.field(default=(), converter=_refund_items)
 
     def __attrs_post_init__(self) -> None:
         _check_ids("refund", self, "event_id", "refund_id", "order_id")

@@ -31,6 +31,8 @@ __all__ = [
     "Outcome",
     "OutboxStatus",
     "ParticipantRecord",
+    "Payout",
+    "PayoutStatus",
     "ProgramRecord",
     "Referral",
     "RefundRecord",
@@ -63,6 +65,8 @@ class RewardGrant:
         value: What they receive.
         policy: The name of the policy that granted it.
         reason: A reason code (``"policy.granted"`` or a policy-specific one).
+        item: The line item (sku) a per-item grant is for, so a refund naming that item
+            reverses it; None for grants on the whole order or on a sign-up.
     """
 
     role: Role
@@ -70,6 +74,7 @@ class RewardGrant:
     value: RewardValue
     policy: str
     reason: str = "policy.granted"
+    item: str | None = None
 
 
 @attrs.frozen
@@ -172,6 +177,23 @@ class EntryKind(enum.StrEnum):
     GRANTED = "granted"
     APPROVED = "approved"
     REVERSED = "reversed"
+    HELD = "held"
+    """Put on hold (fraud check, review); quantity: the outstanding quantity."""
+    RELEASED = "released"
+    """Released from a hold, back to the state before it."""
+    REJECTED = "rejected"
+    """Refused (operator, veto or fraud); quantity: the outstanding quantity, which leaves
+    every balance."""
+    REVIEW_DUE = "review_due"
+    """The operator was reminded that a held reward awaits a decision (quantity 0)."""
+    PAID = "paid"
+    """Paid out by a payout (cause: its id); quantity: the outstanding quantity paid."""
+    CLAWED_BACK = "clawed_back"
+    """A reversal after payment: the participant owes the quantity."""
+    RECOVERED = "recovered"
+    """Owed quantity netted against a payout (cause: its id)."""
+    WRITTEN_OFF = "written_off"
+    """Owed quantity written off by an operator."""
 
 
 class RewardState(enum.StrEnum):
@@ -183,6 +205,14 @@ class RewardState(enum.StrEnum):
     """Payable (available)."""
     REVERSED = "reversed"
     """Wholly reversed (final)."""
+    HELD = "held"
+    """On hold for review or by a fraud check; never approved without a decision."""
+    PAID = "paid"
+    """Paid out; a later reversal is a clawback the participant owes."""
+    REJECTED = "rejected"
+    """Refused by an operator or the host's veto (final)."""
+    FRAUD = "fraud"
+    """Refused as fraudulent (final)."""
 
 
 @attrs.frozen
@@ -193,6 +223,7 @@ class Reward:
         reward_id: Derived from (program, source event, policy, role).
         base_amount: The order amount the reward was computed on, for pro-rata reversals.
         payable_at: When the hold ends and ``settle`` approves it.
+        item: The line item (sku) of a per-item reward, or None.
     """
 
     reward_id: str
@@ -208,6 +239,7 @@ class Reward:
     base_amount: Money | None
     created_at: datetime
     payable_at: datetime
+    item: str | None = None
 
     @property
     def unit(self) -> Unit:
@@ -224,7 +256,10 @@ class Entry:
         quantity: In the reward's unit; positive for grants and reversals alike (the kind
             says the direction); the outstanding quantity for approvals.
         state_after: The reward's state once this entry applies.
-        cause: The event id or operation (``"settle"``) that caused it.
+        cause: The event id or operation (``"settle"``) that caused it; the reason for
+            holds, the payout id for payments.
+        actor: Who made the change: ``"engine"`` for automatic steps, otherwise the
+            operator or system the caller named.
     """
 
     entry_id: str
@@ -236,6 +271,58 @@ class Entry:
     at: datetime
     cause: str
     state_after: RewardState
+    actor: str = "engine"
+
+
+class PayoutStatus(enum.StrEnum):
+    """Where a payout stands."""
+
+    PENDING = "pending"
+    """Recorded; the fulfiller has not confirmed it yet (or the process stopped)."""
+    FAILED = "failed"
+    """The fulfiller raised; the next ``Engine.payout`` retries it under the same id."""
+    PAID = "paid"
+    """The fulfiller succeeded and its rewards are marked paid (final)."""
+    CANCELLED = "cancelled"
+    """Its rewards changed (reversed, rejected, held) before it succeeded; a new payout
+    covers what remains payable."""
+
+
+@attrs.frozen
+class Payout:
+    """One payment to one participant in one money unit, covering approved rewards.
+
+    Attributes:
+        payout_id: Derived from (program, participant, unit kind, amounts, the reward ids it
+            covers), so a retry has the same id; the fulfiller deduplicates on it.
+        amount: What the fulfiller pays: the rewards' outstanding sum minus ``netted``.
+        kind: The unit kind paid (``cash`` or ``credit``); with the currency of ``amount``
+            it names the balance unit.
+        reward_ids: The approved rewards it pays, sorted.
+        netted: Clawbacks the participant owed, recovered from this payout.
+        status: Pending, failed or paid.
+        attempts: Fulfilment attempts so far.
+        error: The last failure, if any.
+        updated_at: When the status last changed.
+    """
+
+    payout_id: str
+    program_id: str
+    participant_id: str
+    amount: Money
+    kind: str
+    reward_ids: tuple[str, ...]
+    netted: Money
+    created_at: datetime
+    status: PayoutStatus = PayoutStatus.PENDING
+    attempts: int = 0
+    error: str | None = None
+    updated_at: datetime | None = None
+
+    @property
+    def unit(self) -> Unit:
+        """The balance unit paid."""
+        return Unit(self.kind, self.amount.currency)
 
 
 @attrs.frozen

@@ -75,7 +75,8 @@ class PerItem:
     A line item qualifies when its sku is in ``skus`` or its category in ``categories``
     (every item when both are None); each unit of its quantity earns one reward. Rewards of
     money, points or free periods for one line are summed into one grant; vouchers and
-    badges are granted once per unit. At most ``cap_per_referral`` units earn a reward on
+    badges are granted once per unit. Each grant names its line's sku (``item``), so a
+    refund naming that item reverses it. At most ``cap_per_referral`` units earn a reward on
     each side per purchase.
 
     Args:
@@ -144,12 +145,12 @@ class PerItem:
                 if summable:
                     total = reward_from_quantity(value, value.quantity * n)
                     g, d = grant(ctx, self.name, role, total, sku=sku, units=n)
-                    grants.append(g)
+                    grants.append(attrs.evolve(g, item=sku))
                     decisions.append(d)
                 else:
                     for _ in range(n):
                         g, d = grant(ctx, self.name, role, value, sku=sku, units=1)
-                        grants.append(g)
+                        grants.append(attrs.evolve(g, item=sku))
                         decisions.append(d)
             if self.cap_per_referral is not None and units > self.cap_per_referral:
                 decisions.append(

@@ -63,6 +63,8 @@ from referralkit._values.records import (
     OutboxStatus,
     Outcome,
     ParticipantRecord,
+    Payout,
+    PayoutStatus,
     ProgramRecord,
     Referral,
     RefundRecord,
@@ -115,6 +117,7 @@ TABLES = (
     "counters",
     "outbox",
     "outbox_status",
+    "payouts",
 )
 """The tables ``dump()`` returns; ``referralkit.testing.invariants`` reads them by name."""
 
@@ -1031,7 +1034,7 @@ class StoreContract:
                     state.value: [
                         r.reward_id for r in uow.ledger.in_state(P, state, due_by=None, limit=10)
                     ]
-                    for state in RewardState
+                    for state in (RewardState.PENDING, RewardState.APPROVED, RewardState.REVERSED)
                 }
 
         assert states() == {"pending": ["rwd-1", "rwd-2"], "approved": [], "reversed": []}
@@ -1512,6 +1515,187 @@ class StoreContract:
             Decimal("15.00"),
             Decimal("35.00"),
         )
+
+    # -- payouts and the ledger's audit columns -------------------------------------------
+    def test_a_payout_is_found_by_id_and_listed_while_open(self, store: Store) -> None:
+        """payouts.get returns an added payout; open() lists pending and failed payouts of
+        one participant or of all, oldest first, scoped by program."""
+        first, second = _payout("pay-1", minutes=0), _payout("pay-2", "bob", minutes=5)
+        theirs = _payout("pay-3", program_id=OTHER)
+        self.commit(store, *(partial(_add_payout, p) for p in (second, first, theirs)))
+        with store.unit_of_work() as uow:
+            _assert_same(uow.payouts.get(P, "pay-1"), first, "payout")
+            assert uow.payouts.get(OTHER, "pay-1") is None
+            assert uow.payouts.get(P, "pay-none") is None
+            assert [p.payout_id for p in uow.payouts.open(P, None, 10)] == ["pay-1", "pay-2"]
+            assert [p.payout_id for p in uow.payouts.open(P, "bob", 10)] == ["pay-2"]
+            assert [p.payout_id for p in uow.payouts.open(P, None, 1)] == ["pay-1"]
+
+    def test_update_changes_a_payouts_status_and_paid_ones_leave_open(self, store: Store) -> None:
+        """update() replaces status, attempts, error and updated_at; a paid payout is no
+        longer open, a failed one still is."""
+        payout = _payout("pay-1")
+        self.commit(store, partial(_add_payout, payout))
+        failed = attrs.evolve(
+            payout, status=PayoutStatus.FAILED, attempts=1, error="bank down", updated_at=_at(9)
+        )
+        self.commit(store, lambda u: u.payouts.update(failed))
+        with store.unit_of_work() as uow:
+            _assert_same(uow.payouts.get(P, "pay-1"), failed, "failed payout")
+            assert [p.payout_id for p in uow.payouts.open(P, None, 5)] == ["pay-1"]
+        paid = attrs.evolve(failed, status=PayoutStatus.PAID, attempts=2, error=None)
+        self.commit(store, lambda u: u.payouts.update(paid))
+        with store.unit_of_work() as uow:
+            assert uow.payouts.get(P, "pay-1") == paid
+            assert uow.payouts.open(P, None, 5) == []
+
+    def test_a_known_payout_id_is_a_conflict(self, store: Store) -> None:
+        """Recording a payout id twice raises ConcurrencyError and keeps the first."""
+        payout = _payout("pay-1")
+        self.commit(store, partial(_add_payout, payout))
+        self.assert_conflict(
+            store, lambda u: u.payouts.add(attrs.evolve(payout, netted=_usd("1.00")))
+        )
+        with store.unit_of_work() as uow:
+            assert uow.payouts.get(P, "pay-1") == payout
+
+    def test_updating_an_unknown_payout_is_a_store_error(self, store: Store) -> None:
+        """update() of a payout id never added raises StoreError."""
+        with store.unit_of_work() as uow:
+            with pytest.raises(StoreError):
+                uow.payouts.update(_payout("pay-missing"))
+            assert uow.payouts.get(P, "pay-missing") is None
+
+    def test_a_rolled_back_payout_is_not_recorded(self, store: Store) -> None:
+        """A payout added in a unit that is not committed leaves no trace."""
+        with store.unit_of_work() as uow:
+            uow.payouts.add(_payout("pay-1"))
+            assert uow.payouts.get(P, "pay-1") is not None
+        with store.unit_of_work() as uow:
+            assert uow.payouts.get(P, "pay-1") is None
+        assert store.dump()["payouts"] == []
+
+    def test_entry_actor_and_reward_item_round_trip(self, store: Store) -> None:
+        """An entry's actor and a per-item reward's item come back as written."""
+        reward = attrs.evolve(_reward("rwd-item"), item="sku-hat")
+        held = attrs.evolve(
+            _entry("e-held", reward, kind=EntryKind.HELD, state_after=RewardState.HELD),
+            cause="review until 2026-04-01T00:00:00+00:00",
+            actor="ops@example.com",
+        )
+        self.commit(
+            store,
+            lambda u: u.ledger.add_reward(reward, _granted(reward)),
+            lambda u: u.ledger.append([held]),
+        )
+        with store.unit_of_work() as uow:
+            _assert_same(uow.ledger.rewards(P, participant_id="alice"), [reward], "rewards")
+            _assert_same(
+                uow.ledger.entries([reward.reward_id]),
+                {reward.reward_id: [_granted(reward), held]},
+                "entries",
+            )
+            assert uow.ledger.in_state(P, RewardState.HELD, due_by=None, limit=5) == [reward]
+
+    def test_an_engine_payout_run_gives_the_reference_ledger(self, store: Store) -> None:
+        """Holds, a rejection, a failed then retried payout and a clawback give the same
+        rewards, entries, payouts, outbox and balances as on InMemoryStore."""
+        mine, reference = _payout_run(store), _payout_run(InMemoryStore())
+        got, want = store.dump(), reference.store.dump()
+        for table, key in (
+            ("rewards", "reward_id"),
+            ("entries", "entry_id"),
+            ("outbox", "notification_id"),
+            ("payouts", "payout_id"),
+        ):
+            assert _by_id(got[table], key) == _by_id(want[table], key), table
+        for pid in ("alice", "bob", "carol"):
+            assert mine.balance(pid) == reference.balance(pid), pid
+        alice = mine.balance("alice")[Unit("cash", "USD")]
+        assert (alice.paid, alice.owed) == (Decimal("10.00"), Decimal("10.00"))
+
+
+def _payout(
+    payout_id: str,
+    participant_id: str = "alice",
+    *,
+    program_id: str = P,
+    minutes: int = 0,
+) -> Payout:
+    return Payout(
+        payout_id=payout_id,
+        program_id=program_id,
+        participant_id=participant_id,
+        amount=_usd("12.50"),
+        kind="cash",
+        reward_ids=("rwd-1", "rwd-2"),
+        netted=_usd("0.00"),
+        created_at=_at(minutes),
+    )
+
+
+def _add_payout(payout: Payout, uow: UnitOfWork) -> None:
+    uow.payouts.add(payout)
+
+
+class _FlakyFulfiller:
+    """Fails its first call, then succeeds."""
+
+    def __init__(self) -> None:
+        self.calls = 0
+
+    def fulfil(self, payout: Payout) -> None:
+        self.calls += 1
+        if self.calls == 1:
+            raise ConnectionError("first call fails")
+
+
+def _payout_run(store: Store) -> Engine:
+    start = datetime(2026, 1, 5, 9, 0, tzinfo=UTC)
+    program = Program(
+        id=P,
+        effective_at=start - timedelta(days=1),
+        currency="USD",
+        policies=[DoubleSided(referrer=Cash(_usd("20.00")), referee=Credit(_usd("5.00")))],
+        hold=relativedelta(days=30),
+    )
+    engine = Engine(
+        program,
+        store,
+        clock=ManualClock(start),
+        fulfiller=_FlakyFulfiller(),
+        code_factory=iter(["ALICE1", "ALICE2"]).__next__,
+    )
+    code = engine.issue_code("alice")
+    for who in ("bob", "carol"):
+        engine.handle(Signup(event_id=f"s-{who}", participant_id=who, code=code, at=start))
+        engine.handle(
+            Purchase(
+                event_id=f"p-{who}",
+                participant_id=who,
+                order_id=f"o-{who}",
+                amount=_usd("50.00"),
+                at=start,
+            )
+        )
+    carol = engine.referral_of("carol")
+    assert carol is not None
+    engine.hold_referral(carol.referral_id, reason="review", actor="ops", now=start)
+    engine.reject_referral(carol.referral_id, actor="ops", fraud=True, now=start)
+    later = start + timedelta(days=31)
+    engine.settle(later)
+    engine.payout(now=later)  # the first fulfilment fails
+    engine.payout(now=later)  # retried under the same ids
+    engine.handle(
+        Refund(
+            event_id="r-bob",
+            refund_id="r-bob",
+            order_id="o-bob",
+            amount=_usd("25.00"),
+            at=later,
+        )
+    )
+    return engine
 
 
 @attrs.frozen

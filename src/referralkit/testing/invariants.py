@@ -31,6 +31,7 @@ from typing import TYPE_CHECKING, Any, TypeVar
 
 import attrs
 
+from referralkit._values.events import Refund
 from referralkit._values.records import (
     ChargebackRecord,
     CodeRecord,
@@ -58,6 +59,7 @@ __all__ = [
     "check_ledger",
     "check_one_referrer",
     "check_outbox",
+    "check_paid_once",
     "check_playback",
     "check_reversals",
     "ledger_snapshot",
@@ -152,11 +154,15 @@ def check_ledger(store: Store, engine: Engine | None = None) -> None:
     - each entry names a known reward, its program and participant; each reward has
       entries, the first being its only grant, of the value's quantity, greater than zero;
     - quantities are positive and exact to the unit (money to the currency's minor unit);
-    - reversals never exceed the grant; approvals approve what is outstanding; the states
-      follow pending -> approved -> reversed, and nothing follows a full reversal;
+    - reversals (and clawbacks) never exceed the grant; approvals, holds, releases,
+      rejections and payments move what is outstanding; every entry follows the state
+      machine (pending -> approved -> paid, held and released, rejected / fraud and full
+      reversals final); a reward is paid at most once; recovered and written-off
+      quantities never exceed what was clawed back;
     - each reward belongs to a referral, to its referrer or referee as its role says, under
       the referral's program version (terms lock), and to the order it names;
-    - with ``engine``: every participant's balance equals the sums of their entries.
+    - with ``engine``: every participant's balance (pending, available, held, paid, owed,
+      lifetime) equals the sums of their entries.
 
     Args:
         store: The store to read.
@@ -212,23 +218,46 @@ def check_ledger(store: Store, engine: Engine | None = None) -> None:
     bad.raise_any()
 
 
+_FINAL = frozenset({RewardState.REVERSED, RewardState.REJECTED, RewardState.FRAUD})
+_OUTSTANDING_KINDS = frozenset(
+    {EntryKind.APPROVED, EntryKind.HELD, EntryKind.RELEASED, EntryKind.REJECTED, EntryKind.PAID}
+)
+_FROM: dict[EntryKind, frozenset[RewardState]] = {
+    EntryKind.APPROVED: frozenset({RewardState.PENDING, RewardState.HELD}),
+    EntryKind.HELD: frozenset({RewardState.PENDING, RewardState.APPROVED}),
+    EntryKind.RELEASED: frozenset({RewardState.HELD}),
+    EntryKind.REJECTED: frozenset({RewardState.PENDING, RewardState.HELD, RewardState.APPROVED}),
+    EntryKind.REVIEW_DUE: frozenset({RewardState.HELD}),
+    EntryKind.PAID: frozenset({RewardState.APPROVED, RewardState.HELD}),
+    EntryKind.REVERSED: frozenset({RewardState.PENDING, RewardState.APPROVED, RewardState.HELD}),
+    EntryKind.CLAWED_BACK: frozenset({RewardState.PAID}),
+    EntryKind.RECOVERED: frozenset({RewardState.PAID}),
+    EntryKind.WRITTEN_OFF: frozenset({RewardState.PAID}),
+}
+
+
 def _check_reward(bad: _Violations, reward: Reward, entries: list[Entry]) -> None:
     rid = reward.reward_id
     if not entries:
         bad.add(f"reward {rid} has no entries")
         return
     quantum = _quantum(reward)
-    granted = reversed_ = _ZERO
+    granted = removed = clawed = settled = _ZERO
+    paid = 0
     state: RewardState | None = None
+    before_hold = RewardState.PENDING
     for n, entry in enumerate(entries):
-        where = f"reward {rid} entry #{n} ({entry.kind.value} {entry.quantity})"
+        kind = entry.kind
+        where = f"reward {rid} entry #{n} ({kind.value} {entry.quantity})"
         if entry.program_id != reward.program_id or entry.participant_id != reward.participant_id:
             bad.add(f"{where}: program or participant differs from its reward")
         if entry.quantity != entry.quantity.quantize(quantum):
             bad.add(f"{where}: not exact to the unit {reward.unit} ({quantum})")
-        if state is RewardState.REVERSED:
-            bad.add(f"{where}: follows a full reversal")
-        if entry.kind is EntryKind.GRANTED:
+        if state in _FINAL:
+            bad.add(f"{where}: follows the final state {state}")
+        if n == 0 and kind is not EntryKind.GRANTED:
+            bad.add(f"{where}: the first entry must be the grant")
+        if kind is EntryKind.GRANTED:
             if n:
                 bad.add(f"{where}: a second grant")
             if entry.quantity <= 0:
@@ -236,27 +265,53 @@ def _check_reward(bad: _Violations, reward: Reward, entries: list[Entry]) -> Non
             if entry.quantity != reward.value.quantity:
                 bad.add(f"{where}: grants {entry.quantity}, the value is {reward.value}")
             granted += entry.quantity
-            expected_state = RewardState.PENDING
-        elif entry.kind is EntryKind.APPROVED:
+            state = entry.state_after
             if state is not RewardState.PENDING:
-                bad.add(f"{where}: approves a reward that is {state}")
-            if entry.quantity != granted - reversed_:
-                bad.add(f"{where}: approves {entry.quantity}, {granted - reversed_} outstanding")
-            expected_state = RewardState.APPROVED
-        else:
-            if n == 0:
-                bad.add(f"{where}: the first entry must be the grant")
-            if entry.quantity <= 0:
-                bad.add(f"{where}: a reversal must be greater than zero")
-            reversed_ += entry.quantity
-            if reversed_ > granted:
-                bad.add(f"{where}: reverses {reversed_} in total, more than granted {granted}")
-            full = reversed_ >= granted
-            expected_state = RewardState.REVERSED if full else (state or RewardState.PENDING)
-        if n == 0 and entry.kind is not EntryKind.GRANTED:
-            expected_state = entry.state_after
-        if entry.state_after is not expected_state:
-            bad.add(f"{where}: leaves the reward {entry.state_after}, expected {expected_state}")
+                bad.add(f"{where}: leaves the reward {state}, expected pending")
+            continue
+        allowed = _FROM.get(kind, frozenset())
+        if state not in allowed:
+            bad.add(f"{where}: not allowed from {state}")
+        outstanding = granted - removed
+        if kind in _OUTSTANDING_KINDS and entry.quantity != outstanding:
+            bad.add(f"{where}: moves {entry.quantity}, {outstanding} outstanding")
+        if kind is EntryKind.REVIEW_DUE:
+            if entry.quantity != 0:
+                bad.add(f"{where}: a reminder moves nothing")
+        elif entry.quantity <= 0:
+            bad.add(f"{where}: must be greater than zero")
+        expected: RewardState | None = state
+        if kind is EntryKind.APPROVED:
+            expected = RewardState.APPROVED
+        elif kind is EntryKind.HELD:
+            before_hold = state or RewardState.PENDING
+            expected = RewardState.HELD
+        elif kind is EntryKind.RELEASED:
+            expected = before_hold
+        elif kind is EntryKind.REJECTED:
+            removed += entry.quantity
+            if entry.state_after not in (RewardState.REJECTED, RewardState.FRAUD):
+                bad.add(f"{where}: a rejection leaves {entry.state_after}")
+            expected = entry.state_after
+        elif kind is EntryKind.PAID:
+            paid += 1
+            if paid > 1:
+                bad.add(f"{where}: paid a second time")
+            expected = RewardState.PAID
+        elif kind in (EntryKind.REVERSED, EntryKind.CLAWED_BACK):
+            removed += entry.quantity
+            if kind is EntryKind.CLAWED_BACK:
+                clawed += entry.quantity
+            if removed > granted:
+                bad.add(f"{where}: removes {removed} in total, more than granted {granted}")
+            if kind is EntryKind.REVERSED and removed >= granted:
+                expected = RewardState.REVERSED
+        elif kind in (EntryKind.RECOVERED, EntryKind.WRITTEN_OFF):
+            settled += entry.quantity
+            if settled > clawed:
+                bad.add(f"{where}: settles {settled} of a debt of {clawed}")
+        if entry.state_after is not expected:
+            bad.add(f"{where}: leaves the reward {entry.state_after}, expected {expected}")
         state = entry.state_after
 
 
@@ -267,7 +322,9 @@ def _check_balances(
     entries: Mapping[str, list[Entry]],
 ) -> None:
     program_id = engine.program.id
+    negative = engine.program.negative_balance
     expected: dict[str, dict[Any, list[Decimal]]] = defaultdict(dict)
+    minus = (EntryKind.REVERSED, EntryKind.CLAWED_BACK, EntryKind.REJECTED)
     for reward in rewards:
         if reward.program_id != program_id:
             continue
@@ -275,25 +332,39 @@ def _check_balances(
         if not items:
             continue
         outstanding = sum((e.quantity for e in items if e.kind is EntryKind.GRANTED), _ZERO) - sum(
-            (e.quantity for e in items if e.kind is EntryKind.REVERSED), _ZERO
+            (e.quantity for e in items if e.kind in minus), _ZERO
         )
-        line = expected[reward.participant_id].setdefault(reward.unit, [_ZERO, _ZERO, _ZERO])
-        state = items[-1].state_after
-        if state is RewardState.PENDING:
-            line[0] += outstanding
-        elif state is RewardState.APPROVED:
-            line[1] += outstanding
+        owed = sum((e.quantity for e in items if e.kind is EntryKind.CLAWED_BACK), _ZERO) - sum(
+            (e.quantity for e in items if e.kind in (EntryKind.RECOVERED, EntryKind.WRITTEN_OFF)),
+            _ZERO,
+        )
+        # pending, available, lifetime, held, paid, owed
+        line = expected[reward.participant_id].setdefault(reward.unit, [_ZERO] * 6)
+        column = {
+            RewardState.PENDING: 0,
+            RewardState.APPROVED: 1,
+            RewardState.HELD: 3,
+            RewardState.PAID: 4,
+        }.get(items[-1].state_after)
+        if column is not None:
+            line[column] += outstanding
         line[2] += outstanding
+        line[5] += owed
     for participant, units in expected.items():
         balance = engine.balance(participant)
-        for unit, (pending, available, lifetime) in units.items():
+        for unit, sums in units.items():
+            want = [sums[0], sums[1] - sums[5], *sums[2:]] if negative else sums
             got = balance[unit]
-            if (got.pending, got.available, got.lifetime) != (pending, available, lifetime):
+            got_sums = [got.pending, got.available, got.lifetime, got.held, got.paid, got.owed]
+            if got_sums != want:
                 bad.add(
-                    f"balance of {participant!r} in {unit}: engine says pending="
-                    f"{got.pending} available={got.available} lifetime={got.lifetime}, "
-                    f"the entries sum to {pending} / {available} / {lifetime}"
+                    f"balance of {participant!r} in {unit}: engine says pending / available / "
+                    f"lifetime / held / paid / owed = {got_sums}, the entries sum to {want}"
                 )
+            if got.pending + got.held + got.available + got.paid != got.lifetime + (
+                -got.owed if negative else _ZERO
+            ):
+                bad.add(f"balance of {participant!r} in {unit}: the columns do not add up")
         extra = {line.unit for line in balance} - set(units)
         if extra:
             bad.add(f"balance of {participant!r} has units without rewards: {sorted(extra)}")
@@ -323,11 +394,22 @@ def check_reversals(store: Store) -> None:
     charged = {(c.program_id, c.order_id) for c in _table(dump, "chargebacks", ChargebackRecord)}
     orders = {(o.program_id, o.order_id): o for o in _table(dump, "orders", OrderRecord)}
     reversed_: dict[str, Decimal] = defaultdict(lambda: _ZERO)
+    rejected: set[str] = set()
     for entry in _table(dump, "entries", Entry):
-        if entry.kind is EntryKind.REVERSED:
+        if entry.kind in (EntryKind.REVERSED, EntryKind.CLAWED_BACK):
             reversed_[entry.reward_id] += entry.quantity
+        elif entry.kind is EntryKind.REJECTED:
+            rejected.add(entry.reward_id)
+    # Refunds that name line items reverse those items' rewards wholly, not pro rata.
+    by_items = {
+        (r.program_id, r.event.order_id)
+        for r in dump.get("events", [])
+        if isinstance(r.event, Refund) and r.event.items
+    }
     for reward in _table(dump, "rewards", Reward):
         key = (reward.program_id, reward.order_id or "")
+        if reward.reward_id in rejected or key in by_items:
+            continue
         order = orders.get(key)
         if reward.order_id is None or order is None:
             if reversed_[reward.reward_id]:
@@ -408,6 +490,8 @@ def check_outbox(store: Store) -> None:
 
     One ``referral_created`` per referral, one ``reward_earned`` per reward, one
     ``reward_approved`` per approval entry and one ``reward_reversed`` per reversal entry,
+    one ``reward_held``, ``reward_released``, ``reward_rejected``, ``review_due`` or
+    ``reward_clawed_back`` per entry of that kind, and one ``reward_paid`` per paid payout,
     each sent to the person concerned; no notification names a missing record.
 
     Raises:
@@ -423,17 +507,30 @@ def check_outbox(store: Store) -> None:
         recipients[("referral_created", referral.referral_id)] = referral.referrer_id
     for reward in rewards.values():
         expected[("reward_earned", reward.reward_id)] += 1
-    kinds = {EntryKind.APPROVED: "reward_approved", EntryKind.REVERSED: "reward_reversed"}
+    kinds = {
+        EntryKind.APPROVED: "reward_approved",
+        EntryKind.REVERSED: "reward_reversed",
+        EntryKind.HELD: "reward_held",
+        EntryKind.RELEASED: "reward_released",
+        EntryKind.REJECTED: "reward_rejected",
+        EntryKind.REVIEW_DUE: "review_due",
+        EntryKind.CLAWED_BACK: "reward_clawed_back",
+    }
     for entry in _table(dump, "entries", Entry):
         if entry.kind in kinds:
             expected[(kinds[entry.kind], entry.reward_id)] += 1
+    for payout in dump.get("payouts", []):
+        if payout.status.value == "paid":
+            expected[("reward_paid", payout.payout_id)] += 1
+            recipients[("reward_paid", payout.payout_id)] = payout.participant_id
     found: dict[tuple[str, str], int] = defaultdict(int)
     ids: set[str] = set()
     for note in _table(dump, "outbox", Notification):
         if note.notification_id in ids:
             bad.add(f"notification id {note.notification_id} appears twice")
         ids.add(note.notification_id)
-        subject = note.data.get("referral_id" if note.kind == "referral_created" else "reward_id")
+        field = {"referral_created": "referral_id", "reward_paid": "payout_id"}
+        subject = note.data.get(field.get(note.kind, "reward_id"))
         if subject is None:
             bad.add(f"notification {note.notification_id} ({note.kind}) names no record")
             continue
@@ -456,9 +553,64 @@ def check_outbox(store: Store) -> None:
     bad.raise_any()
 
 
+def check_paid_once(store: Store) -> None:
+    """No reward is paid twice, and payouts agree with the ledger.
+
+    - each reward has at most one ``paid`` entry, naming a payout whose status is paid and
+      whose reward ids include the reward;
+    - no reward is listed by two paid payouts;
+    - each paid payout's amount plus what it netted equals the quantities its ``paid``
+      entries moved, and its netted amount equals its ``recovered`` entries.
+
+    Raises:
+        AssertionError: listing every violation.
+    """
+    dump = store.dump()
+    bad = _Violations("paid at most once")
+    payouts = {p.payout_id: p for p in dump.get("payouts", [])}
+    paid_by: dict[str, str] = {}
+    moved: dict[str, Decimal] = defaultdict(lambda: _ZERO)
+    recovered: dict[str, Decimal] = defaultdict(lambda: _ZERO)
+    for entry in _table(dump, "entries", Entry):
+        if entry.kind is EntryKind.RECOVERED:
+            recovered[entry.cause] += entry.quantity
+        if entry.kind is not EntryKind.PAID:
+            continue
+        if entry.reward_id in paid_by:
+            bad.add(
+                f"reward {entry.reward_id} paid by {paid_by[entry.reward_id]} and {entry.cause}"
+            )
+        paid_by[entry.reward_id] = entry.cause
+        moved[entry.cause] += entry.quantity
+        payout = payouts.get(entry.cause)
+        if payout is None:
+            bad.add(f"reward {entry.reward_id} paid by unknown payout {entry.cause}")
+        elif payout.status.value != "paid" or entry.reward_id not in payout.reward_ids:
+            bad.add(f"reward {entry.reward_id} paid by {entry.cause} ({payout.status.value})")
+    listed: dict[str, str] = {}
+    for payout in payouts.values():
+        if payout.status.value != "paid":
+            continue
+        for rid in payout.reward_ids:
+            if rid in listed:
+                bad.add(f"reward {rid} is in paid payouts {listed[rid]} and {payout.payout_id}")
+            listed[rid] = payout.payout_id
+        if payout.amount.amount + payout.netted.amount != moved[payout.payout_id]:
+            bad.add(
+                f"payout {payout.payout_id} paid {payout.amount} netting {payout.netted}, its "
+                f"entries moved {moved[payout.payout_id]}"
+            )
+        if payout.netted.amount != recovered[payout.payout_id]:
+            bad.add(
+                f"payout {payout.payout_id} netted {payout.netted}, its entries recovered "
+                f"{recovered[payout.payout_id]}"
+            )
+    bad.raise_any()
+
+
 def check_all(store: Store, engine: Engine | None = None) -> None:
-    """Run ``check_ledger``, ``check_reversals``, ``check_outbox`` and
-    ``check_one_referrer``.
+    """Run ``check_ledger``, ``check_reversals``, ``check_outbox``,
+    ``check_one_referrer`` and ``check_paid_once``.
 
     Raises:
         AssertionError: from the first check that fails.
@@ -467,6 +619,7 @@ def check_all(store: Store, engine: Engine | None = None) -> None:
     check_reversals(store)
     check_outbox(store)
     check_one_referrer(store)
+    check_paid_once(store)
 
 
 # -- deliveries ---------------------------------------------------------------------------
