@@ -4,6 +4,8 @@ balances (with the reasons money is not payable) printed along the way."""
 
 from __future__ import annotations
 
+import logging
+import sys
 from datetime import UTC, datetime, timedelta
 
 from dateutil.relativedelta import relativedelta
@@ -53,6 +55,7 @@ def show(engine: rk.Engine, *people: str) -> None:
 
 
 def main() -> None:
+    logging.basicConfig(stream=sys.stdout, level=logging.WARNING, format="  log: %(message)s")
     program = rk.Program(
         id="friends",
         effective_at=START,
