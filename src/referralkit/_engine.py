@@ -1084,12 +1084,7 @@ class Engine(LedgerOperations):
         with self._store.unit_of_work() as uow:
             due = uow.outbox.due(at, limit)
         delivered = failed = dead = 0
-        marks: list[Callable[[UnitOfWork], None]] = []
-
-        def record(uow: UnitOfWork) -> None:
-            for mark in marks:
-                mark(uow)
-
+        marks: list[tuple[str, Callable[[UnitOfWork], None]]] = []
         try:
             for note, attempts in due:
                 nid = note.notification_id
@@ -1103,17 +1098,40 @@ class Engine(LedgerOperations):
                         log.error("notification %s is a dead letter: %r", nid, exc)
                     else:
                         log.warning("notification %s failed, retry at %s: %r", nid, retry_at, exc)
-                    marks.append(functools.partial(self._mark_failed, nid, at, repr(exc), retry_at))
+                    mark = functools.partial(self._mark_failed, nid, at, repr(exc), retry_at)
+                    marks.append((nid, mark))
                 else:
                     delivered += 1
-                    marks.append(functools.partial(self._mark_delivered, nid, at))
+                    marks.append((nid, functools.partial(self._mark_delivered, nid, at)))
                 if len(marks) >= _MARK_BATCH:
-                    self._transact(record)
+                    self._record_attempts(marks)
                     marks.clear()
         finally:
             if marks:
-                self._transact(record)
+                self._record_attempts(marks)
         return DispatchResult(delivered, failed, dead)
+
+    def _record_attempts(self, marks: Sequence[tuple[str, Callable[[UnitOfWork], None]]]) -> None:
+        """Record delivery attempts in one unit; if another dispatcher keeps conflicting
+        with it, record them one by one and leave any still in conflict due (it is sent
+        again later: delivery is at least once)."""
+
+        def record(uow: UnitOfWork) -> None:
+            for _, mark in marks:
+                mark(uow)
+
+        try:
+            self._transact(record)
+            return
+        except ConcurrencyError:
+            if len(marks) == 1:
+                log.warning("notification %s is being marked elsewhere; it stays due", marks[0][0])
+                return
+        for nid, mark in marks:
+            try:
+                self._transact(mark)
+            except ConcurrencyError:
+                log.warning("notification %s is being marked elsewhere; it stays due", nid)
 
     def _mark_delivered(self, notification_id: str, at: datetime, uow: UnitOfWork) -> None:
         uow.outbox.mark_delivered(notification_id, at)
