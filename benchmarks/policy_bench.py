@@ -27,8 +27,16 @@ from referralkit.policies import (
     Tiered,
     when,
 )
+from referralkit.policies._limits import apply_limits, spend_keys
 
 START = datetime(2026, 1, 5, tzinfo=UTC)
+
+
+def _spend_keys(caps: rk.Caps, ctx: rk.PolicyContext) -> set[tuple[str, str]]:
+    keys: set[tuple[str, str]] = set()
+    for role, who in ((rk.Role.REFERRER, "alice"), (rk.Role.REFEREE, "bob")):
+        keys.update(spend_keys(caps, role, who, "ref", ctx.event.at, UTC).values())
+    return keys
 
 
 def usd(amount: str | int) -> rk.Money:
@@ -84,6 +92,11 @@ def policies() -> dict[str, rk.RewardPolicy]:
         "Stack (3)": Stack(
             [rk.SingleSided(referrer=ten, name=f"s{i}") for i in range(3)], name="stack"
         ),
+        "Milestones (reached)": rk.Milestones(
+            [rk.Milestone(1, rk.Badge("first")), rk.Milestone(5, rk.Cash(usd(25)))]
+        ),
+        "PointsPolicy": rk.PointsPolicy(per_referral=100, per_unit=Decimal("1")),
+        "StatusLevels": rk.StatusLevels([rk.Level("bronze", 1), rk.Level("gold", 10)]),
         "FirstMatch (3, last)": FirstMatch(
             [
                 when(Attr("sale.amount") >= usd(5000), rk.SingleSided(referrer=ten, name="a")),
@@ -107,6 +120,42 @@ def main(argv: list[str] | None = None) -> None:
         )
         grants = len(policy.evaluate(ctx).grants)
         rows.append((name, best / args.number * 1e6, grants))
+    # The engine's caps and budget step on a double-sided purchase (every cap declared).
+    grants = rk.DoubleSided(referrer=rk.Cash(usd(30)), referee=rk.Credit(usd(10))).evaluate(ctx)
+    caps = rk.Caps(
+        per_referral=usd(100),
+        per_referrer=usd(200),
+        per_referrer_day=usd(40),
+        per_referrer_week=usd(100),
+        per_referrer_month=usd(150),
+        per_referee=usd(50),
+    )
+    spent = {key: Decimal(20) for key in _spend_keys(caps, ctx)}
+
+    def limit() -> object:
+        return apply_limits(
+            grants.grants,
+            caps=caps,
+            budget=usd(10_000),
+            referral_id="ref",
+            at=ctx.event.at,
+            zone=UTC,
+            spent=spent,
+            program_spent=Decimal(500),
+        )
+
+    best = min(timeit.repeat(limit, number=args.number, repeat=args.repeat))
+    plan = apply_limits(
+        grants.grants,
+        caps=caps,
+        budget=usd(10_000),
+        referral_id="ref",
+        at=ctx.event.at,
+        zone=UTC,
+        spent=spent,
+        program_spent=Decimal(500),
+    )
+    rows.append(("caps + budget (apply_limits)", best / args.number * 1e6, len(plan.grants)))
     width = max(len(r[0]) for r in rows)
     print(f"{'policy':<{width}}  {'us/evaluate':>11}  {'grants':>6}")
     print(f"{'-' * width}  {'-' * 11}  {'-' * 6}")

@@ -39,13 +39,15 @@ from referralkit._values.clock import Clock, SystemClock
 from referralkit._values.decisions import Decision, Verdict
 from referralkit._values.events import Chargeback, Click, Event, Purchase, Refund, Signup
 from referralkit._values.ids import derive_id, sub_id
-from referralkit._values.money import Money
+from referralkit._values.money import Money, currency_exponent
 from referralkit._values.records import (
     ChargebackRecord,
     CodeRecord,
     DeadLetter,
+    Entry,
     EntryKind,
     EventRecord,
+    MilestoneReached,
     Notification,
     OrderRecord,
     Outcome,
@@ -57,12 +59,31 @@ from referralkit._values.records import (
     Reward,
     RewardGrant,
     RewardState,
+    Role,
 )
 from referralkit._values.retry import RetrySchedule
-from referralkit._values.rewards import describe
+from referralkit._values.rewards import Unit, describe
 from referralkit.attribution._codes import generate_code, normalise_code
 from referralkit.attribution._identity import normalise_email
-from referralkit.policies._base import Counter, PolicyContext, Trigger
+from referralkit.policies._base import Counter, PolicyContext, PolicyResult, Trigger
+from referralkit.policies._combinators import When, choose
+from referralkit.policies._limits import (
+    BUDGET_EXHAUSTED,
+    REFEREE_FIRST_REWARD,
+    REFEREE_PURCHASES_REWARDED,
+    LimitPlan,
+    apply_limits,
+    referee_gate,
+    spend_keys,
+)
+from referralkit.policies._milestones import Milestones, Progress, StatusBasis, StatusLevels
+from referralkit.policies._points import (
+    PointLot,
+    PointsAccount,
+    PointsPolicy,
+    Redemption,
+    plan_redemption,
+)
 
 __all__ = ["DispatchResult", "Engine"]
 
@@ -79,6 +100,19 @@ _ORDER_REVERSED = "order.reversed"
 _ORDER_CLOSED = "order.closed"
 _PURCHASE_TRIGGERS = frozenset({Trigger.FIRST_PURCHASE, Trigger.EVERY_PURCHASE})
 _MARK_BATCH = 100  # delivery attempts recorded per unit of work
+# A referral whose reward a cap or the budget took to nothing still converted.
+_LIMITED = frozenset(
+    {
+        "cap.reached",
+        "budget.exhausted",
+        "milestone.already_granted",
+        "cap.referee_purchases",
+        "cap.referee_window",
+    }
+)
+_MILESTONE = "milestone.granted"
+_POINTS_EARNED = "points.earned"
+_STATUS_LEVEL = "status.level"
 
 
 @attrs.frozen
@@ -576,6 +610,9 @@ class Engine(LedgerOperations):
                 "purchase.amount", ev.amount, f"must be in the program's currency {currency}"
             )
         order_digest = parts_digest(who, ev.amount, ev.items)
+        parts = (ev.subtotal, ev.discount, ev.tax, ev.shipping)
+        if any(p is not None for p in parts):  # digests of orders without them stay as they were
+            order_digest = parts_digest(who, ev.amount, ev.items, *parts)
         existing = uow.orders.get(pid, ev.order_id)
         if existing is not None:
             return self._repeat(existing.digest, order_digest, "order_id", ev.order_id, ev)
@@ -641,7 +678,8 @@ class Engine(LedgerOperations):
             uow, version, referral, ev, frozenset(triggers), snapshot, ev.amount
         )
         decisions.extend(policy_decisions)
-        converted = bool(grants) and not converted_before and Trigger.FIRST_PURCHASE in triggers
+        earned = bool(grants) or any(d.code in _LIMITED for d in policy_decisions)
+        converted = earned and not converted_before and Trigger.FIRST_PURCHASE in triggers
         uow.counters.add(purchases_key, _ONE)
         uow.counters.add(
             (pid, Counter.REFERRER_REVENUE_REFERRED.value, referral.referrer_id), ev.amount.amount
@@ -650,6 +688,9 @@ class Engine(LedgerOperations):
             uow.counters.add(conversions_key, _ONE)
             uow.counters.add(
                 (pid, Counter.REFERRER_SUCCESSFUL_REFERRALS.value, referral.referrer_id), _ONE
+            )
+            self._update_status(
+                uow, referral.referrer_id, ev.at, ev.event_id, StatusBasis.SUCCESSFUL_REFERRALS
             )
         uow.orders.add(
             OrderRecord(
@@ -717,6 +758,7 @@ class Engine(LedgerOperations):
         counters = {c: snapshot.get(self._counter_key(c, referral), _ZERO) for c in version.needs()}
         decisions: list[Decision] = []
         grants: list[RewardGrant] = []
+        conditional: list[tuple[str, PolicyResult]] = []
         for policy in version.policies:
             trigger = policy.trigger
             if trigger not in triggers:
@@ -742,6 +784,9 @@ class Engine(LedgerOperations):
                 event=ev,
                 trigger=trigger,
                 counters=counters,
+                base=None
+                if not isinstance(ev, Purchase) or version.commissionable_base == "total"
+                else ev.net(),
             )
             result = policy.evaluate(ctx)
             for grant in result.grants:
@@ -756,8 +801,31 @@ class Engine(LedgerOperations):
                         grant.participant_id,
                         "must be the referral's referrer or referee",
                     )
+            if version.precedence != "all" and isinstance(policy, When):
+                conditional.append((policy.name, result))
+                continue
             grants.extend(result.grants)
             decisions.extend(result.decisions)
+        if conditional:
+            kept, dropped = choose(version.precedence, conditional)
+            for i, (_, result) in enumerate(conditional):
+                decisions.extend(result.decisions)
+                if i in kept:
+                    grants.extend(result.grants)
+            decisions.extend(dropped)
+        gate = None
+        if grants and (version.caps.max_referee_purchases or version.caps.referee_window):
+            gate = self._referee_gate(uow, version, referral, ev)
+            if gate is not None:
+                grants = []
+                decisions.append(gate)
+        if any(g.milestone is not None for g in grants):
+            grants = self._once(uow, grants, decisions)
+        plan = None
+        if grants and (version.caps or version.budget is not None):
+            plan = self._limits(uow, version, referral, ev.at, grants)
+            grants = list(plan.grants)
+            decisions.extend(plan.decisions)
         seen: dict[tuple[str, str], int] = {}
         reward_ids: list[str] = []
         notifications: list[Notification] = []
@@ -767,7 +835,9 @@ class Engine(LedgerOperations):
             seen[(grant.policy, grant.role)] = n + 1
             payable_at = version.payable_at(ev.at, grant.policy)
             reward = Reward(
-                reward_id=derive_id("rwd", pid, ev.event_id, grant.policy, grant.role, str(n)),
+                reward_id=derive_id("rwd", pid, ev.event_id, grant.policy, grant.role, str(n))
+                if grant.milestone is None
+                else self._milestone_id(grant),
                 program_id=pid,
                 program_version=version.version,
                 referral_id=referral.referral_id,
@@ -776,8 +846,10 @@ class Engine(LedgerOperations):
                 value=grant.value,
                 policy=grant.policy,
                 source_event_id=ev.event_id,
-                order_id=ev.order_id if isinstance(ev, Purchase) else None,
-                base_amount=base,
+                order_id=ev.order_id
+                if isinstance(ev, Purchase) and grant.milestone is None
+                else None,
+                base_amount=base if grant.milestone is None else None,
                 created_at=ev.at,
                 payable_at=payable_at,
                 item=grant.item,
@@ -803,11 +875,320 @@ class Engine(LedgerOperations):
                     },
                 )
             )
+            if grant.milestone is not None or reward.unit.kind == "points":
+                self._granted_extra(uow, reward, grant, ev, notifications)
         if spend:
             uow.counters.add((pid, Counter.PROGRAM_SPEND.value, ""), spend)
+        if plan is not None:
+            self._spend(uow, version, plan, ev.at, notifications)
+        if version.caps.max_referee_purchases or version.caps.referee_window:
+            self._referee_used(uow, referral, ev, bool(grants), gate is not None)
         if notifications:
             uow.outbox.add(notifications)
         return tuple(grants), tuple(reward_ids), decisions
+
+    # -- milestones and status levels ----------------------------------------------------
+    def _milestone_id(self, grant: RewardGrant) -> str:
+        assert grant.milestone is not None
+        return derive_id(
+            "rwd", self._program_id, grant.participant_id, grant.policy, grant.milestone.name
+        )
+
+    def _milestone_key(self, grant: RewardGrant) -> CounterKey:
+        assert grant.milestone is not None
+        subject = derive_id("ms", grant.participant_id, grant.policy, grant.milestone.name)
+        return (self._program_id, _MILESTONE, subject)
+
+    def _once(
+        self, uow: UnitOfWork, grants: Sequence[RewardGrant], decisions: list[Decision]
+    ) -> list[RewardGrant]:
+        """Drop milestone grants made before (once ever per participant and milestone)."""
+        keys = [self._milestone_key(g) for g in grants if g.milestone is not None]
+        done = uow.counters.get(keys)
+        kept = []
+        for grant in grants:
+            if grant.milestone is not None and done[self._milestone_key(grant)]:
+                decisions.append(
+                    Decision.of(
+                        grant.policy,
+                        Verdict.SKIPPED,
+                        "milestone.already_granted",
+                        participant=grant.participant_id,
+                        milestone=grant.milestone.name,
+                    )
+                )
+                continue
+            kept.append(grant)
+        return kept
+
+    def _granted_extra(
+        self,
+        uow: UnitOfWork,
+        reward: Reward,
+        grant: RewardGrant,
+        ev: Signup | Purchase,
+        notifications: list[Notification],
+    ) -> None:
+        """Milestone bookkeeping and lifetime points for a reward just granted."""
+        pid = self._program_id
+        if grant.milestone is not None:
+            uow.counters.add(self._milestone_key(grant), _ONE)
+            notifications.append(
+                Notification(
+                    notification_id=sub_id("ntf", reward.reward_id, "milestone"),
+                    program_id=pid,
+                    kind="milestone_reached",
+                    recipient_id=grant.participant_id,
+                    created_at=ev.at,
+                    data={
+                        "milestone": grant.milestone.name,
+                        "threshold": str(grant.milestone.threshold),
+                        "count": str(grant.milestone.count),
+                        "value": str(grant.value),
+                    },
+                )
+            )
+        if reward.unit.kind == "points":
+            self._points_earned(uow, reward, reward.value.quantity, ev.at, ev.event_id)
+
+    def _points_earned(
+        self, uow: UnitOfWork, reward: Reward, quantity: Decimal, at: datetime, cause: str
+    ) -> None:
+        key = (self._program_id, _POINTS_EARNED, f"{reward.participant_id}/{reward.unit.code}")
+        uow.counters.add(key, quantity)
+        self._update_status(uow, reward.participant_id, at, cause, StatusBasis.POINTS)
+
+    def _status_levels(self, at: datetime) -> StatusLevels | None:
+        for policy in self._in_force(at).policies:
+            if isinstance(policy, StatusLevels):
+                return policy
+        return None
+
+    def _status_count(self, uow: UnitOfWork, levels: StatusLevels, participant: str) -> Decimal:
+        pid = self._program_id
+        if levels.basis is StatusBasis.POINTS:
+            key = (pid, _POINTS_EARNED, f"{participant}/{levels.account}")
+        else:
+            key = (pid, Counter.REFERRER_SUCCESSFUL_REFERRALS.value, participant)
+        return uow.counters.get([key])[key]
+
+    def _update_status(
+        self, uow: UnitOfWork, participant: str, at: datetime, cause: str, basis: StatusBasis
+    ) -> None:
+        """Keep the participant's level; write ``status_changed`` when it changes."""
+        levels = self._status_levels(at)
+        if levels is None or levels.basis is not basis:
+            return
+        pid = self._program_id
+        new = levels.level_for(self._status_count(uow, levels, participant))
+        new_index = 0 if new is None else levels.levels.index(new) + 1
+        key = (pid, _STATUS_LEVEL, participant)
+        old_index = int(uow.counters.get([key])[key])
+        if new_index == old_index:
+            return
+        uow.counters.add(key, Decimal(new_index - old_index))
+        old = levels.levels[old_index - 1].name if 0 < old_index <= len(levels.levels) else ""
+        uow.outbox.add(
+            [
+                Notification(
+                    notification_id=derive_id("ntf", pid, participant, "status", cause),
+                    program_id=pid,
+                    kind="status_changed",
+                    recipient_id=participant,
+                    created_at=at,
+                    data={"old": old, "new": "" if new is None else new.name},
+                )
+            ]
+        )
+
+    def status_of(self, participant_id: str) -> str | None:
+        """The participant's status level now (``StatusLevels`` of the version in force
+        by the engine's clock), or None below the first level or without levels."""
+        return self.progress(participant_id).level
+
+    def progress(self, participant_id: str) -> Progress:
+        """Where the participant stands: successful referrals, level, and how many more
+        referrals (or points) to the next level and the next milestone.
+
+        Read from the program version in force by the engine's clock; milestones of
+        top-level ``Milestones`` policies that the participant has not been granted.
+        """
+        require_id("participant_id", participant_id)
+        version = self._in_force(self._clock.now())
+        levels = self._status_levels(self._clock.now())
+        pid = self._program_id
+        with self._store.unit_of_work() as uow:
+            key = (pid, Counter.REFERRER_SUCCESSFUL_REFERRALS.value, participant_id)
+            count = int(uow.counters.get([key])[key])
+            level = upcoming = to_level = None
+            if levels is not None:
+                basis = self._status_count(uow, levels, participant_id)
+                held, following = levels.level_for(basis), levels.next_after(basis)
+                level = None if held is None else held.name
+                if following is not None:
+                    upcoming, to_level = following.name, int(following.minimum - basis)
+            milestone = to_milestone = None
+            for policy in version.policies:
+                if not isinstance(policy, Milestones):
+                    continue
+                for m in policy.milestones:
+                    probe = RewardGrant(
+                        Role.REFERRER,
+                        participant_id,
+                        m.reward,
+                        policy.name,
+                        milestone=MilestoneReached(m.name, m.threshold, m.threshold),
+                    )
+                    mkey = self._milestone_key(probe)
+                    if uow.counters.get([mkey])[mkey]:
+                        continue
+                    more = max(m.threshold - count, 0)
+                    if to_milestone is None or more < to_milestone:
+                        milestone, to_milestone = m.name, more
+                    break
+        return Progress(
+            participant_id,
+            count,
+            level=level,
+            next_level=upcoming,
+            to_next_level=to_level,
+            next_milestone=milestone,
+            to_next_milestone=to_milestone,
+        )
+
+    def _referee_keys(self, referral: Referral) -> tuple[CounterKey, CounterKey]:
+        pid, who = self._program_id, referral.referee_id
+        return (pid, REFEREE_PURCHASES_REWARDED, who), (pid, REFEREE_FIRST_REWARD, who)
+
+    def _referee_gate(
+        self, uow: UnitOfWork, version: Program, referral: Referral, ev: Signup | Purchase
+    ) -> Decision | None:
+        purchases, first = self._referee_keys(referral)
+        values = uow.counters.get([purchases, first])
+        return referee_gate(
+            version.caps,
+            purchase=isinstance(ev, Purchase),
+            rewarded_purchases=values[purchases],
+            first_reward_at=values[first],
+            at=ev.at,
+            zone=version.zone,
+        )
+
+    def _referee_used(
+        self,
+        uow: UnitOfWork,
+        referral: Referral,
+        ev: Signup | Purchase,
+        granted: bool,
+        refused: bool,
+    ) -> None:
+        """Count a rewarded purchase and the referee's first reward; a refusal writes the
+        counters it read unchanged, so a concurrent change conflicts with it."""
+        purchases, first = self._referee_keys(referral)
+        if refused:
+            for key in (purchases, first):
+                uow.counters.add(key, _ONE)
+                uow.counters.add(key, -_ONE)
+            return
+        if not granted:
+            return
+        if isinstance(ev, Purchase):
+            uow.counters.add(purchases, _ONE)
+        if not uow.counters.get([first])[first]:
+            uow.counters.add(first, Decimal(int(ev.at.timestamp())))
+
+    def _limits(
+        self,
+        uow: UnitOfWork,
+        version: Program,
+        referral: Referral,
+        at: datetime,
+        grants: Sequence[RewardGrant],
+    ) -> LimitPlan:
+        """Clamp an event's grants to the governing version's caps and budget."""
+        pid = self._program_id
+        keys: set[tuple[str, str]] = set()
+        for grant in grants:
+            if grant.value.unit.is_money:
+                found = spend_keys(
+                    version.caps,
+                    grant.role,
+                    grant.participant_id,
+                    referral.referral_id,
+                    at,
+                    version.zone,
+                )
+                keys.update(found.values())
+        spend_key = (pid, Counter.PROGRAM_SPEND.value, "")
+        values = uow.counters.get([spend_key, *((pid, n, s) for n, s in sorted(keys))])
+        return apply_limits(
+            grants,
+            caps=version.caps,
+            budget=version.budget,
+            referral_id=referral.referral_id,
+            at=at,
+            zone=version.zone,
+            spent={(n, s): values[(pid, n, s)] for n, s in keys},
+            program_spent=values[spend_key],
+        )
+
+    def _spend(
+        self,
+        uow: UnitOfWork,
+        version: Program,
+        plan: LimitPlan,
+        at: datetime,
+        notifications: list[Notification],
+    ) -> None:
+        """Count a plan's spend; write the budget-exhausted notification once ever."""
+        pid = self._program_id
+        for (name, subject), delta in sorted(plan.spend.items()):
+            uow.counters.add((pid, name, subject), delta)
+        if plan.limited:
+            # A grant refused because of a counter it read must conflict with a concurrent
+            # unit that changes that counter (a refund giving spend back), as a grant that
+            # writes it does; otherwise the refusal could rest on a stale snapshot. Write
+            # the counters it read without changing them.
+            untouched = [(pid, n, s) for n, s in sorted(plan.read) if (n, s) not in plan.spend]
+            if version.budget is not None and not plan.program_spend:
+                untouched.append((pid, Counter.PROGRAM_SPEND.value, ""))
+            for key in untouched:
+                uow.counters.add(key, _ONE)
+                uow.counters.add(key, -_ONE)
+        budget = version.budget
+        if budget is None or plan.spent_after < budget.amount:
+            return
+        flag = (pid, BUDGET_EXHAUSTED, "")
+        if uow.counters.get([flag])[flag]:
+            return
+        uow.counters.add(flag, _ONE)
+        spent = plan.spent_after.quantize(Decimal(1).scaleb(-currency_exponent(budget.currency)))
+        notifications.append(
+            Notification(
+                notification_id=derive_id("ntf", pid, "budget_exhausted"),
+                program_id=pid,
+                kind="budget_exhausted",
+                recipient_id=pid,
+                created_at=at,
+                data={"budget": str(budget), "spent": str(Money._trusted(spent, budget.currency))},
+            )
+        )
+
+    def _give_back(self, uow: UnitOfWork, reward: Reward, quantity: Decimal) -> None:
+        """Return a reversed money quantity to the spend counters it was counted in."""
+        version = self._version(reward.program_version, reward.referral_id)
+        if not version.caps:
+            return
+        keys = spend_keys(
+            version.caps,
+            reward.role,
+            reward.participant_id,
+            reward.referral_id,
+            reward.created_at,
+            version.zone,
+        )
+        for name, subject in sorted(keys.values()):
+            uow.counters.add((self._program_id, name, subject), -quantity)
 
     # -- refunds and chargebacks ---------------------------------------------------------
     def _order_for(self, uow: UnitOfWork, order_id: str, field: str) -> OrderRecord:
@@ -896,6 +1277,9 @@ class Engine(LedgerOperations):
                 uow.counters.add(
                     (pid, Counter.REFERRER_SUCCESSFUL_REFERRALS.value, referral.referrer_id), -_ONE
                 )
+                self._update_status(
+                    uow, referral.referrer_id, ev.at, ev.event_id, StatusBasis.SUCCESSFUL_REFERRALS
+                )
         rewards = uow.ledger.rewards(pid, order_id=order.order_id)
         items = ev.items if isinstance(ev, Refund) else ()
         if items:  # a refund of named line items reverses their per-item rewards wholly
@@ -921,6 +1305,9 @@ class Engine(LedgerOperations):
             )
             if reward.unit.is_money:
                 spend += entry.quantity
+                self._give_back(uow, reward, entry.quantity)
+            elif reward.unit.kind == "points":
+                self._points_earned(uow, reward, -entry.quantity, ev.at, ev.event_id)
             decisions.append(
                 Decision.of(
                     "ledger",
@@ -1046,6 +1433,178 @@ class Engine(LedgerOperations):
         """The participant's balances per unit (pending, held, available, paid, owed,
         lifetime), derived from the ledger entries."""
         return self._balance(participant_id)
+
+    # -- points ---------------------------------------------------------------------------
+    def _points_policy(self, version: Program, account: str) -> PointsPolicy | None:
+        pending: list[object] = list(version.policies)
+        while pending:
+            policy = pending.pop(0)
+            if isinstance(policy, PointsPolicy) and policy.account == account:
+                return policy
+            pending.extend(getattr(policy, "policies", ()))
+            inner = getattr(policy, "policy", None)
+            if inner is not None:
+                pending.append(inner)
+        return None
+
+    def _lots(self, views: Sequence[RewardView], account: str) -> list[tuple[PointLot, RewardView]]:
+        unit = Unit("points", account)
+        lots = []
+        for view in views:
+            reward = view.reward
+            if reward.unit != unit or view.state is RewardState.REVERSED:
+                continue
+            policy = self._points_policy(
+                self._version(reward.program_version, reward.referral_id), account
+            )
+            expires = None
+            if policy is not None and policy.name == reward.policy:
+                expires = policy.expires_at(reward.created_at)
+            lot = PointLot(
+                reward.reward_id,
+                reward.created_at,
+                view.outstanding,
+                expires,
+                view.state is RewardState.APPROVED,
+            )
+            lots.append((lot, view))
+        return lots
+
+    def points(
+        self, participant_id: str, account: str = "points", *, at: datetime | None = None
+    ) -> PointsAccount:
+        """The participant's points in ``account`` at ``at`` (the clock by default).
+
+        Available points are approved and unexpired; points whose expiry has passed count
+        as expired even before a redemption writes their expiry entries.
+        """
+        require_id("participant_id", participant_id)
+        when = self._clock.now() if at is None else require_aware("at", at)
+        views = self.rewards_for(participant_id)
+        available = pending = expired = redeemed = 0
+        next_expiry: datetime | None = None
+        for view in views:
+            if view.reward.unit == Unit("points", account):
+                for entry in view.entries:
+                    if entry.kind is EntryKind.REDEEMED:
+                        redeemed += int(entry.quantity)
+                    elif entry.kind is EntryKind.EXPIRED:
+                        expired += int(entry.quantity)
+        for lot, _view in self._lots(views, account):
+            left = int(lot.left)
+            if lot.expires_at is not None and lot.expires_at <= when:
+                expired += left
+            elif lot.approved:
+                available += left
+                if left and lot.expires_at is not None:
+                    next_expiry = min(next_expiry or lot.expires_at, lot.expires_at)
+            else:
+                pending += left
+        return PointsAccount(
+            participant_id, account, available, pending, expired, redeemed, next_expiry
+        )
+
+    def redeem(
+        self,
+        participant_id: str,
+        points: int,
+        *,
+        account: str = "points",
+        at: datetime | None = None,
+    ) -> Redemption:
+        """Spend approved, unexpired points, oldest first, for the account's value.
+
+        Points whose expiry has passed are written off (expiry entries) in the same unit of
+        work. The value is ``points * redeem_rate`` of the ``PointsPolicy`` of ``account``
+        in the program version in force at ``at``; a ``points_redeemed`` notification
+        carries it to the host. Asking again with the same arguments returns the same
+        redemption and spends nothing more.
+
+        Args:
+            participant_id: Who redeems.
+            points: Whole points, >= 1.
+            account: The points account.
+            at: When (timezone-aware); the engine's clock by default.
+
+        Raises:
+            InsufficientPointsError: more than the available points; nothing is written.
+            InvalidInputError: ``points`` is not a whole number >= 1.
+            InvalidProgramError: no ``PointsPolicy`` with a ``redeem_rate`` for ``account``.
+        """
+        require_id("participant_id", participant_id)
+        if isinstance(points, bool) or not isinstance(points, int) or points < 1:
+            raise InvalidInputError("points", points, "must be a whole number >= 1")
+        when = self._clock.now() if at is None else require_aware("at", at)
+        policy = self._points_policy(self._in_force(when), account)
+        if policy is None:
+            raise InvalidProgramError(
+                "account", account, "no PointsPolicy of the program keeps this account"
+            )
+        value = policy.value_of(points)
+        pid = self._program_id
+        redemption_id = derive_id(
+            "rdm", pid, participant_id, account, when.isoformat(), str(points)
+        )
+
+        def work(uow: UnitOfWork) -> Redemption:
+            rewards = uow.ledger.rewards(pid, participant_id=participant_id)
+            entries = uow.ledger.entries(r.reward_id for r in rewards)
+            views = [RewardView(r, tuple(entries[r.reward_id])) for r in rewards]
+            if any(e.cause == redemption_id for v in views for e in v.entries):
+                return Redemption(redemption_id, participant_id, account, points, value, when)
+            lots = self._lots(views, account)
+            plan = plan_redemption([lot for lot, _ in lots], points, when, account)
+            by_id = {lot.reward_id: (lot, view) for lot, view in lots}
+            written = []
+            for reward_id, quantity in plan.expire:
+                lot, view = by_id[reward_id]
+                assert lot.expires_at is not None
+                written.append(
+                    self._use_entry(view, EntryKind.EXPIRED, quantity, lot.expires_at, "expiry")
+                )
+            for reward_id, quantity in plan.take:
+                _, view = by_id[reward_id]
+                written.append(
+                    self._use_entry(view, EntryKind.REDEEMED, quantity, when, redemption_id)
+                )
+            uow.ledger.append(written)
+            uow.outbox.add(
+                [
+                    Notification(
+                        notification_id=sub_id("ntf", redemption_id, "redeemed"),
+                        program_id=pid,
+                        kind="points_redeemed",
+                        recipient_id=participant_id,
+                        created_at=when,
+                        data={
+                            "redemption_id": redemption_id,
+                            "account": account,
+                            "points": str(points),
+                            "value": str(value),
+                        },
+                    )
+                ]
+            )
+            expired = sum(q for _, q in plan.expire)
+            return Redemption(redemption_id, participant_id, account, points, value, when, expired)
+
+        return self._transact(work)
+
+    @staticmethod
+    def _use_entry(
+        view: RewardView, kind: EntryKind, quantity: int, at: datetime, cause: str
+    ) -> Entry:
+        return Entry(
+            entry_id=sub_id("ent", view.reward.reward_id, derive_id(kind.value, cause)),
+            reward_id=view.reward.reward_id,
+            program_id=view.reward.program_id,
+            participant_id=view.reward.participant_id,
+            kind=kind,
+            quantity=Decimal(quantity),
+            at=at,
+            cause=cause,
+            state_after=view.state,
+        )
 
     def referral_of(self, referee_id: str) -> Referral | None:
         """The referee's referral, or None."""

@@ -14,7 +14,8 @@ ReferralKitError
 │   ├── InvalidSignatureError           a webhook delivery that does not verify
 │   ├── UnknownRewardError (LookupError) no reward with that id
 │   ├── UnknownReferralError (LookupError) no referral with that id
-│   └── IllegalTransitionError          a ledger change the reward's state forbids
+│   ├── IllegalTransitionError          a ledger change the reward's state forbids
+│   └── InsufficientPointsError         redeeming more points than are available
 ├── EventConflictError                  an id reused with different fields
 ├── RetryLaterError                     needs an event not yet seen; retry later
 │   └── UnknownOrderError               a refund / chargeback of an unknown order
@@ -39,6 +40,7 @@ __all__ = [
     "CurrencyMismatchError",
     "EventConflictError",
     "IllegalTransitionError",
+    "InsufficientPointsError",
     "InvalidEventError",
     "InvalidInputError",
     "InvalidProgramError",
@@ -95,6 +97,27 @@ class NaiveDatetimeError(InvalidInputError):
 
 class InvalidProgramError(InvalidInputError):
     """A program, policy or program version that cannot run."""
+
+
+class InsufficientPointsError(InvalidInputError):
+    """Redeeming more points than the account has available; nothing was written.
+
+    Attributes:
+        requested: The points asked for.
+        available: The approved, unexpired points of the account.
+        account: The points account.
+    """
+
+    def __init__(self, requested: int, available: int, account: str) -> None:
+        self.requested, self.available, self.account = requested, available, account
+        super().__init__(
+            "points",
+            requested,
+            f"exceeds the {available} available points in account {account!r}",
+        )
+
+    def __reduce__(self) -> tuple[object, ...]:
+        return (type(self), (self.requested, self.available, self.account))
 
 
 class InvalidSignatureError(InvalidInputError):

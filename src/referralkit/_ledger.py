@@ -64,6 +64,7 @@ _ZERO = Decimal(0)
 _UNTIL = " until "
 FINAL_STATES = frozenset({RewardState.REJECTED, RewardState.FRAUD, RewardState.REVERSED})
 _REMOVED = frozenset({EntryKind.REVERSED, EntryKind.CLAWED_BACK, EntryKind.REJECTED})
+_USED = frozenset({EntryKind.REDEEMED, EntryKind.EXPIRED})
 
 
 @attrs.frozen
@@ -97,13 +98,18 @@ class RewardView:
         return self._sum(EntryKind.REJECTED)
 
     @property
+    def used(self) -> Decimal:
+        """Points redeemed or expired (0 for other units)."""
+        return sum((e.quantity for e in self.entries if e.kind in _USED), _ZERO)
+
+    @property
     def outstanding(self) -> Decimal:
-        """Granted minus reversed minus rejected."""
+        """Granted minus reversed minus rejected (minus points redeemed or expired)."""
         return sum(
             (
                 e.quantity if e.kind is EntryKind.GRANTED else -e.quantity
                 for e in self.entries
-                if e.kind is EntryKind.GRANTED or e.kind in _REMOVED
+                if e.kind is EntryKind.GRANTED or e.kind in _REMOVED or e.kind in _USED
             ),
             _ZERO,
         )
@@ -417,13 +423,14 @@ def reversal_entry(view: RewardView, target: Decimal, at: datetime, cause: str) 
     state = view.state
     if state in FINAL_STATES:
         return None
-    quantity = min(target, view.granted) - view.reversed
+    # Points already redeemed or expired are gone: a reversal takes at most what is left.
+    quantity = min(min(target, view.granted) - view.reversed, view.outstanding)
     if quantity <= 0:
         return None
     name = derive_id("rev", cause)
     if state is RewardState.PAID:
         return _entry(view, name, EntryKind.CLAWED_BACK, quantity, at, cause, state, "engine")
-    full = view.reversed + quantity >= view.granted
+    full = view.reversed + view.used + quantity >= view.granted
     after = RewardState.REVERSED if full else state
     return _entry(view, name, EntryKind.REVERSED, quantity, at, cause, after, "engine")
 
@@ -440,7 +447,8 @@ class BalanceLine:
         available: Approved and payable, net of reversals. Where the program allows a
             negative balance (``Program.negative_balance``), what is owed is subtracted
             here, so it may be negative.
-        lifetime: Everything granted minus everything reversed or rejected.
+        lifetime: Everything granted minus everything reversed or rejected (and points
+            redeemed or expired).
         held: On hold for review or by a fraud check, net of reversals.
         paid: Paid out, net of later clawbacks.
         owed: Clawed back after payment and not yet netted against a payout or written

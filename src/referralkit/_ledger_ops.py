@@ -208,6 +208,8 @@ class LedgerOperations:
 
         def dispatch(self, limit: int = 1000) -> object: ...
 
+        def _give_back(self, uow: UnitOfWork, reward: Reward, quantity: Decimal) -> None: ...
+
     # -- reading ---------------------------------------------------------------------------
     def _now(self, now: datetime | None) -> datetime:
         return self._clock.now() if now is None else require_aware("now", now)
@@ -258,6 +260,7 @@ class LedgerOperations:
                 # A refused reward no longer spends the program's budget.
                 key = (self._program_id, Counter.PROGRAM_SPEND.value, "")
                 uow.counters.add(key, -entry.quantity)
+                self._give_back(uow, reward, entry.quantity)  # and the caps' spend
         return RewardView(view.reward, (*view.entries, entry))
 
     def _hold_in(

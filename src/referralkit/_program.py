@@ -17,7 +17,9 @@ from referralkit._values._checks import require_aware, require_id
 from referralkit._values.canonical import canonical, digest
 from referralkit._values.money import ROUNDING_MODES, Money, currency_exponent
 from referralkit.policies._base import Counter, RewardPolicy
+from referralkit.policies._combinators import PRECEDENCE
 from referralkit.policies._config import program_kwargs, program_to_dict
+from referralkit.policies._limits import Caps
 
 __all__ = ["Program"]
 
@@ -134,6 +136,17 @@ class Program:
             operator (one ``review_due`` notification per hold); None: no reminder.
         negative_balance: Show what a participant owes after a clawback as a negative
             ``available`` balance (it is netted against the next payouts either way).
+        caps: Upper bounds on the money granted per referral, referrer (all time or per
+            calendar day / week / month in ``timezone``) and referee; they clamp grants.
+        budget: The most money the program grants in total (all versions together); once
+            it is spent no further grants are made and one ``budget_exhausted``
+            notification is written.
+        precedence: When several top-level ``when(...)`` policies grant on one event:
+            ``"all"`` (default) pays each, ``"first_match"`` only the first in program
+            order, ``"highest"`` only the one granting the most money (first on a tie).
+        commissionable_base: What percentage rewards (revenue share, points per unit) are
+            computed on: ``"net"`` (default) the purchase net of discounts, tax and shipping
+            (``Purchase.net()``), or ``"total"`` the amount paid.
 
     Raises:
         InvalidProgramError: any term that cannot run; the message names the field.
@@ -154,6 +167,10 @@ class Program:
     )
     review_after: relativedelta | None = attrs.field(default=None, converter=_review_after)
     negative_balance: bool = False
+    caps: Caps = attrs.field(factory=Caps)
+    budget: Money | None = None
+    precedence: str = "all"
+    commissionable_base: str = "net"
     _fixed_hold: timedelta | None = attrs.field(init=False, eq=False, repr=False)
     _zone: ZoneInfo = attrs.field(init=False, eq=False, repr=False)
     _needs: frozenset[Counter] = attrs.field(init=False, eq=False, repr=False)
@@ -192,6 +209,7 @@ class Program:
             raise InvalidProgramError(
                 "program.negative_balance", self.negative_balance, "must be a bool"
             )
+        self._check_limits()
         if not self.policies:
             raise InvalidProgramError("program.policies", (), "needs at least one policy")
         names: set[str] = set()
@@ -237,6 +255,32 @@ class Program:
         object.__setattr__(self, "_zone", zone)
         object.__setattr__(self, "_needs", frozenset(needs))
         object.__setattr__(self, "_digest", digest(self.definition()))
+
+    def _check_limits(self) -> None:
+        if self.commissionable_base not in ("net", "total"):
+            raise InvalidProgramError(
+                "program.commissionable_base",
+                self.commissionable_base,
+                "must be 'net' or 'total'",
+            )
+        if self.precedence not in PRECEDENCE:
+            raise InvalidProgramError(
+                "program.precedence", self.precedence, f"must be one of {list(PRECEDENCE)}"
+            )
+        if not isinstance(self.caps, Caps):
+            raise InvalidProgramError("program.caps", self.caps, "must be a Caps")
+        self.caps.check(self.currency)
+        if self.budget is not None:
+            if not isinstance(self.budget, Money):
+                raise InvalidProgramError("program.budget", self.budget, "must be a Money")
+            if self.budget.currency != self.currency:
+                raise InvalidProgramError(
+                    "program.budget",
+                    self.budget,
+                    f"must be in the program's currency {self.currency}",
+                )
+            if self.budget.amount <= 0:
+                raise InvalidProgramError("program.budget", self.budget, "must be > 0")
 
     @classmethod
     def from_dict(cls, data: Any) -> Program:
@@ -330,6 +374,15 @@ class Program:
             data["review_after"] = canonical(self.review_after)
         if self.negative_balance:
             data["negative_balance"] = True
+        # Limits join the digest only when set, so programs without them keep their digest.
+        if self.caps:
+            data["caps"] = canonical(self.caps.settings())
+        if self.budget is not None:
+            data["budget"] = canonical(self.budget)
+        if self.precedence != "all":
+            data["precedence"] = self.precedence
+        if self.commissionable_base != "net":
+            data["commissionable_base"] = self.commissionable_base
         return data
 
     @property

@@ -15,6 +15,7 @@ import sys
 import time
 from collections.abc import Callable
 from datetime import timedelta
+from decimal import Decimal
 from pathlib import Path
 
 import pytest
@@ -85,19 +86,23 @@ def _close(store: rk.Store) -> None:
         close()
 
 
-def _worker(make_store: Callable[[], rk.Store], queue: list[rk.Event], out: object) -> None:
-    out.put(workload.work(make_store, queue))  # type: ignore[attr-defined]
+def _worker(
+    make_store: Callable[[], rk.Store], queue: list[rk.Event], out: object, capped: bool
+) -> None:
+    out.put(workload.work(make_store, queue, capped=capped))  # type: ignore[attr-defined]
 
 
-def run_concurrently(make_store: Callable[[], rk.Store], seed: int) -> rk.Engine:
+def run_concurrently(
+    make_store: Callable[[], rk.Store], seed: int, capped: bool = False
+) -> rk.Engine:
     """Issue codes, then let WORKERS processes handle overlapping deliveries."""
-    setup = workload.engine(make_store())
+    setup = workload.engine(make_store(), capped)
     codes = workload.issue_codes(setup)
     _close(setup.store)  # no connection is shared with the forked workers
     stream = workload.events(EVENTS, seed, codes)
     queues = workload.deliveries(stream, WORKERS, seed)
     results = FORK.Queue()
-    procs = [FORK.Process(target=_worker, args=(make_store, q, results)) for q in queues]
+    procs = [FORK.Process(target=_worker, args=(make_store, q, results, capped)) for q in queues]
     for p in procs:
         p.start()
     for p in procs:
@@ -108,7 +113,7 @@ def run_concurrently(make_store: Callable[[], rk.Store], seed: int) -> rk.Engine
     assert left == [0] * WORKERS, f"events still waiting after retries: {left}"
     refused = {event_id for _, ids in reports for event_id in ids}
     delivered = {e.event_id for e in stream}
-    main = workload.engine(make_store())
+    main = workload.engine(make_store(), capped)
     log = [e.event_id for _, e in main.event_log(limit=10 * EVENTS)]
     assert len(log) == len(set(log)), "no event is accepted twice"
     assert not set(log) & refused, "an event refused by one worker was accepted by another"
@@ -136,6 +141,65 @@ def test_concurrent_workers_end_with_the_ledger_of_a_replay(
     assert_same_ledger(concurrent, replayed)
     later = workload.START + timedelta(days=60)
     assert concurrent.settle(later) == replayed.settle(later) > 0
+    assert_same_ledger(concurrent, replayed)
+    _close(concurrent.store)
+
+
+def test_concurrent_workers_never_exceed_a_cap_or_the_budget(
+    shared_store: Callable[[], rk.Store],
+) -> None:
+    """4 processes on a program with caps per referrer (all time and per day), per referee
+    and a budget the stream exhausts: no referrer or referee holds more than its cap, the
+    program never spends more than its budget, the spend counters equal the ledger, one
+    budget-exhausted notification is written, and the ledger equals a replay."""
+    concurrent = run_concurrently(shared_store, seed=23, capped=True)
+    dump = concurrent.store.dump()
+    views = [
+        v
+        for who in sorted({r.participant_id for r in dump["rewards"]})
+        for v in concurrent.rewards_for(who)
+    ]
+    by_referrer: dict[str, Decimal] = {}
+    by_referee: dict[str, Decimal] = {}
+    for view in views:
+        if not view.reward.unit.is_money:
+            continue
+        side = by_referrer if view.reward.role is rk.Role.REFERRER else by_referee
+        who = view.reward.participant_id
+        side[who] = side.get(who, Decimal(0)) + view.outstanding
+    total = sum(by_referrer.values(), Decimal(0)) + sum(by_referee.values(), Decimal(0))
+    day_cap, referee_cap = workload.CAPS.per_referrer_day, workload.CAPS.per_referee
+    assert day_cap is not None
+    assert referee_cap is not None
+    assert by_referrer, "referrers earned"
+    # The stream spans minutes of one day: the day cap bounds each referrer's total.
+    assert max(by_referrer.values()) <= day_cap.amount
+    assert max(by_referee.values()) <= referee_cap.amount
+    assert total <= workload.BUDGET.amount
+    counters = dict(dump["counters"])
+    assert counters[("workload", "program.spend", "")] == total
+    for who, amount in by_referrer.items():
+        assert counters.get(("workload", "cap.referrer", who), Decimal(0)) == amount, who
+    reached: dict[tuple[str, str], int] = {}
+    for note in dump["outbox"]:
+        if note.kind == "milestone_reached":
+            key = (note.recipient_id, note.data["milestone"])
+            reached[key] = reached.get(key, 0) + 1
+    assert reached, "milestones were reached"
+    assert set(reached.values()) == {1}, "each milestone is granted once per referrer"
+    badges = [r for r in dump["rewards"] if r.policy == "milestones"]
+    assert len(badges) == len(reached)
+    exhausted = [n for n in dump["outbox"] if n.kind == "budget_exhausted"]
+    assert len(exhausted) == 1, "the budget-exhausted notification is written once"
+    assert exhausted[0].data["budget"] == str(workload.BUDGET)
+    clamped = [
+        d.code
+        for _, event in concurrent.event_log(limit=10 * EVENTS)
+        for d in (concurrent.outcome_of(event.event_id) or rk.Outcome("", "")).decisions
+    ]
+    assert "cap.clamped" in clamped or "cap.reached" in clamped, "the caps were reached"
+    assert "budget.exhausted" in clamped, "the budget was reached"
+    replayed = workload.replay(concurrent, capped=True)
     assert_same_ledger(concurrent, replayed)
     _close(concurrent.store)
 

@@ -12,6 +12,7 @@ from collections.abc import Callable, Iterator, Mapping, Sequence
 from datetime import UTC, datetime, timedelta
 from typing import Any
 
+import attrs
 from dateutil.relativedelta import relativedelta
 
 import referralkit as rk
@@ -36,16 +37,37 @@ def program() -> rk.Program:
     )
 
 
+CAPS = rk.Caps(
+    per_referrer=rk.Money(60, "USD"),
+    per_referrer_day=rk.Money(45, "USD"),
+    per_referee=rk.Money(10, "USD"),
+)
+BUDGET = rk.Money(1500, "USD")
+
+
+def capped_program() -> rk.Program:
+    """The same terms with caps per referrer (all time and per day), per referee, a
+    program budget that the stream exhausts, and milestones at 1 and 3 successful
+    referrals (each granted once ever per referrer)."""
+    milestones = rk.Milestones(
+        [rk.Milestone(1, rk.Badge("first friend")), rk.Milestone(3, rk.Badge("three friends"))]
+    )
+    base = program()
+    return attrs.evolve(base, policies=[*base.policies, milestones], caps=CAPS, budget=BUDGET)
+
+
 def codes() -> Iterator[str]:
     """The codes ``issue_code`` hands out, in order (the same in every process)."""
     for i in range(100_000):
         yield f"W{i:07d}"
 
 
-def engine(store: rk.Store) -> rk.Engine:
-    """An engine over ``store`` with the workload's program, clock and code factory."""
+def engine(store: rk.Store, capped: bool = False) -> rk.Engine:
+    """An engine over ``store`` with the workload's program (or the capped one), clock and
+    code factory."""
     it = codes()
-    return rk.Engine(program(), store, clock=rk.ManualClock(START), code_factory=lambda: next(it))
+    terms = capped_program() if capped else program()
+    return rk.Engine(terms, store, clock=rk.ManualClock(START), code_factory=lambda: next(it))
 
 
 def issue_codes(target: rk.Engine) -> list[str]:
@@ -121,7 +143,10 @@ def deliveries(stream: Sequence[rk.Event], workers: int, seed: int) -> list[list
 
 
 def work(
-    make_store: Callable[[], rk.Store], queue: Sequence[rk.Event], batch_size: int = 20
+    make_store: Callable[[], rk.Store],
+    queue: Sequence[rk.Event],
+    batch_size: int = 20,
+    capped: bool = False,
 ) -> tuple[int, list[str]]:
     """Handle ``queue`` in batches; events that need one not yet seen are retried later.
 
@@ -130,7 +155,7 @@ def work(
         ids of events refused for good (a refund that a chargeback handled first left
         nothing to refund, say).
     """
-    target = engine(make_store())
+    target = engine(make_store(), capped)
     pending = list(queue)
     refused: list[str] = []
     for _attempt in range(200):
@@ -180,9 +205,9 @@ def differences(a: Mapping[str, list[Any]], b: Mapping[str, list[Any]]) -> list[
     return out
 
 
-def replay(source: rk.Engine) -> rk.Engine:
+def replay(source: rk.Engine, capped: bool = False) -> rk.Engine:
     """A fresh in-memory engine fed ``source``'s event log in commit order."""
-    target = engine(rk.InMemoryStore())
+    target = engine(rk.InMemoryStore(), capped)
     issue_codes(target)
     after = 0
     while page := source.event_log(after=after, limit=500):

@@ -25,6 +25,8 @@ STYLES = {
     "revenue_share",
     "hybrid",
     "conditional",
+    "capped",
+    "milestones",
 }
 
 

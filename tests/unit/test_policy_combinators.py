@@ -70,3 +70,66 @@ def test_bad_stacks_are_refused_with_the_field(policies, field):
     with pytest.raises(rk.InvalidProgramError) as info:
         Stack(policies)
     assert info.value.field == field
+
+
+# -- precedence between conditional rewards -----------------------------------------------------
+def _precedence_engine(precedence: str) -> rk.Engine:
+    from datetime import UTC, datetime
+
+    from referralkit.policies import Attr, when
+
+    program = rk.Program(
+        id="prec",
+        effective_at=datetime(2026, 1, 1, tzinfo=UTC),
+        currency="USD",
+        precedence=precedence,
+        policies=[
+            rk.SingleSided(referrer=rk.Points(10), name="base"),
+            when(
+                Attr("sale.amount") >= rk.Money(50, "USD"),
+                rk.SingleSided(referrer=rk.Cash(rk.Money(5, "USD")), name="big_order"),
+            ),
+            when(
+                Attr("referral.channel") == "email",
+                rk.SingleSided(referrer=rk.Cash(rk.Money(8, "USD")), name="email"),
+            ),
+        ],
+    )
+    return rk.Engine(program, rk.InMemoryStore())
+
+
+def _purchase(engine: rk.Engine) -> rk.Outcome:
+    from datetime import UTC, datetime
+
+    at = datetime(2026, 1, 5, tzinfo=UTC)
+    code = engine.issue_code("alice")
+    engine.handle(rk.Signup(event_id="s", participant_id="bob", code=code, at=at, channel="email"))
+    return engine.handle(
+        rk.Purchase(
+            event_id="p", participant_id="bob", order_id="o", amount=rk.Money(60, "USD"), at=at
+        )
+    )
+
+
+@pytest.mark.parametrize(
+    ("precedence", "paid"),
+    [
+        ("all", ["base", "big_order", "email"]),
+        ("first_match", ["base", "big_order"]),
+        ("highest", ["base", "email"]),
+    ],
+)
+def test_the_program_precedence_decides_between_matching_conditional_rewards(
+    precedence: str, paid: list[str]
+):
+    outcome = _purchase(_precedence_engine(precedence))
+    assert [g.policy for g in outcome.grants] == paid
+    dropped = [d for d in outcome.decisions if d.code == "precedence.not_chosen"]
+    assert len(dropped) == (0 if precedence == "all" else 1)
+
+
+def test_precedence_round_trips_and_is_checked():
+    program = _precedence_engine("highest").program
+    assert rk.Program.from_dict(program.to_dict()) == program
+    with pytest.raises(rk.InvalidProgramError, match="precedence"):
+        rk.Program.from_dict({**program.to_dict(), "precedence": "loudest"})

@@ -97,3 +97,70 @@ def test_a_partial_refund_reverses_the_share_proportionally_through_the_engine()
         rk.Refund(event_id="r2", refund_id="r2", order_id="o0", amount=rk.Money(150, USD), at=at)
     )
     assert engine.balance("alice")[cash].pending == Decimal("12.00")
+
+
+# -- the commissionable base ---------------------------------------------------------------------
+def _shared(base: str = "net", **parts: str) -> list[str]:
+    from datetime import UTC, datetime
+
+    at = datetime(2026, 1, 5, tzinfo=UTC)
+    program = rk.Program(
+        id="base",
+        effective_at=at,
+        currency="USD",
+        policies=[RevenueShare(Decimal("10"))],
+        commissionable_base=base,
+    )
+    engine = rk.Engine(program, rk.InMemoryStore())
+    code = engine.issue_code("alice")
+    engine.handle(rk.Signup(event_id="s", participant_id="bob", code=code, at=at))
+    outcome = engine.handle(
+        rk.Purchase(
+            event_id="p",
+            participant_id="bob",
+            order_id="o",
+            amount=rk.Money("121.00", "USD"),
+            at=at,
+            **{k: rk.Money(v, "USD") for k, v in parts.items()},
+        )
+    )
+    return [str(g.value) for g in outcome.grants]
+
+
+def test_the_share_is_computed_on_the_order_net_of_tax_and_shipping():
+    assert _shared(tax="16.00", shipping="5.00") == ["10.00 USD cash"]
+    assert _shared(subtotal="120.00", discount="20.00", tax="21.00") == ["10.00 USD cash"]
+    assert _shared() == ["12.10 USD cash"]  # no parts: the amount paid
+    assert _shared("total", tax="16.00", shipping="5.00") == ["12.10 USD cash"]
+
+
+def test_purchase_parts_are_checked():
+    from datetime import UTC, datetime
+
+    at = datetime(2026, 1, 5, tzinfo=UTC)
+    with pytest.raises(rk.InvalidInputError, match=r"purchase\.tax"):
+        rk.Purchase(
+            event_id="p",
+            participant_id="b",
+            order_id="o",
+            amount=rk.Money(10, "USD"),
+            at=at,
+            tax=rk.Money(-1, "USD"),
+        )
+    with pytest.raises(rk.InvalidInputError, match=r"purchase\.shipping"):
+        rk.Purchase(
+            event_id="p",
+            participant_id="b",
+            order_id="o",
+            amount=rk.Money(10, "USD"),
+            at=at,
+            shipping=rk.Money(1, "EUR"),
+        )
+    with pytest.raises(rk.InvalidProgramError, match="commissionable_base"):
+        rk.Program(
+            id="x",
+            effective_at=at,
+            currency="USD",
+            policies=[RevenueShare(Decimal("10"))],
+            commissionable_base="gross",
+        )

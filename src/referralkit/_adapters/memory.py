@@ -65,10 +65,10 @@ class _Tables:
         self.counters: dict[CounterKey, Decimal] = {}
         self.outbox: dict[str, Notification] = {}
         self.outbox_status: dict[str, OutboxStatus] = {}
+        self.payouts: dict[str, Payout] = {}
         self.outbox_seq: dict[str, int] = {}  # notification id -> position added
         self.outbox_open: dict[str, None] = {}  # pending ids (neither delivered nor dead)
         self.outbox_dead: dict[str, None] = {}  # dead-letter ids
-        self.payouts: dict[str, Payout] = {}
 
 
 class _MemoryUnitOfWork:

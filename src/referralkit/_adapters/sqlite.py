@@ -215,11 +215,6 @@ CREATE TABLE IF NOT EXISTS rk_outbox (
     next_attempt_at TEXT,
     dead_at TEXT
 );
-CREATE INDEX IF NOT EXISTS rk_outbox_fresh ON rk_outbox (seq)
-    WHERE delivered_at IS NULL AND dead_at IS NULL AND next_attempt_at IS NULL;
-CREATE INDEX IF NOT EXISTS rk_outbox_retry ON rk_outbox (next_attempt_at, seq)
-    WHERE next_attempt_at IS NOT NULL;
-CREATE INDEX IF NOT EXISTS rk_outbox_dead ON rk_outbox (dead_at, seq) WHERE dead_at IS NOT NULL;
 CREATE TABLE IF NOT EXISTS rk_payouts (
     seq INTEGER PRIMARY KEY AUTOINCREMENT,
     payout_id TEXT NOT NULL UNIQUE,
@@ -237,6 +232,11 @@ CREATE TABLE IF NOT EXISTS rk_payouts (
     updated_at TEXT
 );
 CREATE INDEX IF NOT EXISTS rk_payouts_open ON rk_payouts (program_id, status, participant_id);
+CREATE INDEX IF NOT EXISTS rk_outbox_fresh ON rk_outbox (seq)
+    WHERE delivered_at IS NULL AND dead_at IS NULL AND next_attempt_at IS NULL;
+CREATE INDEX IF NOT EXISTS rk_outbox_retry ON rk_outbox (next_attempt_at, seq)
+    WHERE next_attempt_at IS NOT NULL;
+CREATE INDEX IF NOT EXISTS rk_outbox_dead ON rk_outbox (dead_at, seq) WHERE dead_at IS NOT NULL;
 """
 
 _SYNCHRONOUS: Final = frozenset({"OFF", "NORMAL", "FULL", "EXTRA"})
@@ -597,10 +597,6 @@ def _notification(r: Sequence[Any]) -> Notification:
     return Notification(r[0], r[1], r[2], r[3], _dt(r[4]), data)
 
 
-def _dead_letter(r: Sequence[Any]) -> DeadLetter:
-    return DeadLetter(_notification(r), r[7], r[8], _dt(r[10]))
-
-
 _PAYOUT_COLUMNS: Final = (
     "payout_id, program_id, participant_id, kind, currency, amount_minor, netted_minor, "
     "reward_ids, created_at, status, attempts, error, updated_at"
@@ -625,6 +621,10 @@ def _payout(r: Sequence[Any]) -> Payout:
         )
     except (InvalidInputError, ValueError) as exc:
         raise _corrupt("rk_payouts", r[0], exc) from exc
+
+
+def _dead_letter(r: Sequence[Any]) -> DeadLetter:
+    return DeadLetter(_notification(r), r[7], r[8], _dt(r[10]))
 
 
 def _outbox_status(r: Sequence[Any]) -> OutboxStatus:

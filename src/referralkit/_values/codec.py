@@ -80,6 +80,8 @@ def _encode_outcome(o: records.Outcome) -> Any:
             o.referral_id,
             [
                 [g.role.value, g.participant_id, encode(g.value), g.policy, g.reason]
+                + ([] if g.milestone is None and g.item is None else [encode(g.milestone)])
+                + ([] if g.item is None else [g.item])
                 for g in o.grants
             ],
             list(o.reward_ids),
@@ -100,7 +102,16 @@ def _decode_outcome(data: list[Any]) -> records.Outcome:
         duplicate=duplicate,
         referral_id=referral_id,
         grants=tuple(
-            records.RewardGrant(records.Role(g[0]), g[1], decode(g[2]), g[3], g[4]) for g in grants
+            records.RewardGrant(
+                records.Role(g[0]),
+                g[1],
+                decode(g[2]),
+                g[3],
+                g[4],
+                milestone=decode(g[5]) if len(g) > 5 else None,
+                item=g[6] if len(g) > 6 else None,
+            )
+            for g in grants
         ),
         reward_ids=tuple(reward_ids),
         reversals=tuple(

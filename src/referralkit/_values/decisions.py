@@ -65,6 +65,36 @@ _TEMPLATES: Mapping[str, str] = MappingProxyType(
         "revenue_share.ended": "the revenue share ended at {until}",
         "revenue_share.too_small": "{percent}% of {amount} rounds to nothing",
         "first_match.none": "no policy matched",
+        "milestone.reached": "{participant} reached milestone {milestone} ({threshold}): {value}",
+        "milestone.none": "referral #{n} reaches no milestone (next at {next})",
+        "milestone.already_granted": (
+            "{participant} was granted milestone {milestone} before; it is granted once"
+        ),
+        "points.none": "{amount} earns no whole point",
+        "precedence.not_chosen": "another conditional reward was chosen by {rule}: {chosen}",
+        "cap.referee_purchases": (
+            "the referee's purchases earn rewards at most {limit} times ({rewarded} so far)"
+        ),
+        "cap.referee_window": "rewards are paid until {until}, {first} plus the window",
+        "tiered.top_up": (
+            "{participant} reached tier {tier}: a top-up of {value} for {earlier} earlier referrals"
+        ),
+        "cap.clamped": (
+            "{role} {participant}: {requested} clamped to {granted} by the {cap} cap of "
+            "{limit} ({spent} already granted)"
+        ),
+        "cap.reached": (
+            "{role} {participant}: {requested} not granted, the {cap} cap of {limit} is "
+            "reached ({spent} already granted)"
+        ),
+        "budget.clamped": (
+            "{role} {participant}: {requested} clamped to {granted} by the program budget "
+            "of {limit} ({spent} already spent)"
+        ),
+        "budget.exhausted": (
+            "{role} {participant}: {requested} not granted, the program budget of {limit} "
+            "is spent ({spent})"
+        ),
     }
 )
 

@@ -213,6 +213,10 @@ class Purchase:
         at: When it was paid (timezone-aware).
         items: Optional line items.
         metadata: Free JSON data kept with the event.
+        subtotal: Optional: the items' total before discounts, tax and shipping.
+        discount: Optional: discounts taken off the order.
+        tax: Optional: tax included in ``amount``.
+        shipping: Optional: shipping included in ``amount``.
     """
 
     kind: ClassVar[str] = "purchase"
@@ -224,10 +228,25 @@ class Purchase:
     at: datetime
     items: tuple[LineItem, ...] = attrs.field(default=(), converter=_items)
     metadata: Mapping[str, Any] = _meta()
+    subtotal: Money | None = None
+    discount: Money | None = None
+    tax: Money | None = None
+    shipping: Money | None = None
 
     def __attrs_post_init__(self) -> None:
         _check_ids("purchase", self, "event_id", "participant_id", "order_id")
         _check_amount("purchase.amount", self.amount, positive=False)
+        for name in ("subtotal", "discount", "tax", "shipping"):
+            part = getattr(self, name)
+            if part is None:
+                continue
+            _check_amount(f"purchase.{name}", part, positive=False)
+            if part.currency != self.amount.currency:
+                raise InvalidInputError(
+                    f"purchase.{name}",
+                    part,
+                    f"must be in the order's currency {self.amount.currency}",
+                )
         for i, item in enumerate(self.items):
             if item.unit_price.currency != self.amount.currency:
                 raise InvalidInputError(
@@ -235,6 +254,22 @@ class Purchase:
                     item.unit_price,
                     f"must be in the order's currency {self.amount.currency}",
                 )
+
+    def net(self) -> Money:
+        """The order net of discounts, tax and shipping (never below zero):
+        ``subtotal - discount`` when the subtotal is given, else
+        ``amount - tax - shipping``; ``amount`` when none of them is."""
+        currency = self.amount.currency
+        if self.subtotal is not None:
+            value = self.subtotal.amount - (self.discount.amount if self.discount else 0)
+        else:
+            value = self.amount.amount
+            for part in (self.tax, self.shipping):
+                if part is not None:
+                    value -= part.amount
+        if value < 0:
+            return Money.zero(currency)
+        return Money._trusted(value, currency)
 
 
 def _refund_items(value: Iterable[str]) -> tuple[str, ...]:

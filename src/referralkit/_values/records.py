@@ -28,6 +28,7 @@ __all__ = [
     "DeadLetter",
     "Notification",
     "OrderRecord",
+    "MilestoneReached",
     "Outcome",
     "OutboxStatus",
     "ParticipantRecord",
@@ -56,6 +57,21 @@ class Role(enum.StrEnum):
 
 
 @attrs.frozen
+class MilestoneReached:
+    """A grant's milestone: the grant is made once ever per participant and milestone.
+
+    Attributes:
+        name: The milestone's name, unique within its policy.
+        threshold: The count it is reached at.
+        count: The count when it was reached.
+    """
+
+    name: str
+    threshold: int
+    count: int
+
+
+@attrs.frozen
 class RewardGrant:
     """A reward a policy grants to one participant.
 
@@ -65,6 +81,8 @@ class RewardGrant:
         value: What they receive.
         policy: The name of the policy that granted it.
         reason: A reason code (``"policy.granted"`` or a policy-specific one).
+        milestone: Set by milestone policies: the reward id is then derived from
+            (program, participant, policy, milestone), so it is granted once ever.
         item: The line item (sku) a per-item grant is for, so a refund naming that item
             reverses it; None for grants on the whole order or on a sign-up.
     """
@@ -74,6 +92,7 @@ class RewardGrant:
     value: RewardValue
     policy: str
     reason: str = "policy.granted"
+    milestone: MilestoneReached | None = None
     item: str | None = None
 
 
@@ -194,6 +213,10 @@ class EntryKind(enum.StrEnum):
     """Owed quantity netted against a payout (cause: its id)."""
     WRITTEN_OFF = "written_off"
     """Owed quantity written off by an operator."""
+    REDEEMED = "redeemed"
+    """Points spent by a redemption (the reward's state is unchanged)."""
+    EXPIRED = "expired"
+    """Points that expired unused (the reward's state is unchanged)."""
 
 
 class RewardState(enum.StrEnum):

@@ -24,7 +24,17 @@ from referralkit.policies._conditions import (
 from referralkit.policies._config import PolicyType, policy_types, register_policy
 from referralkit.policies._escalating import Escalating
 from referralkit.policies._hybrid import Hybrid
+from referralkit.policies._limits import Caps
+from referralkit.policies._milestones import (
+    Level,
+    Milestone,
+    Milestones,
+    Progress,
+    StatusBasis,
+    StatusLevels,
+)
 from referralkit.policies._per_item import PerItem
+from referralkit.policies._points import PointsAccount, PointsPolicy, Redemption
 from referralkit.policies._revenue_share import RevenueShare
 from referralkit.policies._sided import DoubleSided, SingleSided
 from referralkit.policies._tiered import Tier, Tiered
@@ -35,6 +45,7 @@ __all__ = [
     "All",
     "Any",
     "Attr",
+    "Caps",
     "Compare",
     "Condition",
     "Counter",
@@ -42,14 +53,23 @@ __all__ = [
     "Escalating",
     "FirstMatch",
     "Hybrid",
+    "Level",
+    "Milestone",
+    "Milestones",
     "PerItem",
+    "PointsAccount",
+    "PointsPolicy",
     "PolicyContext",
     "PolicyResult",
     "PolicyType",
+    "Progress",
+    "Redemption",
     "RevenueShare",
     "RewardPolicy",
     "SingleSided",
     "Stack",
+    "StatusBasis",
+    "StatusLevels",
     "Tier",
     "Tiered",
     "Trigger",

@@ -71,6 +71,8 @@ class PolicyContext:
         event: The triggering sign-up or purchase.
         trigger: Which trigger this evaluation is for.
         counters: The counters the policy declared, as of before this event.
+        base: The purchase's commissionable amount under the program's
+            ``commissionable_base`` (None: the purchase amount).
     """
 
     program_id: str
@@ -81,6 +83,7 @@ class PolicyContext:
     event: Signup | Purchase
     trigger: Trigger
     counters: Mapping[Counter, Decimal] = attrs.field(factory=dict)
+    base: Money | None = None
 
     def count(self, counter: Counter) -> Decimal:
         """A declared counter's value (0 when it was never incremented)."""
@@ -90,6 +93,11 @@ class PolicyContext:
     def amount(self) -> Money | None:
         """The purchase amount, when the event is a purchase."""
         return self.event.amount if isinstance(self.event, Purchase) else None
+
+    @property
+    def commissionable(self) -> Money | None:
+        """What percentage rewards are computed on: ``base``, else the purchase amount."""
+        return self.base if self.base is not None else self.amount
 
 
 @attrs.frozen

@@ -3,7 +3,8 @@ first that grants (``FirstMatch``)."""
 
 from __future__ import annotations
 
-from collections.abc import Callable, Iterable
+from collections.abc import Callable, Iterable, Sequence
+from decimal import Decimal
 
 import attrs
 
@@ -13,7 +14,7 @@ from referralkit._values.records import RewardGrant
 from referralkit.policies._base import Counter, PolicyContext, PolicyResult, RewardPolicy, Trigger
 from referralkit.policies._conditions import All, Any, Compare, Condition
 
-__all__ = ["FirstMatch", "Stack", "When", "when"]
+__all__ = ["PRECEDENCE", "FirstMatch", "Stack", "When", "choose", "when"]
 
 
 def _is_policy(field: str, value: object) -> RewardPolicy:
@@ -184,3 +185,52 @@ class FirstMatch(_Group):
                 return PolicyResult(result.grants, tuple(decisions))
         decisions.append(Decision.of(self.name, Verdict.SKIPPED, "first_match.none"))
         return PolicyResult(decisions=tuple(decisions))
+
+
+PRECEDENCE = ("all", "first_match", "highest")
+"""How a program settles several conditional (``when``) policies that grant on one event:
+``all`` pays every one, ``first_match`` only the first in program order, ``highest`` only
+the one granting the most money (the first on a tie)."""
+
+
+def choose(
+    precedence: str, results: Sequence[tuple[str, PolicyResult]]
+) -> tuple[set[int], list[Decision]]:
+    """Which of the conditional policies' results to keep, by ``precedence``.
+
+    Args:
+        precedence: One of ``PRECEDENCE``.
+        results: (policy name, result) of the program's top-level ``when`` policies, in
+            program order.
+
+    Returns:
+        The indices kept, and a ``precedence.not_chosen`` decision for each result that
+        granted something and was dropped.
+    """
+    granting = [i for i, (_, r) in enumerate(results) if r.grants]
+    if precedence == "all" or len(granting) < 2:
+        return set(range(len(results))), []
+    if precedence == "first_match":
+        chosen = granting[0]
+    else:
+
+        def money(i: int) -> Decimal:
+            return sum(
+                (g.value.quantity for g in results[i][1].grants if g.value.unit.is_money),
+                Decimal(0),
+            )
+
+        chosen = max(granting, key=lambda i: (money(i), -i))
+    dropped = [
+        Decision.of(
+            results[i][0],
+            Verdict.SKIPPED,
+            "precedence.not_chosen",
+            rule=precedence,
+            chosen=results[chosen][0],
+        )
+        for i in granting
+        if i != chosen
+    ]
+    kept = {i for i in range(len(results)) if i == chosen or i not in granting}
+    return kept, dropped

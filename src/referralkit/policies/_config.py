@@ -31,7 +31,10 @@ from referralkit.policies._conditions import All, Compare, _lookup
 from referralkit.policies._conditions import Any as AnyOf
 from referralkit.policies._escalating import Escalating
 from referralkit.policies._hybrid import Hybrid
+from referralkit.policies._limits import CAP_NAMES, REFEREE_LIMITS, Caps
+from referralkit.policies._milestones import Level, Milestone, Milestones, StatusLevels
 from referralkit.policies._per_item import PerItem
+from referralkit.policies._points import PointsPolicy
 from referralkit.policies._revenue_share import RevenueShare
 from referralkit.policies._sided import DoubleSided, SingleSided
 from referralkit.policies._tiered import Tier, Tiered
@@ -275,6 +278,34 @@ def _tiers(value: object, path: str, currency: str) -> tuple[Tier, ...]:
     return tuple(tiers)
 
 
+def _milestone_list(value: object, path: str, currency: str) -> tuple[Milestone, ...]:
+    out = []
+    for i, item in enumerate(_list(value, path)):
+        at = f"{path}[{i}]"
+        data = _mapping(item, at, "{threshold = 5, reward = {kind = 'badge', name = 'five'}}")
+        _keys(data, at, ("threshold", "reward", "name"))
+        kwargs: dict[str, Any] = {}
+        if "threshold" in data:
+            kwargs["threshold"] = _raw(data["threshold"], f"{at}.threshold", currency)
+        if "reward" in data:
+            kwargs["reward"] = _reward(data["reward"], f"{at}.reward", currency)
+        if "name" in data:
+            kwargs["name"] = data["name"]
+        out.append(_construct(Milestone, kwargs, at, {}))
+    return tuple(out)
+
+
+def _level_list(value: object, path: str, currency: str) -> tuple[Level, ...]:
+    out = []
+    for i, item in enumerate(_list(value, path)):
+        at = f"{path}[{i}]"
+        data = _mapping(item, at, "{name = 'gold', minimum = 10}")
+        _keys(data, at, ("name", "minimum"))
+        kwargs = {k: _raw(v, f"{at}.{k}", currency) for k, v in data.items()}
+        out.append(_construct(Level, kwargs, at, {}))
+    return tuple(out)
+
+
 def _condition(value: object, path: str, currency: str) -> Any:
     data = _mapping(value, path, "{attribute = 'sale.amount', op = '>=', value = '50.00'}")
     for combinator, cls in (("all", All), ("any", AnyOf)):
@@ -330,6 +361,8 @@ DECODERS: Mapping[str, Decoder] = {
     "lifetime_duration": _lifetime,
     "tiers": _tiers,
     "condition": _condition,
+    "milestones": _milestone_list,
+    "levels": _level_list,
     "policy": _policy,
     "policies": _policies,
 }
@@ -477,6 +510,10 @@ def encode(value: object, path: str = "value") -> Any:
         return {p: getattr(value, p) for p in _DURATION_PARTS if getattr(value, p)}
     if isinstance(value, Tier):
         return {"min_referrals": value.min_referrals, "reward": encode(value.reward)}
+    if isinstance(value, Milestone):
+        return {"threshold": value.threshold, "reward": encode(value.reward), "name": value.name}
+    if isinstance(value, Level):
+        return {"name": value.name, "minimum": value.minimum}
     if isinstance(value, Compare):
         return {"attribute": value.attribute, "op": value.op, "value": encode(value.value)}
     if isinstance(value, All):
@@ -504,6 +541,10 @@ _PROGRAM_KEYS = (
     "min_order",
     "first_purchase_only",
     "policies",
+    "caps",
+    "budget",
+    "precedence",
+    "commissionable_base",
 )
 
 
@@ -514,6 +555,24 @@ def _datetime(value: object, path: str) -> object:
         except ValueError:
             raise _fail(path, value, "must be an ISO 8601 datetime with a time zone") from None
     return value
+
+
+def _caps(value: object, path: str, currency: str) -> Caps:
+    data = _mapping(value, path, "{per_referrer = '100.00', per_referrer_month = '50.00'}")
+    _keys(data, path, (*CAP_NAMES, *REFEREE_LIMITS))
+    kwargs: dict[str, Any] = {}
+    for name, cap in data.items():
+        at = f"{path}.{name}"
+        if name == "max_referee_purchases":
+            kwargs[name] = _int(cap, at, currency)
+        elif name == "referee_window":
+            kwargs[name] = _relativedelta(cap, at)
+        else:
+            kwargs[name] = _positive_money(cap, at, currency)
+    try:
+        return Caps(**kwargs)
+    except InvalidInputError as exc:
+        raise _repath(exc, path) from None
 
 
 def program_kwargs(data: object) -> dict[str, Any]:
@@ -542,6 +601,10 @@ def program_kwargs(data: object) -> dict[str, Any]:
             kwargs[key] = _policies(value, key, currency)
         elif key == "first_purchase_only":
             kwargs[key] = _bool(value, key, currency)
+        elif key == "caps":
+            kwargs[key] = _caps(value, key, currency)
+        elif key == "budget":
+            kwargs[key] = _positive_money(value, key, currency)
         elif key != "currency":
             kwargs[key] = _raw(value, key, currency)
     return kwargs
@@ -561,6 +624,14 @@ def program_to_dict(program: Any) -> dict[str, Any]:
     }
     if program.min_order is not None:
         data["min_order"] = encode(program.min_order)
+    if program.caps:
+        data["caps"] = {name: encode(cap) for name, cap in program.caps.settings().items()}
+    if program.budget is not None:
+        data["budget"] = encode(program.budget)
+    if program.precedence != "all":
+        data["precedence"] = program.precedence
+    if program.commissionable_base != "net":
+        data["commissionable_base"] = program.commissionable_base
     data["policies"] = [policy_to_dict(p, f"policies[{i}]") for i, p in enumerate(program.policies)]
     return data
 
@@ -575,7 +646,9 @@ register_policy(
     {"referrer": "reward", "referee": "reward", "trigger": "value", "name": "str"},
 )
 register_policy(
-    "tiered", Tiered, {"tiers": "tiers", "side": "value", "trigger": "value", "name": "str"}
+    "tiered",
+    Tiered,
+    {"tiers": "tiers", "side": "value", "trigger": "value", "name": "str", "mode": "str"},
 )
 register_policy(
     "escalating",
@@ -623,3 +696,24 @@ register_policy(
 register_policy("when", When, {"condition": "condition", "policy": "policy"})
 register_policy("stack", Stack, {"policies": "policies", "name": "str"})
 register_policy("first_match", FirstMatch, {"policies": "policies", "name": "str"})
+register_policy("milestones", Milestones, {"milestones": "milestones", "name": "str"})
+register_policy(
+    "status_levels",
+    StatusLevels,
+    {"levels": "levels", "basis": "value", "account": "str", "name": "str"},
+)
+register_policy(
+    "points",
+    PointsPolicy,
+    {
+        "per_referral": "int",
+        "per_unit": "decimal",
+        "side": "value",
+        "account": "str",
+        "trigger": "value",
+        "expires_after": "duration",
+        "redeem_rate": "money",
+        "redeem_as": "str",
+        "name": "str",
+    },
+)

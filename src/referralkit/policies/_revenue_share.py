@@ -118,16 +118,17 @@ class RevenueShare:
                     until=until.isoformat(),
                 )
                 return PolicyResult(decisions=(d,))
-        share = ev.amount.percent_of(self.percent, ctx.rounding)
+        on = ctx.base if ctx.base is not None else ev.amount
+        share = on.percent_of(self.percent, ctx.rounding)
         if share.amount <= 0:
             d = Decision.of(
                 self.name,
                 Verdict.SKIPPED,
                 "revenue_share.too_small",
                 percent=self.percent,
-                amount=ev.amount,
+                amount=on,
             )
             return PolicyResult(decisions=(d,))
         value = Cash(share) if self.as_ == "cash" else Credit(share)
-        g, d = grant(ctx, self.name, Role.REFERRER, value, percent=self.percent, of=ev.amount)
+        g, d = grant(ctx, self.name, Role.REFERRER, value, percent=self.percent, of=on)
         return PolicyResult((g,), (d,))

@@ -3,13 +3,14 @@
 from __future__ import annotations
 
 from collections.abc import Iterable
+from decimal import Decimal
 
 import attrs
 
 from referralkit._errors import InvalidProgramError
 from referralkit._values.decisions import Decision, Verdict
-from referralkit._values.records import Role
-from referralkit._values.rewards import RewardValue
+from referralkit._values.records import MilestoneReached, RewardGrant, Role
+from referralkit._values.rewards import RewardValue, reward_from_quantity
 from referralkit.policies._base import Counter, PolicyContext, PolicyResult, Trigger
 from referralkit.policies._util import (
     as_int,
@@ -77,6 +78,15 @@ def _side(value: object) -> Role:
     return as_role("tiered.side", value)
 
 
+_MODES = ("per_tier", "retroactive")
+
+
+def _mode(value: object) -> str:
+    if value not in _MODES:
+        raise InvalidProgramError("tiered.mode", value, f"must be one of {list(_MODES)}")
+    return str(value)
+
+
 def _trigger(value: object) -> Trigger:
     return as_trigger("tiered.trigger", value, _TRIGGERS)
 
@@ -87,8 +97,17 @@ class Tiered:
 
     With ``tiers=[Tier(1, Cash(10 USD)), Tier(3, Cash(30 USD))]`` referrals 1 and 2 earn
     10 USD each and the 3rd and every later one 30 USD. n is the referrer's count of
-    successful referrals before this event, plus one; each referral is paid at its own tier
-    (no retroactive top-up). Below the first tier a referral earns nothing.
+    successful referrals before this event, plus one. Below the first tier a referral earns
+    nothing.
+
+    Two modes. ``per_tier`` (the default): each referral is paid at its own tier.
+    ``retroactive``: the referral that reaches a tier also earns a *top-up* for the referrals
+    counted before it: ``(n - 1) * (this tier's reward - the previous tier's reward)`` (the
+    previous reward is 0 below the first tier), as one grant with reason ``tiered.top_up``.
+    A top-up is paid once ever per referrer and tier, like a milestone: refunds never reverse
+    it (refunding an order reverses that referral's own reward only), and a count that drops
+    below the tier and climbs back pays no second top-up. Retroactive tiers pay the referrer,
+    in one divisible unit (cash, credit, fixed discount or points), growing from tier to tier.
 
     Args:
         tiers: Sorted by ``min_referrals``, no two tiers starting at the same referral.
@@ -106,6 +125,30 @@ class Tiered:
     side: Role = attrs.field(default=Role.REFERRER, converter=_side)
     trigger: Trigger = attrs.field(default=Trigger.FIRST_PURCHASE, converter=_trigger)
     name: str = "tiered"
+    mode: str = attrs.field(default="per_tier", converter=_mode)
+
+    def __attrs_post_init__(self) -> None:
+        if self.mode != "retroactive":
+            return
+        if self.side is not Role.REFERRER:
+            raise InvalidProgramError(
+                "tiered.side", self.side.value, "retroactive tiers pay the referrer"
+            )
+        first = self.tiers[0].reward
+        for i, tier in enumerate(self.tiers):
+            value = tier.reward
+            if not value.unit.divisible or value.unit != first.unit:
+                raise InvalidProgramError(
+                    f"tiered.tiers[{i}].reward",
+                    value,
+                    f"retroactive tiers need one divisible unit ({first.unit})",
+                )
+            if i and value.quantity < self.tiers[i - 1].reward.quantity:
+                raise InvalidProgramError(
+                    f"tiered.tiers[{i}].reward",
+                    value,
+                    "retroactive tiers must not pay less than the tier before",
+                )
 
     def needs(self) -> frozenset[Counter]:
         """The referrer's successful referrals."""
@@ -139,4 +182,37 @@ class Tiered:
             )
             return PolicyResult(decisions=(d,))
         g, d = grant(ctx, self.name, self.side, tier.reward, n=n, tier=tier.min_referrals)
+        if self.mode == "retroactive" and n == tier.min_referrals and n > 1:
+            top_up = self._top_up(ctx, tier, n)
+            if top_up is not None:
+                return PolicyResult((g, top_up[0]), (d, top_up[1]))
         return PolicyResult((g,), (d,))
+
+    def _top_up(
+        self, ctx: PolicyContext, tier: Tier, n: int
+    ) -> tuple[RewardGrant, Decision] | None:
+        index = self.tiers.index(tier)
+        before = self.tiers[index - 1].reward.quantity if index else Decimal(0)
+        difference = tier.reward.quantity - before
+        if difference <= 0:
+            return None
+        value = reward_from_quantity(tier.reward, difference * (n - 1))
+        who = ctx.referral.referrer_id
+        g = RewardGrant(
+            role=Role.REFERRER,
+            participant_id=who,
+            value=value,
+            policy=self.name,
+            reason="tiered.top_up",
+            milestone=MilestoneReached(f"tier-{tier.min_referrals}-top-up", n, n),
+        )
+        d = Decision.of(
+            self.name,
+            Verdict.GRANTED,
+            "tiered.top_up",
+            participant=who,
+            value=value,
+            earlier=n - 1,
+            tier=tier.min_referrals,
+        )
+        return g, d

@@ -233,6 +233,8 @@ _FROM: dict[EntryKind, frozenset[RewardState]] = {
     EntryKind.CLAWED_BACK: frozenset({RewardState.PAID}),
     EntryKind.RECOVERED: frozenset({RewardState.PAID}),
     EntryKind.WRITTEN_OFF: frozenset({RewardState.PAID}),
+    EntryKind.REDEEMED: frozenset({RewardState.APPROVED}),
+    EntryKind.EXPIRED: frozenset({RewardState.PENDING, RewardState.APPROVED, RewardState.HELD}),
 }
 
 
@@ -306,6 +308,12 @@ def _check_reward(bad: _Violations, reward: Reward, entries: list[Entry]) -> Non
                 bad.add(f"{where}: removes {removed} in total, more than granted {granted}")
             if kind is EntryKind.REVERSED and removed >= granted:
                 expected = RewardState.REVERSED
+        elif kind in (EntryKind.REDEEMED, EntryKind.EXPIRED):
+            removed += entry.quantity
+            if reward.unit.kind != "points":
+                bad.add(f"{where}: only points are redeemed or expire")
+            if removed > granted:
+                bad.add(f"{where}: removes {removed} in total, more than granted {granted}")
         elif kind in (EntryKind.RECOVERED, EntryKind.WRITTEN_OFF):
             settled += entry.quantity
             if settled > clawed:
@@ -324,7 +332,13 @@ def _check_balances(
     program_id = engine.program.id
     negative = engine.program.negative_balance
     expected: dict[str, dict[Any, list[Decimal]]] = defaultdict(dict)
-    minus = (EntryKind.REVERSED, EntryKind.CLAWED_BACK, EntryKind.REJECTED)
+    minus = (
+        EntryKind.REVERSED,
+        EntryKind.CLAWED_BACK,
+        EntryKind.REJECTED,
+        EntryKind.REDEEMED,
+        EntryKind.EXPIRED,
+    )
     for reward in rewards:
         if reward.program_id != program_id:
             continue
@@ -394,10 +408,13 @@ def check_reversals(store: Store) -> None:
     charged = {(c.program_id, c.order_id) for c in _table(dump, "chargebacks", ChargebackRecord)}
     orders = {(o.program_id, o.order_id): o for o in _table(dump, "orders", OrderRecord)}
     reversed_: dict[str, Decimal] = defaultdict(lambda: _ZERO)
+    used: dict[str, Decimal] = defaultdict(lambda: _ZERO)
     rejected: set[str] = set()
     for entry in _table(dump, "entries", Entry):
         if entry.kind in (EntryKind.REVERSED, EntryKind.CLAWED_BACK):
             reversed_[entry.reward_id] += entry.quantity
+        elif entry.kind in (EntryKind.REDEEMED, EntryKind.EXPIRED):
+            used[entry.reward_id] += entry.quantity
         elif entry.kind is EntryKind.REJECTED:
             rejected.add(entry.reward_id)
     # Refunds that name line items reverse those items' rewards wholly, not pro rata.
@@ -429,7 +446,9 @@ def check_reversals(store: Store) -> None:
             mode = mode if unit.is_money and mode else decimal.ROUND_DOWN
             exact = Fraction(granted) / Fraction(quantum) * done / base
             expected = min(granted, round_fraction(exact, mode) * quantum)
-        if reversed_[reward.reward_id] != expected:
+        # Points redeemed or expired before a reversal are not clawed back.
+        least = min(expected, granted - used[reward.reward_id])
+        if not least <= reversed_[reward.reward_id] <= expected:
             bad.add(
                 f"reward {reward.reward_id} ({reward.value}) of order {order.order_id} "
                 f"({order.amount}, {Decimal(done).scaleb(-order.amount.exponent)} refunded"
@@ -484,6 +503,11 @@ def check_one_referrer(store: Store) -> None:
 
 
 # -- the outbox ---------------------------------------------------------------------------
+_NOT_CHECKED = frozenset(
+    {"milestone_reached", "status_changed", "points_redeemed", "budget_exhausted"}
+)
+
+
 def check_outbox(store: Store) -> None:
     """Every change was written with its notification, and no notification without its
     change (invariant 3).
@@ -529,6 +553,8 @@ def check_outbox(store: Store) -> None:
         if note.notification_id in ids:
             bad.add(f"notification id {note.notification_id} appears twice")
         ids.add(note.notification_id)
+        if note.kind in _NOT_CHECKED:  # milestones, status, points, budget
+            continue
         field = {"referral_created": "referral_id", "reward_paid": "payout_id"}
         subject = note.data.get(field.get(note.kind, "reward_id"))
         if subject is None:

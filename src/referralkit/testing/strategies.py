@@ -77,17 +77,23 @@ from referralkit.policies import (
 )
 from referralkit.policies import (
     Attr,
+    Caps,
     Compare,
     Condition,
     DoubleSided,
     Escalating,
     FirstMatch,
     Hybrid,
+    Level,
+    Milestone,
+    Milestones,
     PerItem,
+    PointsPolicy,
     RevenueShare,
     RewardPolicy,
     SingleSided,
     Stack,
+    StatusLevels,
     Tier,
     Tiered,
     Trigger,
@@ -111,6 +117,8 @@ __all__ = [
     "Step",
     "StepResult",
     "aware_datetimes",
+    "budgets",
+    "caps",
     "catalogue_policies",
     "catalogue_programs",
     "conditions",
@@ -120,14 +128,17 @@ __all__ = [
     "escalating_policies",
     "event_streams",
     "hybrid_policies",
+    "milestones_policies",
     "money",
     "participant_ids",
     "per_item_policies",
+    "points_policies",
     "programs",
     "replay",
     "retry_schedules",
     "revenue_share_policies",
     "reward_values",
+    "status_levels",
     "tiered_policies",
 ]
 
@@ -393,6 +404,9 @@ def _programs(
         hold=draw(_holds()),
         min_order=min_order,
         first_purchase_only=draw(st.booleans()),
+        caps=draw(caps(code)) if draw(st.booleans()) else Caps(),
+        budget=draw(budgets(code)),
+        precedence=draw(st.sampled_from(["all", "first_match", "highest"])),
     )
 
 
@@ -1158,14 +1172,16 @@ def _growing_values(draw: st.DrawFn, currency: str, size: int) -> list[RewardVal
 def tiered_policies(
     draw: st.DrawFn, currency: str | st.SearchStrategy[str] | None = None, name: str = "tiered"
 ) -> Tiered:
-    """``Tiered`` policies: 1 to 4 sorted tiers whose rewards never decrease."""
+    """``Tiered`` policies: 1 to 4 sorted tiers whose rewards never decrease, paid per tier
+    or (for the referrer) with retroactive top-ups."""
     code = _code(draw, currency)
     size = draw(st.integers(1, 4))
     thresholds = sorted(draw(st.sets(st.integers(1, 20), min_size=size, max_size=size)))
     values = draw(_growing_values(code, size))
     side = draw(st.sampled_from(["referrer", "referee"]))
+    mode = "per_tier" if side == "referee" else draw(st.sampled_from(["per_tier", "retroactive"]))
     tiers = [Tier(t, v) for t, v in zip(thresholds, values, strict=True)]
-    return Tiered(tiers, side=side, name=name)
+    return Tiered(tiers, side=side, name=name, mode=mode)
 
 
 @st.composite
@@ -1266,13 +1282,87 @@ def conditions(currency: str, *, max_depth: int = 2) -> st.SearchStrategy[Condit
     )
     if max_depth <= 0:
         return leaves
-    return st.recursive(
-        leaves,
-        lambda inner: st.one_of(
-            st.lists(inner, min_size=1, max_size=3).map(AllOf),
-            st.lists(inner, min_size=1, max_size=3).map(AnyOf),
-        ),
-        max_leaves=4,
+    return st.recursive(leaves, _nested_conditions, max_leaves=4)
+
+
+def _nested_conditions(inner: st.SearchStrategy[Condition]) -> st.SearchStrategy[Condition]:
+    # A named function: Hypothesis inspects ``extend`` for use of its argument, which it
+    # cannot always do for a lambda spread over several lines.
+    return st.one_of(
+        st.lists(inner, min_size=1, max_size=3).map(AllOf),
+        st.lists(inner, min_size=1, max_size=3).map(AnyOf),
+    )
+
+
+def _limit(code: str) -> st.SearchStrategy[Money | None]:
+    return st.none() | _money_in(code, 1, 60 * 10 ** currency_exponent(code))
+
+
+@st.composite
+def caps(draw: st.DrawFn, currency: str | st.SearchStrategy[str] | None = None) -> Caps:
+    """``Caps`` with each cap absent or a small positive amount (so streams reach them)."""
+    code = _code(draw, currency)
+    return Caps(
+        per_referral=draw(_limit(code)),
+        per_referrer=draw(_limit(code)),
+        per_referrer_day=draw(_limit(code)),
+        per_referrer_week=draw(_limit(code)),
+        per_referrer_month=draw(_limit(code)),
+        per_referee=draw(_limit(code)),
+    )
+
+
+def budgets(currency: str) -> st.SearchStrategy[Money | None]:
+    """None, or a program budget small enough for an event stream to exhaust."""
+    return st.none() | _money_in(currency, 1, 150 * 10 ** currency_exponent(currency))
+
+
+@st.composite
+def milestones_policies(
+    draw: st.DrawFn,
+    currency: str | st.SearchStrategy[str] | None = None,
+    name: str = "milestones",
+    *,
+    max_threshold: int = 12,
+) -> Milestones:
+    """``Milestones`` at 1 to 4 increasing thresholds (from 1 to ``max_threshold``), badges
+    or bonuses."""
+    code = _code(draw, currency)
+    thresholds = sorted(draw(st.sets(st.integers(1, max_threshold), min_size=1, max_size=4)))
+    values = st.builds(Badge, st.sampled_from(["starter", "pro", "legend"])) | reward_values(
+        code, kinds=["cash", "credit", "points"]
+    )
+    return Milestones([Milestone(t, draw(values)) for t in thresholds], name=name)
+
+
+@st.composite
+def status_levels(draw: st.DrawFn, name: str = "status") -> StatusLevels:
+    """``StatusLevels`` of 1 to 3 levels on successful referrals or points."""
+    basis = draw(st.sampled_from(["successful_referrals", "points"]))
+    top = 12 if basis == "successful_referrals" else 2_000
+    minimums = sorted(draw(st.sets(st.integers(1, top), min_size=1, max_size=3)))
+    names = ["bronze", "silver", "gold"]
+    return StatusLevels(
+        [Level(names[i], m) for i, m in enumerate(minimums)], basis=basis, name=name
+    )
+
+
+@st.composite
+def points_policies(
+    draw: st.DrawFn, currency: str | st.SearchStrategy[str] | None = None, name: str = "points"
+) -> PointsPolicy:
+    """``PointsPolicy`` per referral and/or per unit, maybe expiring and redeemable."""
+    code = _code(draw, currency)
+    per_referral = draw(st.integers(0, 500))
+    per_unit = Decimal(draw(st.integers(0 if per_referral else 1, 300))).scaleb(-2)
+    return PointsPolicy(
+        per_referral=per_referral,
+        per_unit=per_unit,
+        trigger=draw(st.sampled_from([Trigger.FIRST_PURCHASE, Trigger.EVERY_PURCHASE])),
+        expires_after=draw(st.none() | st.builds(relativedelta, days=st.integers(1, 400))),
+        redeem_rate=draw(st.none() | _money_in(code, 1, 10 ** currency_exponent(code))),
+        redeem_as=draw(st.sampled_from(["credit", "cash", "discount"])),
+        name=name,
     )
 
 
@@ -1296,10 +1386,19 @@ def catalogue_policies(
                 "when",
                 "stack",
                 "first_match",
+                "milestones",
+                "status_levels",
+                "points",
             ]
         )
     )
     values = reward_values(code)
+    if kind == "milestones":
+        return draw(milestones_policies(code, name))
+    if kind == "status_levels":
+        return draw(status_levels(name))
+    if kind == "points":
+        return draw(points_policies(code, name))
     if kind == "single":
         return SingleSided(draw(values), name=name)
     if kind == "double":

@@ -1,0 +1,286 @@
+"""Milestones (once ever per referrer) and status levels (with change notifications)."""
+
+from __future__ import annotations
+
+from datetime import UTC, datetime, timedelta
+from decimal import Decimal
+from typing import Any
+
+import pytest
+
+import referralkit as rk
+
+START = datetime(2026, 1, 5, 12, tzinfo=UTC)
+
+
+def usd(amount: str | int) -> rk.Money:
+    return rk.Money(amount, "USD")
+
+
+MILESTONES = rk.Milestones(
+    [
+        rk.Milestone(1, rk.Badge("first friend"), name="first"),
+        rk.Milestone(3, rk.Cash(usd(25))),
+    ]
+)
+LEVELS = rk.StatusLevels([rk.Level("bronze", 1), rk.Level("silver", 2), rk.Level("gold", 4)])
+
+
+def make(*policies: rk.RewardPolicy, store: rk.Store | None = None) -> rk.Engine:
+    program = rk.Program(
+        id="m",
+        effective_at=START - timedelta(days=30),
+        currency="USD",
+        policies=[rk.SingleSided(referrer=rk.Cash(usd(10))), *policies],
+    )
+    return rk.Engine(
+        program,
+        store or rk.InMemoryStore(),
+        clock=rk.ManualClock(START),
+        code_factory=iter([f"CODE{i:04d}" for i in range(10)]).__next__,
+    )
+
+
+def refer(engine: rk.Engine, n: int, *, amount: str = "50") -> rk.Outcome:
+    code = engine.issue_code("alice")
+    at = START + timedelta(minutes=n)
+    engine.handle(rk.Signup(event_id=f"s{n}", participant_id=f"f{n}", code=code, at=at))
+    return engine.handle(
+        rk.Purchase(
+            event_id=f"p{n}", participant_id=f"f{n}", order_id=f"o{n}", amount=usd(amount), at=at
+        )
+    )
+
+
+def refund(engine: rk.Engine, n: int) -> rk.Outcome:
+    return engine.handle(
+        rk.Refund(
+            event_id=f"r{n}",
+            refund_id=f"r{n}",
+            order_id=f"o{n}",
+            amount=usd(50),
+            at=START + timedelta(hours=1, minutes=n),
+        )
+    )
+
+
+def outbox(engine: rk.Engine, kind: str) -> list[dict[str, str]]:
+    return [dict(n.data) for n in engine.store.dump()["outbox"] if n.kind == kind]
+
+
+def test_milestones_pay_at_their_thresholds_with_a_notification():
+    engine = make(MILESTONES)
+    got = [[(g.policy, g.value) for g in refer(engine, n).grants] for n in range(4)]
+    assert got == [
+        [("single_sided", rk.Cash(usd(10))), ("milestones", rk.Badge("first friend"))],
+        [("single_sided", rk.Cash(usd(10)))],
+        [("single_sided", rk.Cash(usd(10))), ("milestones", rk.Cash(usd(25)))],
+        [("single_sided", rk.Cash(usd(10)))],
+    ]
+    assert sorted(outbox(engine, "milestone_reached"), key=lambda d: d["threshold"]) == [
+        {"milestone": "first", "threshold": "1", "count": "1", "value": "badge 'first friend'"},
+        {"milestone": "3", "threshold": "3", "count": "3", "value": "25.00 USD cash"},
+    ]
+    second = engine.outcome_of("p1")
+    assert second is not None
+    assert "milestone.none" in second.reasons()
+
+
+def test_a_milestone_is_granted_once_even_after_a_refund_drops_the_count():
+    engine = make(MILESTONES)
+    assert any(g.policy == "milestones" for g in refer(engine, 0).grants)
+    reversed_ = refund(engine, 0)
+    assert [r.unit for r in reversed_.reversals] == [rk.Unit("cash", "USD")], (
+        "the milestone badge belongs to the count, not the order"
+    )
+    again = refer(engine, 1)  # the count is back at 1
+    assert [g.policy for g in again.grants] == ["single_sided"]
+    assert "milestone.already_granted" in again.reasons()
+    badges = [v for v in engine.rewards_for("alice") if v.reward.unit.kind == "badge"]
+    assert len(badges) == 1
+    assert len(outbox(engine, "milestone_reached")) == 1
+
+
+def test_a_milestone_reward_id_derives_from_the_referrer_and_milestone():
+    a, b = make(MILESTONES), make(MILESTONES)
+    a_id = refer(a, 0).reward_ids[1]
+    refer(b, 7)  # another event id reaches the same milestone
+    b_ids = [v.reward.reward_id for v in b.rewards_for("alice") if v.reward.policy == "milestones"]
+    assert b_ids == [a_id]
+
+
+def test_a_retried_event_and_a_replay_grant_the_milestone_once():
+    engine = make(MILESTONES)
+    refer(engine, 0)
+    assert refer(engine, 0).duplicate
+    replayed = make(MILESTONES)
+    replayed.issue_code("alice")
+    for _, event in engine.event_log():
+        replayed.handle(event)
+        replayed.handle(event)
+    assert replayed.store.dump()["rewards"] == engine.store.dump()["rewards"]
+
+
+def test_status_levels_go_up_and_down_with_notifications():
+    engine = make(LEVELS)
+    assert engine.status_of("alice") is None
+    for n in range(4):
+        refer(engine, n)
+    assert engine.status_of("alice") == "gold"
+    refund(engine, 3)
+    assert engine.status_of("alice") == "silver"
+    changes = [(d["old"], d["new"]) for d in outbox(engine, "status_changed")]
+    assert sorted(changes) == sorted(
+        [("", "bronze"), ("bronze", "silver"), ("silver", "gold"), ("gold", "silver")]
+    )
+
+
+def test_a_level_change_never_alters_what_earlier_referrals_earned():
+    engine = make(LEVELS)
+    for n in range(4):
+        refer(engine, n)
+    before = [v.reward.value for v in engine.rewards_for("alice")]
+    refund(engine, 3)
+    after = [v.reward.value for v in engine.rewards_for("alice")]
+    assert before == after
+
+
+def test_progress_says_how_many_more_friends_to_the_next_level_and_milestone():
+    engine = make(LEVELS, MILESTONES)
+    progress = engine.progress("alice")
+    assert progress == rk.Progress(
+        "alice", 0, None, "bronze", 1, next_milestone="first", to_next_milestone=1
+    )
+    refer(engine, 0)
+    refer(engine, 1)
+    progress = engine.progress("alice")
+    assert (progress.level, progress.next_level, progress.to_next_level) == ("silver", "gold", 2)
+    assert (progress.next_milestone, progress.to_next_milestone) == ("3", 1)
+    assert f"{progress.to_next_level} more friends to {progress.next_level.title()}" == (  # type: ignore[union-attr]
+        "2 more friends to Gold"
+    )
+
+
+def test_levels_on_points_follow_points_earned():
+    engine = make(
+        rk.SingleSided(referrer=rk.Points(150), name="points"),
+        rk.StatusLevels([rk.Level("silver", 300)], basis="points"),
+    )
+    refer(engine, 0)
+    assert engine.progress("alice").to_next_level == 150
+    refer(engine, 1)
+    assert engine.status_of("alice") == "silver"
+    assert outbox(engine, "status_changed") == [{"old": "", "new": "silver"}]
+
+
+# -- config ---------------------------------------------------------------------------------
+def config(*policies: dict[str, Any]) -> dict[str, Any]:
+    return {
+        "id": "c",
+        "effective_at": "2026-01-05T00:00:00+00:00",
+        "currency": "USD",
+        "policies": list(policies),
+    }
+
+
+def test_milestones_and_levels_round_trip_through_config():
+    p = rk.Program.from_dict(
+        config(
+            {
+                "type": "milestones",
+                "milestones": [
+                    {"threshold": 1, "reward": {"kind": "badge", "name": "starter"}},
+                    {"threshold": 5, "reward": {"kind": "cash", "amount": "50"}, "name": "five"},
+                ],
+            },
+            {
+                "type": "status_levels",
+                "levels": [{"name": "bronze", "minimum": 1}, {"name": "gold", "minimum": 10}],
+            },
+        )
+    )
+    milestones, levels = p.policies
+    assert milestones == rk.Milestones(
+        [rk.Milestone(1, rk.Badge("starter")), rk.Milestone(5, rk.Cash(usd(50)), name="five")]
+    )
+    assert levels == rk.StatusLevels([rk.Level("bronze", 1), rk.Level("gold", 10)])
+    assert rk.Program.from_dict(p.to_dict()) == p
+
+
+@pytest.mark.parametrize(
+    ("policy", "field", "problem"),
+    [
+        (
+            {
+                "type": "milestones",
+                "milestones": [
+                    {"threshold": 5, "reward": {"kind": "badge", "name": "a"}},
+                    {"threshold": 5, "reward": {"kind": "badge", "name": "b"}},
+                ],
+            },
+            "policies[0].milestones[1].threshold",
+            "must be sorted",
+        ),
+        (
+            {
+                "type": "milestones",
+                "milestones": [{"threshold": 0, "reward": {"kind": "badge", "name": "a"}}],
+            },
+            "policies[0].milestones[0].threshold",
+            ">= 1",
+        ),
+        (
+            {
+                "type": "milestones",
+                "milestones": [{"threshold": 1, "reward": {"kind": "cash", "amount": "-5"}}],
+            },
+            "policies[0].milestones[0].reward.amount",
+            "must be > 0",
+        ),
+        (
+            {"type": "status_levels", "levels": [{"name": "gold", "minimum": "ten"}]},
+            "policies[0].levels[0].minimum",
+            "whole number",
+        ),
+        (
+            {"type": "status_levels", "levels": [{"name": "gold", "minimum": 1}], "basis": "vip"},
+            "policies[0].basis",
+            "must be one of",
+        ),
+    ],
+)
+def test_bad_milestone_and_level_config_names_the_key_path(
+    policy: dict[str, Any], field: str, problem: str
+):
+    with pytest.raises(rk.InvalidProgramError) as info:
+        rk.Program.from_dict(config(policy))
+    assert info.value.field == field
+    assert problem in str(info.value)
+
+
+def test_milestones_count_referrals_capped_to_nothing():
+    program = rk.Program(
+        id="m",
+        effective_at=START - timedelta(days=30),
+        currency="USD",
+        policies=[rk.SingleSided(referrer=rk.Cash(usd(10))), MILESTONES],
+        caps=rk.Caps(per_referrer=usd(10)),
+    )
+    engine = rk.Engine(program, rk.InMemoryStore(), clock=rk.ManualClock(START))
+    for n in range(3):
+        refer(engine, n)
+    milestone_values = [
+        v.reward.value for v in engine.rewards_for("alice") if v.reward.policy == "milestones"
+    ]
+    assert milestone_values == [rk.Badge("first friend")], "the 25 USD bonus is capped away"
+    assert engine.progress("alice").successful_referrals == 3
+    assert engine.balance("alice")[rk.Unit("cash", "USD")].lifetime == Decimal("10.00")
+
+
+def test_a_stored_outcome_keeps_the_milestone_of_its_grants():
+    engine = make(MILESTONES, store=rk.SQLiteStore(":memory:"))
+    first = refer(engine, 0)
+    again = refer(engine, 0)
+    assert again.duplicate
+    assert again.grants == first.grants
+    assert first.grants[1].milestone == rk.MilestoneReached("first", 1, 1)
