@@ -94,9 +94,25 @@ EXAMPLES = [
         "You reached the first milestone with 1 successful referral and earned $5.00.",
     ),
     (note("status_changed", old="silver", new="gold"), "Your status changed from silver to gold."),
+    (note("status_changed", old="", new="silver"), "You reached the silver status."),
+    (note("status_changed", old="gold", new=""), "You no longer have the gold status."),
     (
         note("budget_exhausted", budget="program", spent="10,000.00 USD"),
         "The program budget is exhausted: $10,000.00 spent.",
+    ),
+    (
+        note("budget_exhausted", budget="5,000.00 GBP", spent="5,000.00 GBP"),
+        "The program budget of £5,000.00 is exhausted: £5,000.00 spent.",
+    ),
+    (
+        note(
+            "points_redeemed",
+            redemption_id="red-1",
+            account="points",
+            points="500",
+            value="5.00 USD credit",
+        ),
+        "You redeemed 500 points for $5.00 credit.",
     ),
     (
         note("referral_held", referral_id="ref-9", reason="same device"),
@@ -105,7 +121,7 @@ EXAMPLES = [
 ]
 
 
-@pytest.mark.parametrize(("notification", "text"), EXAMPLES, ids=[e[0].kind for e in EXAMPLES])
+@pytest.mark.parametrize(("notification", "text"), EXAMPLES)
 def test_each_kind_has_its_default_message(notification: rk.Notification, text: str) -> None:
     assert rk.render_message(notification) == text
     assert notification.message() == text

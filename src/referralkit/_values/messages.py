@@ -150,11 +150,23 @@ def _milestone_reached(d: _Data, year: int) -> str:
 
 
 def _status_changed(d: _Data, year: int) -> str:
-    return f"Your status changed from {d['old']} to {d['new']}."
+    old, new = d["old"], d["new"]
+    if not old:
+        return f"You reached the {new} status."
+    if not new:
+        return f"You no longer have the {old} status."
+    return f"Your status changed from {old} to {new}."
 
 
 def _budget_exhausted(d: _Data, year: int) -> str:
-    return f"The {d['budget']} budget is exhausted: {money_text(d['spent'])} spent."
+    budget, spent = d["budget"], money_text(d["spent"])
+    if _MONEY.match(budget):
+        return f"The program budget of {money_text(budget)} is exhausted: {spent} spent."
+    return f"The {budget} budget is exhausted: {spent} spent."
+
+
+def _points_redeemed(d: _Data, year: int) -> str:
+    return f"You redeemed {d['points']} {d['account']} for {money_text(d['value'])}."
 
 
 def _referral_held(d: _Data, year: int) -> str:
@@ -176,6 +188,7 @@ _RENDERERS: Mapping[str, Callable[[_Data, int], str]] = {
     "status_changed": _status_changed,
     "budget_exhausted": _budget_exhausted,
     "referral_held": _referral_held,
+    "points_redeemed": _points_redeemed,
 }
 
 MESSAGE_KINDS: frozenset[str] = frozenset(_RENDERERS)
