@@ -49,6 +49,7 @@ TABLES = (
     "rk_entries",
     "rk_counters",
     "rk_outbox",
+    "rk_touches",
     "rk_events",
 )
 

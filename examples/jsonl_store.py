@@ -102,6 +102,11 @@ class Tables:
         self.outbox: Table[str, rk.Notification] = Table("outbox")
         self.outbox_status: Table[str, Status] = Table("outbox_status")
         self.payouts: Table[str, rk.Payout] = Table("payouts")
+        # A purged touch is kept as None (a tombstone), so the file replays the deletion.
+        self.touches: Table[tuple[str, str], rk.TouchRecord | None] = Table("touches")
+        self.touches_of_visitor: Table[tuple[str, str], tuple[str, ...]] = Table("touches_of_v")
+        self.touches_of_participant: Table[tuple[str, str], tuple[str, ...]] = Table("touches_of_p")
+        self.referrals_of: Table[tuple[str, str], tuple[str, ...]] = Table("referrals_of")
 
     def all(self) -> list[Table[Any, Any]]:
         """Every table."""
@@ -156,6 +161,7 @@ class JsonlStore:
                     for k, status in sorted(t.outbox_status.rows.items())
                 ],
                 "payouts": rows(t.payouts),
+                "touches": [touch for touch in rows(t.touches) if touch is not None],
             }
 
     # -- the file -------------------------------------------------------------------------
@@ -204,6 +210,7 @@ class JsonlUnitOfWork:
         self.counters = Counters(self)
         self.outbox = Outbox(self)
         self.payouts = Payouts(self)
+        self.touches = Touches(self)
 
     def __enter__(self) -> Self:
         self._store._lock.acquire()
@@ -358,6 +365,73 @@ class Referrals(Repository):
         referee = (referral.program_id, referral.referee_id)
         self.uow.insert(self.t.referral_of, referee, referral.referral_id)
         self.uow.insert(self.t.referrals, referral.referral_id, referral)
+        referrer = (referral.program_id, referral.referrer_id)
+        self.uow.append_to(self.t.referrals_of, referrer, referral.referral_id)
+
+    def by_referrer(self, program_id: str, referrer_id: str) -> list[rk.Referral]:
+        ids = self.t.referrals_of.get((program_id, referrer_id)) or ()
+        return [self.t.referrals[referral_id] for referral_id in sorted(ids)]
+
+    def update(self, referral: rk.Referral) -> None:
+        old = self.t.referrals.get(referral.referral_id)
+        if old is None:
+            raise rk.StoreError(f"unknown referral {referral.referral_id!r}")
+        new = attrs.evolve(old, status=referral.status, explanation=referral.explanation)
+        self.uow.put(self.t.referrals, referral.referral_id, new)
+
+
+class Touches(Repository):
+    """Clicks and typed codes of would-be referees (``rk.Touches``)."""
+
+    def add(self, record: rk.TouchRecord) -> None:
+        key = (record.program_id, record.touch_id)
+        if self.t.touches.get(key) is not None:
+            raise self.uow.fail(f"touch {key!r} already exists")
+        self.uow.put(self.t.touches, key, record)
+        if record.visitor_id is not None:
+            index = (record.program_id, record.visitor_id)
+            self.uow.append_to(self.t.touches_of_visitor, index, record.touch_id)
+        if record.participant_id is not None:
+            index = (record.program_id, record.participant_id)
+            self.uow.append_to(self.t.touches_of_participant, index, record.touch_id)
+
+    def _found(self, program_id: str, ids: Iterable[str]) -> list[rk.TouchRecord]:
+        rows = [self.t.touches.get((program_id, touch_id)) for touch_id in dict.fromkeys(ids)]
+        return sorted((r for r in rows if r is not None), key=lambda r: (r.at, r.touch_id))
+
+    def of_visitor(self, program_id: str, visitor_id: str) -> list[rk.TouchRecord]:
+        return self._found(
+            program_id, self.t.touches_of_visitor.get((program_id, visitor_id)) or ()
+        )
+
+    def of_participant(self, program_id: str, participant_id: str) -> list[rk.TouchRecord]:
+        ids = self.t.touches_of_participant.get((program_id, participant_id)) or ()
+        return self._found(program_id, ids)
+
+    def attach(self, program_id: str, visitor_id: str, participant_id: str) -> None:
+        for touch in self.of_visitor(program_id, visitor_id):
+            if touch.participant_id is None:
+                attached = attrs.evolve(touch, participant_id=participant_id)
+                self.uow.put(self.t.touches, (program_id, touch.touch_id), attached)
+                index = (program_id, participant_id)
+                self.uow.append_to(self.t.touches_of_participant, index, touch.touch_id)
+
+    def purge(self, program_id: str, before: datetime) -> int:
+        # A scan: retention runs now and then, not once per event.
+        old = [
+            key
+            for key, touch in self.t.touches.items()
+            if touch is not None and key[0] == program_id and touch.at < before
+        ]
+        for key in old:
+            self.uow.put(self.t.touches, key, None)
+        return len(old)
+
+    def forget(self, program_id: str, participant_id: str) -> int:
+        mine = self.of_participant(program_id, participant_id)
+        for touch in mine:
+            self.uow.put(self.t.touches, (program_id, touch.touch_id), None)
+        return len(mine)
 
 
 class Orders(Repository):

@@ -60,6 +60,7 @@ from referralkit._ports import (
     Programs,
     Referrals,
     Store,
+    Touches,
     UnitOfWork,
 )
 from referralkit._program import Program
@@ -79,6 +80,7 @@ from referralkit._values.events import (
 from referralkit._values.messages import CURRENCY_SYMBOLS, MESSAGE_KINDS, render_message
 from referralkit._values.money import Money
 from referralkit._values.records import (
+    AttributionExplanation,
     ChargebackRecord,
     CodeRecord,
     DeadLetter,
@@ -101,6 +103,7 @@ from referralkit._values.records import (
     RewardGrant,
     RewardState,
     Role,
+    TouchRecord,
 )
 from referralkit._values.retry import RetrySchedule
 from referralkit._values.rewards import (
@@ -170,6 +173,7 @@ __all__ = [
     "All",
     "Any",
     "Attr",
+    "AttributionExplanation",
     "Badge",
     "Balance",
     "BalanceLine",
@@ -285,6 +289,8 @@ __all__ = [
     "SystemClock",
     "Tier",
     "Tiered",
+    "TouchRecord",
+    "Touches",
     "Trigger",
     "Unit",
     "UnitOfWork",

@@ -6,7 +6,7 @@ import contextlib
 import functools
 import logging
 from collections.abc import Callable, Iterable, Sequence
-from datetime import datetime
+from datetime import UTC, datetime, timedelta
 from decimal import Decimal
 from typing import TypeVar
 
@@ -19,6 +19,7 @@ from referralkit._errors import (
     InvalidEventError,
     InvalidInputError,
     InvalidProgramError,
+    InvalidTokenError,
     ReferralKitError,
     UnknownOrderError,
 )
@@ -41,6 +42,7 @@ from referralkit._values.events import Chargeback, Click, Event, Purchase, Refun
 from referralkit._values.ids import derive_id, sub_id
 from referralkit._values.money import Money, currency_exponent
 from referralkit._values.records import (
+    AttributionExplanation,
     ChargebackRecord,
     CodeRecord,
     DeadLetter,
@@ -60,11 +62,27 @@ from referralkit._values.records import (
     RewardGrant,
     RewardState,
     Role,
+    TouchRecord,
 )
 from referralkit._values.retry import RetrySchedule
 from referralkit._values.rewards import Unit, describe
 from referralkit.attribution._codes import generate_code, normalise_code
+from referralkit.attribution._fraud import (
+    FraudAction,
+    FraudCheck,
+    FraudContext,
+    FraudVerdict,
+    IdentityFacts,
+    combine,
+)
 from referralkit.attribution._identity import normalise_email
+from referralkit.attribution._links import LinkSigner
+from referralkit.attribution._resolve import (
+    AttributionRules,
+    Touch,
+    TouchVerdict,
+    resolve_attribution,
+)
 from referralkit.policies._base import Counter, PolicyContext, PolicyResult, Trigger
 from referralkit.policies._combinators import When, choose
 from referralkit.policies._limits import (
@@ -113,6 +131,34 @@ _LIMITED = frozenset(
 _MILESTONE = "milestone.granted"
 _POINTS_EARNED = "points.earned"
 _STATUS_LEVEL = "status.level"
+_CODE_USES = "code.uses"
+_REFERRAL_HELD = "referral held for review"
+_FRAUD_ACTOR = "fraud_check"
+_CODE_DEACTIVATED = "code.deactivated"
+_EXISTING_CUSTOMER = "participant.existing_customer"
+_REFERRALS_HOUR = "referrer.referrals.hour"
+_REFERRALS_DAY = "referrer.referrals.day"
+_IDENTITY_FIELDS = ("device", "payment_fingerprint", "payout_account", "ip")
+_TOUCH_VERDICTS: dict[TouchVerdict, tuple[Verdict, str]] = {
+    TouchVerdict.WON: (Verdict.NOTED, "touch.won"),
+    TouchVerdict.LOST: (Verdict.SKIPPED, "touch.lost"),
+    TouchVerdict.IGNORED: (Verdict.SKIPPED, "touch.ignored"),
+}
+
+
+def _touch_decision(record: TouchRecord, verdict: TouchVerdict, reason: str) -> Decision:
+    """One line of an attribution explanation: a touch, what became of it, and why."""
+    outcome, code = _TOUCH_VERDICTS[verdict]
+    params = [
+        ("kind", "code" if record.kind == "code" else "click"),
+        ("referrer", str(record.referrer_id)),
+        ("at", record.at.isoformat()),
+        ("channel", record.channel),
+        ("reason", reason),
+    ]
+    if record.campaign:
+        params.append(("campaign", record.campaign))
+    return Decision("attribution", outcome, code, tuple(params))
 
 
 @attrs.frozen
@@ -153,6 +199,17 @@ class Engine(LedgerOperations):
         retry: When ``dispatch`` retries a notification the notifier failed to send, and
             after how many attempts it becomes a dead letter; ``RetrySchedule()`` (8
             attempts, 30 s doubling up to an hour) by default.
+        link_signer: Verifies the signed tokens of referral links (``Click.link_token``,
+            ``Signup.link_token``) and signs them (``link_token``). A tampered token is a
+            refused touch in the outcome, not an error.
+        fraud_checks: Checks run on every referral about to be made, in order (the shipped
+            ones are in ``referralkit.attribution``: ``SameIdentityCheck``,
+            ``VelocityCheck``, ``CircularCheck``, ``DisposableEmailCheck``). The strictest
+            verdict wins: block refuses the referral, hold makes it with status ``"held"``,
+            flag makes it and notes why.
+        future_tolerance: When set, a click dated more than this after the clock's now is
+            refused (``InvalidEventError``); by default clicks are not compared with the clock
+            (replays and backfills).
 
     Raises:
         InvalidProgramError: a version was published before with other content, or the
@@ -174,6 +231,9 @@ class Engine(LedgerOperations):
         veto: Veto | None = None,
         payout_check: PayoutCheck | None = None,
         retry: RetrySchedule | None = None,
+        link_signer: LinkSigner | None = None,
+        fraud_checks: Iterable[FraudCheck] = (),
+        future_tolerance: timedelta | None = None,
     ) -> None:
         if not isinstance(program, Program):
             raise InvalidProgramError("program", program, "must be a Program")
@@ -189,6 +249,20 @@ class Engine(LedgerOperations):
         self._fulfiller = fulfiller
         self._veto = veto
         self._payout_check = payout_check
+        if link_signer is not None and not isinstance(link_signer, LinkSigner):
+            raise InvalidInputError("link_signer", link_signer, "must be a LinkSigner")
+        self._link_signer = link_signer
+        self._fraud_checks: tuple[FraudCheck, ...] = tuple(fraud_checks)
+        for i, check in enumerate(self._fraud_checks):
+            if not callable(getattr(check, "check", None)):
+                raise InvalidInputError(f"fraud_checks[{i}]", check, "must implement FraudCheck")
+        if future_tolerance is not None and (
+            not isinstance(future_tolerance, timedelta) or future_tolerance < timedelta(0)
+        ):
+            raise InvalidInputError(
+                "future_tolerance", future_tolerance, "must be a timedelta >= 0, or None"
+            )
+        self._future_tolerance = future_tolerance
         self._program_id = program.id
         self._versions: dict[int, Program] = {}
         self._by_effective: list[Program] = []
@@ -282,12 +356,37 @@ class Engine(LedgerOperations):
             ) from None
 
     # -- codes ---------------------------------------------------------------------------
-    def issue_code(self, participant_id: str) -> str:
+    def issue_code(
+        self,
+        participant_id: str,
+        *,
+        max_uses: int | None = None,
+        expires_at: datetime | None = None,
+    ) -> str:
         """The participant's referral code, created on first call (get-or-create).
 
         Codes are 8 random Crockford base32 characters (40 bits), stored normalised.
+
+        Args:
+            participant_id: The code's owner.
+            max_uses: How many referrals the code may make (``None``: no limit); a
+                sign-up with an exhausted code is refused (``referral.code_exhausted``).
+            expires_at: From this instant on the code makes no referral
+                (``referral.code_expired``); timezone-aware.
+
+        The limits apply when the code is created; an existing code keeps its own.
+
+        Raises:
+            InvalidInputError: ``max_uses`` below 1, or a bad ``participant_id``.
+            NaiveDatetimeError: ``expires_at`` without a time zone.
         """
         require_id("participant_id", participant_id)
+        if max_uses is not None and (
+            isinstance(max_uses, bool) or not isinstance(max_uses, int) or max_uses < 1
+        ):
+            raise InvalidInputError("max_uses", max_uses, "must be an int >= 1, or None")
+        if expires_at is not None:
+            require_aware("expires_at", expires_at)
         pid = self._program_id
         for _ in range(8):
             try:
@@ -299,7 +398,9 @@ class Engine(LedgerOperations):
                     if uow.participants.code_owner(pid, code) is not None:
                         continue
                     uow.participants.add_code(
-                        CodeRecord(pid, code, participant_id, self._clock.now())
+                        CodeRecord(
+                            pid, code, participant_id, self._clock.now(), max_uses, expires_at
+                        )
                     )
                     uow.commit()
                     return code
@@ -312,6 +413,41 @@ class Engine(LedgerOperations):
         with self._store.unit_of_work() as uow:
             record = uow.participants.code_of(self._program_id, participant_id)
         return None if record is None else record.code
+
+    def deactivate_code(self, code: str) -> bool:
+        """Stop a code from making referrals (``referral.code_deactivated``); touches
+        recorded with it before no longer count either. Existing referrals stay.
+
+        Returns:
+            True if the code was active, False if it was deactivated already.
+
+        Raises:
+            InvalidInputError: a malformed code, or one no participant owns.
+        """
+        normalised = normalise_code(code, "code")
+        pid = self._program_id
+
+        def work(uow: UnitOfWork) -> bool:
+            if uow.participants.code_owner(pid, normalised) is None:
+                raise InvalidInputError("code", code, "no participant owns this code")
+            key = (pid, _CODE_DEACTIVATED, normalised)
+            if uow.counters.get([key])[key] > 0:
+                return False
+            uow.counters.add(key, _ONE)
+            return True
+
+        return self._transact(work)
+
+    def link_token(self, participant_id: str) -> str:
+        """A signed token for the participant's referral link (their code, signed with the
+        ``link_signer``'s current key); the code is issued first if needed.
+
+        Raises:
+            InvalidInputError: the engine has no ``link_signer``.
+        """
+        if self._link_signer is None:
+            raise InvalidInputError("link_signer", None, "Engine(link_signer=...) is needed")
+        return self._link_signer.sign(self.issue_code(participant_id))
 
     # -- events --------------------------------------------------------------------------
     def handle(self, event: Event) -> Outcome:
@@ -495,7 +631,7 @@ class Engine(LedgerOperations):
         elif isinstance(event, Chargeback):
             outcome = self._chargeback(uow, event)
         else:
-            outcome = Outcome(event.event_id, event.kind)
+            outcome = self._click(uow, event)
         if log_event:
             uow.events.add(EventRecord(pid, event.event_id, event_digest, event, outcome))
         return outcome
@@ -506,89 +642,60 @@ class Engine(LedgerOperations):
         who = ev.participant_id
         existing = uow.participants.get(pid, who)
         if existing is not None and existing.signed_up_at is not None:
-            referral = uow.referrals.by_referee(pid, who)
-            if ev.code is not None and referral is not None:
-                d = Decision.of(
-                    "attribution",
-                    Verdict.REFUSED,
-                    "referral.already_referred",
-                    referee=who,
-                    referrer=referral.referrer_id,
-                )
-            else:
-                d = Decision.of("engine", Verdict.NOTED, "signup.repeated", participant=who)
-            return Outcome(ev.event_id, ev.kind, decisions=(d,))
+            return self._repeated_signup(uow, ev)
         uow.participants.put(
             ParticipantRecord(
                 pid, who, existing.first_seen_at if existing else ev.at, signed_up_at=ev.at
             )
         )
         email = normalise_email(ev.email) if ev.email is not None else None
+        late: list[Decision] = []
         if email is not None:
             uow.participants.set_email(pid, who, email)
-        if ev.code is None:
-            d = Decision.of("attribution", Verdict.NOTED, "referral.no_code")
-            return Outcome(ev.event_id, ev.kind, decisions=(d,))
-        try:
-            code = normalise_code(ev.code, "signup.code")
-        except InvalidInputError:
-            code = ""
-        owner = uow.participants.code_owner(pid, code) if code else None
-        refusal: Decision | None = None
-        if owner is None:
-            refusal = Decision.of(
-                "attribution", Verdict.REFUSED, "referral.unknown_code", code=code or ev.code
-            )
-        elif owner.participant_id == who:
-            refusal = Decision.of(
-                "attribution", Verdict.REFUSED, "referral.self_referral", referee=who, via="code"
-            )
-        elif email is not None and email == uow.participants.email_of(pid, owner.participant_id):
-            refusal = Decision.of(
-                "attribution", Verdict.REFUSED, "referral.self_referral", referee=who, via="email"
-            )
-        elif existing is not None:
-            refusal = Decision.of(
-                "attribution", Verdict.REFUSED, "referral.existing_customer", referee=who
-            )
-        if refusal is not None or owner is None:
-            return Outcome(ev.event_id, ev.kind, decisions=(refusal,) if refusal else ())
+            late = self._hold_late_self_referrals(uow, who, email, ev.at)
         version = self._in_force(ev.at)
-        referral = Referral(
-            referral_id=derive_id("ref", pid, who),
-            program_id=pid,
-            program_version=version.version,
-            referrer_id=owner.participant_id,
-            referee_id=who,
-            code=code,
-            channel=ev.channel,
-            created_at=ev.at,
-            event_id=ev.event_id,
-        )
-        snapshot = self._snapshot(uow, version, referral)
-        uow.referrals.add(referral)
-        uow.counters.add((pid, Counter.REFERRER_REFERRALS.value, referral.referrer_id), _ONE)
-        uow.outbox.add(
-            (
-                Notification(
-                    notification_id=sub_id("ntf", referral.referral_id, "created"),
-                    program_id=pid,
-                    kind="referral_created",
-                    recipient_id=referral.referrer_id,
-                    created_at=ev.at,
-                    data={"referee": who, "referral_id": referral.referral_id, "code": code},
-                ),
+        rules = version.attribution
+        identity = {name: getattr(ev, name) for name in _IDENTITY_FIELDS if getattr(ev, name)}
+        if ev.visitor_id is not None or identity:
+            # The visitor and the keyed hashes are remembered for later decisions.
+            uow.touches.add(
+                TouchRecord(
+                    pid,
+                    derive_id("tch", pid, ev.event_id, "signup"),
+                    "signup",
+                    ev.at,
+                    ev.event_id,
+                    visitor_id=ev.visitor_id,
+                    participant_id=who,
+                    channel=ev.channel,
+                    data=identity,
+                )
             )
+        if ev.existing_customer:
+            uow.counters.add((pid, _EXISTING_CUSTOMER, who), _ONE)
+        fresh, refused = self._event_touches(uow, ev, who, ev.visitor_id)
+        if rules.bind_at == "first_purchase":
+            for record in fresh:
+                uow.touches.add(record)
+            if ev.visitor_id is not None:
+                uow.touches.attach(pid, ev.visitor_id, who)
+            d = Decision.of("attribution", Verdict.NOTED, "attribution.deferred", referee=who)
+            return Outcome(ev.event_id, ev.kind, decisions=(*late, *refused, d))
+        # Bound now: the event's own touches live on in the event log and the explanation.
+        stored = self._stored_touches(uow, who, ev.visitor_id, mine=existing is not None)
+        if ev.visitor_id is not None:
+            uow.touches.attach(pid, ev.visitor_id, who)
+        was_customer = existing is not None or ev.existing_customer
+        referral, decisions, held = self._attribute(
+            uow, version, rules, ev, who, [*stored, *fresh], refused, was_customer, email
         )
-        created = Decision.of(
-            "attribution",
-            Verdict.NOTED,
-            "referral.created",
-            referee=who,
-            referrer=referral.referrer_id,
-            code=code,
-        )
-        grants, reward_ids, decisions = self._reward(
+        if referral is None:
+            if not decisions:
+                decisions = [Decision.of("attribution", Verdict.NOTED, "referral.no_code")]
+            return Outcome(ev.event_id, ev.kind, decisions=(*late, *decisions))
+        snapshot = self._snapshot(uow, version, referral)
+        self._add_referral(uow, referral, held)
+        grants, reward_ids, policy_decisions = self._reward(
             uow, version, referral, ev, frozenset({Trigger.SIGNUP}), snapshot, None
         )
         return Outcome(
@@ -597,8 +704,509 @@ class Engine(LedgerOperations):
             referral_id=referral.referral_id,
             grants=grants,
             reward_ids=reward_ids,
-            decisions=(created, *decisions),
+            decisions=(*late, *decisions, *policy_decisions),
         )
+
+    def _repeated_signup(self, uow: UnitOfWork, ev: Signup) -> Outcome:
+        """A second sign-up of one participant: nothing new is written; a code or link it
+        carries is noted, and never takes the referral."""
+        who = ev.participant_id
+        referral = uow.referrals.by_referee(self._program_id, who)
+        if (ev.code is not None or ev.link_token is not None) and referral is not None:
+            d = Decision.of(
+                "attribution",
+                Verdict.REFUSED,
+                "referral.already_referred",
+                referee=who,
+                referrer=referral.referrer_id,
+            )
+        else:
+            d = Decision.of("engine", Verdict.NOTED, "signup.repeated", participant=who)
+        return Outcome(ev.event_id, ev.kind, decisions=(d,))
+
+    def _click(self, uow: UnitOfWork, ev: Click) -> Outcome:
+        """A click on a referral link: kept as a touch of its visitor (with no visitor id,
+        or a code nobody owns, it is only logged)."""
+        if (
+            self._future_tolerance is not None
+            and ev.at > self._clock.now() + self._future_tolerance
+        ):
+            raise InvalidEventError("click.at", ev.at, "is in the future")
+        fresh, refused = self._event_touches(uow, ev, None, ev.visitor_id)
+        if ev.visitor_id is None or not fresh:
+            return Outcome(ev.event_id, ev.kind, decisions=tuple(refused))
+        known = uow.touches.of_visitor(self._program_id, ev.visitor_id)
+        owners = {t.participant_id for t in known if t.participant_id is not None}
+        owner = owners.pop() if len(owners) == 1 else None  # the visitor signed up already
+        for record in fresh:
+            uow.touches.add(attrs.evolve(record, participant_id=owner))
+        return Outcome(ev.event_id, ev.kind, decisions=tuple(refused))
+
+    def _event_touches(
+        self, uow: UnitOfWork, ev: Click | Signup | Purchase, who: str | None, visitor: str | None
+    ) -> tuple[list[TouchRecord], list[Decision]]:
+        """The touches an event carries (a code, a link token), and the refusals of those
+        that name no referrer (unknown code, refused token)."""
+        pid = self._program_id
+        records: list[TouchRecord] = []
+        refused: list[Decision] = []
+        sources: list[tuple[str, str, str]] = []  # (kind, code as given, channel)
+        if isinstance(ev, Click):
+            data = {
+                name: value
+                for name in ("utm_source", "utm_medium", "utm_content", "utm_term")
+                if (value := getattr(ev, name)) is not None
+            }
+            campaign = ev.campaign
+            if ev.code is not None:
+                sources.append(("click", ev.code, ev.channel))
+        else:
+            data, campaign = {}, None
+            if ev.code is not None:
+                sources.append(("code", ev.code, ev.channel if isinstance(ev, Signup) else "code"))
+        token = getattr(ev, "link_token", None)
+        if token is not None:
+            if self._link_signer is None:
+                refused.append(
+                    Decision.of(
+                        "attribution",
+                        Verdict.REFUSED,
+                        "referral.invalid_token",
+                        problem="this engine has no link_signer to verify it",
+                    )
+                )
+            else:
+                try:
+                    payload = self._link_signer.verify(token)
+                except InvalidTokenError as exc:
+                    refused.append(
+                        Decision.of(
+                            "attribution",
+                            Verdict.REFUSED,
+                            "referral.invalid_token",
+                            problem=exc.problem,
+                        )
+                    )
+                else:
+                    channel = ev.channel if isinstance(ev, Click) else "link"
+                    sources.append(("click", payload, channel))
+        for n, (kind, given, channel) in enumerate(sources):
+            try:
+                code = normalise_code(given, f"{ev.kind}.code")
+            except InvalidInputError:
+                code = ""
+            owner = uow.participants.code_owner(pid, code) if code else None
+            if owner is None:
+                if not isinstance(ev, Click):
+                    refused.append(
+                        Decision.of(
+                            "attribution",
+                            Verdict.REFUSED,
+                            "referral.unknown_code",
+                            code=code or given,
+                        )
+                    )
+                continue
+            records.append(
+                TouchRecord(
+                    pid,
+                    derive_id("tch", pid, ev.event_id, kind, str(n)),
+                    kind,
+                    ev.at,
+                    ev.event_id,
+                    visitor_id=visitor,
+                    participant_id=who,
+                    referrer_id=owner.participant_id,
+                    code=code,
+                    channel=channel,
+                    campaign=campaign,
+                    data=data,
+                )
+            )
+        return records, refused
+
+    def _stored_touches(
+        self, uow: UnitOfWork, who: str, visitor: str | None, *, mine: bool
+    ) -> list[TouchRecord]:
+        """The participant's recorded clicks and codes (``mine``: they may have some of
+        their own already), and their visitor's that no one else claimed."""
+        pid = self._program_id
+        found: dict[str, TouchRecord] = {}
+        if mine:
+            for record in uow.touches.of_participant(pid, who):
+                found[record.touch_id] = record
+        if visitor is not None:
+            for record in uow.touches.of_visitor(pid, visitor):
+                if record.participant_id in (None, who):
+                    found.setdefault(record.touch_id, record)
+        return [r for r in found.values() if r.referrer_id is not None and r.code is not None]
+
+    def _usable(
+        self, uow: UnitOfWork, record: TouchRecord, who: str, at: datetime
+    ) -> Decision | None:
+        """Why a touch cannot count (self-referral, code limits), or None."""
+        pid = self._program_id
+        code = record.code
+        assert code is not None
+        assert record.referrer_id is not None
+        if record.referrer_id == who:
+            via = "code" if record.kind == "code" else "link"
+            return Decision.of(
+                "attribution", Verdict.REFUSED, "referral.self_referral", referee=who, via=via
+            )
+        owner = uow.participants.code_owner(pid, code)
+        deactivated = (pid, _CODE_DEACTIVATED, code)
+        uses = (pid, _CODE_USES, code)
+        counters = uow.counters.get([deactivated, uses])
+        if owner is None or counters[deactivated] > 0:
+            return Decision.of(
+                "attribution", Verdict.REFUSED, "referral.code_deactivated", code=code
+            )
+        if owner.expires_at is not None and at >= owner.expires_at:
+            return Decision.of(
+                "attribution",
+                Verdict.REFUSED,
+                "referral.code_expired",
+                code=code,
+                expires_at=owner.expires_at.isoformat(),
+            )
+        if owner.max_uses is not None and counters[uses] >= owner.max_uses:
+            return Decision.of(
+                "attribution",
+                Verdict.REFUSED,
+                "referral.code_exhausted",
+                code=code,
+                max_uses=owner.max_uses,
+            )
+        return None
+
+    def _attribute(
+        self,
+        uow: UnitOfWork,
+        version: Program,
+        rules: AttributionRules,
+        ev: Signup | Purchase,
+        who: str,
+        records: Sequence[TouchRecord],
+        refused: Sequence[Decision],
+        was_customer: bool,
+        email: str | None,
+    ) -> tuple[Referral | None, list[Decision], FraudVerdict | None]:
+        """Choose the referrer among the touches and check the referral may be made.
+
+        Returns the referral to add (or None), the decisions for the outcome, and the
+        fraud verdict when it holds the referral.
+        """
+        pid = self._program_id
+        rejected: list[Decision] = list(refused)
+        usable: list[TouchRecord] = []
+        seen: set[str] = set()
+        for record in sorted(records, key=lambda r: (r.at, r.touch_id)):
+            if record.touch_id in seen:
+                continue
+            seen.add(record.touch_id)
+            problem = self._usable(uow, record, who, ev.at)
+            if problem is not None:
+                rejected.append(problem)
+            else:
+                usable.append(record)
+        explanation: list[Decision] = []
+        others: list[Decision] = []  # what the outcome shows besides the result
+        winner: TouchRecord | None = None
+        if len(usable) == 1 and usable[0].at == ev.at:
+            # The common case, a code typed now and nothing else: it wins under every model.
+            winner = usable[0]
+            explanation.append(
+                _touch_decision(winner, TouchVerdict.WON, f"attribution.{rules.model}")
+            )
+        elif usable:
+            touches: list[Touch] = []
+            by_touch: dict[int, TouchRecord] = {}
+            for record in usable:
+                assert record.referrer_id is not None
+                touch = Touch(
+                    kind="code" if record.kind == "code" else "click",
+                    referrer_id=record.referrer_id,
+                    at=record.at,
+                    channel=record.channel,
+                    campaign=record.campaign,
+                    visitor_id=record.visitor_id,
+                    event_id=record.event_id,
+                )
+                touches.append(touch)
+                by_touch[id(touch)] = record
+            decision = resolve_attribution(touches, ev.at, rules)
+            for touch, verdict, reason in decision.explanation:
+                d = _touch_decision(by_touch[id(touch)], verdict, reason)
+                explanation.append(d)
+                if verdict is not TouchVerdict.WON:
+                    others.append(d)
+            if decision.winner is not None:
+                winner = by_touch[id(decision.winner)]
+        if winner is None:
+            if not rejected and usable:
+                others.append(
+                    Decision.of("attribution", Verdict.REFUSED, "referral.no_touch_in_window")
+                )
+            return None, [*rejected, *others], None
+        referrer = winner.referrer_id
+        assert referrer is not None
+        assert winner.code is not None
+        shown = [*rejected, *others]
+        referrer_email = uow.participants.email_of(pid, referrer) if email is not None else None
+        if email is not None and email == referrer_email:
+            refusal = Decision.of(
+                "attribution", Verdict.REFUSED, "referral.self_referral", referee=who, via="email"
+            )
+            return None, [refusal, *shown], None
+        if was_customer and not rules.allow_existing_customers:
+            refusal = Decision.of(
+                "attribution", Verdict.REFUSED, "referral.existing_customer", referee=who
+            )
+            return None, [refusal, *shown], None
+        fraud_verdict = self._fraud_verdict(uow, ev, who, referrer, winner, email, referrer_email)
+        fraud: list[Decision] = []
+        if fraud_verdict is not None and fraud_verdict.action is not FraudAction.ALLOW:
+            reasons = ",".join(fraud_verdict.reasons)
+            if fraud_verdict.action is FraudAction.BLOCK:
+                refusal = Decision.of(
+                    "fraud", Verdict.REFUSED, "referral.blocked", referrer=referrer, reasons=reasons
+                )
+                return None, [refusal, *shown], None
+            code = (
+                "referral.held" if fraud_verdict.action is FraudAction.HOLD else "referral.flagged"
+            )
+            fraud.append(Decision.of("fraud", Verdict.NOTED, code, reasons=reasons))
+        held = fraud_verdict is not None and fraud_verdict.action is FraudAction.HOLD
+        referral = Referral(
+            referral_id=derive_id("ref", pid, who),
+            program_id=pid,
+            program_version=version.version,
+            referrer_id=referrer,
+            referee_id=who,
+            code=winner.code,
+            channel=winner.channel,
+            created_at=ev.at,
+            event_id=ev.event_id,
+            status="held" if held else "active",
+            explanation=(*rejected, *explanation, *fraud),
+        )
+        created = Decision.of(
+            "attribution",
+            Verdict.NOTED,
+            "referral.created",
+            referee=who,
+            referrer=referrer,
+            code=winner.code,
+        )
+        return referral, [*shown, created, *fraud], fraud_verdict if held else None
+
+    def _fraud_verdict(
+        self,
+        uow: UnitOfWork,
+        ev: Signup | Purchase,
+        who: str,
+        referrer: str,
+        winner: TouchRecord,
+        email: str | None,
+        referrer_email: str | None,
+    ) -> FraudVerdict | None:
+        if not self._fraud_checks:
+            return None
+        pid = self._program_id
+        if referrer_email is None:
+            referrer_email = uow.participants.email_of(pid, referrer)
+        hour, day = self._velocity_keys(referrer, ev.at)
+        counts = uow.counters.get([hour, day])
+        above = uow.referrals.by_referee(pid, referrer)
+        context = FraudContext(
+            program_id=pid,
+            referrer_id=referrer,
+            referee_id=who,
+            at=ev.at,
+            referrer=self._identity(uow, referrer, referrer_email),
+            referee=self._identity(uow, who, email),
+            code=winner.code,
+            channel=winner.channel,
+            referrer_of_referrer=None if above is None else above.referrer_id,
+            referrals_this_hour=int(counts[hour]) + 1,
+            referrals_today=int(counts[day]) + 1,
+        )
+        return combine(check.check(context) for check in self._fraud_checks)
+
+    def _identity(self, uow: UnitOfWork, who: str, email: str | None) -> IdentityFacts:
+        """What the participant's sign-up told of them (keyed hashes only), and their email."""
+        facts: dict[str, str] = {}
+        for record in uow.touches.of_participant(self._program_id, who):
+            if record.kind == "signup":
+                facts.update(record.data)
+        return IdentityFacts(
+            email=email, **{k: v for k, v in facts.items() if k in _IDENTITY_FIELDS}
+        )
+
+    def _velocity_keys(self, referrer: str, at: datetime) -> tuple[CounterKey, CounterKey]:
+        utc = at.astimezone(UTC)
+        pid = self._program_id
+        return (
+            (pid, f"{_REFERRALS_HOUR}:{utc:%Y-%m-%dT%H}", referrer),
+            (pid, f"{_REFERRALS_DAY}:{utc:%Y-%m-%d}", referrer),
+        )
+
+    def _add_referral(self, uow: UnitOfWork, referral: Referral, held: FraudVerdict | None) -> None:
+        pid = self._program_id
+        uow.referrals.add(referral)
+        uow.counters.add((pid, Counter.REFERRER_REFERRALS.value, referral.referrer_id), _ONE)
+        uow.counters.add((pid, _CODE_USES, referral.code), _ONE)
+        if self._fraud_checks:
+            for key in self._velocity_keys(referral.referrer_id, referral.created_at):
+                uow.counters.add(key, _ONE)
+        notes = [
+            Notification(
+                notification_id=sub_id("ntf", referral.referral_id, "created"),
+                program_id=pid,
+                kind="referral_created",
+                recipient_id=referral.referrer_id,
+                created_at=referral.created_at,
+                data={
+                    "referee": referral.referee_id,
+                    "referral_id": referral.referral_id,
+                    "code": referral.code,
+                },
+            )
+        ]
+        if held is not None:
+            notes.append(self._held_note(referral, ",".join(held.reasons), referral.created_at))
+        uow.outbox.add(notes)
+
+    def _held_note(self, referral: Referral, reason: str, at: datetime) -> Notification:
+        return Notification(
+            notification_id=sub_id("ntf", referral.referral_id, "held"),
+            program_id=self._program_id,
+            kind="referral_held",
+            recipient_id=referral.referrer_id,
+            created_at=at,
+            data={"referral_id": referral.referral_id, "reason": reason},
+        )
+
+    def _hold_late_self_referrals(
+        self, uow: UnitOfWork, who: str, email: str, at: datetime
+    ) -> list[Decision]:
+        """A referrer signing up after their referee, with the referee's inbox: each such
+        referral is held (one person with two accounts)."""
+        pid = self._program_id
+        if uow.participants.code_of(pid, who) is None:
+            return []  # without a code nobody was referred by them
+        decisions = []
+        for referral in uow.referrals.by_referrer(pid, who):
+            if referral.status == "held":
+                continue
+            if uow.participants.email_of(pid, referral.referee_id) != email:
+                continue
+            d = Decision.of(
+                "fraud",
+                Verdict.NOTED,
+                "referral.held_later",
+                referral_id=referral.referral_id,
+                reasons="fraud.same_email",
+            )
+            uow.referrals.update(
+                attrs.evolve(referral, status="held", explanation=(*referral.explanation, d))
+            )
+            uow.outbox.add((self._held_note(referral, "fraud.same_email", at),))
+            for view in self._referral_views(uow, referral.referral_id):
+                if view.state in (RewardState.PENDING, RewardState.APPROVED):
+                    self._hold_in(uow, view, at, _REFERRAL_HELD, _FRAUD_ACTOR, None)
+            decisions.append(d)
+        return decisions
+
+    def purge_touches(self, older_than: timedelta, *, now: datetime | None = None) -> int:
+        """Delete raw touch data (clicks, typed codes, visitor ids, the keyed hashes a sign-up
+        carried) recorded more than ``older_than`` before ``now``: data retention.
+
+        Referrals keep their explanations, and the ledger, counters and event outcomes are
+        untouched. A touch purged before its referee's decision no longer counts then, so
+        keep ``older_than`` above the attribution window (checked).
+
+        Args:
+            older_than: The retention period; at least the program's attribution window.
+            now: Timezone-aware; the engine's clock by default.
+
+        Returns:
+            How many touches were deleted.
+
+        Raises:
+            InvalidInputError: ``older_than`` is not a timedelta, or shorter than the window
+                of a published version.
+            NaiveDatetimeError: ``now`` without a time zone.
+        """
+        if not isinstance(older_than, timedelta):
+            raise InvalidInputError("older_than", older_than, "must be a timedelta")
+        longest = max(v.attribution.window for v in self._versions.values())
+        if older_than < longest:
+            raise InvalidInputError(
+                "older_than", older_than, f"must be at least the attribution window {longest}"
+            )
+        at = self._clock.now() if now is None else require_aware("now", now)
+        cutoff = at - older_than
+        return self._transact(lambda uow: uow.touches.purge(self._program_id, cutoff))
+
+    def erase_participant(self, participant_id: str) -> int:
+        """Erase a participant's personal data: their email is replaced by a pseudonym and
+        their touches (visitor ids, the keyed hashes their sign-up carried, codes typed) are
+        deleted. Participant ids, referrals, their explanations, the ledger and counters stay,
+        so every total still adds up. The event log keeps the events as delivered: erase
+        personal fields there through your own data-protection process.
+
+        The pseudonym is stable and unique to the participant, so a later sign-up of someone
+        else never matches it as a self-referral.
+
+        Returns:
+            How many touches were deleted.
+        """
+        require_id("participant_id", participant_id)
+        pid = self._program_id
+
+        def work(uow: UnitOfWork) -> int:
+            if uow.participants.email_of(pid, participant_id) is not None:
+                pseudonym = f"{derive_id('erased', pid, participant_id)}@erased.invalid"
+                uow.participants.set_email(pid, participant_id, pseudonym)
+            return uow.touches.forget(pid, participant_id)
+
+        return self._transact(work)
+
+    def explain(self, referee_id: str) -> AttributionExplanation:
+        """Why ``referee_id`` was, or was not, referred: the answer to "why did my friend not
+        count?".
+
+        With a referral, the explanation stored with it; without one, the decisions of the
+        event where attribution was decided for them.
+        """
+        require_id("referee_id", referee_id)
+        pid = self._program_id
+        with self._store.unit_of_work() as uow:
+            referral = uow.referrals.by_referee(pid, referee_id)
+            if referral is not None:
+                return AttributionExplanation(
+                    referee_id, referral, referral.explanation, referral.event_id
+                )
+            mine = uow.touches.of_participant(pid, referee_id)
+            deciding = [t for t in mine if t.kind in ("signup", "bind")]
+            for marker in reversed(deciding):
+                record = uow.events.get(pid, marker.event_id)
+                if record is not None:
+                    return AttributionExplanation(
+                        referee_id, None, record.outcome.decisions, marker.event_id
+                    )
+            if any(t.referrer_id is not None for t in mine):
+                # Touches kept for a decision still to come (bound at the first purchase).
+                waiting = Decision.of(
+                    "attribution", Verdict.NOTED, "attribution.deferred", referee=referee_id
+                )
+                return AttributionExplanation(referee_id, None, (waiting,))
+        none = Decision.of(
+            "attribution", Verdict.NOTED, "attribution.no_touches", referee=referee_id
+        )
+        return AttributionExplanation(referee_id, None, (none,))
 
     # -- purchases -----------------------------------------------------------------------
     def _purchase(self, uow: UnitOfWork, ev: Purchase) -> Outcome:
@@ -620,6 +1228,11 @@ class Engine(LedgerOperations):
             uow.participants.put(ParticipantRecord(pid, who, ev.at, signed_up_at=None))
         purchases_key = (pid, Counter.REFEREE_PURCHASES.value, who)
         referral = uow.referrals.by_referee(pid, who)
+        bound: list[Decision] = []
+        if referral is None:
+            referral, bound = self._bind_at_purchase(uow, ev, purchases_key)
+        elif ev.code is not None:
+            bound = self._not_binding(uow, ev, referral)
         if referral is not None and ev.at < referral.created_at:
             # Paid before the referral existed (delivered late): an existing customer's order.
             referral = None
@@ -634,7 +1247,7 @@ class Engine(LedgerOperations):
                 )
             )
             d = Decision.of("engine", Verdict.NOTED, reason, participant=who)
-            return Outcome(ev.event_id, ev.kind, decisions=(d,))
+            return Outcome(ev.event_id, ev.kind, decisions=(*bound, d))
 
         version = self._version(referral.program_version, referral.referral_id)
         conversions_key = (pid, _CONVERSIONS, referral.referral_id)
@@ -642,7 +1255,7 @@ class Engine(LedgerOperations):
         snapshot = self._snapshot(uow, version, referral, extra=keys)
         number = int(snapshot.get(purchases_key, _ZERO)) + 1
         converted_before = snapshot.get(conversions_key, _ZERO) > 0
-        decisions: list[Decision] = []
+        decisions: list[Decision] = list(bound)
         triggers: set[Trigger] = set()
         if version.first_purchase_only and number > 1:
             decisions.append(
@@ -714,6 +1327,82 @@ class Engine(LedgerOperations):
             decisions=tuple(decisions),
         )
 
+    def _bind_at_purchase(
+        self, uow: UnitOfWork, ev: Purchase, purchases_key: CounterKey
+    ) -> tuple[Referral | None, list[Decision]]:
+        """Attribution at the buyer's first purchase, when the program binds then."""
+        pid = self._program_id
+        who = ev.participant_id
+        version = self._in_force(ev.at)
+        rules = version.attribution
+        if rules.bind_at != "first_purchase":
+            if ev.code is None:
+                return None, []
+            d = Decision.of(
+                "attribution", Verdict.SKIPPED, "attribution.not_at_purchase", code=ev.code
+            )
+            return None, [d]
+        existing_key = (pid, _EXISTING_CUSTOMER, who)
+        counts = uow.counters.get([purchases_key, existing_key])
+        if counts[purchases_key] > 0:
+            return None, []  # only the first purchase binds
+        fresh, refused = self._event_touches(uow, ev, who, None)
+        stored = self._stored_touches(uow, who, None, mine=True)
+        for record in fresh:
+            uow.touches.add(record)
+        uow.touches.add(
+            TouchRecord(
+                pid,
+                derive_id("tch", pid, ev.event_id, "bind"),
+                "bind",
+                ev.at,
+                ev.event_id,
+                participant_id=who,
+                channel="other",
+            )
+        )
+        referral, decisions, held = self._attribute(
+            uow,
+            version,
+            rules,
+            ev,
+            who,
+            [*stored, *fresh],
+            refused,
+            counts[existing_key] > 0,
+            uow.participants.email_of(pid, who),
+        )
+        if referral is not None:
+            self._add_referral(uow, referral, held)
+        return referral, decisions
+
+    def _not_binding(self, uow: UnitOfWork, ev: Purchase, referral: Referral) -> list[Decision]:
+        """A code typed at checkout by a buyer already bound to a referrer: noted only."""
+        assert ev.code is not None
+        try:
+            code = normalise_code(ev.code, "purchase.code")
+        except InvalidInputError:
+            code = ""
+        owner = uow.participants.code_owner(self._program_id, code) if code else None
+        if owner is None:
+            return [
+                Decision.of(
+                    "attribution", Verdict.REFUSED, "referral.unknown_code", code=code or ev.code
+                )
+            ]
+        return [
+            Decision.of(
+                "attribution",
+                Verdict.SKIPPED,
+                "touch.not_binding",
+                kind="code",
+                referrer=owner.participant_id,
+                referee=ev.participant_id,
+                bound=referral.referrer_id,
+                reason="attribution.bound",
+            )
+        ]
+
     def _repeat(self, stored: str, given: str, field: str, business_id: str, ev: Event) -> Outcome:
         if stored != given:
             raise EventConflictError(
@@ -755,6 +1444,11 @@ class Engine(LedgerOperations):
         base: Money | None,
     ) -> tuple[tuple[RewardGrant, ...], tuple[str, ...], list[Decision]]:
         pid = self._program_id
+        if referral.status == "rejected":
+            refused = Decision.of(
+                "engine", Verdict.REFUSED, "referral.rejected", referral_id=referral.referral_id
+            )
+            return (), (), [refused]
         counters = {c: snapshot.get(self._counter_key(c, referral), _ZERO) for c in version.needs()}
         decisions: list[Decision] = []
         grants: list[RewardGrant] = []
@@ -854,7 +1548,14 @@ class Engine(LedgerOperations):
                 payable_at=payable_at,
                 item=grant.item,
             )
-            uow.ledger.add_reward(reward, grant_entry(reward))
+            granted = grant_entry(reward)
+            uow.ledger.add_reward(reward, granted)
+            if referral.status == "held":
+                # A referral held by a fraud check (or a later finding): its rewards wait
+                # for an operator's decision (Engine.release_referral / reject_referral).
+                self._hold_in(
+                    uow, RewardView(reward, (granted,)), ev.at, _REFERRAL_HELD, _FRAUD_ACTOR, None
+                )
             reward_ids.append(reward.reward_id)
             if reward.unit.is_money:
                 spend += reward.value.quantity

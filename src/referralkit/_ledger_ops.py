@@ -311,10 +311,20 @@ class LedgerOperations:
         return view
 
     def _many(
-        self, referral_id: str, op: Callable[[UnitOfWork, RewardView], RewardView]
+        self,
+        referral_id: str,
+        op: Callable[[UnitOfWork, RewardView], RewardView],
+        status: str | None = None,
     ) -> list[RewardView]:
         def work(uow: UnitOfWork) -> list[RewardView]:
-            return [op(uow, view) for view in self._referral_views(uow, referral_id)]
+            views = [op(uow, view) for view in self._referral_views(uow, referral_id)]
+            if status is not None:
+                # An operator's decision on a held referral also decides its later rewards:
+                # released ("active") ones are granted as usual, rejected ones not at all.
+                referral = uow.referrals.get(referral_id)
+                if referral is not None and referral.status not in (status, "rejected"):
+                    uow.referrals.update(attrs.evolve(referral, status=status))
+            return views
 
         views = self._transact(work)
         if self._auto_dispatch:
@@ -448,6 +458,9 @@ class LedgerOperations:
     ) -> list[RewardView]:
         """Release every held reward of a referral. See ``release``.
 
+        A referral held by a fraud check becomes active again: its later rewards are
+        granted without a hold.
+
         Raises:
             UnknownReferralError: no such referral.
         """
@@ -459,13 +472,16 @@ class LedgerOperations:
                 return view
             return self._release_in(uow, view, at, actor)
 
-        return self._many(referral_id, op)
+        return self._many(referral_id, op, status="active")
 
     def reject_referral(
         self, referral_id: str, *, actor: str, fraud: bool = False, now: datetime | None = None
     ) -> list[RewardView]:
         """Reject every pending, held or approved reward of a referral; paid and reversed
         ones are left as they are. See ``reject``.
+
+        The referral itself is rejected too (a final state): it earns nothing more, and its
+        later events say so with a ``referral.rejected`` decision.
 
         Raises:
             UnknownReferralError: no such referral.
@@ -479,7 +495,7 @@ class LedgerOperations:
                 return view
             return self._reject_in(uow, view, at, actor, cause, cause, fraud=bool(fraud))
 
-        return self._many(referral_id, op)
+        return self._many(referral_id, op, status="rejected")
 
     # -- settle's share --------------------------------------------------------------------
     def _settle_holds(self, at: datetime) -> None:

@@ -28,6 +28,7 @@ from referralkit._values.records import (
     RefundRecord,
     Reward,
     RewardState,
+    TouchRecord,
 )
 
 __all__ = [
@@ -44,6 +45,7 @@ __all__ = [
     "Programs",
     "Referrals",
     "Store",
+    "Touches",
     "UnitOfWork",
 ]
 
@@ -132,6 +134,46 @@ class Referrals(Protocol):
 
     def add(self, referral: Referral) -> None:
         """Add a referral; a second one for the same referee is a conflict."""
+        ...
+
+    def by_referrer(self, program_id: str, referrer_id: str) -> list[Referral]:
+        """Every referral a referrer made in a program, in ``referral_id`` order."""
+        ...
+
+    def update(self, referral: Referral) -> None:
+        """Replace the ``status`` and ``explanation`` of a known referral (the other fields
+        never change); an unknown referral id is a ``StoreError``."""
+        ...
+
+
+class Touches(Protocol):
+    """**Protocol:** the touches of would-be referees (clicks, codes typed), for attribution.
+
+    Lists come back in (``at``, ``touch_id``) order.
+    """
+
+    def add(self, record: TouchRecord) -> None:
+        """Record a touch; a known (program id, touch id) is a conflict."""
+        ...
+
+    def of_visitor(self, program_id: str, visitor_id: str) -> list[TouchRecord]:
+        """Every touch recorded with this visitor id."""
+        ...
+
+    def of_participant(self, program_id: str, participant_id: str) -> list[TouchRecord]:
+        """Every touch of this participant (their own, and their visitor's once attached)."""
+        ...
+
+    def attach(self, program_id: str, visitor_id: str, participant_id: str) -> None:
+        """Set ``participant_id`` on every touch of the visitor that has none yet."""
+        ...
+
+    def purge(self, program_id: str, before: datetime) -> int:
+        """Delete the program's touches whose ``at`` is before ``before``; how many."""
+        ...
+
+    def forget(self, program_id: str, participant_id: str) -> int:
+        """Delete every touch of the participant (erasure); how many."""
         ...
 
 
@@ -356,6 +398,11 @@ class UnitOfWork(Protocol):
     @property
     def payouts(self) -> Payouts:
         """Payout records."""
+        ...
+
+    @property
+    def touches(self) -> Touches:
+        """Touches (clicks and codes) for attribution."""
         ...
 
     def __enter__(self) -> Self: ...

@@ -16,6 +16,7 @@ from referralkit._errors import InvalidInputError, InvalidProgramError
 from referralkit._values._checks import require_aware, require_id
 from referralkit._values.canonical import canonical, digest
 from referralkit._values.money import ROUNDING_MODES, Money, currency_exponent
+from referralkit.attribution._resolve import DEFAULT_ATTRIBUTION_RULES, AttributionRules
 from referralkit.policies._base import Counter, RewardPolicy
 from referralkit.policies._combinators import PRECEDENCE
 from referralkit.policies._config import program_kwargs, program_to_dict
@@ -147,6 +148,9 @@ class Program:
         commissionable_base: What percentage rewards (revenue share, points per unit) are
             computed on: ``"net"`` (default) the purchase net of discounts, tax and shipping
             (``Purchase.net()``), or ``"total"`` the amount paid.
+        attribution: How touches (clicks, codes) choose a referee's referrer, and when;
+            by default a code at sign-up, as
+            [`DEFAULT_ATTRIBUTION_RULES`][referralkit.attribution.DEFAULT_ATTRIBUTION_RULES].
 
     Raises:
         InvalidProgramError: any term that cannot run; the message names the field.
@@ -171,6 +175,7 @@ class Program:
     budget: Money | None = None
     precedence: str = "all"
     commissionable_base: str = "net"
+    attribution: AttributionRules = DEFAULT_ATTRIBUTION_RULES
     _fixed_hold: timedelta | None = attrs.field(init=False, eq=False, repr=False)
     _zone: ZoneInfo = attrs.field(init=False, eq=False, repr=False)
     _needs: frozenset[Counter] = attrs.field(init=False, eq=False, repr=False)
@@ -210,6 +215,10 @@ class Program:
                 "program.negative_balance", self.negative_balance, "must be a bool"
             )
         self._check_limits()
+        if not isinstance(self.attribution, AttributionRules):
+            raise InvalidProgramError(
+                "program.attribution", self.attribution, "must be AttributionRules"
+            )
         if not self.policies:
             raise InvalidProgramError("program.policies", (), "needs at least one policy")
         names: set[str] = set()
@@ -312,7 +321,13 @@ class Program:
                 extra["review_after"] = _duration_table(review, "review_after")
             if "negative_balance" in data:
                 extra["negative_balance"] = data.pop("negative_balance")
+        rules = DEFAULT_ATTRIBUTION_RULES
+        if isinstance(data, Mapping) and "attribution" in data:
+            data = dict(data)
+            rules = _rules_from_dict(data.pop("attribution"))
         kwargs = {**program_kwargs(data), **extra}
+        if rules is not DEFAULT_ATTRIBUTION_RULES:
+            kwargs["attribution"] = rules
         try:
             return cls(**kwargs)
         except InvalidInputError as exc:
@@ -332,6 +347,8 @@ class Program:
                 (``referralkit.policies.register_policy``).
         """
         data = program_to_dict(self)
+        if self.attribution != DEFAULT_ATTRIBUTION_RULES:
+            data["attribution"] = _rules_to_dict(self.attribution)
         data.update(self._ledger_terms())
         return data
 
@@ -383,6 +400,9 @@ class Program:
             data["precedence"] = self.precedence
         if self.commissionable_base != "net":
             data["commissionable_base"] = self.commissionable_base
+        if self.attribution != DEFAULT_ATTRIBUTION_RULES:
+            # Only when set: the digests of programs without rules stay as they were.
+            data["attribution"] = _rules_to_dict(self.attribution)
         return data
 
     @property
@@ -437,3 +457,53 @@ def _policy_definition(policy: RewardPolicy) -> Any:
         "$policy": f"{type(policy).__module__}.{type(policy).__qualname__}",
         "name": policy.name,
     }
+
+
+_RULE_KEYS = ("window", "model", "code_beats_click", "bind_at", "allow_existing_customers")
+_WINDOW_KEYS = ("days", "hours", "minutes", "seconds", "microseconds")
+
+
+def _rules_to_dict(rules: AttributionRules) -> dict[str, Any]:
+    window = rules.window
+    return {
+        "window": {
+            k: v
+            for k, v in (
+                ("days", window.days),
+                ("seconds", window.seconds),
+                ("microseconds", window.microseconds),
+            )
+            if v
+        },
+        "model": rules.model,
+        "code_beats_click": rules.code_beats_click,
+        "bind_at": rules.bind_at,
+        "allow_existing_customers": rules.allow_existing_customers,
+    }
+
+
+def _rules_from_dict(data: object) -> AttributionRules:
+    """AttributionRules from ``{"window": {"days": 30}, "model": "last_touch", ...}``."""
+    if not isinstance(data, dict):
+        raise InvalidProgramError("attribution", data, "must be a table of attribution rules")
+    unknown = sorted(set(data) - set(_RULE_KEYS))
+    if unknown:
+        raise InvalidProgramError(
+            f"attribution.{unknown[0]}", data[unknown[0]], f"is not one of {list(_RULE_KEYS)}"
+        )
+    kwargs: dict[str, Any] = {k: v for k, v in data.items() if k != "window"}
+    if "window" in data:
+        window = data["window"]
+        if not isinstance(window, dict) or not window or set(window) - set(_WINDOW_KEYS):
+            raise InvalidProgramError(
+                "attribution.window", window, f"must be a table of {list(_WINDOW_KEYS)}"
+            )
+        for key, value in window.items():
+            if isinstance(value, bool) or not isinstance(value, int | float):
+                raise InvalidProgramError(f"attribution.window.{key}", value, "must be a number")
+        kwargs["window"] = timedelta(**window)
+    try:
+        return AttributionRules(**kwargs)
+    except InvalidInputError as exc:
+        field = exc.field.replace("rules.", "attribution.", 1)
+        raise InvalidProgramError(field, exc.value, exc.problem) from None

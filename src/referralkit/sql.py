@@ -58,11 +58,13 @@ __all__ = [
     "refunds",
     "rewards",
     "schema",
+    "touches",
 ]
 
-#: The schema version this referralkit writes (the ``rk_schema`` row); a database with a
-#: newer version is refused. The same number as ``SQLiteStore``'s: the layouts are one.
-SCHEMA_VERSION: Final = 1
+#: The schema version this referralkit writes (the ``rk_schema`` row). A database with a
+#: newer version is refused, and so is an older one (no migrations before 1.0). The same
+#: number as ``SQLiteStore``'s: the layouts are one.
+SCHEMA_VERSION: Final = 2
 
 metadata: Final = sa.MetaData(
     naming_convention={
@@ -166,6 +168,8 @@ codes: Final = sa.Table(
     sa.Column("code", _id(), primary_key=True),
     sa.Column("participant_id", _id(), nullable=False),
     sa.Column("created_at", _ts(), nullable=False),
+    sa.Column("max_uses", sa.Integer, nullable=True),
+    sa.Column("expires_at", _ts(), nullable=True),
     sa.UniqueConstraint("program_id", "participant_id"),
     **_TABLE_OPTIONS,
 )
@@ -193,10 +197,14 @@ referrals: Final = sa.Table(
     sa.Column("channel", _id(), nullable=False),
     sa.Column("created_at", _ts(), nullable=False),
     sa.Column("event_id", _id(), nullable=False),
+    sa.Column("status", _short(), nullable=False),
+    sa.Column("explanation", _text(), nullable=False),
     sa.UniqueConstraint("program_id", "referee_id"),
+    sa.Index("rk_referrals_referrer", "program_id", "referrer_id"),
     **_TABLE_OPTIONS,
 )
-"""``rk_referrals``: one referral per referee per program."""
+"""``rk_referrals``: one referral per referee per program; ``explanation`` is the
+attribution explanation (a JSON list of decisions)."""
 
 orders: Final = sa.Table(
     "rk_orders",
@@ -374,3 +382,26 @@ payouts: Final = sa.Table(
     **_TABLE_OPTIONS,
 )
 """``rk_payouts``: payouts by id (unique); ``reward_ids`` is the comma-joined reward ids."""
+
+touches: Final = sa.Table(
+    "rk_touches",
+    metadata,
+    sa.Column("program_id", _id(), primary_key=True),
+    sa.Column("touch_id", _id(), primary_key=True),
+    sa.Column("kind", _short(), nullable=False),
+    sa.Column("at", _ts(), nullable=False),
+    sa.Column("event_id", _id(), nullable=False),
+    sa.Column("visitor_id", _id(), nullable=True),
+    sa.Column("participant_id", _id(), nullable=True),
+    sa.Column("referrer_id", _id(), nullable=True),
+    sa.Column("code", _id(), nullable=True),
+    sa.Column("channel", _short(), nullable=False),
+    sa.Column("campaign", _id(), nullable=True),
+    sa.Column("data", _text(), nullable=False),
+    sa.Index("rk_touches_visitor", "program_id", "visitor_id", "at"),
+    sa.Index("rk_touches_participant", "program_id", "participant_id", "at"),
+    sa.Index("rk_touches_at", "program_id", "at"),
+    **_TABLE_OPTIONS,
+)
+"""``rk_touches``: would-be referees' clicks and typed codes (raw touch data, purged by
+age), and where their attribution was decided."""

@@ -171,6 +171,16 @@ def test_a_newer_schema_version_is_refused(backend: tuple[str, Any]) -> None:
         SQLAlchemyStore(_url(engine))
 
 
+def test_an_older_schema_version_is_refused(backend: tuple[str, Any]) -> None:
+    """A database written by an older schema version is refused: no silent half-migration."""
+    _, engine = backend
+    SQLAlchemyStore(engine)
+    with engine.begin() as conn:
+        conn.execute(sql.schema.update().values(version=sql.SCHEMA_VERSION - 1))
+    with pytest.raises(rk.SchemaVersionError, match="older than"):
+        SQLAlchemyStore(engine)
+
+
 def test_create_false_refuses_a_database_without_the_tables(tmp_path: Path) -> None:
     """With create=False the tables must already exist."""
     with pytest.raises(rk.SchemaVersionError, match="no referralkit tables"):

@@ -40,6 +40,7 @@ REPOSITORIES = (
     "ledger",
     "counters",
     "outbox",
+    "touches",
 )
 
 

@@ -94,11 +94,15 @@ EXAMPLES = [
         "You reached the first milestone with 1 successful referral and earned $5.00.",
     ),
     (note("status_changed", old="silver", new="gold"), "Your status changed from silver to gold."),
-    (note("status_changed", old="", new="silver"), "You reached the silver status."),
-    (note("status_changed", old="gold", new=""), "You no longer have the gold status."),
+    (note("status_changed", old="", new="bronze"), "Your status is now bronze."),
+    (note("status_changed", old="bronze", new=""), "You no longer hold the bronze status."),
     (
-        note("budget_exhausted", budget="program", spent="10,000.00 USD"),
-        "The program budget is exhausted: $10,000.00 spent.",
+        note("budget_exhausted", budget="10000.00 USD", spent="10000.00 USD"),
+        "The program budget of $10000.00 is exhausted: $10000.00 spent.",
+    ),
+    (
+        note("points_redeemed", points="250", value="2.50 USD credit", account="points"),
+        "You redeemed 250 points for $2.50 credit.",
     ),
     (
         note("budget_exhausted", budget="5,000.00 GBP", spent="5,000.00 GBP"),

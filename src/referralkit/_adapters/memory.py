@@ -31,6 +31,7 @@ from referralkit._values.records import (
     RefundRecord,
     Reward,
     RewardState,
+    TouchRecord,
 )
 
 __all__ = ["InMemoryStore", "OutboxStatus"]
@@ -69,6 +70,10 @@ class _Tables:
         self.outbox_seq: dict[str, int] = {}  # notification id -> position added
         self.outbox_open: dict[str, None] = {}  # pending ids (neither delivered nor dead)
         self.outbox_dead: dict[str, None] = {}  # dead-letter ids
+        self.touches: dict[tuple[str, str], TouchRecord] = {}
+        self.touches_of_visitor: dict[tuple[str, str], dict[str, None]] = {}
+        self.touches_of_participant: dict[tuple[str, str], dict[str, None]] = {}
+        self.referrals_of: dict[tuple[str, str], dict[str, None]] = {}
 
 
 class _MemoryUnitOfWork:
@@ -117,6 +122,10 @@ class _MemoryUnitOfWork:
     @_lazy
     def payouts(self) -> _Payouts:
         return _Payouts(self)
+
+    @_lazy
+    def touches(self) -> _Touches:
+        return _Touches(self)
 
     # -- transaction -------------------------------------------------------------------
     def __enter__(self) -> Self:
@@ -188,6 +197,14 @@ class _MemoryUnitOfWork:
                 self._require_open()
             items.append(value)
             self._undo.append((items, None, _POP))
+
+    def _index(self, table: dict[K, dict[str, None]], key: K, item: str) -> None:
+        bucket = table.get(key)
+        if bucket is None:
+            bucket = {}
+            self._set(table, key, bucket)
+        if item not in bucket:
+            self._set(bucket, item, None)
 
     def _discard(self, table: dict[K, V], key: K) -> None:
         if not self._open:
@@ -277,6 +294,72 @@ class _Referrals(_Repo):
         key = (referral.program_id, referral.referee_id)
         self._u._insert(self._t.referral_of, key, referral.referral_id, "referee")
         self._u._insert(self._t.referrals, referral.referral_id, referral, "referral")
+        self._u._index(
+            self._t.referrals_of, (referral.program_id, referral.referrer_id), referral.referral_id
+        )
+
+    def by_referrer(self, program_id: str, referrer_id: str) -> list[Referral]:
+        ids = self._t.referrals_of.get((program_id, referrer_id), {})
+        return [self._t.referrals[i] for i in sorted(ids)]
+
+    def update(self, referral: Referral) -> None:
+        old = self._t.referrals.get(referral.referral_id)
+        if old is None:
+            raise StoreError(f"unknown referral {referral.referral_id!r}")
+        new = attrs.evolve(old, status=referral.status, explanation=referral.explanation)
+        self._u._set(self._t.referrals, referral.referral_id, new)
+
+
+def _touch_order(t: _Tables, program_id: str, ids: Iterable[str]) -> list[TouchRecord]:
+    found = [t.touches[(program_id, i)] for i in ids]
+    return sorted(found, key=lambda r: (r.at, r.touch_id))
+
+
+class _Touches(_Repo):
+    def add(self, record: TouchRecord) -> None:
+        pid = record.program_id
+        self._u._insert(self._t.touches, (pid, record.touch_id), record, "touch")
+        if record.visitor_id is not None:
+            self._u._index(self._t.touches_of_visitor, (pid, record.visitor_id), record.touch_id)
+        if record.participant_id is not None:
+            self._u._index(
+                self._t.touches_of_participant, (pid, record.participant_id), record.touch_id
+            )
+
+    def of_visitor(self, program_id: str, visitor_id: str) -> list[TouchRecord]:
+        ids = self._t.touches_of_visitor.get((program_id, visitor_id), {})
+        return _touch_order(self._t, program_id, ids)
+
+    def of_participant(self, program_id: str, participant_id: str) -> list[TouchRecord]:
+        ids = self._t.touches_of_participant.get((program_id, participant_id), {})
+        return _touch_order(self._t, program_id, ids)
+
+    def attach(self, program_id: str, visitor_id: str, participant_id: str) -> None:
+        for record in self.of_visitor(program_id, visitor_id):
+            if record.participant_id is None:
+                new = attrs.evolve(record, participant_id=participant_id)
+                self._u._set(self._t.touches, (program_id, record.touch_id), new)
+                self._u._index(
+                    self._t.touches_of_participant, (program_id, participant_id), record.touch_id
+                )
+
+    def purge(self, program_id: str, before: datetime) -> int:
+        old = [r for (p, _), r in self._t.touches.items() if p == program_id and r.at < before]
+        return self._delete(program_id, old)
+
+    def forget(self, program_id: str, participant_id: str) -> int:
+        return self._delete(program_id, self.of_participant(program_id, participant_id))
+
+    def _delete(self, program_id: str, old: list[TouchRecord]) -> int:
+        for record in old:
+            self._u._discard(self._t.touches, (program_id, record.touch_id))
+            for index, subject in (
+                (self._t.touches_of_visitor, record.visitor_id),
+                (self._t.touches_of_participant, record.participant_id),
+            ):
+                if subject is not None and (program_id, subject) in index:
+                    self._u._discard(index[(program_id, subject)], record.touch_id)
+        return len(old)
 
 
 class _Orders(_Repo):
@@ -530,6 +613,7 @@ class InMemoryStore:
                 "outbox": [t.outbox[k] for k in sorted(t.outbox)],
                 "outbox_status": [(k, t.outbox_status[k]) for k in sorted(t.outbox_status)],
                 "payouts": [t.payouts[k] for k in sorted(t.payouts)],
+                "touches": [t.touches[k] for k in sorted(t.touches)],
             }
 
     def __repr__(self) -> str:

@@ -93,6 +93,7 @@ from referralkit._values.records import (
     Reward,
     RewardState,
     Role,
+    TouchRecord,
 )
 from referralkit._values.rewards import Unit
 
@@ -211,11 +212,22 @@ def _participant(r: Sequence[Any]) -> ParticipantRecord:
 
 
 _C = _sql.codes
-_CODE_COLUMNS: Final = (_C.c.program_id, _C.c.code, _C.c.participant_id, _C.c.created_at)
+_CODE_COLUMNS: Final = (
+    _C.c.program_id,
+    _C.c.code,
+    _C.c.participant_id,
+    _C.c.created_at,
+    _C.c.max_uses,
+    _C.c.expires_at,
+)
 
 
 def _code(r: Sequence[Any]) -> CodeRecord:
-    return _decode("rk_codes", (r[0], r[1]), lambda: CodeRecord(r[0], r[1], r[2], _dt(r[3])))
+    return _decode(
+        "rk_codes",
+        (r[0], r[1]),
+        lambda: CodeRecord(r[0], r[1], r[2], _dt(r[3]), r[4], _opt_dt(r[5])),
+    )
 
 
 _PD = _sql.personal_data
@@ -230,6 +242,8 @@ _REFERRAL_COLUMNS: Final = (
     _R.c.channel,
     _R.c.created_at,
     _R.c.event_id,
+    _R.c.status,
+    _R.c.explanation,
 )
 
 
@@ -237,7 +251,47 @@ def _referral(r: Sequence[Any]) -> Referral:
     return _decode(
         "rk_referrals",
         r[0],
-        lambda: Referral(r[0], r[1], r[2], r[3], r[4], r[5], r[6], _dt(r[7]), r[8]),
+        lambda: Referral(
+            r[0], r[1], r[2], r[3], r[4], r[5], r[6], _dt(r[7]), r[8], r[9], codec.loads(r[10])
+        ),
+    )
+
+
+_T = _sql.touches
+_TOUCH_COLUMNS: Final = (
+    _T.c.program_id,
+    _T.c.touch_id,
+    _T.c.kind,
+    _T.c.at,
+    _T.c.event_id,
+    _T.c.visitor_id,
+    _T.c.participant_id,
+    _T.c.referrer_id,
+    _T.c.code,
+    _T.c.channel,
+    _T.c.campaign,
+    _T.c.data,
+)
+
+
+def _touch(r: Sequence[Any]) -> TouchRecord:
+    return _decode(
+        "rk_touches",
+        (r[0], r[1]),
+        lambda: TouchRecord(
+            r[0],
+            r[1],
+            r[2],
+            _dt(r[3]),
+            r[4],
+            r[5],
+            r[6],
+            r[7],
+            r[8],
+            r[9],
+            r[10],
+            codec.loads(r[11]),
+        ),
     )
 
 
@@ -512,6 +566,41 @@ _REFERRAL_BY_REFEREE: Final = sa.select(*_REFERRAL_COLUMNS).where(
     _R.c.program_id == _p("program_id"), _R.c.referee_id == _p("referee_id")
 )
 _GET_REFERRAL: Final = sa.select(*_REFERRAL_COLUMNS).where(_R.c.referral_id == _p("referral_id"))
+_REFERRALS_BY_REFERRER: Final = (
+    sa.select(*_REFERRAL_COLUMNS)
+    .where(_R.c.program_id == _p("program_id"), _R.c.referrer_id == _p("referrer_id"))
+    .order_by(_R.c.referral_id)
+)
+_UPDATE_REFERRAL: Final = (
+    sa.update(_R)
+    .where(_R.c.referral_id == _p("rid"))
+    .values(status=_p("new_status"), explanation=_p("new_explanation"))
+)
+_TOUCHES_OF_VISITOR: Final = (
+    sa.select(*_TOUCH_COLUMNS)
+    .where(_T.c.program_id == _p("program_id"), _T.c.visitor_id == _p("key"))
+    .order_by(_T.c.at, _T.c.touch_id)
+)
+_TOUCHES_OF_PARTICIPANT: Final = (
+    sa.select(*_TOUCH_COLUMNS)
+    .where(_T.c.program_id == _p("program_id"), _T.c.participant_id == _p("key"))
+    .order_by(_T.c.at, _T.c.touch_id)
+)
+_ATTACH_TOUCHES: Final = (
+    sa.update(_T)
+    .where(
+        _T.c.program_id == _p("pid"),
+        _T.c.visitor_id == _p("vid"),
+        _T.c.participant_id.is_(None),
+    )
+    .values(participant_id=_p("new_participant_id"))
+)
+_FORGET_TOUCHES: Final = sa.delete(_T).where(
+    _T.c.program_id == _p("pid"), _T.c.participant_id == _p("who")
+)
+_PURGE_TOUCHES: Final = sa.delete(_T).where(
+    _T.c.program_id == _p("program_id"), _T.c.at < _p("before")
+)
 _GET_ORDER: Final = sa.select(*_ORDER_COLUMNS).where(
     _O.c.program_id == _p("program_id"), _O.c.order_id == _p("order_id")
 )
@@ -917,6 +1006,13 @@ class SQLAlchemyStore:
                             f"{_sql.SCHEMA_VERSION} which this referralkit writes; "
                             "upgrade referralkit"
                         )
+                    if version is not None and version < _sql.SCHEMA_VERSION:
+                        raise SchemaVersionError(
+                            f"database {self._url} has schema version {version}, older than "
+                            f"{_sql.SCHEMA_VERSION} which this referralkit writes; this pre-1.0 "
+                            "release does not migrate it: replay Engine.event_log() into a new "
+                            "store"
+                        )
                     if create:
                         _sql.metadata.create_all(conn)
                     elif version is None and not sa.inspect(conn).has_table("rk_schema"):
@@ -1013,6 +1109,7 @@ class SQLAlchemyStore:
             key=lambda r: (r[0], r[1], r[2]),
         )
         outbox = sorted(rows(*_OUTBOX_COLUMNS), key=lambda r: r[0])
+        touches = sorted(rows(*_TOUCH_COLUMNS), key=lambda r: (r[0], r[1]))
         return {
             "events": [_event_record(r) for r in events],
             "programs": [_program(r) for r in programs],
@@ -1029,6 +1126,7 @@ class SQLAlchemyStore:
             "outbox": [_notification(r) for r in outbox],
             "outbox_status": [(r[0], _outbox_status(r)) for r in outbox],
             "payouts": [_payout(r) for r in sorted(rows(*_PAYOUT_COLUMNS), key=lambda r: r[0])],
+            "touches": [_touch(r) for r in touches],
         }
 
     def __repr__(self) -> str:
@@ -1248,6 +1346,10 @@ class _SQLAlchemyUnitOfWork:
     def payouts(self) -> _Payouts:
         return _Payouts(self)
 
+    @functools.cached_property
+    def touches(self) -> _Touches:
+        return _Touches(self)
+
 
 class _Repo:
     def __init__(self, uow: _SQLAlchemyUnitOfWork) -> None:
@@ -1310,6 +1412,8 @@ class _Participants(_Repo):
                 "code": record.code,
                 "participant_id": record.participant_id,
                 "created_at": _ts(record.created_at),
+                "max_uses": record.max_uses,
+                "expires_at": _opt_ts(record.expires_at),
             },
         )
 
@@ -1351,8 +1455,74 @@ class _Referrals(_Repo):
                 "channel": r.channel,
                 "created_at": _ts(r.created_at),
                 "event_id": r.event_id,
+                "status": r.status,
+                "explanation": codec.dumps(r.explanation),
             },
         )
+
+    def by_referrer(self, program_id: str, referrer_id: str) -> list[Referral]:
+        rows = self._u._rows(
+            _REFERRALS_BY_REFERRER, {"program_id": program_id, "referrer_id": referrer_id}
+        )
+        return [_referral(r) for r in rows]
+
+    def update(self, referral: Referral) -> None:
+        if self.get(referral.referral_id) is None:
+            raise StoreError(f"unknown referral {referral.referral_id!r}")
+        self._u._execute(
+            _UPDATE_REFERRAL,
+            {
+                "rid": referral.referral_id,
+                "new_status": referral.status,
+                "new_explanation": codec.dumps(referral.explanation),
+            },
+        )
+
+
+class _Touches(_Repo):
+    def add(self, record: TouchRecord) -> None:
+        r = record
+        self._u._execute(
+            sa.insert(_T),
+            {
+                "program_id": r.program_id,
+                "touch_id": r.touch_id,
+                "kind": r.kind,
+                "at": _ts(r.at),
+                "event_id": r.event_id,
+                "visitor_id": r.visitor_id,
+                "participant_id": r.participant_id,
+                "referrer_id": r.referrer_id,
+                "code": r.code,
+                "channel": r.channel,
+                "campaign": r.campaign,
+                "data": codec.dumps(dict(r.data)),
+            },
+        )
+
+    def of_visitor(self, program_id: str, visitor_id: str) -> list[TouchRecord]:
+        rows = self._u._rows(_TOUCHES_OF_VISITOR, {"program_id": program_id, "key": visitor_id})
+        return [_touch(r) for r in rows]
+
+    def of_participant(self, program_id: str, participant_id: str) -> list[TouchRecord]:
+        rows = self._u._rows(
+            _TOUCHES_OF_PARTICIPANT, {"program_id": program_id, "key": participant_id}
+        )
+        return [_touch(r) for r in rows]
+
+    def attach(self, program_id: str, visitor_id: str, participant_id: str) -> None:
+        self._u._execute(
+            _ATTACH_TOUCHES,
+            {"pid": program_id, "vid": visitor_id, "new_participant_id": participant_id},
+        )
+
+    def purge(self, program_id: str, before: datetime) -> int:
+        result = self._u._execute(_PURGE_TOUCHES, {"program_id": program_id, "before": _ts(before)})
+        return int(getattr(result, "rowcount", 0) or 0)
+
+    def forget(self, program_id: str, participant_id: str) -> int:
+        result = self._u._execute(_FORGET_TOUCHES, {"pid": program_id, "who": participant_id})
+        return int(getattr(result, "rowcount", 0) or 0)
 
 
 class _Orders(_Repo):

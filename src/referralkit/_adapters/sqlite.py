@@ -20,6 +20,8 @@ from decimal import Decimal
 from types import TracebackType
 from typing import Any, Final, Self
 
+import attrs
+
 from referralkit._adapters._lazy import _lazy
 from referralkit._adapters._sqlformat import COUNTER_SCALE as _COUNTER_SCALE
 from referralkit._adapters._sqlformat import opt_ts as _opt_ts
@@ -55,13 +57,14 @@ from referralkit._values.records import (
     Reward,
     RewardState,
     Role,
+    TouchRecord,
 )
 from referralkit._values.rewards import Unit
 
 __all__ = ["SCHEMA_VERSION", "SQLiteStore"]
 
 #: The schema this version of referralkit writes; a newer database is refused.
-SCHEMA_VERSION: Final = 1
+SCHEMA_VERSION: Final = 2
 
 
 _SCHEMA: Final = """
@@ -100,6 +103,8 @@ CREATE TABLE IF NOT EXISTS rk_codes (
     code TEXT NOT NULL,
     participant_id TEXT NOT NULL,
     created_at TEXT NOT NULL,
+    max_uses INTEGER,
+    expires_at TEXT,
     PRIMARY KEY (program_id, code),
     UNIQUE (program_id, participant_id)
 );
@@ -119,8 +124,11 @@ CREATE TABLE IF NOT EXISTS rk_referrals (
     channel TEXT NOT NULL,
     created_at TEXT NOT NULL,
     event_id TEXT NOT NULL,
+    status TEXT NOT NULL,
+    explanation TEXT NOT NULL,
     UNIQUE (program_id, referee_id)
 );
+CREATE INDEX IF NOT EXISTS rk_referrals_referrer ON rk_referrals (program_id, referrer_id);
 CREATE TABLE IF NOT EXISTS rk_orders (
     program_id TEXT NOT NULL,
     order_id TEXT NOT NULL,
@@ -237,6 +245,24 @@ CREATE INDEX IF NOT EXISTS rk_outbox_fresh ON rk_outbox (seq)
 CREATE INDEX IF NOT EXISTS rk_outbox_retry ON rk_outbox (next_attempt_at, seq)
     WHERE next_attempt_at IS NOT NULL;
 CREATE INDEX IF NOT EXISTS rk_outbox_dead ON rk_outbox (dead_at, seq) WHERE dead_at IS NOT NULL;
+CREATE TABLE IF NOT EXISTS rk_touches (
+    program_id TEXT NOT NULL,
+    touch_id TEXT NOT NULL,
+    kind TEXT NOT NULL,
+    at TEXT NOT NULL,
+    event_id TEXT NOT NULL,
+    visitor_id TEXT,
+    participant_id TEXT,
+    referrer_id TEXT,
+    code TEXT,
+    channel TEXT NOT NULL,
+    campaign TEXT,
+    data TEXT NOT NULL,
+    PRIMARY KEY (program_id, touch_id)
+);
+CREATE INDEX IF NOT EXISTS rk_touches_visitor ON rk_touches (program_id, visitor_id, at);
+CREATE INDEX IF NOT EXISTS rk_touches_participant ON rk_touches (program_id, participant_id, at);
+CREATE INDEX IF NOT EXISTS rk_touches_at ON rk_touches (program_id, at);
 """
 
 _SYNCHRONOUS: Final = frozenset({"OFF", "NORMAL", "FULL", "EXTRA"})
@@ -323,6 +349,12 @@ class SQLiteStore:
                         f"database {self._path!r} has schema version {version}, newer than "
                         f"{SCHEMA_VERSION} which this referralkit writes; upgrade referralkit"
                     )
+                if version is not None and version < SCHEMA_VERSION:
+                    raise SchemaVersionError(
+                        f"database {self._path!r} has schema version {version}, older than "
+                        f"{SCHEMA_VERSION} which this referralkit writes; this pre-1.0 release "
+                        "does not migrate it: replay Engine.event_log() into a new store"
+                    )
             for statement in _SCHEMA.split(";"):
                 if statement.strip():
                     conn.execute(statement)
@@ -400,10 +432,7 @@ class SQLiteStore:
             ],
             "codes": [
                 _code(r)
-                for r in rows(
-                    "SELECT program_id, code, participant_id, created_at FROM rk_codes "
-                    "ORDER BY program_id, code"
-                )
+                for r in rows(f"SELECT {_CODE_COLUMNS} FROM rk_codes ORDER BY program_id, code")
             ],
             "personal_data": [
                 ((r[0], r[1]), r[2])
@@ -444,6 +473,12 @@ class SQLiteStore:
                 _payout(r)
                 for r in rows(f"SELECT {_PAYOUT_COLUMNS} FROM rk_payouts ORDER BY payout_id")
             ],
+            "touches": [
+                _touch(r)
+                for r in rows(
+                    f"SELECT {_TOUCH_COLUMNS} FROM rk_touches ORDER BY program_id, touch_id"
+                )
+            ],
         }
 
     @contextmanager
@@ -470,7 +505,11 @@ def _translated(exc: sqlite3.Error) -> StoreError:
 
 _REFERRAL_COLUMNS: Final = (
     "referral_id, program_id, program_version, referrer_id, referee_id, code, channel, "
-    "created_at, event_id"
+    "created_at, event_id, status, explanation"
+)
+_TOUCH_COLUMNS: Final = (
+    "program_id, touch_id, kind, at, event_id, visitor_id, participant_id, referrer_id, code, "
+    "channel, campaign, data"
 )
 _ORDER_COLUMNS: Final = (
     "program_id, order_id, participant_id, amount_minor, currency, at, event_id, referral_id, "
@@ -525,11 +564,40 @@ def _participant(r: Sequence[Any]) -> ParticipantRecord:
 
 
 def _code(r: Sequence[Any]) -> CodeRecord:
-    return CodeRecord(r[0], r[1], r[2], _dt(r[3]))
+    return CodeRecord(r[0], r[1], r[2], _dt(r[3]), r[4], _opt_dt(r[5]))
 
 
 def _referral(r: Sequence[Any]) -> Referral:
-    return Referral(r[0], r[1], r[2], r[3], r[4], r[5], r[6], _dt(r[7]), r[8])
+    try:
+        explanation = codec.loads(r[10])
+    except codec.CodecError as exc:
+        raise _corrupt("rk_referrals", r[0], exc) from exc
+    return Referral(r[0], r[1], r[2], r[3], r[4], r[5], r[6], _dt(r[7]), r[8], r[9], explanation)
+
+
+def _touch(r: Sequence[Any]) -> TouchRecord:
+    try:
+        data = codec.loads(r[11])
+    except codec.CodecError as exc:
+        raise _corrupt("rk_touches", (r[0], r[1]), exc) from exc
+    return TouchRecord(r[0], r[1], r[2], _dt(r[3]), r[4], r[5], r[6], r[7], r[8], r[9], r[10], data)
+
+
+def _touch_row(r: TouchRecord) -> tuple[Any, ...]:
+    return (
+        r.program_id,
+        r.touch_id,
+        r.kind,
+        _ts(r.at),
+        r.event_id,
+        r.visitor_id,
+        r.participant_id,
+        r.referrer_id,
+        r.code,
+        r.channel,
+        r.campaign,
+        codec.dumps(dict(r.data)),
+    )
 
 
 def _order(r: Sequence[Any]) -> OrderRecord:
@@ -639,7 +707,7 @@ def _outbox_status(r: Sequence[Any]) -> OutboxStatus:
 _ABSENT: Final[Any] = None  # a cached lookup that found no row
 _EVENT_COLUMNS: Final = "program_id, event_id, digest, schema_version, event, outcome"
 _PARTICIPANT_COLUMNS: Final = "program_id, participant_id, first_seen_at, signed_up_at"
-_CODE_COLUMNS: Final = "program_id, code, participant_id, created_at"
+_CODE_COLUMNS: Final = "program_id, code, participant_id, created_at, max_uses, expires_at"
 
 
 def _chunks(items: Sequence[Any], size: int = 400) -> Iterator[Sequence[Any]]:
@@ -686,6 +754,7 @@ class _SQLiteUnitOfWork:
         self._upserts: dict[str, dict[Any, Sequence[Any]]] = {}
         self._deltas: dict[CounterKey, int] = {}
         self._subjects: set[tuple[str, str]] = set()  # (program, subject) counters all loaded
+        self._new_touches: dict[tuple[str, str], TouchRecord] = {}  # inserted at flush
 
     # -- transaction -----------------------------------------------------------------------
     def __enter__(self) -> Self:
@@ -794,6 +863,9 @@ class _SQLiteUnitOfWork:
 
     def flush(self) -> None:
         """Write the buffered rows (in the order the tables depend on each other)."""
+        if self._new_touches:
+            self._xm(_INSERT_TOUCH, [_touch_row(r) for r in self._new_touches.values()])
+            self._new_touches = {}
         if self._upserts:
             for sql, rows in self._upserts.items():
                 self._xm(sql, list(rows.values()))
@@ -978,6 +1050,18 @@ class _SQLiteUnitOfWork:
     def payouts(self) -> _Payouts:
         return _Payouts(self)
 
+    @_lazy
+    def touches(self) -> _Touches:
+        return _Touches(self)
+
+
+_INSERT_TOUCH: Final = (
+    f"INSERT INTO rk_touches ({_TOUCH_COLUMNS}) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)"
+)
+_INSERT_REFERRAL: Final = (
+    f"INSERT INTO rk_referrals ({_REFERRAL_COLUMNS}) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)"
+)
+
 
 _INSERT_REWARD: Final = (
     "INSERT INTO rk_rewards (reward_id, program_id, program_version, referral_id, "
@@ -1100,8 +1184,15 @@ class _Participants(_Repo):
 
     def add_code(self, record: CodeRecord) -> None:
         self._u._x(
-            f"INSERT INTO rk_codes ({_CODE_COLUMNS}) VALUES (?, ?, ?, ?)",
-            (record.program_id, record.code, record.participant_id, _ts(record.created_at)),
+            f"INSERT INTO rk_codes ({_CODE_COLUMNS}) VALUES (?, ?, ?, ?, ?, ?)",
+            (
+                record.program_id,
+                record.code,
+                record.participant_id,
+                _ts(record.created_at),
+                record.max_uses,
+                _opt_ts(record.expires_at),
+            ),
         )
         self._u._code_owner[(record.program_id, record.code)] = record
 
@@ -1159,7 +1250,7 @@ class _Referrals(_Repo):
         self._u._referral_of[key] = r
         self._u._referrals[r.referral_id] = r
         self._u._buffer(
-            f"INSERT INTO rk_referrals ({_REFERRAL_COLUMNS}) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?)",
+            _INSERT_REFERRAL,
             (
                 r.referral_id,
                 r.program_id,
@@ -1170,8 +1261,95 @@ class _Referrals(_Repo):
                 r.channel,
                 _ts(r.created_at),
                 r.event_id,
+                r.status,
+                codec.dumps(r.explanation),
             ),
         )
+
+    def by_referrer(self, program_id: str, referrer_id: str) -> list[Referral]:
+        if _INSERT_REFERRAL in self._u._pending:
+            self._u.flush()
+        rows = self._u._x(
+            f"SELECT {_REFERRAL_COLUMNS} FROM rk_referrals "
+            "WHERE program_id = ? AND referrer_id = ? ORDER BY referral_id",
+            (program_id, referrer_id),
+        ).fetchall()
+        return [_referral(r) for r in rows]
+
+    def update(self, referral: Referral) -> None:
+        old = self.get(referral.referral_id)
+        if old is None:
+            raise StoreError(f"unknown referral {referral.referral_id!r}")
+        new = attrs.evolve(old, status=referral.status, explanation=referral.explanation)
+        self._u.flush()
+        self._u._x(
+            "UPDATE rk_referrals SET status = ?, explanation = ? WHERE referral_id = ?",
+            (new.status, codec.dumps(new.explanation), new.referral_id),
+        )
+        self._u._referrals[new.referral_id] = new
+        self._u._referral_of[(new.program_id, new.referee_id)] = new
+
+
+class _Touches(_Repo):
+    """New touches wait in the unit (its reads see them) and are inserted at flush, so a
+    batch of sign-ups reads touches without flushing every other buffered write."""
+
+    def add(self, record: TouchRecord) -> None:
+        key = (record.program_id, record.touch_id)
+        if key in self._u._new_touches:
+            raise self._u._conflict(f"touch {key!r} already exists")
+        if not self._u._open:
+            self._u._require_open()
+        self._u._new_touches[key] = record
+
+    def _query(self, field: str, program_id: str, value: str) -> list[TouchRecord]:
+        rows = self._u._x(
+            f"SELECT {_TOUCH_COLUMNS} FROM rk_touches WHERE program_id = ? AND {field} = ?",
+            (program_id, value),
+        ).fetchall()
+        found = [_touch(r) for r in rows]
+        found.extend(
+            r
+            for r in self._u._new_touches.values()
+            if r.program_id == program_id and getattr(r, field) == value
+        )
+        return sorted(found, key=lambda r: (r.at, r.touch_id))
+
+    def of_visitor(self, program_id: str, visitor_id: str) -> list[TouchRecord]:
+        return self._query("visitor_id", program_id, visitor_id)
+
+    def of_participant(self, program_id: str, participant_id: str) -> list[TouchRecord]:
+        return self._query("participant_id", program_id, participant_id)
+
+    def attach(self, program_id: str, visitor_id: str, participant_id: str) -> None:
+        self._u._x(
+            "UPDATE rk_touches SET participant_id = ? "
+            "WHERE program_id = ? AND visitor_id = ? AND participant_id IS NULL",
+            (participant_id, program_id, visitor_id),
+        )
+        pending = self._u._new_touches
+        for key, record in pending.items():
+            if (
+                record.program_id == program_id
+                and record.visitor_id == visitor_id
+                and record.participant_id is None
+            ):
+                pending[key] = attrs.evolve(record, participant_id=participant_id)
+
+    def purge(self, program_id: str, before: datetime) -> int:
+        self._u.flush()
+        cursor = self._u._x(
+            "DELETE FROM rk_touches WHERE program_id = ? AND at < ?", (program_id, _ts(before))
+        )
+        return int(cursor.rowcount)
+
+    def forget(self, program_id: str, participant_id: str) -> int:
+        self._u.flush()
+        cursor = self._u._x(
+            "DELETE FROM rk_touches WHERE program_id = ? AND participant_id = ?",
+            (program_id, participant_id),
+        )
+        return int(cursor.rowcount)
 
 
 class _Orders(_Repo):

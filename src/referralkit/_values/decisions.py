@@ -39,6 +39,32 @@ _TEMPLATES: Mapping[str, str] = MappingProxyType(
         "referral.already_referred": "{referee} was already referred by {referrer}",
         "referral.existing_customer": "{referee} was already a customer before this sign-up",
         "referral.no_code": "the sign-up carried no referral code",
+        "referral.code_expired": "code {code!r} expired at {expires_at}",
+        "referral.code_exhausted": "code {code!r} was used its maximum of {max_uses} times",
+        "referral.code_deactivated": "code {code!r} was deactivated",
+        "referral.invalid_token": "the referral link's token was refused: {problem}",
+        "referral.no_touch_in_window": "no touch counted within the attribution window",
+        "referral.blocked": "a fraud check blocked the referral ({reasons})",
+        "referral.held": "the referral is held for review ({reasons})",
+        "referral.rejected": "the referral {referral_id} was rejected by an operator",
+        "referral.flagged": "the referral was flagged for review ({reasons})",
+        "referral.held_later": (
+            "referral {referral_id} is held: its referrer signed up with the referee's "
+            "email ({reasons})"
+        ),
+        "attribution.deferred": "the referrer is chosen at the first purchase",
+        "attribution.not_at_purchase": (
+            "code {code!r} at checkout does not bind: this program binds at sign-up"
+        ),
+        "attribution.no_touches": (
+            "no touch is on record for {referee}; the outcome of their sign-up says why"
+        ),
+        "touch.won": "{kind} by {referrer} at {at} via {channel} won ({reason})",
+        "touch.lost": "{kind} by {referrer} at {at} via {channel} lost ({reason})",
+        "touch.ignored": "{kind} by {referrer} at {at} via {channel} did not count ({reason})",
+        "touch.not_binding": (
+            "{kind} by {referrer} was recorded; {referee} is bound to {bound} ({reason})"
+        ),
         "signup.repeated": "{participant} had already signed up; nothing new was recorded",
         "purchase.not_referred": "{participant} was not referred, so the order earns nothing",
         "purchase.before_referral": (

@@ -88,9 +88,32 @@ def _check_code(field: str, value: object) -> None:
         raise InvalidInputError(field, value, "must be a non-empty string of at most 200 chars")
 
 
+def _check_token(field: str, value: object) -> None:
+    # Only the type is checked here; the engine verifies the signature.
+    if value is not None and (not isinstance(value, str) or not value or len(value) > 2048):
+        raise InvalidInputError(field, value, "must be a non-empty string of at most 2048 chars")
+
+
 def _check_channel(field: str, value: object) -> None:
     if value not in CHANNELS:
         raise InvalidInputError(field, value, f"must be one of {sorted(CHANNELS)}")
+
+
+def _optional_text(field: str, value: object) -> None:
+    if value is not None and (not isinstance(value, str) or not value or len(value) > 200):
+        raise InvalidInputError(field, value, "must be a non-empty string of at most 200 chars")
+
+
+_KEYED_HASH = frozenset("0123456789abcdef")
+
+
+def _check_hash(field: str, value: object) -> None:
+    if value is not None and (
+        not isinstance(value, str) or len(value) != 64 or not set(value) <= _KEYED_HASH
+    ):
+        raise InvalidInputError(
+            field, value, "must be a keyed hash (keyed_hash(value, key)), never the raw value"
+        )
 
 
 def _meta() -> Any:
@@ -107,7 +130,14 @@ class Click:
         code: The referral code in the link, as shown (normalised on lookup).
         visitor_id: The host's anonymous visitor id, to match a later sign-up.
         channel: One of [`CHANNELS`][referralkit.CHANNELS].
-        metadata: Free JSON data kept with the event (UTM fields, campaign, ...).
+        metadata: Free JSON data kept with the event.
+        link_token: The signed token of the referral link (``Engine(link_signer=...)``
+            verifies it), instead of or besides ``code``.
+        campaign: The campaign (``utm_campaign``), if known.
+        utm_source: ``utm_source``, if known.
+        utm_medium: ``utm_medium``, if known.
+        utm_content: ``utm_content``, if known.
+        utm_term: ``utm_term``, if known.
     """
 
     kind: ClassVar[str] = "click"
@@ -118,11 +148,20 @@ class Click:
     visitor_id: str | None = None
     channel: str = "link"
     metadata: Mapping[str, Any] = _meta()
+    link_token: str | None = None
+    campaign: str | None = None
+    utm_source: str | None = None
+    utm_medium: str | None = None
+    utm_content: str | None = None
+    utm_term: str | None = None
 
     def __attrs_post_init__(self) -> None:
         _check_ids("click", self, "event_id", optional=("visitor_id",))
         _check_code("click.code", self.code)
         _check_channel("click.channel", self.channel)
+        _check_token("click.link_token", self.link_token)
+        for name in ("campaign", "utm_source", "utm_medium", "utm_content", "utm_term"):
+            _optional_text(f"click.{name}", getattr(self, name))
 
     @property
     def participant_id(self) -> None:
@@ -142,6 +181,16 @@ class Signup:
         email: Their email, used for self-referral checks; kept as personal data.
         channel: Where the referral came from, one of [`CHANNELS`][referralkit.CHANNELS].
         metadata: Free JSON data kept with the event.
+        visitor_id: The host's anonymous visitor id: the visitor's earlier clicks become
+            this participant's touches.
+        link_token: The signed token of the referral link they arrived with.
+        existing_customer: The host knows them as a customer already (not referrable
+            unless the program's ``AttributionRules.allow_existing_customers``).
+        device: Keyed hash ([`keyed_hash`][referralkit.attribution.keyed_hash]) of their
+            device id; never the raw value.
+        payment_fingerprint: Keyed hash of their card or wallet fingerprint.
+        payout_account: Keyed hash of the account their rewards are paid to.
+        ip: Keyed hash of their IP address.
     """
 
     kind: ClassVar[str] = "signup"
@@ -153,13 +202,27 @@ class Signup:
     email: str | None = None
     channel: str = "code"
     metadata: Mapping[str, Any] = _meta()
+    visitor_id: str | None = None
+    link_token: str | None = None
+    existing_customer: bool = False
+    device: str | None = None
+    payment_fingerprint: str | None = None
+    payout_account: str | None = None
+    ip: str | None = None
 
     def __attrs_post_init__(self) -> None:
-        _check_ids("signup", self, "event_id", "participant_id")
+        _check_ids("signup", self, "event_id", "participant_id", optional=("visitor_id",))
         _check_code("signup.code", self.code)
         if self.email is not None and (not isinstance(self.email, str) or "@" not in self.email):
             raise InvalidInputError("signup.email", self.email, "must be an email address")
         _check_channel("signup.channel", self.channel)
+        _check_token("signup.link_token", self.link_token)
+        if not isinstance(self.existing_customer, bool):
+            raise InvalidInputError(
+                "signup.existing_customer", self.existing_customer, "must be True or False"
+            )
+        for name in ("device", "payment_fingerprint", "payout_account", "ip"):
+            _check_hash(f"signup.{name}", getattr(self, name))
 
 
 def _check_quantity(_: object, __: object, value: object) -> None:
@@ -217,6 +280,8 @@ class Purchase:
         discount: Optional: discounts taken off the order.
         tax: Optional: tax included in ``amount``.
         shipping: Optional: shipping included in ``amount``.
+        code: A referral code typed at checkout, as typed (a touch; it binds the buyer
+            when the program binds at the first purchase).
     """
 
     kind: ClassVar[str] = "purchase"
@@ -232,9 +297,11 @@ class Purchase:
     discount: Money | None = None
     tax: Money | None = None
     shipping: Money | None = None
+    code: str | None = None
 
     def __attrs_post_init__(self) -> None:
         _check_ids("purchase", self, "event_id", "participant_id", "order_id")
+        _check_code("purchase.code", self.code)
         _check_amount("purchase.amount", self.amount, positive=False)
         for name in ("subtotal", "discount", "tax", "shipping"):
             part = getattr(self, name)

@@ -152,21 +152,21 @@ def _milestone_reached(d: _Data, year: int) -> str:
 def _status_changed(d: _Data, year: int) -> str:
     old, new = d["old"], d["new"]
     if not old:
-        return f"You reached the {new} status."
+        return f"Your status is now {new}."
     if not new:
-        return f"You no longer have the {old} status."
+        return f"You no longer hold the {old} status."
     return f"Your status changed from {old} to {new}."
 
 
 def _budget_exhausted(d: _Data, year: int) -> str:
-    budget, spent = d["budget"], money_text(d["spent"])
-    if _MONEY.match(budget):
-        return f"The program budget of {money_text(budget)} is exhausted: {spent} spent."
-    return f"The {budget} budget is exhausted: {spent} spent."
+    return (
+        f"The program budget of {money_text(d['budget'])} is exhausted: "
+        f"{money_text(d['spent'])} spent."
+    )
 
 
 def _points_redeemed(d: _Data, year: int) -> str:
-    return f"You redeemed {d['points']} {d['account']} for {money_text(d['value'])}."
+    return f"You redeemed {d['points']} points for {money_text(d['value'])}."
 
 
 def _referral_held(d: _Data, year: int) -> str:
@@ -187,8 +187,8 @@ _RENDERERS: Mapping[str, Callable[[_Data, int], str]] = {
     "milestone_reached": _milestone_reached,
     "status_changed": _status_changed,
     "budget_exhausted": _budget_exhausted,
-    "referral_held": _referral_held,
     "points_redeemed": _points_redeemed,
+    "referral_held": _referral_held,
 }
 
 MESSAGE_KINDS: frozenset[str] = frozenset(_RENDERERS)

@@ -5,7 +5,7 @@ notifications and the event log. Stores persist them as they are.
 from __future__ import annotations
 
 import enum
-from collections.abc import Mapping
+from collections.abc import Iterable, Mapping
 from datetime import datetime
 from decimal import Decimal
 from types import MappingProxyType
@@ -20,6 +20,7 @@ from referralkit._values.money import Money
 from referralkit._values.rewards import RewardValue, Unit
 
 __all__ = [
+    "AttributionExplanation",
     "ChargebackRecord",
     "CodeRecord",
     "Entry",
@@ -42,11 +43,16 @@ __all__ = [
     "RewardGrant",
     "RewardState",
     "Role",
+    "TouchRecord",
 ]
 
 
 def _frozen_map(data: Mapping[str, Any]) -> Mapping[str, Any]:
     return MappingProxyType(dict(data))
+
+
+def _decisions(value: Iterable[Decision]) -> tuple[Decision, ...]:
+    return tuple(value)
 
 
 class Role(enum.StrEnum):
@@ -111,6 +117,10 @@ class Referral:
         channel: Where the referral came from.
         created_at: When it was attributed.
         event_id: The sign-up event that created it.
+        status: ``"active"``, or ``"held"`` when a fraud check (or a later finding) put it
+            on hold for an operator.
+        explanation: Why this referrer won: one decision per touch seen (the winner, the
+            touches that lost or were ignored, and why) and the fraud verdicts.
     """
 
     referral_id: str
@@ -122,16 +132,65 @@ class Referral:
     channel: str
     created_at: datetime
     event_id: str
+    status: str = "active"
+    explanation: tuple[Decision, ...] = attrs.field(default=(), converter=_decisions)
 
 
 @attrs.frozen
 class CodeRecord:
-    """A referral code and its owner. ``code`` is normalised."""
+    """A referral code and its owner. ``code`` is normalised.
+
+    Attributes:
+        max_uses: How many referrals the code may make; ``None`` for no limit.
+        expires_at: From this instant on the code makes no referral; ``None`` for never.
+    """
 
     program_id: str
     code: str
     participant_id: str
     created_at: datetime
+    max_uses: int | None = None
+    expires_at: datetime | None = None
+
+
+@attrs.frozen
+class TouchRecord:
+    """One step of a would-be referee's journey, kept for attribution.
+
+    Attributes:
+        touch_id: Derived from the event that recorded it.
+        kind: ``"click"`` (a referral link followed), ``"code"`` (a code typed at sign-up
+            or at checkout) or ``"decision"`` (where attribution was decided for
+            ``participant_id``: the event id of that sign-up or first purchase).
+        at: When it happened.
+        event_id: The event that recorded it.
+        visitor_id: The host's anonymous visitor id, if known.
+        participant_id: The would-be referee, once known (set for every touch of a visitor
+            when that visitor signs up).
+        referrer_id: Whose link or code it was (``None`` for a decision).
+        code: The referrer's normalised code, if any.
+        channel: One of ``CHANNELS``.
+        campaign: The campaign (UTM campaign), if known.
+        data: Other touch fields (UTM source, medium, content, term) as strings.
+    """
+
+    program_id: str
+    touch_id: str
+    kind: str
+    at: datetime
+    event_id: str
+    visitor_id: str | None = None
+    participant_id: str | None = None
+    referrer_id: str | None = None
+    code: str | None = None
+    channel: str = "link"
+    campaign: str | None = None
+    data: Mapping[str, str] = attrs.field(factory=dict, converter=_frozen_map, eq=False, hash=False)
+    _data_items: frozenset[tuple[str, str]] = attrs.field(init=False, repr=False)
+
+    @_data_items.default
+    def _freeze_data(self) -> frozenset[tuple[str, str]]:
+        return frozenset(self.data.items())
 
 
 @attrs.frozen
@@ -480,3 +539,38 @@ class DeadLetter:
     attempts: int
     last_error: str | None
     dead_at: datetime
+
+
+@attrs.frozen
+class AttributionExplanation:
+    """Why a participant was, or was not, referred: what support staff read.
+
+    Attributes:
+        referee_id: The participant asked about.
+        referral: Their referral, or ``None``.
+        decisions: With a referral, the explanation stored with it (every touch seen, which
+            rule chose the winner, which touches lost or were rejected and why, the fraud
+            verdicts); without one, the decisions of the event where attribution was
+            decided (or an ``attribution.no_touches`` decision when nothing was on record).
+        event_id: The event where attribution was decided, if any.
+    """
+
+    referee_id: str
+    referral: Referral | None
+    decisions: tuple[Decision, ...]
+    event_id: str | None = None
+
+    def text(self) -> str:
+        """The explanation as readable lines."""
+        if self.referral is not None:
+            head = (
+                f"{self.referee_id} was referred by {self.referral.referrer_id}"
+                f" ({self.referral.status})"
+            )
+        else:
+            head = f"{self.referee_id} was not referred"
+        return "\n".join([head, *(f"  {d}" for d in self.decisions)])
+
+    def reasons(self) -> tuple[str, ...]:
+        """The reason codes of the decisions, in order."""
+        return tuple(d.code for d in self.decisions)

@@ -5,6 +5,13 @@ Everything here is pure: no I/O, no clock, no state kept between calls. Randomne
 once. The engine wires these rules to events and the store.
 """
 
+from referralkit.attribution._checks import (
+    CircularCheck,
+    DisposableEmailCheck,
+    SameIdentityCheck,
+    VelocityCheck,
+    default_fraud_checks,
+)
 from referralkit.attribution._codes import (
     CROCKFORD,
     VANITY_MAX_LENGTH,
@@ -62,6 +69,8 @@ __all__ = [
     "VANITY_MIN_LENGTH",
     "AttributionDecision",
     "AttributionRules",
+    "CircularCheck",
+    "DisposableEmailCheck",
     "EmailRules",
     "FraudAction",
     "FraudCheck",
@@ -69,9 +78,11 @@ __all__ = [
     "FraudVerdict",
     "IdentityFacts",
     "LinkSigner",
+    "SameIdentityCheck",
     "Touch",
     "TouchExplanation",
     "TouchVerdict",
+    "VelocityCheck",
     "check_circular",
     "check_same_identity",
     "check_vanity_code",
@@ -79,6 +90,7 @@ __all__ = [
     "code_entropy_bits",
     "collision_probability",
     "combine",
+    "default_fraud_checks",
     "disposable_domains",
     "generate_code",
     "is_disposable_email",

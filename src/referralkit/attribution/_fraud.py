@@ -295,6 +295,10 @@ class FraudContext:
         referee: What is known of the referee.
         code: The normalised code used, if any.
         channel: The channel of the winning touch.
+        referrer_of_referrer: Who referred the referrer in this program, if anyone.
+        referrals_this_hour: The referrer's referrals made in this clock hour (UTC),
+            counting this one.
+        referrals_today: The referrer's referrals made on this day (UTC), counting this one.
     """
 
     program_id: str
@@ -305,6 +309,9 @@ class FraudContext:
     referee: IdentityFacts = attrs.field(factory=IdentityFacts)
     code: str | None = None
     channel: str | None = None
+    referrer_of_referrer: str | None = None
+    referrals_this_hour: int = 0
+    referrals_today: int = 0
 
     def __attrs_post_init__(self) -> None:
         require_id("fraud_context.program_id", self.program_id)

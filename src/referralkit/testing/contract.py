@@ -73,6 +73,7 @@ from referralkit._values.records import (
     RewardGrant,
     RewardState,
     Role,
+    TouchRecord,
 )
 from referralkit._values.rewards import (
     Badge,
@@ -118,6 +119,7 @@ TABLES = (
     "outbox",
     "outbox_status",
     "payouts",
+    "touches",
 )
 """The tables ``dump()`` returns; ``referralkit.testing.invariants`` reads them by name."""
 
@@ -202,6 +204,31 @@ def _referral(
         channel="email",
         created_at=_at(3),
         event_id=f"evt-signup-{referee_id}",
+    )
+
+
+def _touch(
+    touch_id: str = "tch-1",
+    *,
+    minutes: int = 4,
+    visitor_id: str | None = "v-1",
+    participant_id: str | None = None,
+    kind: str = "click",
+    program_id: str = P,
+) -> TouchRecord:
+    return TouchRecord(
+        program_id,
+        touch_id,
+        kind,
+        _at(minutes, KATHMANDU),
+        f"evt-{touch_id}",
+        visitor_id=visitor_id,
+        participant_id=participant_id,
+        referrer_id="alice",
+        code="ALICE123",
+        channel="social",
+        campaign="spring",
+        data={"utm_source": "newsletter", "utm_medium": "email"},
     )
 
 
@@ -421,6 +448,10 @@ def _rich_outcome(event: Event) -> Outcome:
     )
 
 
+def _add_touch(uow: UnitOfWork, record: TouchRecord) -> None:
+    uow.touches.add(record)
+
+
 def _add_event(uow: UnitOfWork, record: EventRecord) -> None:
     uow.events.add(record)
 
@@ -562,6 +593,7 @@ class StoreContract:
         uow.ledger.add_reward(reward, _granted(reward))
         uow.counters.add((P, "referrals", "alice"), Decimal(1))
         uow.outbox.add([_notification()])
+        uow.touches.add(_touch())
 
     @staticmethod
     def assert_one_of_each(uow: UnitOfWork, *, visible: bool) -> None:
@@ -589,6 +621,7 @@ class StoreContract:
             "counter": uow.counters.get([(P, "referrals", "alice")])
             == {(P, "referrals", "alice"): Decimal(1)},
             "outbox": uow.outbox.pending(10) == [_notification()],
+            "touches": uow.touches.of_visitor(P, "v-1") == [_touch()],
         }
         wrong = sorted(name for name, present in seen.items() if present is not visible)
         assert not wrong, f"{'not visible' if visible else 'still visible'}: {wrong}"
@@ -835,6 +868,144 @@ class StoreContract:
         with store.unit_of_work() as uow:
             assert uow.referrals.by_referee(P, "bob") == _referral("bob", "alice")
             assert uow.referrals.get("ref_second") is None
+
+    def test_referrals_by_referrer_come_in_referral_id_order(self, store: Store) -> None:
+        """by_referrer lists a referrer's referrals by referral id, scoped by program."""
+        self.commit(
+            store,
+            lambda u: u.referrals.add(_referral("carol", "alice")),
+            lambda u: u.referrals.add(_referral("bob", "alice")),
+            lambda u: u.referrals.add(_referral("dan", "erin")),
+            lambda u: u.referrals.add(_referral("bob", "alice", program_id=OTHER)),
+        )
+        with store.unit_of_work() as uow:
+            assert uow.referrals.by_referrer(P, "alice") == [
+                _referral("bob", "alice"),
+                _referral("carol", "alice"),
+            ]
+            assert uow.referrals.by_referrer(P, "nobody") == []
+            assert uow.referrals.by_referrer(OTHER, "alice") == [
+                _referral("bob", "alice", program_id=OTHER)
+            ]
+
+    def test_update_replaces_status_and_explanation_only(self, store: Store) -> None:
+        """referrals.update keeps every field but status and explanation, which round-trip."""
+        self.commit(store, lambda u: u.referrals.add(_referral()))
+        why = (
+            Decision.of("attribution", Verdict.NOTED, "touch.won", referrer="alice"),
+            Decision.of("fraud", Verdict.NOTED, "referral.held", reasons="fraud.same_device"),
+        )
+        changed = attrs.evolve(_referral(), status="held", explanation=why, channel="sms")
+        self.commit(store, lambda u: u.referrals.update(changed))
+        expected = attrs.evolve(_referral(), status="held", explanation=why)
+        with store.unit_of_work() as uow:
+            _assert_same(uow.referrals.by_referee(P, "bob"), expected, "by_referee")
+            _assert_same(uow.referrals.get(expected.referral_id), expected, "get")
+            _assert_same(uow.referrals.by_referrer(P, "alice"), [expected], "by_referrer")
+
+    def test_updating_an_unknown_referral_is_a_store_error(self, store: Store) -> None:
+        """referrals.update of a referral never added raises StoreError."""
+        with pytest.raises(StoreError), store.unit_of_work() as uow:
+            uow.referrals.update(_referral())
+
+    def test_a_code_keeps_its_limits(self, store: Store) -> None:
+        """A code with max_uses and expires_at comes back equal, by code and by owner."""
+        limited = attrs.evolve(_code(), max_uses=3, expires_at=_at(60, NEW_YORK))
+        self.commit(store, lambda u: u.participants.add_code(limited))
+        with store.unit_of_work() as uow:
+            _assert_same(uow.participants.code_owner(P, "ALICE123"), limited, "code_owner")
+            _assert_same(uow.participants.code_of(P, "alice"), limited, "code_of")
+
+    # -- touches --------------------------------------------------------------------------
+    def test_touches_are_found_by_visitor_and_participant_in_time_order(self, store: Store) -> None:
+        """of_visitor and of_participant list touches by (at, touch id), scoped by program."""
+        late = _touch("tch-a", minutes=9)
+        early = _touch("tch-z", minutes=1)
+        tie = _touch("tch-b", minutes=9)
+        mine = _touch("tch-m", visitor_id=None, participant_id="bob", kind="code")
+        other = _touch("tch-o", program_id=OTHER)
+        self.commit(
+            store, *[partial(_add_touch, record=t) for t in (late, early, tie, mine, other)]
+        )
+        with store.unit_of_work() as uow:
+            _assert_same(uow.touches.of_visitor(P, "v-1"), [early, late, tie], "of_visitor")
+            _assert_same(uow.touches.of_participant(P, "bob"), [mine], "of_participant")
+            _assert_same(uow.touches.of_visitor(OTHER, "v-1"), [other], "other program")
+            assert uow.touches.of_visitor(P, "v-unknown") == []
+
+    def test_reads_see_the_units_own_touches(self, store: Store) -> None:
+        """A touch added in a unit is listed by that unit before commit."""
+        with store.unit_of_work() as uow:
+            uow.touches.add(_touch())
+            assert uow.touches.of_visitor(P, "v-1") == [_touch()]
+
+    def test_a_known_touch_id_is_a_conflict(self, store: Store) -> None:
+        """Adding a touch id twice raises ConcurrencyError; the first stays."""
+        self.commit(store, lambda u: u.touches.add(_touch()))
+        self.assert_conflict(store, lambda u: u.touches.add(_touch(minutes=8)))
+        assert self.read(store, lambda u: u.touches.of_visitor(P, "v-1")) == [_touch()]
+
+    def test_attach_sets_the_participant_on_the_visitors_unclaimed_touches(
+        self, store: Store
+    ) -> None:
+        """attach gives the visitor's touches without a participant to the participant and
+        leaves touches another participant claimed alone."""
+        free = _touch("tch-1", minutes=1)
+        claimed = _touch("tch-2", minutes=2, participant_id="carol")
+        elsewhere = _touch("tch-3", minutes=3, visitor_id="v-2")
+        self.commit(store, *[partial(_add_touch, record=t) for t in (free, claimed, elsewhere)])
+        self.commit(store, lambda u: u.touches.attach(P, "v-1", "bob"))
+        with store.unit_of_work() as uow:
+            _assert_same(
+                uow.touches.of_participant(P, "bob"),
+                [attrs.evolve(free, participant_id="bob")],
+                "bob",
+            )
+            _assert_same(uow.touches.of_participant(P, "carol"), [claimed], "carol")
+            _assert_same(
+                uow.touches.of_visitor(P, "v-1"),
+                [attrs.evolve(free, participant_id="bob"), claimed],
+                "visitor",
+            )
+
+    def test_purge_deletes_touches_before_the_cutoff_only(self, store: Store) -> None:
+        """purge removes the program's touches strictly before ``before`` and says how many."""
+        old = _touch("tch-old", minutes=1)
+        edge = _touch("tch-edge", minutes=5)
+        other = _touch("tch-other", minutes=1, program_id=OTHER)
+        self.commit(store, *[partial(_add_touch, record=t) for t in (old, edge, other)])
+        with store.unit_of_work() as uow:
+            assert uow.touches.purge(P, _at(5, TOKYO)) == 1
+            uow.commit()
+        with store.unit_of_work() as uow:
+            _assert_same(uow.touches.of_visitor(P, "v-1"), [edge], "after purge")
+            _assert_same(uow.touches.of_visitor(OTHER, "v-1"), [other], "other program")
+
+    def test_forget_deletes_the_participants_touches_only(self, store: Store) -> None:
+        """forget removes every touch of one participant in one program and says how many."""
+        mine = _touch("tch-1", participant_id="bob")
+        also_mine = _touch("tch-2", visitor_id=None, participant_id="bob", kind="code")
+        theirs = _touch("tch-3", participant_id="carol")
+        elsewhere = _touch("tch-4", participant_id="bob", program_id=OTHER)
+        self.commit(
+            store, *[partial(_add_touch, record=t) for t in (mine, also_mine, theirs, elsewhere)]
+        )
+        with store.unit_of_work() as uow:
+            assert uow.touches.forget(P, "bob") == 2
+            uow.commit()
+        with store.unit_of_work() as uow:
+            assert uow.touches.of_participant(P, "bob") == []
+            _assert_same(uow.touches.of_visitor(P, "v-1"), [theirs], "carol's stays")
+            _assert_same(uow.touches.of_participant(OTHER, "bob"), [elsewhere], "other program")
+
+    def test_a_rolled_back_purge_and_attach_are_undone(self, store: Store) -> None:
+        """purge and attach in a unit left without commit change nothing."""
+        self.commit(store, lambda u: u.touches.add(_touch()))
+        before = store.dump()
+        with store.unit_of_work() as uow:
+            uow.touches.attach(P, "v-1", "bob")
+            uow.touches.purge(P, _at(60))
+        assert store.dump() == before
 
     # -- orders, refunds, chargebacks -----------------------------------------------------
     def test_orders_refunds_and_chargebacks_are_found_by_business_id(self, store: Store) -> None:
@@ -1366,6 +1537,7 @@ class StoreContract:
             "entries": _granted(reward),
             "outbox": _notification(),
             "personal_data": ((P, "bob"), "bob@example.com"),
+            "touches": _touch(),
         }
         for table, record in expected.items():
             assert dump[table] == [record], f"dump()[{table!r}] = {dump[table]!r}"

@@ -33,7 +33,7 @@ from __future__ import annotations
 import decimal
 import enum
 import heapq
-from collections.abc import Iterable, Mapping
+from collections.abc import Iterable, Mapping, Sequence
 from datetime import UTC, datetime, timedelta, timezone, tzinfo
 from decimal import Decimal
 from typing import Any, Literal, TypeAlias, cast
@@ -69,6 +69,7 @@ from referralkit._values.rewards import (
     Points,
     RewardValue,
 )
+from referralkit.attribution._resolve import AttributionRules, Touch
 from referralkit.policies import (
     All as AllOf,
 )
@@ -108,6 +109,9 @@ except ImportError as exc:  # pragma: no cover - depends on the environment
 
 __all__ = [
     "REWARD_KINDS",
+    "attribution_rules",
+    "clicks",
+    "touches",
     "CodeForm",
     "Deliver",
     "Delivery",
@@ -1465,4 +1469,74 @@ def retry_schedules(*, max_attempts: int = 6) -> st.SearchStrategy[RetrySchedule
         factor=st.sampled_from([Decimal(1), Decimal("1.5"), Decimal(2), Decimal(3)]),
         max_delay=st.integers(600, 86_400).map(lambda s: timedelta(seconds=s)),
         jitter_percent=st.sampled_from([Decimal(0), Decimal(0), Decimal(5), Decimal(20)]),
+    )
+
+
+# -- attribution ------------------------------------------------------------------------------
+_MODELS = ("last_touch", "first_touch", "first_bind")
+
+
+def attribution_rules(
+    *,
+    max_window: timedelta = timedelta(days=60),
+    bind_at: Sequence[str] = ("signup", "first_purchase"),
+) -> st.SearchStrategy[AttributionRules]:
+    """``AttributionRules`` with any model, a window from one minute to ``max_window``, and
+    ``bind_at`` drawn from ``bind_at``."""
+    return st.builds(
+        AttributionRules,
+        window=st.timedeltas(min_value=timedelta(minutes=1), max_value=max_window),
+        model=st.sampled_from(_MODELS),
+        code_beats_click=st.booleans(),
+        bind_at=st.sampled_from(tuple(bind_at)),
+        allow_existing_customers=st.booleans(),
+    )
+
+
+def touches(
+    referrer_ids: st.SearchStrategy[str] | None = None,
+    *,
+    start: datetime = _EPOCH,
+    max_days: int = 60,
+) -> st.SearchStrategy[Touch]:
+    """Pure ``Touch`` values (for ``resolve_attribution``): a click or a code by one of
+    ``referrer_ids`` (any participant id by default), within ``max_days`` after ``start``,
+    with any channel, and sometimes a campaign and a visitor id."""
+    return st.builds(
+        Touch,
+        kind=st.sampled_from(("click", "code")),
+        referrer_id=referrer_ids if referrer_ids is not None else participant_ids(),
+        at=st.integers(0, max_days * _MINUTES_PER_DAY).map(lambda m: start + timedelta(minutes=m)),
+        channel=st.sampled_from(sorted(CHANNELS)),
+        campaign=st.none() | st.sampled_from(("spring", "black-friday")),
+        visitor_id=st.none() | st.sampled_from(("v-1", "v-2")),
+    )
+
+
+@st.composite
+def clicks(
+    draw: st.DrawFn,
+    codes: Sequence[str],
+    visitor_ids: Sequence[str],
+    *,
+    start: datetime = _EPOCH,
+    max_days: int = 60,
+) -> Click:
+    """A ``Click`` on one of ``codes`` (as issued, or typed in another form) by one of
+    ``visitor_ids``, within ``max_days`` after ``start``, with a channel and sometimes
+    campaign / UTM fields. Event ids are unique within one test case's draws only by
+    chance: give clicks your own ids when you need them unique."""
+    if not codes or not visitor_ids:
+        raise InvalidArgument("clicks() needs at least one code and one visitor id")
+    code = draw(st.sampled_from(list(codes)), label="code")
+    form = draw(st.sampled_from(CodeForm), label="form")
+    minutes = draw(st.integers(0, max_days * _MINUTES_PER_DAY), label="minutes")
+    return Click(
+        event_id=f"click-{draw(st.integers(0, 2**32)):x}",
+        at=start + timedelta(minutes=minutes),
+        code=form.apply(code),
+        visitor_id=draw(st.sampled_from(list(visitor_ids)), label="visitor"),
+        channel=draw(st.sampled_from(sorted(CHANNELS)), label="channel"),
+        campaign=draw(st.none() | st.sampled_from(("spring", "launch")), label="campaign"),
+        utm_source=draw(st.none() | st.sampled_from(("newsletter", "twitter")), label="source"),
     )
