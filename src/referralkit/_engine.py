@@ -117,6 +117,7 @@ _CONVERSIONS = "referral.conversions"
 _ORDER_REVERSED = "order.reversed"
 _ORDER_CLOSED = "order.closed"
 _PURCHASE_TRIGGERS = frozenset({Trigger.FIRST_PURCHASE, Trigger.EVERY_PURCHASE})
+_MARK_BATCH = 100  # delivery attempts recorded per unit of work
 # A referral whose reward a cap or the budget took to nothing still converted.
 _LIMITED = frozenset(
     {
@@ -2318,7 +2319,9 @@ class Engine(LedgerOperations):
         Due are the notifications never attempted and those whose retry time (set by the
         engine's [`RetrySchedule`][referralkit.RetrySchedule]) is at or before ``now``.
         Delivery is at least once: a notification is marked delivered only after the
-        notifier returned. One that raised is retried after the schedule's delay, and
+        notifier returned (attempts are recorded in units of up to 100, so a process that
+        stops half-way sends at most those again). One that raised is retried after the
+        schedule's delay, and
         after its last attempt becomes a dead letter
         ([`dead_letters`][referralkit.Engine.dead_letters]). Two dispatchers running at
         once may both send a notification (receivers deduplicate on its id); none is lost.
@@ -2341,23 +2344,54 @@ class Engine(LedgerOperations):
         with self._store.unit_of_work() as uow:
             due = uow.outbox.due(at, limit)
         delivered = failed = dead = 0
-        for note, attempts in due:
-            try:
-                self._notifier.send(note)
-            except Exception as exc:  # the notifier is host code: any failure is retried
-                failed += 1
+        marks: list[tuple[str, Callable[[UnitOfWork], None]]] = []
+        try:
+            for note, attempts in due:
                 nid = note.notification_id
-                retry_at = self._retry.next_attempt_at(at, attempts + 1, nid)
-                if retry_at is None:
-                    dead += 1
-                    log.error("notification %s is a dead letter: %r", nid, exc)
+                try:
+                    self._notifier.send(note)
+                except Exception as exc:  # the notifier is host code: any failure is retried
+                    failed += 1
+                    retry_at = self._retry.next_attempt_at(at, attempts + 1, nid)
+                    if retry_at is None:
+                        dead += 1
+                        log.error("notification %s is a dead letter: %r", nid, exc)
+                    else:
+                        log.warning("notification %s failed, retry at %s: %r", nid, retry_at, exc)
+                    mark = functools.partial(self._mark_failed, nid, at, repr(exc), retry_at)
+                    marks.append((nid, mark))
                 else:
-                    log.warning("notification %s failed, retry at %s: %r", nid, retry_at, exc)
-                self._transact(functools.partial(self._mark_failed, nid, at, repr(exc), retry_at))
-                continue
-            delivered += 1
-            self._transact(functools.partial(self._mark_delivered, note.notification_id, at))
+                    delivered += 1
+                    marks.append((nid, functools.partial(self._mark_delivered, nid, at)))
+                if len(marks) >= _MARK_BATCH:
+                    self._record_attempts(marks)
+                    marks.clear()
+        finally:
+            if marks:
+                self._record_attempts(marks)
         return DispatchResult(delivered, failed, dead)
+
+    def _record_attempts(self, marks: Sequence[tuple[str, Callable[[UnitOfWork], None]]]) -> None:
+        """Record delivery attempts in one unit; if another dispatcher keeps conflicting
+        with it, record them one by one and leave any still in conflict due (it is sent
+        again later: delivery is at least once)."""
+
+        def record(uow: UnitOfWork) -> None:
+            for _, mark in marks:
+                mark(uow)
+
+        try:
+            self._transact(record)
+            return
+        except ConcurrencyError:
+            if len(marks) == 1:
+                log.warning("notification %s is being marked elsewhere; it stays due", marks[0][0])
+                return
+        for nid, mark in marks:
+            try:
+                self._transact(mark)
+            except ConcurrencyError:
+                log.warning("notification %s is being marked elsewhere; it stays due", nid)
 
     def _mark_delivered(self, notification_id: str, at: datetime, uow: UnitOfWork) -> None:
         uow.outbox.mark_delivered(notification_id, at)

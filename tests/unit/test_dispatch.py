@@ -242,3 +242,90 @@ def test_bad_delivery_arguments_raise_and_write_nothing(call: Any, field: str) -
         call(engine)
     assert caught.value.field == field
     assert engine.store.dump() == before
+
+
+def test_an_interrupted_dispatch_keeps_the_attempts_made_before_it() -> None:
+    """A notifier that raises something other than an Exception (a KeyboardInterrupt) stops
+    the dispatch; the deliveries already made are recorded, the rest stay due."""
+    sent: list[str] = []
+
+    def send(note: rk.Notification) -> None:
+        if len(sent) == 2:
+            raise KeyboardInterrupt
+        sent.append(note.notification_id)
+
+    engine = make_engine(rk.CallbackNotifier(send))
+    for who in ("bob", "carol", "dave"):
+        signup(engine, who)
+    with pytest.raises(KeyboardInterrupt):
+        engine.dispatch()
+    statuses = dict(engine.store.dump()["outbox_status"])
+    assert sorted(k for k, s in statuses.items() if s.delivered_at is not None) == sorted(sent)
+    with engine.store.unit_of_work() as uow:
+        assert len(uow.outbox.due(T0, 10)) == 1
+
+
+class _ConflictingOutbox:
+    def __init__(self, inner: Any, nid: str) -> None:
+        self._inner, self._nid = inner, nid
+
+    def __getattr__(self, name: str) -> Any:
+        return getattr(self._inner, name)
+
+    def mark_delivered(self, notification_id: str, at: datetime) -> None:
+        if notification_id == self._nid:
+            raise rk.ConcurrencyError("another dispatcher updated this row")
+        self._inner.mark_delivered(notification_id, at)
+
+
+class _ConflictingUnit:
+    def __init__(self, inner: Any, nid: str) -> None:
+        self._inner, self._nid = inner, nid
+
+    def __getattr__(self, name: str) -> Any:
+        return getattr(self._inner, name)
+
+    @property
+    def outbox(self) -> _ConflictingOutbox:
+        return _ConflictingOutbox(self._inner.outbox, self._nid)
+
+    def __enter__(self) -> _ConflictingUnit:
+        self._inner.__enter__()
+        return self
+
+    def __exit__(self, *exc: Any) -> None:
+        self._inner.__exit__(*exc)
+
+
+class _ConflictingStore:
+    """An InMemoryStore on which marking one notification delivered always conflicts."""
+
+    def __init__(self, nid: str) -> None:
+        self.inner, self.nid = rk.InMemoryStore(), nid
+
+    def unit_of_work(self) -> _ConflictingUnit:
+        return _ConflictingUnit(self.inner.unit_of_work(), self.nid)
+
+    def dump(self) -> Any:
+        return self.inner.dump()
+
+
+def test_a_mark_that_keeps_conflicting_leaves_only_that_notification_due() -> None:
+    """When recording a batch of attempts keeps conflicting with another dispatcher, the
+    attempts are recorded one by one; the one still in conflict stays due (it is sent again
+    later) and dispatch does not raise."""
+    probe = make_engine(None)
+    signup(probe, "carol")
+    (victim,) = [n.notification_id for n in probe.store.dump()["outbox"]]
+    store = _ConflictingStore(victim)
+    notifier = Flaky(down=False)
+    engine = make_engine(notifier, store=store)
+    for who in ("bob", "carol", "dave"):
+        signup(engine, who)
+
+    assert engine.dispatch() == rk.DispatchResult(delivered=3, failed=0)
+    statuses = dict(store.dump()["outbox_status"])
+    assert statuses[victim].delivered_at is None
+    assert sum(s.delivered_at is not None for s in statuses.values()) == 2
+    with store.inner.unit_of_work() as uow:
+        assert [n.notification_id for n, _ in uow.outbox.due(T0, 9)] == [victim]

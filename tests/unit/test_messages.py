@@ -105,13 +105,27 @@ EXAMPLES = [
         "You redeemed 250 points for $2.50 credit.",
     ),
     (
+        note("budget_exhausted", budget="5,000.00 GBP", spent="5,000.00 GBP"),
+        "The program budget of £5,000.00 is exhausted: £5,000.00 spent.",
+    ),
+    (
+        note(
+            "points_redeemed",
+            redemption_id="red-1",
+            account="points",
+            points="500",
+            value="5.00 USD credit",
+        ),
+        "You redeemed 500 points for $5.00 credit.",
+    ),
+    (
         note("referral_held", referral_id="ref-9", reason="same device"),
         "Referral ref-9 is on hold for review: same device.",
     ),
 ]
 
 
-@pytest.mark.parametrize(("notification", "text"), EXAMPLES, ids=[e[0].kind for e in EXAMPLES])
+@pytest.mark.parametrize(("notification", "text"), EXAMPLES)
 def test_each_kind_has_its_default_message(notification: rk.Notification, text: str) -> None:
     assert rk.render_message(notification) == text
     assert notification.message() == text
