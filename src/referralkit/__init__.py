@@ -6,6 +6,7 @@ loaded lazily and say which extra to install when it is missing.
 
 from __future__ import annotations
 
+import logging as _logging
 import typing as _typing
 
 from referralkit._adapters.memory import InMemoryStore
@@ -166,6 +167,10 @@ if _typing.TYPE_CHECKING:
     from referralkit._adapters.sqlalchemy import SQLAlchemyStore
 
 __version__ = "0.1.0.dev0"
+
+# A library logs but never configures logging: without a handler of the host's, warnings
+# (a failed notification or payout) are dropped instead of printed to stderr.
+_logging.getLogger("referralkit").addHandler(_logging.NullHandler())
 
 __all__ = [
     "CHANNELS",
