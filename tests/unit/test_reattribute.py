@@ -8,6 +8,8 @@ from datetime import UTC, datetime, timedelta
 from decimal import Decimal
 
 import pytest
+from hypothesis import given, settings
+from hypothesis import strategies as st
 
 import referralkit as rk
 from referralkit.testing import check_all, check_ledger, check_one_referrer
@@ -202,3 +204,18 @@ def test_actor_and_reason_are_required(actor: str, reason: str) -> None:
     with pytest.raises(rk.InvalidInputError):
         e.reattribute("bob", "alice", actor=actor, reason=reason)
     assert store.dump() == before
+
+
+@settings(max_examples=25, deadline=None)
+@given(st.lists(st.integers(min_value=1, max_value=200), max_size=4))
+def test_backfill_gives_what_a_referral_at_sign_up_would_have(amounts: list[int]) -> None:
+    live, late = make(rk.InMemoryStore()), make(rk.InMemoryStore())
+    for e in (live, late):
+        code = e.issue_code("alice")
+        e.handle(signup("bob", START, code=code if e is live else None))
+        for n, amount in enumerate(amounts):
+            e.handle(purchase("bob", n, amount, START + (n + 1) * DAY))
+    late.reattribute("bob", "alice", actor="ops-1", reason="forgot the code")
+    for who in ("alice", "bob"):
+        assert late.balance(who) == live.balance(who)
+    check_all(late.store, late)
