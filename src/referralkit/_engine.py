@@ -116,6 +116,7 @@ _EVENT_TYPES = (Click, Signup, Purchase, Refund, Chargeback)
 _CONVERSIONS = "referral.conversions"
 _ORDER_REVERSED = "order.reversed"
 _ORDER_CLOSED = "order.closed"
+_ORDER_BACKFILLED = "order.backfilled"  # 1: counted for a re-attributed referral, 2: converted
 _PURCHASE_TRIGGERS = frozenset({Trigger.FIRST_PURCHASE, Trigger.EVERY_PURCHASE})
 _MARK_BATCH = 100  # delivery attempts recorded per unit of work
 # A referral whose reward a cap or the budget took to nothing still converted.
@@ -1957,6 +1958,7 @@ class Engine(LedgerOperations):
     ) -> Outcome:
         """Bring the order's reversals up to ``total`` refunded of its amount."""
         pid = self._program_id
+        order = self._backfilled(uow, order)
         reversed_key = (pid, _ORDER_REVERSED, order.order_id)
         closed_key = (pid, _ORDER_CLOSED, order.order_id)
         state = uow.counters.get([reversed_key, closed_key])
@@ -2458,6 +2460,187 @@ class Engine(LedgerOperations):
         if not ids:
             return 0
         return self._transact(lambda uow: uow.outbox.revive(ids))
+
+    # -- manual re-attribution -----------------------------------------------------------
+    def reattribute(
+        self,
+        referee_id: str,
+        referrer_id: str,
+        *,
+        actor: str,
+        reason: str,
+        now: datetime | None = None,
+    ) -> Referral:
+        """Assign ``referrer_id`` as the referrer of ``referee_id``, who had none, by an
+        operator's decision; the referee's past qualifying events (their sign-up and their
+        purchases in the event log) are re-evaluated under the program version in force at
+        their sign-up, and the new referrer's rewards are backfilled.
+
+        The referral's explanation ends with a ``referral.reattributed`` decision (actor,
+        reason, old and new referrer) and a ``referral_reattributed`` notification goes to
+        the new referrer. Orders refunded or charged back before the call earn nothing.
+        The event log is read from the start: a call costs time in proportion to it.
+
+        Raises:
+            InvalidInputError: an unknown referee (``referee_id``), a referrer without a
+                code, the referee themself, the referee's own referee, or the referee's
+                current referrer (``referrer_id``); a referee who already has a referrer
+                (changing a referrer is not supported yet). Nothing is written.
+        """
+        require_id("referee_id", referee_id)
+        require_id("referrer_id", referrer_id)
+        actor = require_id("actor", actor)
+        reason = require_id("reason", reason)
+        at = require_aware("now", now) if now is not None else self._clock.now()
+        pid = self._program_id
+
+        def work(uow: UnitOfWork) -> Referral:
+            who = uow.participants.get(pid, referee_id)
+            if who is None:
+                raise InvalidInputError("referee_id", referee_id, "no such participant")
+            if referrer_id == referee_id:
+                raise InvalidInputError("referrer_id", referrer_id, "is the referee themself")
+            current = uow.referrals.by_referee(pid, referee_id)
+            if current is not None and current.referrer_id == referrer_id:
+                raise InvalidInputError("referrer_id", referrer_id, "is already the referrer")
+            if current is not None:
+                raise InvalidInputError(
+                    "referee_id",
+                    referee_id,
+                    f"already has referrer {current.referrer_id!r}; changing it is not supported",
+                )
+            above = uow.referrals.by_referee(pid, referrer_id)
+            if above is not None and above.referrer_id == referee_id:
+                raise InvalidInputError(
+                    "referrer_id", referrer_id, "was referred by the referee (circular)"
+                )
+            code = uow.participants.code_of(pid, referrer_id)
+            if code is None:
+                raise InvalidInputError("referrer_id", referrer_id, "has no referral code")
+            since = who.signed_up_at or who.first_seen_at
+            version = self._in_force(since)
+            audit = Decision.of(
+                "operator",
+                Verdict.NOTED,
+                "referral.reattributed",
+                actor=actor,
+                reason=reason,
+                old_referrer="",
+                new_referrer=referrer_id,
+            )
+            referral = Referral(
+                referral_id=derive_id("ref", pid, referee_id),
+                program_id=pid,
+                program_version=version.version,
+                referrer_id=referrer_id,
+                referee_id=referee_id,
+                code=code.code,
+                channel="other",
+                created_at=since,
+                event_id=derive_id("rat", pid, referee_id, referrer_id),
+                explanation=(audit,),
+            )
+            self._add_referral(uow, referral, None)
+            self._backfill(uow, version, referral)
+            uow.outbox.add(
+                [
+                    Notification(
+                        notification_id=sub_id("ntf", referral.referral_id, "reattributed"),
+                        program_id=pid,
+                        kind="referral_reattributed",
+                        recipient_id=referrer_id,
+                        created_at=at,
+                        data={
+                            "referral_id": referral.referral_id,
+                            "old_referrer": "",
+                            "new_referrer": referrer_id,
+                            "actor": actor,
+                        },
+                    )
+                ]
+            )
+            return referral
+
+        return self._transact(work)
+
+    def _backfill(self, uow: UnitOfWork, version: Program, referral: Referral) -> None:
+        """Grant a new referral the rewards of its referee's past sign-up and purchases."""
+        pid = self._program_id
+        who = referral.referee_id
+        past: list[Signup | Purchase] = []
+        after = 0
+        while True:
+            page = uow.events.since(pid, after, 1000)
+            if not page:
+                break
+            after = page[-1][0]
+            for _, record in page:
+                ev = record.event
+                if isinstance(ev, Signup | Purchase) and ev.participant_id == who:
+                    past.append(ev)
+        number = 0
+        first = 0
+        converted = False
+        purchases_key = (pid, Counter.REFEREE_PURCHASES.value, who)
+        for ev in past:
+            if isinstance(ev, Signup):
+                snapshot = self._snapshot(uow, version, referral)
+                self._reward(
+                    uow, version, referral, ev, frozenset({Trigger.SIGNUP}), snapshot, None
+                )
+                continue
+            number += 1
+            order = uow.orders.get(pid, ev.order_id)
+            reversed_key = (pid, _ORDER_REVERSED, ev.order_id)
+            if order is None or order.referral_id is not None:
+                continue
+            if uow.counters.get([reversed_key])[reversed_key] > 0:
+                continue  # refunded or charged back before: nothing to backfill
+            if version.first_purchase_only and number > 1:
+                continue
+            if version.min_order is not None and ev.amount < version.min_order:
+                continue
+            triggers = {Trigger.EVERY_PURCHASE}
+            if not converted:
+                triggers.add(Trigger.FIRST_PURCHASE)
+            snapshot = self._snapshot(uow, version, referral, extra=[purchases_key])
+            snapshot[purchases_key] = Decimal(number - 1)
+            grants, _, decisions = self._reward(
+                uow, version, referral, ev, frozenset(triggers), snapshot, ev.amount
+            )
+            earned = bool(grants) or any(d.code in _LIMITED for d in decisions)
+            if earned and not converted:
+                converted = True
+                first = number
+                uow.counters.add((pid, _CONVERSIONS, referral.referral_id), _ONE)
+                uow.counters.add(
+                    (pid, Counter.REFERRER_SUCCESSFUL_REFERRALS.value, referral.referrer_id),
+                    _ONE,
+                )
+                self._update_status(
+                    uow,
+                    referral.referrer_id,
+                    ev.at,
+                    ev.event_id,
+                    StatusBasis.SUCCESSFUL_REFERRALS,
+                )
+            uow.counters.add(
+                (pid, Counter.REFERRER_REVENUE_REFERRED.value, referral.referrer_id),
+                ev.amount.amount,
+            )
+            mark = Decimal(2) if converted and number == first else _ONE
+            uow.counters.add((pid, _ORDER_BACKFILLED, ev.order_id), mark)
+
+    def _backfilled(self, uow: UnitOfWork, order: OrderRecord) -> OrderRecord:
+        """An order counted for a referral by ``reattribute`` after it was recorded."""
+        if order.referral_id is not None:
+            return order
+        key = (self._program_id, _ORDER_BACKFILLED, order.order_id)
+        mark = uow.counters.get([key])[key]
+        if not mark:
+            return order
+        referral_id = derive_id("ref", self._program_id, order.participant_id)
+        return attrs.evolve(order, referral_id=referral_id, converted=mark > 1)
 
     def __repr__(self) -> str:
         return f"Engine(program={self._program_id!r}, versions={sorted(self._versions)})"

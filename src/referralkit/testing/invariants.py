@@ -32,6 +32,7 @@ from typing import TYPE_CHECKING, Any, TypeVar
 import attrs
 
 from referralkit._values.events import Refund
+from referralkit._values.ids import derive_id
 from referralkit._values.records import (
     ChargebackRecord,
     CodeRecord,
@@ -176,6 +177,12 @@ def check_ledger(store: Store, engine: Engine | None = None) -> None:
     rewards = {r.reward_id: r for r in _table(dump, "rewards", Reward)}
     referrals = {r.referral_id: r for r in _table(dump, "referrals", Referral)}
     orders = {(o.program_id, o.order_id): o for o in _table(dump, "orders", OrderRecord)}
+    for (pid, name, order_id), mark in dump.get("counters", []):
+        order = orders.get((pid, order_id))
+        if name == "order.backfilled" and mark and order is not None and not order.referral_id:
+            # counted by Engine.reattribute for the referee's referral after it was recorded
+            referral_id = derive_id("ref", pid, order.participant_id)
+            orders[(pid, order_id)] = attrs.evolve(order, referral_id=referral_id)
     entries: dict[str, list[Entry]] = defaultdict(list)
     seen_entries: set[str] = set()
     for entry in _table(dump, "entries", Entry):
@@ -534,6 +541,11 @@ def check_outbox(store: Store) -> None:
     for referral in _table(dump, "referrals", Referral):
         expected[("referral_created", referral.referral_id)] += 1
         recipients[("referral_created", referral.referral_id)] = referral.referrer_id
+        for decision in referral.explanation:
+            if decision.code == "referral.reattributed":  # Engine.reattribute
+                key = ("referral_reattributed", referral.referral_id)
+                expected[key] += 1
+                recipients[key] = decision.param_map["new_referrer"]
     for reward in rewards.values():
         expected[("reward_earned", reward.reward_id)] += 1
     kinds = {
@@ -560,7 +572,11 @@ def check_outbox(store: Store) -> None:
         ids.add(note.notification_id)
         if note.kind in _NOT_CHECKED:  # milestones, status, points, budget
             continue
-        field = {"referral_created": "referral_id", "reward_paid": "payout_id"}
+        field = {
+            "referral_created": "referral_id",
+            "referral_reattributed": "referral_id",
+            "reward_paid": "payout_id",
+        }
         subject = note.data.get(field.get(note.kind, "reward_id"))
         if subject is None:
             bad.add(f"notification {note.notification_id} ({note.kind}) names no record")
