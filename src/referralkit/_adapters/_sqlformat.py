@@ -3,13 +3,16 @@ integers for money and counters."""
 
 from __future__ import annotations
 
+from collections.abc import Sequence
 from datetime import UTC, datetime
 from decimal import Decimal
-from typing import Final
+from typing import Any, Final
 
 from referralkit._errors import StoreError
+from referralkit._values.money import Money
+from referralkit._values.records import Payout, PayoutStatus
 
-__all__ = ["COUNTER_SCALE", "opt_ts", "scaled", "ts"]
+__all__ = ["COUNTER_SCALE", "PAYOUT_COLUMNS", "opt_ts", "payout", "scaled", "ts"]
 
 #: Counters are integers of 10**-6 units: exact for every ISO 4217 currency.
 COUNTER_SCALE: Final = 6
@@ -33,3 +36,47 @@ def scaled(value: Decimal, exponent: int, what: str) -> int:
     if result != result.to_integral_value():
         raise StoreError(f"{what}={value}: more than {exponent} decimal places")
     return int(result)
+
+
+#: The columns of ``rk_payouts`` in the order ``payout`` reads them.
+PAYOUT_COLUMNS: Final = (
+    "payout_id",
+    "program_id",
+    "participant_id",
+    "kind",
+    "currency",
+    "amount_minor",
+    "netted_minor",
+    "reward_ids",
+    "created_at",
+    "status",
+    "attempts",
+    "error",
+    "updated_at",
+)
+
+
+def _aware(text: str) -> datetime:
+    value = datetime.fromisoformat(text)
+    if value.utcoffset() is None:
+        raise ValueError(f"naive datetime {text!r}")
+    return value
+
+
+def payout(r: Sequence[Any]) -> Payout:
+    """A payout from a row of ``PAYOUT_COLUMNS``; a bad value raises ``ValueError`` (or an
+    ``InvalidInputError``), which each store reports as a corrupt row."""
+    return Payout(
+        payout_id=r[0],
+        program_id=r[1],
+        participant_id=r[2],
+        kind=r[3],
+        amount=Money.from_minor(r[5], r[4]),
+        netted=Money.from_minor(r[6], r[4]),
+        reward_ids=tuple(r[7].split(",")) if r[7] else (),
+        created_at=_aware(r[8]),
+        status=PayoutStatus(r[9]),
+        attempts=r[10],
+        error=r[11],
+        updated_at=None if r[12] is None else _aware(r[12]),
+    )

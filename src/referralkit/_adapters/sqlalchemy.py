@@ -46,6 +46,7 @@ from decimal import Decimal
 from types import TracebackType
 from typing import Any, Final, Self, TypeVar
 
+from referralkit._adapters import _sqlformat
 from referralkit._adapters._sqlformat import COUNTER_SCALE as _COUNTER_SCALE
 from referralkit._adapters._sqlformat import opt_ts as _opt_ts
 from referralkit._adapters._sqlformat import scaled as _scaled
@@ -86,7 +87,6 @@ from referralkit._values.records import (
     OrderRecord,
     ParticipantRecord,
     Payout,
-    PayoutStatus,
     ProgramRecord,
     Referral,
     RefundRecord,
@@ -472,42 +472,11 @@ def _notification(r: Sequence[Any]) -> Notification:
 
 
 _PO = _sql.payouts
-_PAYOUT_COLUMNS: Final = (
-    _PO.c.payout_id,
-    _PO.c.program_id,
-    _PO.c.participant_id,
-    _PO.c.kind,
-    _PO.c.currency,
-    _PO.c.amount_minor,
-    _PO.c.netted_minor,
-    _PO.c.reward_ids,
-    _PO.c.created_at,
-    _PO.c.status,
-    _PO.c.attempts,
-    _PO.c.error,
-    _PO.c.updated_at,
-)
+_PAYOUT_COLUMNS: Final = tuple(_PO.c[name] for name in _sqlformat.PAYOUT_COLUMNS)
 
 
 def _payout(r: Sequence[Any]) -> Payout:
-    return _decode(
-        "rk_payouts",
-        r[0],
-        lambda: Payout(
-            payout_id=r[0],
-            program_id=r[1],
-            participant_id=r[2],
-            kind=r[3],
-            amount=Money.from_minor(r[5], r[4]),
-            netted=Money.from_minor(r[6], r[4]),
-            reward_ids=tuple(r[7].split(",")) if r[7] else (),
-            created_at=_dt(r[8]),
-            status=PayoutStatus(r[9]),
-            attempts=r[10],
-            error=r[11],
-            updated_at=_opt_dt(r[12]),
-        ),
-    )
+    return _decode("rk_payouts", r[0], lambda: _sqlformat.payout(r))
 
 
 def _exponent(reward_id: str, kind: str, code: str) -> int:

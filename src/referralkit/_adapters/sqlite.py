@@ -22,6 +22,7 @@ from typing import Any, Final, Self
 
 import attrs
 
+from referralkit._adapters import _sqlformat
 from referralkit._adapters._lazy import _lazy
 from referralkit._adapters._sqlformat import COUNTER_SCALE as _COUNTER_SCALE
 from referralkit._adapters._sqlformat import opt_ts as _opt_ts
@@ -50,7 +51,6 @@ from referralkit._values.records import (
     OrderRecord,
     ParticipantRecord,
     Payout,
-    PayoutStatus,
     ProgramRecord,
     Referral,
     RefundRecord,
@@ -681,28 +681,12 @@ def _notification(r: Sequence[Any]) -> Notification:
     return Notification(r[0], r[1], r[2], r[3], _dt(r[4]), data)
 
 
-_PAYOUT_COLUMNS: Final = (
-    "payout_id, program_id, participant_id, kind, currency, amount_minor, netted_minor, "
-    "reward_ids, created_at, status, attempts, error, updated_at"
-)
+_PAYOUT_COLUMNS: Final = ", ".join(_sqlformat.PAYOUT_COLUMNS)
 
 
 def _payout(r: Sequence[Any]) -> Payout:
     try:
-        return Payout(
-            payout_id=r[0],
-            program_id=r[1],
-            participant_id=r[2],
-            kind=r[3],
-            amount=Money.from_minor(r[5], r[4]),
-            netted=Money.from_minor(r[6], r[4]),
-            reward_ids=tuple(r[7].split(",")) if r[7] else (),
-            created_at=_dt(r[8]),
-            status=PayoutStatus(r[9]),
-            attempts=r[10],
-            error=r[11],
-            updated_at=_opt_dt(r[12]),
-        )
+        return _sqlformat.payout(r)
     except (InvalidInputError, ValueError) as exc:
         raise _corrupt("rk_payouts", r[0], exc) from exc
 

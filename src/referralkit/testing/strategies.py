@@ -370,6 +370,21 @@ def _holds() -> st.SearchStrategy[relativedelta]:
     )
 
 
+def _terms(draw: st.DrawFn, code: str) -> dict[str, Any]:
+    """A program's basic terms (minimum order, zone, rounding, hold, first purchase only),
+    drawn in one fixed order so every program strategy shrinks alike."""
+    min_order = draw(st.none() | _money_in(code, 1, 200 * 10 ** currency_exponent(code)))
+    return {
+        "timezone": draw(st.sampled_from(["UTC", "Europe/Berlin", "America/New_York"])),
+        "rounding": draw(
+            st.sampled_from([decimal.ROUND_HALF_UP, decimal.ROUND_HALF_EVEN, decimal.ROUND_DOWN])
+        ),
+        "hold": draw(_holds()),
+        "min_order": min_order,
+        "first_purchase_only": draw(st.booleans()),
+    }
+
+
 @st.composite
 def _programs(
     draw: st.DrawFn,
@@ -396,19 +411,12 @@ def _programs(
             )
         else:
             policies.append(SingleSided(draw(values), trigger=trigger, name=f"single_{i}"))
-    min_order = draw(st.none() | _money_in(code, 1, 200 * 10 ** currency_exponent(code)))
     return Program(
         id=program_id,
         effective_at=effective_at,
         currency=code,
         policies=policies,
-        timezone=draw(st.sampled_from(["UTC", "Europe/Berlin", "America/New_York"])),
-        rounding=draw(
-            st.sampled_from([decimal.ROUND_HALF_UP, decimal.ROUND_HALF_EVEN, decimal.ROUND_DOWN])
-        ),
-        hold=draw(_holds()),
-        min_order=min_order,
-        first_purchase_only=draw(st.booleans()),
+        **_terms(draw, code),
         caps=draw(caps(code)) if draw(st.booleans()) else Caps(),
         budget=draw(budgets(code)),
         precedence=draw(st.sampled_from(["all", "first_match", "highest"])),
@@ -1443,19 +1451,12 @@ def catalogue_programs(
     code = _code(draw, currency)
     size = draw(st.integers(1, max_policies))
     policies = [draw(catalogue_policies(code, f"p{i}")) for i in range(size)]
-    min_order = draw(st.none() | _money_in(code, 1, 200 * 10 ** currency_exponent(code)))
     return Program(
         id=program_id,
         effective_at=effective_at,
         currency=code,
         policies=policies,
-        timezone=draw(st.sampled_from(["UTC", "Europe/Berlin", "America/New_York"])),
-        rounding=draw(
-            st.sampled_from([decimal.ROUND_HALF_UP, decimal.ROUND_HALF_EVEN, decimal.ROUND_DOWN])
-        ),
-        hold=draw(_holds()),
-        min_order=min_order,
-        first_purchase_only=draw(st.booleans()),
+        **_terms(draw, code),
     )
 
 
