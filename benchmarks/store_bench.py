@@ -7,17 +7,23 @@ refunds) on:
 - SQLiteStore, batched (``Engine.handle_many``, ``--batch`` events per transaction);
 - SQLAlchemyStore on PostgreSQL, batched, when ``--postgres URL`` or
   ``REFERRALKIT_TEST_POSTGRES_URL`` is set and the ``postgres`` extra is installed;
+- SQLAlchemyStore on MariaDB, batched, when ``--mariadb URL`` or
+  ``REFERRALKIT_TEST_MARIADB_URL`` is set and the ``mariadb`` extra is installed (the
+  SQLAlchemy rows also print the SQL statements sent per event: each is a round trip);
 - the floor: the rows the batched SQLite run wrote, inserted into an empty database with the
   same schema by raw ``sqlite3`` ``executemany`` in one transaction.
 
-Each store gets a new file in a temporary directory. Run it with::
+Each SQLite store gets a new file in a temporary directory; referralkit's tables in a server
+database are dropped and created again first. Run it with::
 
     .venv/bin/python benchmarks/store_bench.py [--events N] [--batch N] [--synchronous FULL]
+        [--postgres URL] [--mariadb URL]
 """
 
 from __future__ import annotations
 
 import argparse
+import functools
 import gc
 import os
 import random
@@ -58,12 +64,23 @@ def run(
     label: str, make_store: Callable[[], rk.Store], events_n: int, batch: int | None
 ) -> tuple[str, float, rk.Store]:
     """Time the workload on a fresh store; returns (label, events/s, store)."""
+    label, rate, store, _ = run_counted(label, make_store, events_n, batch)
+    return label, rate, store
+
+
+def run_counted(
+    label: str, make_store: Callable[[], rk.Store], events_n: int, batch: int | None
+) -> tuple[str, float, rk.Store, float | None]:
+    """``run``, also returning the SQL statements per event a ``SQLAlchemyStore`` sent
+    (None for other stores); an ``executemany`` counts as one statement."""
     store = make_store()
     engine = rk.Engine(engine_bench.program(), store, clock=rk.ManualClock(engine_bench.START))
     codes = [engine.issue_code(f"referrer{i}") for i in range(500)]
     events = engine_bench.make_events(events_n, codes, random.Random(7))
+    statements = _count_statements(store)
     gc.collect()
     gc.freeze()
+    statements[0] = 0
     t0 = time.perf_counter()
     if batch is None:
         for event in events:
@@ -72,8 +89,25 @@ def run(
     else:
         engine.handle_many(events, batch_size=batch)
     elapsed = time.perf_counter() - t0
+    sent = statements[0]
     gc.unfreeze()
-    return label, len(events) / elapsed, store
+    per_event = None if sent < 0 else sent / len(events)
+    return label, len(events) / elapsed, store, per_event
+
+
+def _count_statements(store: rk.Store) -> list[int]:
+    """A one-item list counting the statements ``store`` sends (-1: not a SQLAlchemyStore)."""
+    counter = [-1]
+    sa_engine = getattr(store, "engine", None)
+    if sa_engine is None:
+        return counter
+    from sqlalchemy import event
+
+    def count(*_args: object) -> None:
+        counter[0] += 1
+
+    event.listen(sa_engine, "before_cursor_execute", count)
+    return counter
 
 
 def floor(source: Path, target: Path, synchronous: str, events_n: int) -> float:
@@ -105,53 +139,72 @@ def main(argv: Sequence[str] | None = None) -> int:
     parser.add_argument("--batch", type=int, default=500, help="events per transaction")
     parser.add_argument("--synchronous", default="FULL", choices=["FULL", "NORMAL", "OFF"])
     parser.add_argument("--postgres", default=os.environ.get("REFERRALKIT_TEST_POSTGRES_URL"))
+    parser.add_argument("--mariadb", default=os.environ.get("REFERRALKIT_TEST_MARIADB_URL"))
+    parser.add_argument(
+        "--only-servers",
+        action="store_true",
+        help="skip the SQLite runs and the floor (compare server stores quickly)",
+    )
     args = parser.parse_args(argv)
 
-    results: list[tuple[str, float]] = []
+    results: list[tuple[str, float, float | None]] = []
+    raw: float | None = None
+    per_event_n = max(args.events // 4, 10)
     with tempfile.TemporaryDirectory(prefix="rk-store-bench-") as tmp:
         directory = Path(tmp)
 
         def sqlite(name: str) -> Callable[[], rk.Store]:
             return lambda: rk.SQLiteStore(directory / name, synchronous=args.synchronous)
 
-        per_event_n = max(args.events // 4, 10)
-        label, rate, _ = run(
-            "SQLite, one transaction per event", sqlite("one.db"), per_event_n, None
-        )
-        results.append((label, rate))
-        label, rate, _ = run(
-            f"SQLite, batched ({args.batch} per transaction)",
-            sqlite("batched.db"),
-            args.events,
-            args.batch,
-        )
-        results.append((label, rate))
-        if args.postgres:
+        if not args.only_servers:
+            label, rate, _ = run(
+                "SQLite, one transaction per event", sqlite("one.db"), per_event_n, None
+            )
+            results.append((label, rate, None))
+            label, rate, _ = run(
+                f"SQLite, batched ({args.batch} per transaction)",
+                sqlite("batched.db"),
+                args.events,
+                args.batch,
+            )
+            results.append((label, rate, None))
+        for name, url in (("PostgreSQL", args.postgres), ("MariaDB", args.mariadb)):
+            if not url:
+                continue
             try:
-                label, rate, _pg = run(
-                    f"PostgreSQL, batched ({args.batch} per transaction)",
-                    lambda: _fresh_postgres(args.postgres),
+                label, rate, server, per_event = run_counted(
+                    f"{name}, batched ({args.batch} per transaction)",
+                    functools.partial(_fresh_server, url),
                     args.events,
                     args.batch,
                 )
-                results.append((label, rate))
+                server.close()  # type: ignore[attr-defined]
+                results.append((label, rate, per_event))
             except (ImportError, rk.StoreError) as exc:
-                print(f"store_bench: PostgreSQL skipped: {exc}", file=sys.stderr)
-        raw = floor(directory / "batched.db", directory / "floor.db", args.synchronous, args.events)
-        results.append(("raw sqlite3 executemany floor (same rows)", raw))
+                print(f"store_bench: {name} skipped: {exc}", file=sys.stderr)
+        if not args.only_servers:
+            raw = floor(
+                directory / "batched.db", directory / "floor.db", args.synchronous, args.events
+            )
+            results.append(("raw sqlite3 executemany floor (same rows)", raw, None))
 
     print(
         f"store_bench: {args.events} events ({per_event_n} for one transaction per event), "
         f"synchronous={args.synchronous}"
     )
-    width = max(len(label) for label, _ in results)
-    for label, rate in results:
-        print(f"  {label:<{width}}  {rate:>10,.0f} events/s  floor is {raw / rate:5.1f}x faster")
+    width = max((len(label) for label, _, _ in results), default=0)
+    for label, rate, per_event in results:
+        line = f"  {label:<{width}}  {rate:>10,.0f} events/s"
+        if raw is not None:
+            line += f"  floor is {raw / rate:5.1f}x faster"
+        if per_event is not None:
+            line += f"  {per_event:5.2f} statements/event"
+        print(line)
     return 0
 
 
-def _fresh_postgres(url: str) -> rk.Store:
-    """A SQLAlchemyStore on ``url`` with referralkit's tables emptied first."""
+def _fresh_server(url: str) -> rk.Store:
+    """A SQLAlchemyStore on ``url`` with referralkit's tables dropped first."""
     import sqlalchemy as sa
 
     from referralkit.sql import metadata
