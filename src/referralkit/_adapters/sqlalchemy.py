@@ -38,7 +38,6 @@ insert and the commit are serialized; a duplicate event id is a ``ConcurrencyErr
 
 from __future__ import annotations
 
-import functools
 from collections.abc import Callable, Iterable, Iterator, Mapping, Sequence
 from contextlib import contextmanager, suppress
 from datetime import datetime
@@ -46,7 +45,10 @@ from decimal import Decimal
 from types import TracebackType
 from typing import Any, Final, Self, TypeVar
 
+import attrs
+
 from referralkit._adapters import _sqlformat
+from referralkit._adapters._lazy import _lazy
 from referralkit._adapters._sqlformat import COUNTER_SCALE as _COUNTER_SCALE
 from referralkit._adapters._sqlformat import opt_ts as _opt_ts
 from referralkit._adapters._sqlformat import scaled as _scaled
@@ -513,6 +515,9 @@ _EVENTS_SINCE: Final = (
     .order_by(_E.c.seq)
     .limit(_limit())
 )
+_EVENTS_IN: Final = sa.select(*_EVENT_COLUMNS).where(
+    _E.c.program_id == _p("program_id"), _E.c.event_id.in_(sa.bindparam("ids", expanding=True))
+)
 _GET_PROGRAM: Final = sa.select(*_PROGRAM_COLUMNS).where(
     _PR.c.program_id == _p("program_id"), _PR.c.version == _p("version")
 )
@@ -521,6 +526,13 @@ _PROGRAM_VERSIONS: Final = (
 )
 _GET_PARTICIPANT: Final = sa.select(*_PARTICIPANT_COLUMNS).where(
     _PA.c.program_id == _p("program_id"), _PA.c.participant_id == _p("participant_id")
+)
+_PARTICIPANTS_IN: Final = sa.select(*_PARTICIPANT_COLUMNS).where(
+    _PA.c.program_id == _p("program_id"),
+    _PA.c.participant_id.in_(sa.bindparam("ids", expanding=True)),
+)
+_CODES_IN: Final = sa.select(*_CODE_COLUMNS).where(
+    _C.c.program_id == _p("program_id"), _C.c.code.in_(sa.bindparam("ids", expanding=True))
 )
 _CODE_OWNER: Final = sa.select(*_CODE_COLUMNS).where(
     _C.c.program_id == _p("program_id"), _C.c.code == _p("code")
@@ -533,6 +545,9 @@ _EMAIL_OF: Final = sa.select(_PD.c.email).where(
 )
 _REFERRAL_BY_REFEREE: Final = sa.select(*_REFERRAL_COLUMNS).where(
     _R.c.program_id == _p("program_id"), _R.c.referee_id == _p("referee_id")
+)
+_REFERRALS_OF_REFEREES_IN: Final = sa.select(*_REFERRAL_COLUMNS).where(
+    _R.c.program_id == _p("program_id"), _R.c.referee_id.in_(sa.bindparam("ids", expanding=True))
 )
 _GET_REFERRAL: Final = sa.select(*_REFERRAL_COLUMNS).where(_R.c.referral_id == _p("referral_id"))
 _REFERRALS_BY_REFERRER: Final = (
@@ -572,6 +587,9 @@ _PURGE_TOUCHES: Final = sa.delete(_T).where(
 )
 _GET_ORDER: Final = sa.select(*_ORDER_COLUMNS).where(
     _O.c.program_id == _p("program_id"), _O.c.order_id == _p("order_id")
+)
+_ORDERS_IN: Final = sa.select(*_ORDER_COLUMNS).where(
+    _O.c.program_id == _p("program_id"), _O.c.order_id.in_(sa.bindparam("ids", expanding=True))
 )
 _GET_REFUND: Final = sa.select(*_REFUND_COLUMNS).where(
     _RF.c.program_id == _p("program_id"), _RF.c.refund_id == _p("refund_id")
@@ -620,6 +638,11 @@ _GET_COUNTERS: Final = sa.select(
     _CT.c.program_id, _CT.c.name, _CT.c.subject, _CT.c.value_scaled
 ).where(
     sa.tuple_(_CT.c.program_id, _CT.c.name, _CT.c.subject).in_(sa.bindparam("keys", expanding=True))
+)
+_COUNTERS_OF_SUBJECTS: Final = sa.select(
+    _CT.c.program_id, _CT.c.name, _CT.c.subject, _CT.c.value_scaled
+).where(
+    _CT.c.program_id == _p("program_id"), _CT.c.subject.in_(sa.bindparam("ids", expanding=True))
 )
 _PENDING: Final = (
     sa.select(*_OUTBOX_COLUMNS)
@@ -1118,13 +1141,84 @@ class SQLAlchemyStore:
 
 
 # -- the unit of work -------------------------------------------------------------------------
+_Key = tuple[str, str]
+
+_INSERT_EVENT: Final = sa.insert(_E)
+_INSERT_PROGRAM: Final = sa.insert(_PR)
+_INSERT_CODE: Final = sa.insert(_C)
+_INSERT_REFERRAL: Final = sa.insert(_R)
+_INSERT_TOUCH: Final = sa.insert(_T)
+_INSERT_ORDER: Final = sa.insert(_O)
+_INSERT_REFUND: Final = sa.insert(_RF)
+_INSERT_CHARGEBACK: Final = sa.insert(_CB)
+_INSERT_REWARD: Final = sa.insert(_RW)
+_INSERT_ENTRY: Final = sa.insert(_EN)
+_INSERT_NOTIFICATION: Final = sa.insert(_OB)
+_INSERT_PAYOUT: Final = sa.insert(_PO)
+
+
+def _chunks(items: Sequence[T], size: int = _CHUNK) -> Iterator[Sequence[T]]:
+    for start in range(0, len(items), size):
+        yield items[start : start + size]
+
+
+def _touch_row(r: TouchRecord) -> dict[str, Any]:
+    return {
+        "program_id": r.program_id,
+        "touch_id": r.touch_id,
+        "kind": r.kind,
+        "at": _ts(r.at),
+        "event_id": r.event_id,
+        "visitor_id": r.visitor_id,
+        "participant_id": r.participant_id,
+        "referrer_id": r.referrer_id,
+        "code": r.code,
+        "channel": r.channel,
+        "campaign": r.campaign,
+        "data": codec.dumps(dict(r.data)),
+    }
+
+
+def _reward_row(r: Reward, state: RewardState) -> dict[str, Any]:
+    unit: Unit = r.value.unit
+    return {
+        "reward_id": r.reward_id,
+        "program_id": r.program_id,
+        "program_version": r.program_version,
+        "referral_id": r.referral_id,
+        "participant_id": r.participant_id,
+        "role": r.role.value,
+        "value": codec.dumps(r.value),
+        "unit_kind": unit.kind,
+        "unit_code": unit.code,
+        "policy": r.policy,
+        "source_event_id": r.source_event_id,
+        "order_id": r.order_id,
+        "base_minor": None if r.base_amount is None else r.base_amount.to_minor(),
+        "base_currency": None if r.base_amount is None else r.base_amount.currency,
+        "created_at": _ts(r.created_at),
+        "payable_at": _ts(r.payable_at),
+        "state": state.value,
+        "item": r.item,
+    }
+
+
 class _SQLAlchemyUnitOfWork:
     """One transaction on one connection, held from ``__enter__`` to ``__exit__``.
 
-    After ``commit()`` the unit stays usable: the next statement begins a new transaction,
-    rolled back on leaving the block unless committed too. A database error rolls the whole
-    unit back, and a later ``commit()`` refuses. Added events wait in the unit (where its
-    own reads see them) and are inserted at ``commit()``, under the event-log lock.
+    Every read of the transaction sees one snapshot (``REPEATABLE READ``; on SQLite and
+    MySQL without snapshot isolation nothing else writes meanwhile), so rows the unit reads
+    are cached for the transaction, and ``prefetch`` loads a batch's rows with one
+    ``IN (...)`` query per table. Writes are buffered in the unit, where its reads see them,
+    and flushed at ``commit()`` with one ``executemany`` per table (multi-row ``INSERT``),
+    counters as one upsert of each counter's summed delta; a query the buffers cannot
+    answer flushes them first. Added events are inserted last, at ``commit()``, under the
+    event-log lock.
+
+    After ``commit()`` the unit stays usable: the next statement begins a new transaction
+    (with empty caches), rolled back on leaving the block unless committed too. A database
+    error, or a conflict the unit finds in its own buffers, rolls the whole unit back, and
+    a later ``commit()`` refuses.
     """
 
     def __init__(self, store: SQLAlchemyStore) -> None:
@@ -1132,7 +1226,32 @@ class _SQLAlchemyUnitOfWork:
         self._conn: sa.Connection | None = None
         self._failed = False
         self._locked = False
-        self._events: dict[tuple[str, str], EventRecord] = {}
+        self._reset()
+
+    def _reset(self) -> None:
+        # Read caches of this transaction (a key mapped to None: known to have no row),
+        # which also hold the unit's own writes, and the rows waiting to be flushed.
+        self._events: dict[_Key, EventRecord] = {}  # added; inserted at commit
+        self._seen: dict[_Key, EventRecord | None] = {}
+        self._participants: dict[_Key, ParticipantRecord | None] = {}
+        self._emails: dict[_Key, str | None] = {}
+        self._code_owner: dict[_Key, CodeRecord | None] = {}
+        self._referral_of: dict[_Key, Referral | None] = {}
+        self._referrals: dict[str, Referral | None] = {}
+        self._orders: dict[_Key, OrderRecord | None] = {}
+        self._refunds: dict[_Key, RefundRecord | None] = {}
+        self._chargebacks: dict[_Key, ChargebackRecord | None] = {}
+        self._counters: dict[CounterKey, Decimal] = {}
+        self._subjects: set[_Key] = set()  # (program, subject): all its counters loaded
+        self._deltas: dict[CounterKey, int] = {}
+        self._exponents: dict[str, int] = {}
+        self._new_rewards: dict[str, Reward] = {}
+        self._new_entries: dict[str, list[Entry]] = {}
+        self._state: dict[str, RewardState] = {}
+        self._inserts: dict[sa.Insert, list[dict[str, Any]]] = {}
+        self._participant_rows: dict[_Key, dict[str, Any]] = {}
+        self._email_rows: dict[_Key, dict[str, Any]] = {}
+        self._new_touches: dict[_Key, TouchRecord] = {}
 
     # -- transaction ---------------------------------------------------------------------
     def __enter__(self) -> Self:
@@ -1147,7 +1266,7 @@ class _SQLAlchemyUnitOfWork:
             raise
         self._conn = conn
         self._failed = False
-        self._events.clear()
+        self._reset()
         return self
 
     def __exit__(
@@ -1157,7 +1276,7 @@ class _SQLAlchemyUnitOfWork:
         tb: TracebackType | None,
     ) -> None:
         conn, self._conn = self._conn, None
-        self._events.clear()
+        self._reset()
         if conn is None:
             return
         try:
@@ -1173,6 +1292,7 @@ class _SQLAlchemyUnitOfWork:
         conn = self._require_open()
         if self._failed:
             raise StoreError("this unit of work was rolled back after an error")
+        self.flush()  # a failure here has rolled the unit back already
         try:
             with _translated():
                 self._flush_events(conn)
@@ -1180,12 +1300,12 @@ class _SQLAlchemyUnitOfWork:
         except StoreError:
             self._abort()
             raise
-        self._events.clear()
+        self._reset()  # the next transaction reads a new snapshot
         self._unlock(conn)
 
     def rollback(self) -> None:
         conn = self._require_open()
-        self._events.clear()
+        self._reset()
         with _translated():
             conn.rollback()
         self._unlock(conn)
@@ -1198,7 +1318,7 @@ class _SQLAlchemyUnitOfWork:
     def _abort(self) -> None:
         """Roll the whole unit back after an error; ``commit()`` refuses from now on."""
         self._failed = True
-        self._events.clear()
+        self._reset()
         conn = self._conn
         if conn is None:
             return
@@ -1207,6 +1327,11 @@ class _SQLAlchemyUnitOfWork:
             self._unlock(conn)
         except sa_exc.SQLAlchemyError:
             conn.invalidate()
+
+    def _conflict(self, message: str) -> ConcurrencyError:
+        """A conflict found in the unit's own buffers: roll back, as the database would."""
+        self._abort()
+        return ConcurrencyError(message)
 
     def _unlock(self, conn: sa.Connection) -> None:
         if self._locked:
@@ -1225,7 +1350,7 @@ class _SQLAlchemyUnitOfWork:
             self._store._lock(conn)
             self._locked = True
         conn.execute(
-            sa.insert(_E),
+            _INSERT_EVENT,
             [
                 {
                     "program_id": r.program_id,
@@ -1264,26 +1389,147 @@ class _SQLAlchemyUnitOfWork:
     def _first(self, statement: sa.Executable, params: Any = None) -> Sequence[Any] | None:
         return self._execute(statement, params).first()
 
+    # -- buffered writes -------------------------------------------------------------------
+    def _buffer(self, statement: sa.Insert, row: dict[str, Any]) -> None:
+        if self._conn is None:
+            self._require_open()
+        rows = self._inserts.get(statement)
+        if rows is None:
+            self._inserts[statement] = [row]
+        else:
+            rows.append(row)
+
+    def flush(self) -> None:
+        """Write the buffered rows, one ``executemany`` per table, in the order the tables
+        depend on each other (rewards before their entries); upserts in key order, so two
+        units lock shared rows in the same order."""
+        upserts = self._store._upserts
+        if self._new_touches:
+            self._execute(_INSERT_TOUCH, [_touch_row(r) for r in self._new_touches.values()])
+            self._new_touches = {}
+        if self._participant_rows:
+            rows = self._participant_rows
+            self._execute(upserts.participant, [rows[k] for k in sorted(rows)])
+            self._participant_rows = {}
+        if self._email_rows:
+            rows = self._email_rows
+            self._execute(upserts.email, [rows[k] for k in sorted(rows)])
+            self._email_rows = {}
+        if self._new_rewards:
+            new = self._new_rewards
+            self._execute(
+                _INSERT_REWARD, [_reward_row(r, self._state[rid]) for rid, r in new.items()]
+            )
+            self._new_rewards = {}
+            # New rewards went in with their latest state; older ones still need updating.
+            self._state = {k: v for k, v in self._state.items() if k not in new}
+        if self._inserts:
+            for statement, pending in self._inserts.items():
+                self._execute(statement, pending)
+            self._inserts = {}
+        self._new_entries = {}
+        if self._state:
+            self._execute(
+                _SET_REWARD_STATE,
+                [{"rid": rid, "new_state": s.value} for rid, s in sorted(self._state.items())],
+            )
+            self._state = {}
+        if self._deltas:
+            self._execute(
+                upserts.counter,
+                [
+                    {"program_id": k[0], "name": k[1], "subject": k[2], "value_scaled": delta}
+                    for k, delta in sorted(self._deltas.items())
+                ],
+            )
+            self._deltas = {}
+
+    # -- batch prefetch --------------------------------------------------------------------
+    def prefetch(
+        self,
+        program_id: str,
+        *,
+        event_ids: Sequence[str] = (),
+        participant_ids: Sequence[str] = (),
+        order_ids: Sequence[str] = (),
+        codes: Sequence[str] = (),
+        counter_subjects: Sequence[str] = (),
+    ) -> None:
+        """Load the rows a batch of events will look up: one ``IN (...)`` query per table
+        (per 500 ids).
+
+        Every counter of ``counter_subjects`` (and of ``codes``: a code's use and
+        deactivation counters) is loaded, so a counter of theirs that has no row reads as 0
+        without a query.
+        """
+        self._require_open()
+        subjects = sorted(
+            {s for s in (*counter_subjects, *codes) if (program_id, s) not in self._subjects}
+        )
+        for chunk in _chunks(subjects):
+            rows = self._rows(_COUNTERS_OF_SUBJECTS, {"program_id": program_id, "ids": chunk})
+            for pid, name, subject, scaled in rows:
+                key = (pid, name, subject)
+                if key not in self._counters:
+                    self._counters[key] = _unscaled(scaled + self._deltas.get(key, 0))
+            loaded = {(program_id, subject) for subject in chunk}
+            self._subjects |= loaded
+            # counters this unit added to before they were loaded, and that have no row
+            for key, delta in self._deltas.items():
+                if (key[0], key[2]) in loaded and key not in self._counters:
+                    self._counters[key] = _unscaled(delta)
+        self._load(self._seen, event_ids, _EVENTS_IN, program_id, _event_key)
+        self._load(self._participants, participant_ids, _PARTICIPANTS_IN, program_id, _pa_key)
+        self._load(
+            self._referral_of, participant_ids, _REFERRALS_OF_REFEREES_IN, program_id, _ref_key
+        )
+        for referral in self._referral_of.values():
+            if referral is not None:
+                self._referrals.setdefault(referral.referral_id, referral)
+        self._load(self._orders, order_ids, _ORDERS_IN, program_id, _order_key)
+        self._load(self._code_owner, codes, _CODES_IN, program_id, _code_key)
+
+    def _load(
+        self,
+        cache: dict[Any, Any],
+        ids: Sequence[str],
+        statement: sa.Executable,
+        program_id: str,
+        decode: Callable[[Sequence[Any]], tuple[Any, Any]],
+    ) -> None:
+        wanted = sorted({i for i in ids if (program_id, i) not in cache})
+        for chunk in _chunks(wanted):
+            rows = self._rows(statement, {"program_id": program_id, "ids": chunk})
+            for key in chunk:
+                cache[(program_id, key)] = None
+            for row in rows:
+                key, record = decode(row)
+                cache[key] = record
+
     # -- event log (the unit is its own EventLog) --------------------------------------
     def get(self, program_id: str, event_id: str) -> EventRecord | None:
-        pending = self._events.get((program_id, event_id))
+        key = (program_id, event_id)
+        pending = self._events.get(key)
         if pending is not None:
             return pending
+        if key in self._seen:
+            return self._seen[key]
         row = self._first(_GET_EVENT, {"program_id": program_id, "event_id": event_id})
-        return None if row is None else _event_record(row)
+        record = self._seen[key] = None if row is None else _event_record(row)
+        return record
 
     def add(self, record: EventRecord) -> None:
         self._require_open()
         key = (record.program_id, record.event_id)
-        if key in self._events:
-            self._abort()
-            raise ConcurrencyError(f"event {key!r} already exists")
+        if key in self._events or self._seen.get(key) is not None:
+            raise self._conflict(f"event {key!r} already exists")
         self._events[key] = record
 
     def since(self, program_id: str, after: int, limit: int) -> list[tuple[int, EventRecord]]:
         if limit < 1:
             return []
         conn = self._require_open()
+        self.flush()
         if self._events:
             try:
                 with _translated():
@@ -1298,41 +1544,61 @@ class _SQLAlchemyUnitOfWork:
     def events(self) -> _SQLAlchemyUnitOfWork:
         return self
 
-    @functools.cached_property
+    @_lazy
     def programs(self) -> _Programs:
         return _Programs(self)
 
-    @functools.cached_property
+    @_lazy
     def participants(self) -> _Participants:
         return _Participants(self)
 
-    @functools.cached_property
+    @_lazy
     def referrals(self) -> _Referrals:
         return _Referrals(self)
 
-    @functools.cached_property
+    @_lazy
     def orders(self) -> _Orders:
         return _Orders(self)
 
-    @functools.cached_property
+    @_lazy
     def ledger(self) -> _Ledger:
         return _Ledger(self)
 
-    @functools.cached_property
+    @_lazy
     def counters(self) -> _Counters:
         return _Counters(self)
 
-    @functools.cached_property
+    @_lazy
     def outbox(self) -> _Outbox:
         return _Outbox(self)
 
-    @functools.cached_property
+    @_lazy
     def payouts(self) -> _Payouts:
         return _Payouts(self)
 
-    @functools.cached_property
+    @_lazy
     def touches(self) -> _Touches:
         return _Touches(self)
+
+
+def _event_key(r: Sequence[Any]) -> tuple[_Key, EventRecord]:
+    return (r[0], r[1]), _event_record(r)
+
+
+def _pa_key(r: Sequence[Any]) -> tuple[_Key, ParticipantRecord]:
+    return (r[0], r[1]), _participant(r)
+
+
+def _ref_key(r: Sequence[Any]) -> tuple[_Key, Referral]:
+    return (r[1], r[4]), _referral(r)
+
+
+def _order_key(r: Sequence[Any]) -> tuple[_Key, OrderRecord]:
+    return (r[0], r[1]), _order(r)
+
+
+def _code_key(r: Sequence[Any]) -> tuple[_Key, CodeRecord]:
+    return (r[0], r[1]), _code(r)
 
 
 class _Repo:
@@ -1347,7 +1613,7 @@ class _Programs(_Repo):
 
     def add(self, record: ProgramRecord) -> None:
         self._u._execute(
-            sa.insert(_PR),
+            _INSERT_PROGRAM,
             {
                 "program_id": record.program_id,
                 "version": record.version,
@@ -1364,25 +1630,35 @@ class _Programs(_Repo):
 
 class _Participants(_Repo):
     def get(self, program_id: str, participant_id: str) -> ParticipantRecord | None:
+        key = (program_id, participant_id)
+        cache = self._u._participants
+        if key in cache:
+            return cache[key]
         row = self._u._first(
             _GET_PARTICIPANT, {"program_id": program_id, "participant_id": participant_id}
         )
-        return None if row is None else _participant(row)
+        record = cache[key] = None if row is None else _participant(row)
+        return record
 
     def put(self, record: ParticipantRecord) -> None:
-        self._u._execute(
-            self._u._store._upserts.participant,
-            {
-                "program_id": record.program_id,
-                "participant_id": record.participant_id,
-                "first_seen_at": _ts(record.first_seen_at),
-                "signed_up_at": _opt_ts(record.signed_up_at),
-            },
-        )
+        self._u._require_open()
+        key = (record.program_id, record.participant_id)
+        self._u._participants[key] = record
+        self._u._participant_rows[key] = {
+            "program_id": record.program_id,
+            "participant_id": record.participant_id,
+            "first_seen_at": _ts(record.first_seen_at),
+            "signed_up_at": _opt_ts(record.signed_up_at),
+        }
 
     def code_owner(self, program_id: str, code: str) -> CodeRecord | None:
+        key = (program_id, code)
+        cache = self._u._code_owner
+        if key in cache:
+            return cache[key]
         row = self._u._first(_CODE_OWNER, {"program_id": program_id, "code": code})
-        return None if row is None else _code(row)
+        record = cache[key] = None if row is None else _code(row)
+        return record
 
     def code_of(self, program_id: str, participant_id: str) -> CodeRecord | None:
         row = self._u._first(_CODE_OF, {"program_id": program_id, "participant_id": participant_id})
@@ -1390,7 +1666,7 @@ class _Participants(_Repo):
 
     def add_code(self, record: CodeRecord) -> None:
         self._u._execute(
-            sa.insert(_C),
+            _INSERT_CODE,
             {
                 "program_id": record.program_id,
                 "code": record.code,
@@ -1400,35 +1676,60 @@ class _Participants(_Repo):
                 "expires_at": _opt_ts(record.expires_at),
             },
         )
+        self._u._code_owner[(record.program_id, record.code)] = record
 
     def email_of(self, program_id: str, participant_id: str) -> str | None:
+        key = (program_id, participant_id)
+        cache = self._u._emails
+        if key in cache:
+            return cache[key]
         row = self._u._first(
             _EMAIL_OF, {"program_id": program_id, "participant_id": participant_id}
         )
-        return None if row is None else str(row[0])
+        email = cache[key] = None if row is None else str(row[0])
+        return email
 
     def set_email(self, program_id: str, participant_id: str, email: str) -> None:
-        self._u._execute(
-            self._u._store._upserts.email,
-            {"program_id": program_id, "participant_id": participant_id, "email": email},
-        )
+        self._u._require_open()
+        key = (program_id, participant_id)
+        self._u._emails[key] = email
+        self._u._email_rows[key] = {
+            "program_id": program_id,
+            "participant_id": participant_id,
+            "email": email,
+        }
 
 
 class _Referrals(_Repo):
     def by_referee(self, program_id: str, referee_id: str) -> Referral | None:
+        key = (program_id, referee_id)
+        cache = self._u._referral_of
+        if key in cache:
+            return cache[key]
         row = self._u._first(
             _REFERRAL_BY_REFEREE, {"program_id": program_id, "referee_id": referee_id}
         )
-        return None if row is None else _referral(row)
+        record = cache[key] = None if row is None else _referral(row)
+        if record is not None:
+            self._u._referrals.setdefault(record.referral_id, record)
+        return record
 
     def get(self, referral_id: str) -> Referral | None:
+        cache = self._u._referrals
+        if referral_id in cache:
+            return cache[referral_id]
         row = self._u._first(_GET_REFERRAL, {"referral_id": referral_id})
-        return None if row is None else _referral(row)
+        record = cache[referral_id] = None if row is None else _referral(row)
+        return record
 
     def add(self, referral: Referral) -> None:
         r = referral
-        self._u._execute(
-            sa.insert(_R),
+        u = self._u
+        key = (r.program_id, r.referee_id)
+        if u._referral_of.get(key) is not None or u._referrals.get(r.referral_id) is not None:
+            raise u._conflict(f"referee {key!r} already has a referral")
+        u._buffer(
+            _INSERT_REFERRAL,
             {
                 "referral_id": r.referral_id,
                 "program_id": r.program_id,
@@ -1443,16 +1744,22 @@ class _Referrals(_Repo):
                 "explanation": codec.dumps(r.explanation),
             },
         )
+        u._referral_of[key] = r
+        u._referrals[r.referral_id] = r
 
     def by_referrer(self, program_id: str, referrer_id: str) -> list[Referral]:
+        if _INSERT_REFERRAL in self._u._inserts:
+            self._u.flush()
         rows = self._u._rows(
             _REFERRALS_BY_REFERRER, {"program_id": program_id, "referrer_id": referrer_id}
         )
         return [_referral(r) for r in rows]
 
     def update(self, referral: Referral) -> None:
-        if self.get(referral.referral_id) is None:
+        old = self.get(referral.referral_id)
+        if old is None:
             raise StoreError(f"unknown referral {referral.referral_id!r}")
+        self._u.flush()
         self._u._execute(
             _UPDATE_REFERRAL,
             {
@@ -1461,63 +1768,84 @@ class _Referrals(_Repo):
                 "new_explanation": codec.dumps(referral.explanation),
             },
         )
+        new = attrs.evolve(old, status=referral.status, explanation=referral.explanation)
+        self._u._referrals[new.referral_id] = new
+        self._u._referral_of[(new.program_id, new.referee_id)] = new
 
 
 class _Touches(_Repo):
+    """New touches wait in the unit (its reads see them) and are inserted at flush, so a
+    batch of clicks reads touches without flushing every other buffered write."""
+
     def add(self, record: TouchRecord) -> None:
-        r = record
-        self._u._execute(
-            sa.insert(_T),
-            {
-                "program_id": r.program_id,
-                "touch_id": r.touch_id,
-                "kind": r.kind,
-                "at": _ts(r.at),
-                "event_id": r.event_id,
-                "visitor_id": r.visitor_id,
-                "participant_id": r.participant_id,
-                "referrer_id": r.referrer_id,
-                "code": r.code,
-                "channel": r.channel,
-                "campaign": r.campaign,
-                "data": codec.dumps(dict(r.data)),
-            },
-        )
+        self._u._require_open()
+        key = (record.program_id, record.touch_id)
+        if key in self._u._new_touches:
+            raise self._u._conflict(f"touch {key!r} already exists")
+        self._u._new_touches[key] = record
+
+    def _query(
+        self, statement: sa.Executable, field: str, program_id: str, value: str
+    ) -> list[TouchRecord]:
+        rows = self._u._rows(statement, {"program_id": program_id, "key": value})
+        found = [_touch(r) for r in rows]
+        pending = [
+            r
+            for r in self._u._new_touches.values()
+            if r.program_id == program_id and getattr(r, field) == value
+        ]
+        if not pending:
+            return found
+        return sorted([*found, *pending], key=lambda r: (r.at, r.touch_id))
 
     def of_visitor(self, program_id: str, visitor_id: str) -> list[TouchRecord]:
-        rows = self._u._rows(_TOUCHES_OF_VISITOR, {"program_id": program_id, "key": visitor_id})
-        return [_touch(r) for r in rows]
+        return self._query(_TOUCHES_OF_VISITOR, "visitor_id", program_id, visitor_id)
 
     def of_participant(self, program_id: str, participant_id: str) -> list[TouchRecord]:
-        rows = self._u._rows(
-            _TOUCHES_OF_PARTICIPANT, {"program_id": program_id, "key": participant_id}
-        )
-        return [_touch(r) for r in rows]
+        return self._query(_TOUCHES_OF_PARTICIPANT, "participant_id", program_id, participant_id)
 
     def attach(self, program_id: str, visitor_id: str, participant_id: str) -> None:
         self._u._execute(
             _ATTACH_TOUCHES,
             {"pid": program_id, "vid": visitor_id, "new_participant_id": participant_id},
         )
+        pending = self._u._new_touches
+        for key, record in pending.items():
+            if (
+                record.program_id == program_id
+                and record.visitor_id == visitor_id
+                and record.participant_id is None
+            ):
+                pending[key] = attrs.evolve(record, participant_id=participant_id)
 
     def purge(self, program_id: str, before: datetime) -> int:
+        self._u.flush()
         result = self._u._execute(_PURGE_TOUCHES, {"program_id": program_id, "before": _ts(before)})
         return int(getattr(result, "rowcount", 0) or 0)
 
     def forget(self, program_id: str, participant_id: str) -> int:
+        self._u.flush()
         result = self._u._execute(_FORGET_TOUCHES, {"pid": program_id, "who": participant_id})
         return int(getattr(result, "rowcount", 0) or 0)
 
 
 class _Orders(_Repo):
     def get(self, program_id: str, order_id: str) -> OrderRecord | None:
+        key = (program_id, order_id)
+        cache = self._u._orders
+        if key in cache:
+            return cache[key]
         row = self._u._first(_GET_ORDER, {"program_id": program_id, "order_id": order_id})
-        return None if row is None else _order(row)
+        record = cache[key] = None if row is None else _order(row)
+        return record
 
     def add(self, record: OrderRecord) -> None:
         r = record
-        self._u._execute(
-            sa.insert(_O),
+        key = (r.program_id, r.order_id)
+        if self._u._orders.get(key) is not None:
+            raise self._u._conflict(f"order {key!r} already exists")
+        self._u._buffer(
+            _INSERT_ORDER,
             {
                 "program_id": r.program_id,
                 "order_id": r.order_id,
@@ -1531,15 +1859,24 @@ class _Orders(_Repo):
                 "digest": r.digest,
             },
         )
+        self._u._orders[key] = r
 
     def refund(self, program_id: str, refund_id: str) -> RefundRecord | None:
+        key = (program_id, refund_id)
+        cache = self._u._refunds
+        if key in cache:
+            return cache[key]
         row = self._u._first(_GET_REFUND, {"program_id": program_id, "refund_id": refund_id})
-        return None if row is None else _refund(row)
+        record = cache[key] = None if row is None else _refund(row)
+        return record
 
     def add_refund(self, record: RefundRecord) -> None:
         r = record
-        self._u._execute(
-            sa.insert(_RF),
+        key = (r.program_id, r.refund_id)
+        if self._u._refunds.get(key) is not None:
+            raise self._u._conflict(f"refund {key!r} already exists")
+        self._u._buffer(
+            _INSERT_REFUND,
             {
                 "program_id": r.program_id,
                 "refund_id": r.refund_id,
@@ -1551,17 +1888,26 @@ class _Orders(_Repo):
                 "digest": r.digest,
             },
         )
+        self._u._refunds[key] = r
 
     def chargeback(self, program_id: str, chargeback_id: str) -> ChargebackRecord | None:
+        key = (program_id, chargeback_id)
+        cache = self._u._chargebacks
+        if key in cache:
+            return cache[key]
         row = self._u._first(
             _GET_CHARGEBACK, {"program_id": program_id, "chargeback_id": chargeback_id}
         )
-        return None if row is None else _chargeback(row)
+        record = cache[key] = None if row is None else _chargeback(row)
+        return record
 
     def add_chargeback(self, record: ChargebackRecord) -> None:
         r = record
-        self._u._execute(
-            sa.insert(_CB),
+        key = (r.program_id, r.chargeback_id)
+        if self._u._chargebacks.get(key) is not None:
+            raise self._u._conflict(f"chargeback {key!r} already exists")
+        self._u._buffer(
+            _INSERT_CHARGEBACK,
             {
                 "program_id": r.program_id,
                 "chargeback_id": r.chargeback_id,
@@ -1571,76 +1917,50 @@ class _Orders(_Repo):
                 "digest": r.digest,
             },
         )
+        self._u._chargebacks[key] = r
 
 
 class _Ledger(_Repo):
     def add_reward(self, reward: Reward, entry: Entry) -> None:
-        r = reward
-        unit: Unit = r.value.unit
-        self._u._execute(
-            sa.insert(_RW),
-            {
-                "reward_id": r.reward_id,
-                "program_id": r.program_id,
-                "program_version": r.program_version,
-                "referral_id": r.referral_id,
-                "participant_id": r.participant_id,
-                "role": r.role.value,
-                "value": codec.dumps(r.value),
-                "unit_kind": unit.kind,
-                "unit_code": unit.code,
-                "policy": r.policy,
-                "source_event_id": r.source_event_id,
-                "order_id": r.order_id,
-                "base_minor": None if r.base_amount is None else r.base_amount.to_minor(),
-                "base_currency": None if r.base_amount is None else r.base_amount.currency,
-                "created_at": _ts(r.created_at),
-                "payable_at": _ts(r.payable_at),
-                "state": entry.state_after.value,
-                "item": r.item,
-            },
-        )
+        u = self._u
+        u._require_open()
+        if reward.reward_id in u._new_rewards:
+            raise u._conflict(f"reward {reward.reward_id!r} already exists")
+        u._new_rewards[reward.reward_id] = reward
+        u._exponents[reward.reward_id] = reward.value.unit.exponent
+        u._state[reward.reward_id] = entry.state_after
         self.append((entry,))
 
     def append(self, entries: Sequence[Entry]) -> None:
-        if not entries:
-            return
-        ids = sorted({e.reward_id for e in entries})
-        exponents: dict[str, int] = {}
-        for start in range(0, len(ids), _CHUNK):
-            for rid, kind, code in self._u._rows(
-                _REWARD_UNITS, {"ids": ids[start : start + _CHUNK]}
-            ):
-                exponents[rid] = _exponent(rid, kind, code)
-        for entry in entries:
-            if entry.reward_id not in exponents:
-                raise StoreError(
-                    f"entry {entry.entry_id!r} names unknown reward {entry.reward_id!r}"
-                )
-        self._u._execute(
-            sa.insert(_EN),
-            [
+        u = self._u
+        u._require_open()
+        unknown = sorted({e.reward_id for e in entries} - u._exponents.keys())
+        for chunk in _chunks(unknown):
+            for rid, kind, code in u._rows(_REWARD_UNITS, {"ids": chunk}):
+                u._exponents[rid] = _exponent(rid, kind, code)
+        for e in entries:
+            if e.reward_id not in u._exponents:
+                raise StoreError(f"entry {e.entry_id!r} names unknown reward {e.reward_id!r}")
+        for e in entries:
+            exponent = u._exponents[e.reward_id]
+            u._buffer(
+                _INSERT_ENTRY,
                 {
                     "entry_id": e.entry_id,
                     "reward_id": e.reward_id,
                     "program_id": e.program_id,
                     "participant_id": e.participant_id,
                     "kind": e.kind.value,
-                    "quantity_minor": _scaled(e.quantity, exponents[e.reward_id], "entry.quantity"),
-                    "exponent": exponents[e.reward_id],
+                    "quantity_minor": _scaled(e.quantity, exponent, "entry.quantity"),
+                    "exponent": exponent,
                     "at": _ts(e.at),
                     "cause": e.cause,
                     "state_after": e.state_after.value,
                     "actor": e.actor,
-                }
-                for e in entries
-            ],
-        )
-        latest = {e.reward_id: e.state_after.value for e in entries}
-        self._u._execute(
-            _SET_REWARD_STATE,
-            [{"rid": rid, "new_state": state} for rid, state in sorted(latest.items())],
-        )
+                },
+            )
+            u._new_entries.setdefault(e.reward_id, []).append(e)
+            u._state[e.reward_id] = e.state_after
 
     def rewards(
         self,
@@ -1652,17 +1972,28 @@ class _Ledger(_Repo):
         if (participant_id is None) == (order_id is None):
             raise StoreError("give exactly one of participant_id, order_id")
         statement = _REWARDS_OF_PARTICIPANT if participant_id is not None else _REWARDS_OF_ORDER
+        field = "participant_id" if participant_id is not None else "order_id"
         key = participant_id if participant_id is not None else order_id
         rows = self._u._rows(statement, {"program_id": program_id, "key": key})
-        return [_reward(r) for r in rows]
+        found = [_reward(r) for r in rows]
+        found.extend(
+            r
+            for r in self._u._new_rewards.values()
+            if r.program_id == program_id and getattr(r, field) == key
+        )
+        return found
 
     def entries(self, reward_ids: Iterable[str]) -> dict[str, list[Entry]]:
         ids = list(reward_ids)
         out: dict[str, list[Entry]] = {i: [] for i in ids}
-        unique = sorted(out)
-        for start in range(0, len(unique), _CHUNK):
-            for r in self._u._rows(_ENTRIES_OF, {"ids": unique[start : start + _CHUNK]}):
+        new = self._u._new_entries
+        stored = sorted(i for i in out if i not in self._u._new_rewards)
+        for chunk in _chunks(stored):
+            for r in self._u._rows(_ENTRIES_OF, {"ids": chunk}):
                 out[r[1]].append(_entry(r))
+        for i, found in out.items():
+            if i in new:
+                found.extend(new[i])
         return out
 
     def in_state(
@@ -1670,6 +2001,7 @@ class _Ledger(_Repo):
     ) -> list[Reward]:
         if limit < 1:
             return []
+        self._u.flush()
         params: dict[str, Any] = {"program_id": program_id, "state": state.value, "limit": limit}
         if due_by is None:
             rows = self._u._rows(_IN_STATE, params)
@@ -1680,38 +2012,48 @@ class _Ledger(_Repo):
 
 class _Counters(_Repo):
     def get(self, keys: Iterable[CounterKey]) -> dict[CounterKey, Decimal]:
+        u = self._u
+        cache = u._counters
         wanted = list(keys)
-        out: dict[CounterKey, Decimal] = dict.fromkeys(wanted, Decimal(0))
-        unique = sorted({(k[0], str(k[1]), k[2]) for k in wanted})
-        found: dict[tuple[str, str, str], Decimal] = {}
-        for start in range(0, len(unique), _CHUNK):
-            for program_id, name, subject, scaled in self._u._rows(
-                _GET_COUNTERS, {"keys": unique[start : start + _CHUNK]}
-            ):
-                found[(program_id, name, subject)] = _unscaled(scaled)
-        for key in wanted:
-            value = found.get((key[0], str(key[1]), key[2]))
-            if value is not None:
-                out[key] = value
-        return out
+        missing: list[CounterKey] = []
+        for key in dict.fromkeys(wanted):
+            norm = (key[0], str(key[1]), key[2])
+            if norm in cache:
+                continue
+            if (key[0], key[2]) in u._subjects:  # loaded with its subject: no row, so 0
+                cache[norm] = _unscaled(u._deltas.get(norm, 0))
+                continue
+            missing.append(norm)
+        for chunk in _chunks(sorted(set(missing))):
+            for key in chunk:
+                cache[key] = Decimal(0)
+            for program_id, name, subject, scaled in u._rows(_GET_COUNTERS, {"keys": chunk}):
+                cache[(program_id, name, subject)] = _unscaled(scaled)
+            for key in chunk:  # this unit's own updates made before the first read
+                if key in u._deltas:
+                    cache[key] += _unscaled(u._deltas[key])
+        return {k: cache[(k[0], str(k[1]), k[2])] for k in wanted}
 
     def add(self, key: CounterKey, delta: Decimal) -> None:
         if not delta:
             return
+        u = self._u
+        u._require_open()
         scaled = _scaled(Decimal(delta), _COUNTER_SCALE, "counter delta")
-        self._u._execute(
-            self._u._store._upserts.counter,
-            {"program_id": key[0], "name": str(key[1]), "subject": key[2], "value_scaled": scaled},
-        )
+        key = (key[0], str(key[1]), key[2])
+        u._deltas[key] = u._deltas.get(key, 0) + scaled
+        cache = u._counters
+        if key in cache:
+            cache[key] += _unscaled(scaled)
+        elif (key[0], key[2]) in u._subjects:  # no row when its subject was loaded
+            cache[key] = _unscaled(scaled)
 
 
 class _Outbox(_Repo):
     def add(self, notifications: Sequence[Notification]) -> None:
-        if not notifications:
-            return
-        self._u._execute(
-            sa.insert(_OB),
-            [
+        for n in notifications:
+            self._u._buffer(
+                _INSERT_NOTIFICATION,
                 {
                     "notification_id": n.notification_id,
                     "program_id": n.program_id,
@@ -1720,42 +2062,47 @@ class _Outbox(_Repo):
                     "created_at": _ts(n.created_at),
                     "data": codec.dumps(n.data),
                     "attempts": 0,
-                }
-                for n in notifications
-            ],
-        )
+                },
+            )
 
     def pending(self, limit: int) -> list[Notification]:
         if limit < 1:
             return []
+        self._u.flush()
         return [_notification(r) for r in self._u._rows(_PENDING, {"limit": limit})]
 
     def due(self, at: datetime, limit: int) -> list[tuple[Notification, int]]:
         if limit < 1:
             return []
+        self._u.flush()
         rows = list(self._u._rows(_DUE_RETRIES, {"at": _ts(at), "limit": limit}))
         if len(rows) < limit:
             rows += self._u._rows(_DUE_FRESH, {"limit": limit - len(rows)})
         return [(_notification(r), r[7]) for r in rows]
 
     def mark_delivered(self, notification_id: str, at: datetime) -> None:
+        self._u.flush()
         self._u._execute(_MARK_DELIVERED, {"nid": notification_id, "at": _ts(at)})
 
     def mark_failed(
         self, notification_id: str, at: datetime, error: str, retry_at: datetime | None = None
     ) -> None:
+        self._u.flush()
         params = {"nid": notification_id, "error": error, "retry_at": _ts(retry_at or at)}
         self._u._execute(_MARK_FAILED, params)
 
     def mark_dead(self, notification_id: str, at: datetime, error: str) -> None:
+        self._u.flush()
         self._u._execute(_MARK_DEAD, {"nid": notification_id, "error": error, "at": _ts(at)})
 
     def dead(self, limit: int) -> list[DeadLetter]:
         if limit < 1:
             return []
+        self._u.flush()
         return [_dead_letter(r) for r in self._u._rows(_DEAD, {"limit": limit})]
 
     def revive(self, notification_ids: Sequence[str]) -> int:
+        self._u.flush()
         revived = 0
         for nid in dict.fromkeys(notification_ids):
             revived += self._u._execute(_REVIVE, {"nid": nid}).rowcount
@@ -1765,7 +2112,7 @@ class _Outbox(_Repo):
 class _Payouts(_Repo):
     def add(self, payout: Payout) -> None:
         self._u._execute(
-            sa.insert(_PO),
+            _INSERT_PAYOUT,
             {
                 "payout_id": payout.payout_id,
                 "program_id": payout.program_id,
