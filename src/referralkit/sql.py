@@ -309,9 +309,11 @@ counters: Final = sa.Table(
     sa.Column("name", _id(), primary_key=True),
     sa.Column("subject", _id(), primary_key=True),
     sa.Column("value_scaled", sa.BigInteger, nullable=False),
+    sa.Index("rk_counters_subject", "program_id", "subject"),
     **_TABLE_OPTIONS,
 )
-"""``rk_counters``: exact counters in 10⁻⁶ units; updated atomically (``value + delta``)."""
+"""``rk_counters``: exact counters in 10⁻⁶ units; updated atomically (``value + delta``).
+``rk_counters_subject`` serves the batch prefetch of every counter of a subject."""
 
 _FRESH: Final = "delivered_at IS NULL AND dead_at IS NULL AND next_attempt_at IS NULL"
 

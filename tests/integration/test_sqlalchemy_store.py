@@ -523,3 +523,115 @@ def test_a_database_without_the_ledger_columns_gains_them_on_open(
     rid = outcome.reward_ids[0]
     assert again.reward(rid).entries[0].actor == "engine"
     assert again.hold(rid, reason="review", actor="ops").entries[-1].actor == "ops"
+
+
+# -- batching -------------------------------------------------------------------------------
+def _batch_run(store: rk.Store) -> tuple[rk.Engine, list[rk.Event]]:
+    """An engine on ``store`` with one code issued, and a batch of 60 sign-ups with it, their
+    purchases, a redelivered sign-up and a refund of an order bought earlier in the batch."""
+    start = datetime(2026, 4, 6, 9, tzinfo=UTC)
+    program = rk.Program(
+        id="batched",
+        effective_at=start - timedelta(days=1),
+        currency="USD",
+        policies=[
+            rk.DoubleSided(
+                referrer=rk.Cash(rk.Money("20.00", "USD")),
+                referee=rk.Credit(rk.Money("10.00", "USD")),
+            )
+        ],
+    )
+    engine = rk.Engine(program, store, clock=rk.ManualClock(start), code_factory=lambda: "ALICE234")
+    code = engine.issue_code("alice")
+    signups: list[rk.Event] = [
+        rk.Signup(event_id=f"s{i}", participant_id=f"p{i}", code=code, at=start) for i in range(60)
+    ]
+    purchases: list[rk.Event] = [
+        rk.Purchase(
+            event_id=f"b{i}",
+            participant_id=f"p{i}",
+            order_id=f"o{i}",
+            amount=rk.Money(50, "USD"),
+            at=start + timedelta(hours=1),
+        )
+        for i in range(60)
+    ]
+    refund = rk.Refund(
+        event_id="r0",
+        refund_id="r0",
+        order_id="o0",
+        amount=rk.Money(50, "USD"),
+        at=start + timedelta(hours=2),
+    )
+    return engine, [*signups, *purchases, signups[0], refund]
+
+
+def test_a_batch_sends_one_insert_per_table_and_reads_with_a_few_queries(
+    backend: tuple[str, Any],
+) -> None:
+    """handle_many buffers a batch's writes (each table's rows in one INSERT at commit) and
+    reads what its events look up with a few IN (...) queries, not queries per event; the
+    store ends as InMemoryStore does."""
+    _, engine = backend
+    store = SQLAlchemyStore(engine)
+    rk_engine, events = _batch_run(store)
+    sent: list[str] = []
+
+    def record(conn: Any, cursor: Any, statement: str, *args: Any) -> None:
+        sent.append(" ".join(statement.split()))
+
+    sa.event.listen(store.engine, "before_cursor_execute", record)
+    try:
+        results = rk_engine.handle_many(events, batch_size=len(events))
+    finally:
+        sa.event.remove(store.engine, "before_cursor_execute", record)
+    assert all(isinstance(r, rk.Outcome) for r in results), results
+    inserts = [s.split()[2] for s in sent if s.startswith("INSERT")]
+    assert sorted(inserts) == sorted(set(inserts)), inserts
+    assert {"rk_events", "rk_referrals", "rk_rewards", "rk_entries", "rk_counters"} <= set(inserts)
+    assert len(sent) <= 30, "\n".join(sent)  # was 8 statements per event
+    memory_engine, _ = _batch_run(rk.InMemoryStore())
+    memory_engine.handle_many(events, batch_size=len(events))
+    mine, memory = store.dump(), memory_engine.store.dump()
+    for table in memory:
+        assert mine[table] == memory[table], table
+    assert mine["rewards"]
+    assert mine["refunds"]
+
+
+def test_a_counter_added_after_its_subject_was_prefetched_reads_right_after_a_flush(
+    backend: tuple[str, Any],
+) -> None:
+    """A counter without a row, loaded with its subject and then added to, reads its value
+    after a query flushed the unit's buffers (the delta is no longer pending)."""
+    _, engine = backend
+    store = SQLAlchemyStore(engine)
+    key = ("p", "n", "alice")
+    with store.unit_of_work() as uow:
+        uow.prefetch("p", counter_subjects=["alice"])
+        uow.counters.add(key, rk.Money("2.50", "USD").amount)
+        uow.outbox.pending(1)  # flushes
+        assert uow.counters.get([key]) == {key: rk.Money("2.50", "USD").amount}
+        uow.counters.add(key, rk.Money("1.00", "USD").amount)
+        assert uow.counters.get([key]) == {key: rk.Money("3.50", "USD").amount}
+        uow.commit()
+    with store.unit_of_work() as uow:
+        assert uow.counters.get([key]) == {key: rk.Money("3.50", "USD").amount}
+
+
+def test_a_database_without_the_counter_subject_index_gains_it_on_open(
+    backend: tuple[str, Any],
+) -> None:
+    """Tables created before ``rk_counters_subject`` (the batch prefetch's index) gain it
+    when the store opens with create=True."""
+    _, engine = backend
+    SQLAlchemyStore(engine)
+    (index,) = [i for i in sql.counters.indexes if i.name == "rk_counters_subject"]
+    with engine.begin() as conn:
+        conn.execute(sa.schema.DropIndex(index))
+        names = {i["name"] for i in sa.inspect(conn).get_indexes("rk_counters")}
+    assert "rk_counters_subject" not in names
+    SQLAlchemyStore(engine)
+    with engine.connect() as conn:
+        names = {i["name"] for i in sa.inspect(conn).get_indexes("rk_counters")}
+    assert "rk_counters_subject" in names

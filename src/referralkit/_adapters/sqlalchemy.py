@@ -745,9 +745,7 @@ class _Upserts:
         )
 
     @staticmethod
-    def _build(
-        kind: str, table: sa.Table, updates: Callable[[Any], dict[str, Any]]
-    ) -> sa.Executable:
+    def _build(kind: str, table: sa.Table, updates: Callable[[Any], dict[str, Any]]) -> sa.Insert:
         keys = list(table.primary_key.columns)
         if kind == _POSTGRESQL:
             pg = sa_postgresql.insert(table)
@@ -843,6 +841,16 @@ def _sqlite_engine(url: sa.URL) -> sa.Engine:
 _ADDED_COLUMNS: Final = ((_sql.rewards, "item"), (_sql.entries, "actor"))
 
 
+#: Indexes added after their table first shipped, created when the store opens with
+#: ``create=True``.
+_ADDED_INDEXES: Final = tuple(i for i in _sql.counters.indexes if i.name == "rk_counters_subject")
+
+
+def _add_missing_indexes(conn: sa.Connection) -> None:
+    for index in _ADDED_INDEXES:
+        index.create(conn, checkfirst=True)
+
+
 def _add_missing_columns(conn: sa.Connection) -> None:
     inspector = sa.inspect(conn)
     for table, name in _ADDED_COLUMNS:
@@ -905,6 +913,7 @@ class SQLAlchemyStore:
         self._serial = False
         self._log_lock_name = ""
         self._upserts = _Upserts(kind)
+        self._bulk: dict[sa.Insert, sa.Insert] = {}
         try:
             if kind == _MYSQL:
                 self._probe_mysql(engine)
@@ -1022,6 +1031,7 @@ class SQLAlchemyStore:
                     if create:
                         _sql.metadata.create_all(conn)
                         _add_missing_columns(conn)
+                        _add_missing_indexes(conn)
                     elif version is None and not sa.inspect(conn).has_table("rk_schema"):
                         raise SchemaVersionError(
                             f"database {self._url} has no referralkit tables; create them "
@@ -1066,6 +1076,21 @@ class SQLAlchemyStore:
             name = ("migrate:" if migrate else "") + self._log_lock_name
             with _translated():
                 conn.execute(sa.select(sa.func.release_lock(name[:64])))
+
+    def _many(self, statement: sa.Insert) -> sa.Insert:
+        """``statement`` in the form to run with many rows. On PostgreSQL it gains a
+        ``RETURNING`` of the first key column: SQLAlchemy then sends multi-row ``VALUES``
+        (insertmanyvalues, 1,000 rows a statement) where psycopg's ``executemany`` would
+        run one statement per row. PyMySQL already rewrites an ``executemany`` of an
+        ``INSERT`` into multi-row ``VALUES``."""
+        bulk = self._bulk.get(statement)
+        if bulk is None:
+            bulk = statement
+            table = statement.table
+            if self._kind == _POSTGRESQL and isinstance(table, sa.Table):
+                bulk = statement.returning(next(iter(table.primary_key.columns)))
+            self._bulk[statement] = bulk
+        return bulk
 
     # -- public API ------------------------------------------------------------------------
     @property
@@ -1350,7 +1375,7 @@ class _SQLAlchemyUnitOfWork:
             self._store._lock(conn)
             self._locked = True
         conn.execute(
-            _INSERT_EVENT,
+            self._store._many(_INSERT_EVENT),
             [
                 {
                     "program_id": r.program_id,
@@ -1403,29 +1428,31 @@ class _SQLAlchemyUnitOfWork:
         """Write the buffered rows, one ``executemany`` per table, in the order the tables
         depend on each other (rewards before their entries); upserts in key order, so two
         units lock shared rows in the same order."""
-        upserts = self._store._upserts
+        store = self._store
+        many = store._many
         if self._new_touches:
-            self._execute(_INSERT_TOUCH, [_touch_row(r) for r in self._new_touches.values()])
+            rows = [_touch_row(r) for r in self._new_touches.values()]
+            self._execute(many(_INSERT_TOUCH), rows)
             self._new_touches = {}
         if self._participant_rows:
-            rows = self._participant_rows
-            self._execute(upserts.participant, [rows[k] for k in sorted(rows)])
+            pending = self._participant_rows
+            self._execute(many(store._upserts.participant), [pending[k] for k in sorted(pending)])
             self._participant_rows = {}
         if self._email_rows:
-            rows = self._email_rows
-            self._execute(upserts.email, [rows[k] for k in sorted(rows)])
+            pending = self._email_rows
+            self._execute(many(store._upserts.email), [pending[k] for k in sorted(pending)])
             self._email_rows = {}
         if self._new_rewards:
             new = self._new_rewards
             self._execute(
-                _INSERT_REWARD, [_reward_row(r, self._state[rid]) for rid, r in new.items()]
+                many(_INSERT_REWARD), [_reward_row(r, self._state[rid]) for rid, r in new.items()]
             )
             self._new_rewards = {}
             # New rewards went in with their latest state; older ones still need updating.
             self._state = {k: v for k, v in self._state.items() if k not in new}
         if self._inserts:
-            for statement, pending in self._inserts.items():
-                self._execute(statement, pending)
+            for statement, inserts in self._inserts.items():
+                self._execute(many(statement), inserts)
             self._inserts = {}
         self._new_entries = {}
         if self._state:
@@ -1436,7 +1463,7 @@ class _SQLAlchemyUnitOfWork:
             self._state = {}
         if self._deltas:
             self._execute(
-                upserts.counter,
+                many(store._upserts.counter),
                 [
                     {"program_id": k[0], "name": k[1], "subject": k[2], "value_scaled": delta}
                     for k, delta in sorted(self._deltas.items())
