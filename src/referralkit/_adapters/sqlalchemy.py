@@ -38,6 +38,7 @@ insert and the commit are serialized; a duplicate event id is a ``ConcurrencyErr
 
 from __future__ import annotations
 
+import json
 from collections.abc import Callable, Iterable, Iterator, Mapping, Sequence
 from contextlib import contextmanager, suppress
 from datetime import datetime
@@ -734,6 +735,8 @@ class _Upserts:
     KEY UPDATE``): participants and emails are replaced, counters incremented in place."""
 
     def __init__(self, kind: str) -> None:
+        #: statement -> its updates given the proposed row (for ``_from_json``)
+        self.updates: dict[sa.Insert, Callable[[Any], dict[str, Any]]] = {}
         self.participant = self._build(
             kind,
             _PA,
@@ -744,17 +747,52 @@ class _Upserts:
             kind, _CT, lambda new: {"value_scaled": _CT.c.value_scaled + new.value_scaled}
         )
 
-    @staticmethod
-    def _build(kind: str, table: sa.Table, updates: Callable[[Any], dict[str, Any]]) -> sa.Insert:
+    def _build(
+        self, kind: str, table: sa.Table, updates: Callable[[Any], dict[str, Any]]
+    ) -> sa.Insert:
         keys = list(table.primary_key.columns)
+        statement: sa.Insert
         if kind == _POSTGRESQL:
             pg = sa_postgresql.insert(table)
-            return pg.on_conflict_do_update(index_elements=keys, set_=updates(pg.excluded))
-        if kind == _MYSQL:
+            statement = pg.on_conflict_do_update(index_elements=keys, set_=updates(pg.excluded))
+        elif kind == _MYSQL:
             my = sa_mysql.insert(table)
-            return my.on_duplicate_key_update(updates(my.inserted))
-        lite = sa_sqlite.insert(table)
-        return lite.on_conflict_do_update(index_elements=keys, set_=updates(lite.excluded))
+            statement = my.on_duplicate_key_update(updates(my.inserted))
+        else:
+            lite = sa_sqlite.insert(table)
+            statement = lite.on_conflict_do_update(index_elements=keys, set_=updates(lite.excluded))
+        self.updates[statement] = updates
+        return statement
+
+
+def _from_json(
+    table: sa.Table, names: tuple[str, ...], updates: Callable[[Any], dict[str, Any]] | None
+) -> sa.Executable:
+    """PostgreSQL: ``INSERT INTO table (names) SELECT names FROM
+    json_to_recordset(CAST(%(rows)s AS JSON)) AS r(name TEXT | BIGINT, ...)`` (with
+    ``ON CONFLICT DO UPDATE`` when ``updates`` is given), run with the rows as one JSON
+    array. A short statement whatever the row count: psycopg neither splits a long
+    multi-row ``VALUES`` text nor escapes every array element, and does not run one
+    statement per row as its ``executemany`` does. The record columns are unbounded
+    ``TEXT`` and ``BIGINT``, so the insert itself checks each column's length and range as
+    a plain ``INSERT`` does."""
+
+    def kind(column: sa.Column[Any]) -> sa.types.TypeEngine[Any]:
+        return sa.BigInteger() if isinstance(column.type, sa.Integer) else sa.Text()
+
+    records = (
+        sa.func.json_to_recordset(sa.cast(sa.bindparam("rows", type_=sa.Text()), sa.JSON()))
+        .table_valued(*(sa.column(name, kind(table.c[name])) for name in names))
+        .render_derived(with_types=True)
+    )
+    insert = sa_postgresql.insert(table).from_select(
+        list(names), sa.select(*(records.c[name] for name in names))
+    )
+    if updates is None:
+        return insert
+    return insert.on_conflict_do_update(
+        index_elements=list(table.primary_key.columns), set_=updates(insert.excluded)
+    )
 
 
 # -- driver errors -------------------------------------------------------------------------
@@ -913,7 +951,7 @@ class SQLAlchemyStore:
         self._serial = False
         self._log_lock_name = ""
         self._upserts = _Upserts(kind)
-        self._bulk: dict[sa.Insert, sa.Insert] = {}
+        self._bulk: dict[tuple[sa.Insert, tuple[str, ...]], sa.Executable] = {}
         try:
             if kind == _MYSQL:
                 self._probe_mysql(engine)
@@ -1077,20 +1115,24 @@ class SQLAlchemyStore:
             with _translated():
                 conn.execute(sa.select(sa.func.release_lock(name[:64])))
 
-    def _many(self, statement: sa.Insert) -> sa.Insert:
-        """``statement`` in the form to run with many rows. On PostgreSQL it gains a
-        ``RETURNING`` of the first key column: SQLAlchemy then sends multi-row ``VALUES``
-        (insertmanyvalues, 1,000 rows a statement) where psycopg's ``executemany`` would
-        run one statement per row. PyMySQL already rewrites an ``executemany`` of an
-        ``INSERT`` into multi-row ``VALUES``."""
-        bulk = self._bulk.get(statement)
+    def _many(self, statement: sa.Insert, rows: list[dict[str, Any]]) -> tuple[sa.Executable, Any]:
+        """(statement, parameters) that insert ``rows`` (dicts with the same keys) at once.
+
+        On PostgreSQL one ``INSERT ... SELECT FROM json_to_recordset(...)`` with the rows as
+        one JSON text (see ``_from_json``); elsewhere an ``executemany``, which PyMySQL
+        already sends as one multi-row ``INSERT`` and which costs no round trips on SQLite.
+        """
+        if self._kind != _POSTGRESQL:
+            return statement, rows
+        names = tuple(rows[0])
+        key = (statement, names)
+        bulk = self._bulk.get(key)
         if bulk is None:
-            bulk = statement
             table = statement.table
-            if self._kind == _POSTGRESQL and isinstance(table, sa.Table):
-                bulk = statement.returning(next(iter(table.primary_key.columns)))
-            self._bulk[statement] = bulk
-        return bulk
+            assert isinstance(table, sa.Table)  # every insert here names a table
+            bulk = _from_json(table, names, self._upserts.updates.get(statement))
+            self._bulk[key] = bulk
+        return bulk, {"rows": json.dumps(rows, separators=(",", ":"))}
 
     # -- public API ------------------------------------------------------------------------
     @property
@@ -1374,20 +1416,18 @@ class _SQLAlchemyUnitOfWork:
         if not self._locked:
             self._store._lock(conn)
             self._locked = True
-        conn.execute(
-            self._store._many(_INSERT_EVENT),
-            [
-                {
-                    "program_id": r.program_id,
-                    "event_id": r.event_id,
-                    "digest": r.digest,
-                    "schema_version": r.schema_version,
-                    "event": codec.dumps(r.event),
-                    "outcome": codec.dumps(r.outcome),
-                }
-                for r in self._events.values()
-            ],
-        )
+        rows = [
+            {
+                "program_id": r.program_id,
+                "event_id": r.event_id,
+                "digest": r.digest,
+                "schema_version": r.schema_version,
+                "event": codec.dumps(r.event),
+                "outcome": codec.dumps(r.outcome),
+            }
+            for r in self._events.values()
+        ]
+        conn.execute(*self._store._many(_INSERT_EVENT, rows))
         self._events.clear()
 
     # -- statements: every driver error is translated and rolls the unit back ------------
@@ -1432,27 +1472,27 @@ class _SQLAlchemyUnitOfWork:
         many = store._many
         if self._new_touches:
             rows = [_touch_row(r) for r in self._new_touches.values()]
-            self._execute(many(_INSERT_TOUCH), rows)
+            self._execute(*many(_INSERT_TOUCH, rows))
             self._new_touches = {}
         if self._participant_rows:
             pending = self._participant_rows
-            self._execute(many(store._upserts.participant), [pending[k] for k in sorted(pending)])
+            rows = [pending[k] for k in sorted(pending)]
+            self._execute(*many(store._upserts.participant, rows))
             self._participant_rows = {}
         if self._email_rows:
             pending = self._email_rows
-            self._execute(many(store._upserts.email), [pending[k] for k in sorted(pending)])
+            self._execute(*many(store._upserts.email, [pending[k] for k in sorted(pending)]))
             self._email_rows = {}
         if self._new_rewards:
             new = self._new_rewards
-            self._execute(
-                many(_INSERT_REWARD), [_reward_row(r, self._state[rid]) for rid, r in new.items()]
-            )
+            rows = [_reward_row(r, self._state[rid]) for rid, r in new.items()]
+            self._execute(*many(_INSERT_REWARD, rows))
             self._new_rewards = {}
             # New rewards went in with their latest state; older ones still need updating.
             self._state = {k: v for k, v in self._state.items() if k not in new}
         if self._inserts:
             for statement, inserts in self._inserts.items():
-                self._execute(many(statement), inserts)
+                self._execute(*many(statement, inserts))
             self._inserts = {}
         self._new_entries = {}
         if self._state:
@@ -1462,13 +1502,11 @@ class _SQLAlchemyUnitOfWork:
             )
             self._state = {}
         if self._deltas:
-            self._execute(
-                many(store._upserts.counter),
-                [
-                    {"program_id": k[0], "name": k[1], "subject": k[2], "value_scaled": delta}
-                    for k, delta in sorted(self._deltas.items())
-                ],
-            )
+            rows = [
+                {"program_id": k[0], "name": k[1], "subject": k[2], "value_scaled": delta}
+                for k, delta in sorted(self._deltas.items())
+            ]
+            self._execute(*many(store._upserts.counter, rows))
             self._deltas = {}
 
     # -- batch prefetch --------------------------------------------------------------------
