@@ -34,6 +34,15 @@ transaction (``pg_advisory_xact_lock``, MariaDB ``GET_LOCK``), so a later commit
 a higher position and a reader paging through the log never skips one. Only that final
 insert and the commit are serialized; a duplicate event id is a ``ConcurrencyError`` at
 ``commit()`` (the port allows it "at the latest when the unit of work commits").
+
+Batching. A unit of work caches the rows it reads for its transaction (one snapshot, so
+the cache cannot go stale), ``prefetch`` loads a ``handle_many`` batch's rows with one
+``IN (...)`` query per table, and writes wait in the unit and are flushed before the
+events at ``commit()`` with one statement per table: on PostgreSQL an
+``INSERT ... SELECT FROM json_to_recordset`` of all the rows, on MariaDB a multi-row
+``INSERT`` (PyMySQL's ``executemany``); counters as one upsert of each counter's summed
+delta, in key order. A unique-key violation or serialization failure at the flush is a
+``ConcurrencyError`` like any other.
 """
 
 from __future__ import annotations
