@@ -309,6 +309,7 @@ counters: Final = sa.Table(
     sa.Column("name", _id(), primary_key=True),
     sa.Column("subject", _id(), primary_key=True),
     sa.Column("value_scaled", sa.BigInteger, nullable=False),
+    sa.Index("rk_counters_subject", "program_id", "subject"),
     **_TABLE_OPTIONS,
 )
 """``rk_counters``: exact counters in 10⁻⁶ units; updated atomically (``value + delta``)."""

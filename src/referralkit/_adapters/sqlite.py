@@ -209,6 +209,8 @@ CREATE TABLE IF NOT EXISTS rk_counters (
     value_scaled INTEGER NOT NULL,
     PRIMARY KEY (program_id, name, subject)
 );
+-- A batch loads every counter of its subjects (participants, referrals, orders, codes).
+CREATE INDEX IF NOT EXISTS rk_counters_subject ON rk_counters (program_id, subject);
 CREATE TABLE IF NOT EXISTS rk_outbox (
     seq INTEGER PRIMARY KEY AUTOINCREMENT,
     notification_id TEXT NOT NULL UNIQUE,
@@ -755,6 +757,10 @@ class _SQLiteUnitOfWork:
         self._deltas: dict[CounterKey, int] = {}
         self._subjects: set[tuple[str, str]] = set()  # (program, subject) counters all loaded
         self._new_touches: dict[tuple[str, str], TouchRecord] = {}  # inserted at flush
+        # Rows prefetched for a batch, valid until the next flush (which inserts new rows).
+        self._visitor_touches: dict[tuple[str, str], list[TouchRecord]] = {}
+        self._order_rewards: dict[tuple[str, str], list[Reward]] = {}
+        self._stored_entries: dict[str, list[Entry]] = {}
 
     # -- transaction -----------------------------------------------------------------------
     def __enter__(self) -> Self:
@@ -863,6 +869,9 @@ class _SQLiteUnitOfWork:
 
     def flush(self) -> None:
         """Write the buffered rows (in the order the tables depend on each other)."""
+        self._visitor_touches = {}
+        self._order_rewards = {}
+        self._stored_entries = {}
         if self._new_touches:
             self._xm(_INSERT_TOUCH, [_touch_row(r) for r in self._new_touches.values()])
             self._new_touches = {}
@@ -902,26 +911,19 @@ class _SQLiteUnitOfWork:
         order_ids: Sequence[str] = (),
         codes: Sequence[str] = (),
         counter_subjects: Sequence[str] = (),
+        visitor_ids: Sequence[str] = (),
+        refund_ids: Sequence[str] = (),
+        refunded_orders: Sequence[str] = (),
     ) -> None:
         """Load the rows a batch of events will look up, a few queries for the batch.
 
         ``counter_subjects``: every counter of these subjects is loaded, so a counter of
-        theirs that has no row reads as 0 without a query.
+        theirs that has no row reads as 0 without a query; the counters of the referrers
+        of the referrals found (by referee, or by the orders' referral ids) and of the
+        codes' owners are loaded too. ``visitor_ids``: their touches.
+        ``refunded_orders``: the rewards those orders earned.
         """
-        subjects = sorted({s for s in counter_subjects if (program_id, s) not in self._subjects})
-        for chunk in _chunks(subjects):
-            marks = ", ".join("?" * len(chunk))
-            rows = self._x(
-                "SELECT program_id, name, subject, value_scaled FROM rk_counters "
-                f"WHERE program_id = ? AND subject IN ({marks})",
-                (program_id, *chunk),
-            ).fetchall()
-            for pid, name, subject, scaled in rows:
-                key = (pid, name, subject)
-                if key not in self._counters:
-                    value = Decimal(scaled + self._deltas.get(key, 0)).scaleb(-_COUNTER_SCALE)
-                    self._counters[key] = value
-            self._subjects.update((program_id, subject) for subject in chunk)
+        self._prefetch_counters(program_id, counter_subjects)
         self._load(
             self._events,
             event_ids,
@@ -958,6 +960,95 @@ class _SQLiteUnitOfWork:
             program_id,
             lambda r: ((r[0], r[1]), _code(r)),
         )
+        self._load(
+            self._refunds,
+            refund_ids,
+            f"SELECT {_REFUND_COLUMNS} FROM rk_refunds WHERE program_id = ? AND refund_id IN",
+            program_id,
+            lambda r: ((r[0], r[1]), _refund(r)),
+        )
+        found = [r for r in self._referral_of.values() if r is not None]
+        for referral in found:
+            self._referrals.setdefault(referral.referral_id, referral)
+        by_id = sorted(
+            {
+                o.referral_id
+                for o in self._orders.values()
+                if o is not None and o.referral_id is not None
+            }
+            - self._referrals.keys()
+        )
+        for chunk in _chunks(by_id):
+            for key in chunk:
+                self._referrals[key] = None
+            marks = ", ".join("?" * len(chunk))
+            for row in self._x(
+                f"SELECT {_REFERRAL_COLUMNS} FROM rk_referrals WHERE referral_id IN ({marks})",
+                chunk,
+            ).fetchall():
+                self._referrals[row[0]] = _referral(row)
+        people = {r.referrer_id for r in self._referrals.values() if r is not None}
+        people.update(c.participant_id for c in self._code_owner.values() if c is not None)
+        self._prefetch_counters(program_id, sorted(people))
+        self._prefetch_touches(program_id, visitor_ids)
+        self._prefetch_rewards(program_id, refunded_orders)
+
+    def _prefetch_counters(self, program_id: str, counter_subjects: Sequence[str]) -> None:
+        subjects = sorted({s for s in counter_subjects if (program_id, s) not in self._subjects})
+        for chunk in _chunks(subjects):
+            marks = ", ".join("?" * len(chunk))
+            rows = self._x(
+                "SELECT program_id, name, subject, value_scaled FROM rk_counters "
+                f"WHERE program_id = ? AND subject IN ({marks})",
+                (program_id, *chunk),
+            ).fetchall()
+            for pid, name, subject, scaled in rows:
+                key = (pid, name, subject)
+                if key not in self._counters:
+                    value = Decimal(scaled + self._deltas.get(key, 0)).scaleb(-_COUNTER_SCALE)
+                    self._counters[key] = value
+            self._subjects.update((program_id, subject) for subject in chunk)
+
+    def _prefetch_touches(self, program_id: str, visitor_ids: Sequence[str]) -> None:
+        wanted = sorted({v for v in visitor_ids if (program_id, v) not in self._visitor_touches})
+        for chunk in _chunks(wanted):
+            for visitor in chunk:
+                self._visitor_touches[(program_id, visitor)] = []
+            marks = ", ".join("?" * len(chunk))
+            for row in self._x(
+                f"SELECT {_TOUCH_COLUMNS} FROM rk_touches "
+                f"WHERE program_id = ? AND visitor_id IN ({marks})",
+                (program_id, *chunk),
+            ).fetchall():
+                record = _touch(row)
+                assert record.visitor_id is not None
+                self._visitor_touches[(program_id, record.visitor_id)].append(record)
+
+    def _prefetch_rewards(self, program_id: str, order_ids: Sequence[str]) -> None:
+        wanted = sorted({o for o in order_ids if (program_id, o) not in self._order_rewards})
+        for chunk in _chunks(wanted):
+            for order in chunk:
+                self._order_rewards[(program_id, order)] = []
+            marks = ", ".join("?" * len(chunk))
+            for row in self._x(
+                f"SELECT {_REWARD_COLUMNS} FROM rk_rewards "
+                f"WHERE program_id = ? AND order_id IN ({marks}) ORDER BY seq",
+                (program_id, *chunk),
+            ).fetchall():
+                reward = _reward(row)
+                assert reward.order_id is not None
+                self._order_rewards[(program_id, reward.order_id)].append(reward)
+                self._exponents[reward.reward_id] = reward.value.unit.exponent
+                self._stored_entries[reward.reward_id] = []
+        rewards = sorted(self._stored_entries)
+        for chunk in _chunks(rewards):
+            marks = ", ".join("?" * len(chunk))
+            for row in self._x(
+                f"SELECT {_ENTRY_COLUMNS} FROM rk_entries WHERE reward_id IN ({marks}) "
+                "ORDER BY seq",
+                chunk,
+            ).fetchall():
+                self._stored_entries[row[1]].append(_entry(row))
 
     def _load(
         self,
@@ -1303,11 +1394,17 @@ class _Touches(_Repo):
         self._u._new_touches[key] = record
 
     def _query(self, field: str, program_id: str, value: str) -> list[TouchRecord]:
-        rows = self._u._x(
-            f"SELECT {_TOUCH_COLUMNS} FROM rk_touches WHERE program_id = ? AND {field} = ?",
-            (program_id, value),
-        ).fetchall()
-        found = [_touch(r) for r in rows]
+        cached = (
+            self._u._visitor_touches.get((program_id, value)) if field == "visitor_id" else None
+        )
+        if cached is not None:
+            found = list(cached)
+        else:
+            rows = self._u._x(
+                f"SELECT {_TOUCH_COLUMNS} FROM rk_touches WHERE program_id = ? AND {field} = ?",
+                (program_id, value),
+            ).fetchall()
+            found = [_touch(r) for r in rows]
         found.extend(
             r
             for r in self._u._new_touches.values()
@@ -1327,6 +1424,12 @@ class _Touches(_Repo):
             "WHERE program_id = ? AND visitor_id = ? AND participant_id IS NULL",
             (participant_id, program_id, visitor_id),
         )
+        cached = self._u._visitor_touches.get((program_id, visitor_id))
+        if cached is not None:
+            cached[:] = [
+                attrs.evolve(r, participant_id=participant_id) if r.participant_id is None else r
+                for r in cached
+            ]
         pending = self._u._new_touches
         for key, record in pending.items():
             if (
@@ -1502,12 +1605,16 @@ class _Ledger(_Repo):
             if participant_id is not None
             else ("order_id", order_id or "")
         )
-        rows = self._u._x(
-            f"SELECT {_REWARD_COLUMNS} FROM rk_rewards WHERE program_id = ? AND {column} = ? "
-            "ORDER BY seq",
-            (program_id, key),
-        ).fetchall()
-        found = [_reward(r) for r in rows]
+        cached = self._u._order_rewards.get((program_id, key)) if order_id is not None else None
+        if cached is not None:
+            found = list(cached)
+        else:
+            rows = self._u._x(
+                f"SELECT {_REWARD_COLUMNS} FROM rk_rewards WHERE program_id = ? AND {column} = ? "
+                "ORDER BY seq",
+                (program_id, key),
+            ).fetchall()
+            found = [_reward(r) for r in rows]
         found.extend(
             r
             for r in self._u._new_rewards.values()
@@ -1519,7 +1626,13 @@ class _Ledger(_Repo):
         ids = list(reward_ids)
         out: dict[str, list[Entry]] = {i: [] for i in ids}
         new = self._u._new_entries
-        stored = [i for i in ids if i not in self._u._new_rewards]
+        cached = self._u._stored_entries
+        stored = []
+        for i in ids:
+            if i in cached:
+                out[i].extend(cached[i])
+            elif i not in self._u._new_rewards:
+                stored.append(i)
         for chunk in _chunks(stored):
             marks = ", ".join("?" * len(chunk))
             rows = self._u._x(
