@@ -757,6 +757,7 @@ class _SQLiteUnitOfWork:
         self._deltas: dict[CounterKey, int] = {}
         self._subjects: set[tuple[str, str]] = set()  # (program, subject) counters all loaded
         self._new_touches: dict[tuple[str, str], TouchRecord] = {}  # inserted at flush
+        self._new_of_visitor: dict[tuple[str, str], list[tuple[str, str]]] = {}  # their keys
         # Rows prefetched for a batch, valid until the next flush (which inserts new rows).
         self._visitor_touches: dict[tuple[str, str], list[TouchRecord]] = {}
         self._order_rewards: dict[tuple[str, str], list[Reward]] = {}
@@ -875,6 +876,7 @@ class _SQLiteUnitOfWork:
         if self._new_touches:
             self._xm(_INSERT_TOUCH, [_touch_row(r) for r in self._new_touches.values()])
             self._new_touches = {}
+            self._new_of_visitor = {}
         if self._upserts:
             for sql, rows in self._upserts.items():
                 self._xm(sql, list(rows.values()))
@@ -1392,6 +1394,10 @@ class _Touches(_Repo):
         if not self._u._open:
             self._u._require_open()
         self._u._new_touches[key] = record
+        if record.visitor_id is not None:
+            self._u._new_of_visitor.setdefault((record.program_id, record.visitor_id), []).append(
+                key
+            )
 
     def _query(self, field: str, program_id: str, value: str) -> list[TouchRecord]:
         cached = (
@@ -1405,11 +1411,13 @@ class _Touches(_Repo):
                 (program_id, value),
             ).fetchall()
             found = [_touch(r) for r in rows]
-        found.extend(
-            r
-            for r in self._u._new_touches.values()
-            if r.program_id == program_id and getattr(r, field) == value
-        )
+        new = self._u._new_touches
+        if field == "visitor_id":
+            found.extend(new[key] for key in self._u._new_of_visitor.get((program_id, value), ()))
+        else:
+            found.extend(
+                r for r in new.values() if r.program_id == program_id and getattr(r, field) == value
+            )
         return sorted(found, key=lambda r: (r.at, r.touch_id))
 
     def of_visitor(self, program_id: str, visitor_id: str) -> list[TouchRecord]:

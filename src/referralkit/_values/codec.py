@@ -108,7 +108,13 @@ def _plain(value: Any) -> Any:
     return value
 
 
+_SCALARS = frozenset({str, int, bool, type(None)})
+
+
 def _encode_mapping(value: Mapping[Any, Any]) -> Any:
+    scalars = _SCALARS
+    if all(type(v) in scalars for v in value.values()):  # notification data, mostly
+        return {"$map": {str(k): v for k, v in value.items()}}
     return {"$map": {str(k): encode(v) for k, v in value.items()}}
 
 
