@@ -91,6 +91,8 @@ CREATE TABLE IF NOT EXISTS rk_events (
     outcome TEXT NOT NULL,
     UNIQUE (program_id, event_id)
 );
+-- The log read in order, page by page (Engine.event_log).
+CREATE INDEX IF NOT EXISTS rk_events_log ON rk_events (program_id, seq);
 CREATE TABLE IF NOT EXISTS rk_participants (
     program_id TEXT NOT NULL,
     participant_id TEXT NOT NULL,
