@@ -13,12 +13,12 @@ from __future__ import annotations
 import os
 import sqlite3
 import threading
-from collections.abc import Iterable, Iterator, Mapping, Sequence
+from collections.abc import Callable, Iterable, Iterator, Mapping, Sequence
 from contextlib import contextmanager
 from datetime import datetime
 from decimal import Decimal
 from types import TracebackType
-from typing import Any, Final, Self
+from typing import Any, Final, Self, TypeVar
 
 import attrs
 
@@ -66,6 +66,8 @@ __all__ = ["SCHEMA_VERSION", "SQLiteStore"]
 #: The schema this version of referralkit writes; a newer database is refused.
 SCHEMA_VERSION: Final = 2
 
+
+T = TypeVar("T")
 
 _SCHEMA: Final = """
 CREATE TABLE IF NOT EXISTS rk_schema (
@@ -1014,38 +1016,29 @@ class _SQLiteUnitOfWork:
             self._subjects.update((program_id, subject) for subject in chunk)
 
     def _prefetch_touches(self, program_id: str, visitor_ids: Sequence[str]) -> None:
-        wanted = sorted({v for v in visitor_ids if (program_id, v) not in self._visitor_touches})
-        for chunk in _chunks(wanted):
-            for visitor in chunk:
-                self._visitor_touches[(program_id, visitor)] = []
-            marks = ", ".join("?" * len(chunk))
-            for row in self._x(
-                f"SELECT {_TOUCH_COLUMNS} FROM rk_touches "
-                f"WHERE program_id = ? AND visitor_id IN ({marks})",
-                (program_id, *chunk),
-            ).fetchall():
-                record = _touch(row)
-                assert record.visitor_id is not None
-                self._visitor_touches[(program_id, record.visitor_id)].append(record)
+        self._load_groups(
+            self._visitor_touches,
+            visitor_ids,
+            f"SELECT {_TOUCH_COLUMNS} FROM rk_touches WHERE program_id = ? AND visitor_id IN",
+            program_id,
+            _touch,
+            lambda touch: (touch.program_id, touch.visitor_id or ""),
+        )
 
     def _prefetch_rewards(self, program_id: str, order_ids: Sequence[str]) -> None:
-        wanted = sorted({o for o in order_ids if (program_id, o) not in self._order_rewards})
-        for chunk in _chunks(wanted):
-            for order in chunk:
-                self._order_rewards[(program_id, order)] = []
-            marks = ", ".join("?" * len(chunk))
-            for row in self._x(
-                f"SELECT {_REWARD_COLUMNS} FROM rk_rewards "
-                f"WHERE program_id = ? AND order_id IN ({marks}) ORDER BY seq",
-                (program_id, *chunk),
-            ).fetchall():
-                reward = _reward(row)
-                assert reward.order_id is not None
-                self._order_rewards[(program_id, reward.order_id)].append(reward)
-                self._exponents[reward.reward_id] = reward.value.unit.exponent
-                self._stored_entries[reward.reward_id] = []
-        rewards = sorted(self._stored_entries)
-        for chunk in _chunks(rewards):
+        found = self._load_groups(
+            self._order_rewards,
+            order_ids,
+            f"SELECT {_REWARD_COLUMNS} FROM rk_rewards WHERE program_id = ? AND order_id IN",
+            program_id,
+            _reward,
+            lambda reward: (reward.program_id, reward.order_id or ""),
+            order_by="seq",
+        )
+        for reward in found:
+            self._exponents[reward.reward_id] = reward.value.unit.exponent
+            self._stored_entries[reward.reward_id] = []
+        for chunk in _chunks([r.reward_id for r in found]):
             marks = ", ".join("?" * len(chunk))
             for row in self._x(
                 f"SELECT {_ENTRY_COLUMNS} FROM rk_entries WHERE reward_id IN ({marks}) "
@@ -1053,6 +1046,30 @@ class _SQLiteUnitOfWork:
                 chunk,
             ).fetchall():
                 self._stored_entries[row[1]].append(_entry(row))
+
+    def _load_groups(
+        self,
+        cache: dict[tuple[str, str], list[T]],
+        ids: Sequence[str],
+        sql: str,
+        program_id: str,
+        decode: Callable[[Sequence[Any]], T],
+        key: Callable[[T], tuple[str, str]],
+        order_by: str | None = None,
+    ) -> list[T]:
+        """Load the rows of each of ``ids`` (several per id) into ``cache``; returns them."""
+        found: list[T] = []
+        wanted = sorted({i for i in ids if (program_id, i) not in cache})
+        order = f" ORDER BY {order_by}" if order_by else ""
+        for chunk in _chunks(wanted):
+            for one in chunk:
+                cache[(program_id, one)] = []
+            marks = ", ".join("?" * len(chunk))
+            for row in self._x(f"{sql} ({marks}){order}", (program_id, *chunk)).fetchall():
+                record = decode(row)
+                cache[key(record)].append(record)
+                found.append(record)
+        return found
 
     def _load(
         self,
