@@ -2,12 +2,15 @@
 
 from __future__ import annotations
 
+import json
 from datetime import UTC, datetime
 
 from hypothesis import given
+from hypothesis import strategies as st
 
 import referralkit as rk
 from referralkit import codec
+from referralkit._values.canonical import compact_json
 from referralkit.testing.strategies import event_streams
 
 
@@ -60,3 +63,20 @@ def test_a_decision_in_the_generic_tagged_form_still_decodes():
     assert codec.decode(old) == decision
     assert codec.decode(codec.encode(decision)) == decision
     assert "$D" in codec.encode(decision)
+
+
+json_values = st.recursive(
+    st.none() | st.booleans() | st.integers() | st.floats() | st.text(),
+    lambda inner: (
+        st.lists(inner, max_size=4) | st.dictionaries(st.text(max_size=5), inner, max_size=4)
+    ),
+    max_leaves=12,
+)
+
+
+@given(json_values)
+def test_compact_json_writes_what_the_standard_encoder_writes(value):
+    """The encoder made once writes byte for byte what ``json.JSONEncoder.encode`` does with
+    the same settings, so digests and stored text do not change."""
+    standard = json.JSONEncoder(separators=(",", ":"), ensure_ascii=False).encode
+    assert compact_json(value) == standard(value)

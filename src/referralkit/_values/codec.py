@@ -18,6 +18,7 @@ from typing import Any
 import attrs
 
 from referralkit._values import decisions, events, records, rewards
+from referralkit._values.canonical import compact_json
 from referralkit._values.money import Money
 
 __all__ = ["CodecError", "decode", "dumps", "encode", "loads"]
@@ -275,7 +276,7 @@ def decode(data: Any) -> Any:
     return data
 
 
-_DUMPS: Callable[[Any], str] = json.JSONEncoder(separators=(",", ":"), ensure_ascii=False).encode
+_DUMPS: Callable[[Any], str] = compact_json
 
 
 def dumps(value: Any) -> str:
