@@ -145,6 +145,7 @@ events: Final = sa.Table(
     sa.Column("event", _text(), nullable=False),
     sa.Column("outcome", _text(), nullable=False),
     sa.UniqueConstraint("program_id", "event_id"),
+    sa.Index("rk_events_log", "program_id", "seq"),
     sqlite_autoincrement=True,
     **_TABLE_OPTIONS,
 )

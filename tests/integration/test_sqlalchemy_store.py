@@ -635,3 +635,37 @@ def test_a_database_without_the_counter_subject_index_gains_it_on_open(
     with engine.connect() as conn:
         names = {i["name"] for i in sa.inspect(conn).get_indexes("rk_counters")}
     assert "rk_counters_subject" in names
+
+
+def test_prefetched_rows_and_the_units_own_writes_read_together_after_a_flush(
+    backend: tuple[str, Any],
+) -> None:
+    """Touches of a prefetched visitor and rewards of a prefetched refunded order, with the
+    unit's own new ones, read the same before and after a query flushed the buffers."""
+    from referralkit.testing import contract
+
+    _, engine = backend
+    store = SQLAlchemyStore(engine)
+    old_touch = contract._touch("tch-old", minutes=1)
+    old_reward = contract._reward("rwd-old")
+    with store.unit_of_work() as uow:
+        uow.touches.add(old_touch)
+        uow.ledger.add_reward(old_reward, contract._granted(old_reward))
+        uow.commit()
+    new_touch = contract._touch("tch-new", minutes=9)
+    new_reward = contract._reward("rwd-new", created_minutes=5)
+    with store.unit_of_work() as uow:
+        uow.prefetch(contract.P, visitor_ids=["v-1"], refunded_orders=["order-1"])
+        uow.touches.add(new_touch)
+        uow.ledger.add_reward(new_reward, contract._granted(new_reward))
+        for flushed in (False, True):
+            if flushed:
+                uow.outbox.pending(1)  # flushes
+            assert uow.touches.of_visitor(contract.P, "v-1") == [old_touch, new_touch], flushed
+            rewards = uow.ledger.rewards(contract.P, order_id="order-1")
+            assert rewards == [old_reward, new_reward], flushed
+            entries = uow.ledger.entries(["rwd-old", "rwd-new"])
+            assert entries == {
+                "rwd-old": [contract._granted(old_reward)],
+                "rwd-new": [contract._granted(new_reward)],
+            }, flushed

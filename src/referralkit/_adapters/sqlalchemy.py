@@ -559,6 +559,9 @@ _REFERRAL_BY_REFEREE: Final = sa.select(*_REFERRAL_COLUMNS).where(
 _REFERRALS_OF_REFEREES_IN: Final = sa.select(*_REFERRAL_COLUMNS).where(
     _R.c.program_id == _p("program_id"), _R.c.referee_id.in_(sa.bindparam("ids", expanding=True))
 )
+_REFERRALS_IN: Final = sa.select(*_REFERRAL_COLUMNS).where(
+    _R.c.referral_id.in_(sa.bindparam("ids", expanding=True))
+)
 _GET_REFERRAL: Final = sa.select(*_REFERRAL_COLUMNS).where(_R.c.referral_id == _p("referral_id"))
 _REFERRALS_BY_REFERRER: Final = (
     sa.select(*_REFERRAL_COLUMNS)
@@ -589,6 +592,9 @@ _ATTACH_TOUCHES: Final = (
     )
     .values(participant_id=_p("new_participant_id"))
 )
+_TOUCHES_OF_VISITORS_IN: Final = sa.select(*_TOUCH_COLUMNS).where(
+    _T.c.program_id == _p("program_id"), _T.c.visitor_id.in_(sa.bindparam("ids", expanding=True))
+)
 _FORGET_TOUCHES: Final = sa.delete(_T).where(
     _T.c.program_id == _p("pid"), _T.c.participant_id == _p("who")
 )
@@ -600,6 +606,9 @@ _GET_ORDER: Final = sa.select(*_ORDER_COLUMNS).where(
 )
 _ORDERS_IN: Final = sa.select(*_ORDER_COLUMNS).where(
     _O.c.program_id == _p("program_id"), _O.c.order_id.in_(sa.bindparam("ids", expanding=True))
+)
+_REFUNDS_IN: Final = sa.select(*_REFUND_COLUMNS).where(
+    _RF.c.program_id == _p("program_id"), _RF.c.refund_id.in_(sa.bindparam("ids", expanding=True))
 )
 _GET_REFUND: Final = sa.select(*_REFUND_COLUMNS).where(
     _RF.c.program_id == _p("program_id"), _RF.c.refund_id == _p("refund_id")
@@ -621,6 +630,14 @@ _REWARDS_OF_PARTICIPANT: Final = (
 _REWARDS_OF_ORDER: Final = (
     sa.select(*_REWARD_COLUMNS)
     .where(_RW.c.program_id == _p("program_id"), _RW.c.order_id == _p("key"))
+    .order_by(_RW.c.seq)
+)
+_REWARDS_OF_ORDERS_IN: Final = (
+    sa.select(*_REWARD_COLUMNS)
+    .where(
+        _RW.c.program_id == _p("program_id"),
+        _RW.c.order_id.in_(sa.bindparam("ids", expanding=True)),
+    )
     .order_by(_RW.c.seq)
 )
 _ENTRIES_OF: Final = (
@@ -890,7 +907,12 @@ _ADDED_COLUMNS: Final = ((_sql.rewards, "item"), (_sql.entries, "actor"))
 
 #: Indexes added after their table first shipped, created when the store opens with
 #: ``create=True``.
-_ADDED_INDEXES: Final = tuple(i for i in _sql.counters.indexes if i.name == "rk_counters_subject")
+_ADDED_INDEXES: Final = tuple(
+    index
+    for table in (_sql.counters, _sql.events)
+    for index in table.indexes
+    if index.name in ("rk_counters_subject", "rk_events_log")
+)
 
 
 def _add_missing_indexes(conn: sa.Connection) -> None:
@@ -1328,6 +1350,11 @@ class _SQLAlchemyUnitOfWork:
         self._participant_rows: dict[_Key, dict[str, Any]] = {}
         self._email_rows: dict[_Key, dict[str, Any]] = {}
         self._new_touches: dict[_Key, TouchRecord] = {}
+        self._new_of_visitor: dict[_Key, list[_Key]] = {}  # their keys, by visitor
+        # Rows prefetched for a batch, valid until the next flush (which inserts new rows).
+        self._visitor_touches: dict[_Key, list[TouchRecord]] = {}
+        self._order_rewards: dict[_Key, list[Reward]] = {}
+        self._stored_entries: dict[str, list[Entry]] = {}
 
     # -- transaction ---------------------------------------------------------------------
     def __enter__(self) -> Self:
@@ -1479,10 +1506,14 @@ class _SQLAlchemyUnitOfWork:
         units lock shared rows in the same order."""
         store = self._store
         many = store._many
+        self._visitor_touches = {}
+        self._order_rewards = {}
+        self._stored_entries = {}
         if self._new_touches:
             rows = [_touch_row(r) for r in self._new_touches.values()]
             self._execute(*many(_INSERT_TOUCH, rows))
             self._new_touches = {}
+            self._new_of_visitor = {}
         if self._participant_rows:
             pending = self._participant_rows
             rows = [pending[k] for k in sorted(pending)]
@@ -1528,18 +1559,75 @@ class _SQLAlchemyUnitOfWork:
         order_ids: Sequence[str] = (),
         codes: Sequence[str] = (),
         counter_subjects: Sequence[str] = (),
+        visitor_ids: Sequence[str] = (),
+        refund_ids: Sequence[str] = (),
+        refunded_orders: Sequence[str] = (),
     ) -> None:
         """Load the rows a batch of events will look up: one ``IN (...)`` query per table
         (per 500 ids).
 
-        Every counter of ``counter_subjects`` (and of ``codes``: a code's use and
-        deactivation counters) is loaded, so a counter of theirs that has no row reads as 0
-        without a query.
+        ``counter_subjects``: every counter of these subjects (and of ``codes``: a code's
+        use and deactivation counters) is loaded, so a counter of theirs that has no row
+        reads as 0 without a query; the counters of the referrers of the referrals found
+        (by referee, or by the orders' referral ids) and of the codes' owners are loaded
+        too. ``visitor_ids``: their touches. ``refunded_orders``: the rewards those orders
+        earned, and their entries.
         """
         self._require_open()
-        subjects = sorted(
-            {s for s in (*counter_subjects, *codes) if (program_id, s) not in self._subjects}
+        self._prefetch_counters(program_id, [*counter_subjects, *codes])
+        self._load(self._seen, event_ids, _EVENTS_IN, program_id, _event_key)
+        self._load(self._participants, participant_ids, _PARTICIPANTS_IN, program_id, _pa_key)
+        self._load(
+            self._referral_of, participant_ids, _REFERRALS_OF_REFEREES_IN, program_id, _ref_key
         )
+        self._load(self._orders, order_ids, _ORDERS_IN, program_id, _order_key)
+        self._load(self._code_owner, codes, _CODES_IN, program_id, _code_key)
+        self._load(self._refunds, refund_ids, _REFUNDS_IN, program_id, _refund_key)
+        for referral in self._referral_of.values():
+            if referral is not None:
+                self._referrals.setdefault(referral.referral_id, referral)
+        by_id = sorted(
+            {
+                o.referral_id
+                for o in self._orders.values()
+                if o is not None and o.referral_id is not None
+            }
+            - self._referrals.keys()
+        )
+        for chunk in _chunks(by_id):
+            rows = self._rows(_REFERRALS_IN, {"ids": chunk})
+            for key in chunk:
+                self._referrals[key] = None
+            for row in rows:
+                self._referrals[row[0]] = _referral(row)
+        people = {r.referrer_id for r in self._referrals.values() if r is not None}
+        people.update(c.participant_id for c in self._code_owner.values() if c is not None)
+        self._prefetch_counters(program_id, sorted(people))
+        self._load_groups(
+            self._visitor_touches,
+            visitor_ids,
+            _TOUCHES_OF_VISITORS_IN,
+            program_id,
+            _touch,
+            lambda t: (t.program_id, t.visitor_id or ""),
+        )
+        found = self._load_groups(
+            self._order_rewards,
+            refunded_orders,
+            _REWARDS_OF_ORDERS_IN,
+            program_id,
+            _reward,
+            lambda r: (r.program_id, r.order_id or ""),
+        )
+        for reward in found:
+            self._exponents[reward.reward_id] = reward.value.unit.exponent
+            self._stored_entries[reward.reward_id] = []
+        for chunk in _chunks([r.reward_id for r in found]):
+            for row in self._rows(_ENTRIES_OF, {"ids": chunk}):
+                self._stored_entries[row[1]].append(_entry(row))
+
+    def _prefetch_counters(self, program_id: str, counter_subjects: Sequence[str]) -> None:
+        subjects = sorted({s for s in counter_subjects if (program_id, s) not in self._subjects})
         for chunk in _chunks(subjects):
             rows = self._rows(_COUNTERS_OF_SUBJECTS, {"program_id": program_id, "ids": chunk})
             for pid, name, subject, scaled in rows:
@@ -1552,16 +1640,28 @@ class _SQLAlchemyUnitOfWork:
             for key, delta in self._deltas.items():
                 if (key[0], key[2]) in loaded and key not in self._counters:
                     self._counters[key] = _unscaled(delta)
-        self._load(self._seen, event_ids, _EVENTS_IN, program_id, _event_key)
-        self._load(self._participants, participant_ids, _PARTICIPANTS_IN, program_id, _pa_key)
-        self._load(
-            self._referral_of, participant_ids, _REFERRALS_OF_REFEREES_IN, program_id, _ref_key
-        )
-        for referral in self._referral_of.values():
-            if referral is not None:
-                self._referrals.setdefault(referral.referral_id, referral)
-        self._load(self._orders, order_ids, _ORDERS_IN, program_id, _order_key)
-        self._load(self._code_owner, codes, _CODES_IN, program_id, _code_key)
+
+    def _load_groups(
+        self,
+        cache: dict[_Key, list[T]],
+        ids: Sequence[str],
+        statement: sa.Executable,
+        program_id: str,
+        decode: Callable[[Sequence[Any]], T],
+        key: Callable[[T], _Key],
+    ) -> list[T]:
+        """Load the rows of each of ``ids`` (several per id) into ``cache``; returns them."""
+        found: list[T] = []
+        wanted = sorted({i for i in ids if (program_id, i) not in cache})
+        for chunk in _chunks(wanted):
+            rows = self._rows(statement, {"program_id": program_id, "ids": chunk})
+            for one in chunk:
+                cache[(program_id, one)] = []
+            for row in rows:
+                record = decode(row)
+                cache[key(record)].append(record)
+                found.append(record)
+        return found
 
     def _load(
         self,
@@ -1673,6 +1773,10 @@ def _order_key(r: Sequence[Any]) -> tuple[_Key, OrderRecord]:
 
 def _code_key(r: Sequence[Any]) -> tuple[_Key, CodeRecord]:
     return (r[0], r[1]), _code(r)
+
+
+def _refund_key(r: Sequence[Any]) -> tuple[_Key, RefundRecord]:
+    return (r[0], r[1]), _refund(r)
 
 
 class _Repo:
@@ -1852,24 +1956,34 @@ class _Touches(_Repo):
     batch of clicks reads touches without flushing every other buffered write."""
 
     def add(self, record: TouchRecord) -> None:
-        self._u._require_open()
+        u = self._u
+        u._require_open()
         key = (record.program_id, record.touch_id)
-        if key in self._u._new_touches:
-            raise self._u._conflict(f"touch {key!r} already exists")
-        self._u._new_touches[key] = record
+        if key in u._new_touches:
+            raise u._conflict(f"touch {key!r} already exists")
+        u._new_touches[key] = record
+        if record.visitor_id is not None:
+            u._new_of_visitor.setdefault((record.program_id, record.visitor_id), []).append(key)
 
     def _query(
         self, statement: sa.Executable, field: str, program_id: str, value: str
     ) -> list[TouchRecord]:
-        rows = self._u._rows(statement, {"program_id": program_id, "key": value})
-        found = [_touch(r) for r in rows]
-        pending = [
-            r
-            for r in self._u._new_touches.values()
-            if r.program_id == program_id and getattr(r, field) == value
-        ]
-        if not pending:
-            return found
+        u = self._u
+        cached = u._visitor_touches.get((program_id, value)) if field == "visitor_id" else None
+        if cached is not None:
+            found = list(cached)
+        else:
+            rows = u._rows(statement, {"program_id": program_id, "key": value})
+            found = [_touch(r) for r in rows]
+        new = u._new_touches
+        if field == "visitor_id":
+            pending = [new[key] for key in u._new_of_visitor.get((program_id, value), ())]
+        else:
+            pending = [
+                r for r in new.values() if r.program_id == program_id and getattr(r, field) == value
+            ]
+        if not pending and cached is None:
+            return found  # in (at, touch_id) order already
         return sorted([*found, *pending], key=lambda r: (r.at, r.touch_id))
 
     def of_visitor(self, program_id: str, visitor_id: str) -> list[TouchRecord]:
@@ -1883,6 +1997,12 @@ class _Touches(_Repo):
             _ATTACH_TOUCHES,
             {"pid": program_id, "vid": visitor_id, "new_participant_id": participant_id},
         )
+        cached = self._u._visitor_touches.get((program_id, visitor_id))
+        if cached is not None:
+            cached[:] = [
+                attrs.evolve(r, participant_id=participant_id) if r.participant_id is None else r
+                for r in cached
+            ]
         pending = self._u._new_touches
         for key, record in pending.items():
             if (
@@ -2048,8 +2168,12 @@ class _Ledger(_Repo):
         statement = _REWARDS_OF_PARTICIPANT if participant_id is not None else _REWARDS_OF_ORDER
         field = "participant_id" if participant_id is not None else "order_id"
         key = participant_id if participant_id is not None else order_id
-        rows = self._u._rows(statement, {"program_id": program_id, "key": key})
-        found = [_reward(r) for r in rows]
+        cached = None if order_id is None else self._u._order_rewards.get((program_id, order_id))
+        if cached is not None:
+            found = list(cached)
+        else:
+            rows = self._u._rows(statement, {"program_id": program_id, "key": key})
+            found = [_reward(r) for r in rows]
         found.extend(
             r
             for r in self._u._new_rewards.values()
@@ -2061,7 +2185,13 @@ class _Ledger(_Repo):
         ids = list(reward_ids)
         out: dict[str, list[Entry]] = {i: [] for i in ids}
         new = self._u._new_entries
-        stored = sorted(i for i in out if i not in self._u._new_rewards)
+        cached = self._u._stored_entries
+        stored = []
+        for i, found in out.items():
+            if i in cached:
+                found.extend(cached[i])
+            elif i not in self._u._new_rewards:
+                stored.append(i)
         for chunk in _chunks(stored):
             for r in self._u._rows(_ENTRIES_OF, {"ids": chunk}):
                 out[r[1]].append(_entry(r))
