@@ -1,5 +1,8 @@
 """The storage format both SQL stores share: UTC timestamps that sort as text, exact
-integers for money and counters."""
+integers for money and counters; and the row decoders, one per table, each reading a row
+of its ``*_COLUMNS`` in order. A decoder raises ``ValueError`` (``InvalidInputError`` and
+``codec.CodecError`` are ones) or ``TypeError`` for a value it cannot read; each store
+reports that as its own corrupt-row error naming the row."""
 
 from __future__ import annotations
 
@@ -8,11 +11,63 @@ from datetime import UTC, datetime
 from decimal import Decimal
 from typing import Any, Final
 
+from referralkit._adapters.memory import OutboxStatus
 from referralkit._errors import StoreError
+from referralkit._values import codec
 from referralkit._values.money import Money
-from referralkit._values.records import Payout, PayoutStatus
+from referralkit._values.records import (
+    ChargebackRecord,
+    CodeRecord,
+    Entry,
+    EntryKind,
+    EventRecord,
+    Notification,
+    OrderRecord,
+    ParticipantRecord,
+    Payout,
+    PayoutStatus,
+    ProgramRecord,
+    Referral,
+    RefundRecord,
+    Reward,
+    RewardState,
+    Role,
+    TouchRecord,
+)
 
-__all__ = ["COUNTER_SCALE", "PAYOUT_COLUMNS", "opt_ts", "payout", "scaled", "ts"]
+__all__ = [
+    "CHARGEBACK_COLUMNS",
+    "CODE_COLUMNS",
+    "COUNTER_SCALE",
+    "ENTRY_COLUMNS",
+    "EVENT_COLUMNS",
+    "ORDER_COLUMNS",
+    "OUTBOX_COLUMNS",
+    "PARTICIPANT_COLUMNS",
+    "PAYOUT_COLUMNS",
+    "PROGRAM_COLUMNS",
+    "REFERRAL_COLUMNS",
+    "REFUND_COLUMNS",
+    "REWARD_COLUMNS",
+    "TOUCH_COLUMNS",
+    "chargeback",
+    "code",
+    "entry",
+    "event_record",
+    "notification",
+    "opt_ts",
+    "order",
+    "outbox_status",
+    "participant",
+    "payout",
+    "program",
+    "referral",
+    "refund",
+    "reward",
+    "scaled",
+    "touch",
+    "ts",
+]
 
 #: Counters are integers of 10**-6 units: exact for every ISO 4217 currency.
 COUNTER_SCALE: Final = 6
@@ -61,6 +116,266 @@ def _aware(text: str) -> datetime:
     if value.utcoffset() is None:
         raise ValueError(f"naive datetime {text!r}")
     return value
+
+
+def _opt_aware(text: str | None) -> datetime | None:
+    return None if text is None else _aware(text)
+
+
+#: The columns of ``rk_events`` in the order ``event_record`` reads them.
+EVENT_COLUMNS: Final = ("program_id", "event_id", "digest", "schema_version", "event", "outcome")
+
+
+def event_record(r: Sequence[Any]) -> EventRecord:
+    """An event record from a row of ``EVENT_COLUMNS``."""
+    return EventRecord(r[0], r[1], r[2], codec.loads(r[4]), codec.loads(r[5]), r[3])
+
+
+#: The columns of ``rk_programs`` in the order ``program`` reads them.
+PROGRAM_COLUMNS: Final = (
+    "program_id",
+    "version",
+    "digest",
+    "effective_at",
+    "published_at",
+    "definition",
+)
+
+
+def program(r: Sequence[Any]) -> ProgramRecord:
+    """A program version from a row of ``PROGRAM_COLUMNS``."""
+    return ProgramRecord(r[0], r[1], r[2], _aware(r[3]), _aware(r[4]), codec.loads(r[5]))
+
+
+#: The columns of ``rk_participants`` in the order ``participant`` reads them.
+PARTICIPANT_COLUMNS: Final = ("program_id", "participant_id", "first_seen_at", "signed_up_at")
+
+
+def participant(r: Sequence[Any]) -> ParticipantRecord:
+    """A participant from a row of ``PARTICIPANT_COLUMNS``."""
+    return ParticipantRecord(r[0], r[1], _aware(r[2]), _opt_aware(r[3]))
+
+
+#: The columns of ``rk_codes`` in the order ``code`` reads them.
+CODE_COLUMNS: Final = (
+    "program_id",
+    "code",
+    "participant_id",
+    "created_at",
+    "max_uses",
+    "expires_at",
+)
+
+
+def code(r: Sequence[Any]) -> CodeRecord:
+    """A code from a row of ``CODE_COLUMNS``."""
+    return CodeRecord(r[0], r[1], r[2], _aware(r[3]), r[4], _opt_aware(r[5]))
+
+
+#: The columns of ``rk_referrals`` in the order ``referral`` reads them.
+REFERRAL_COLUMNS: Final = (
+    "referral_id",
+    "program_id",
+    "program_version",
+    "referrer_id",
+    "referee_id",
+    "code",
+    "channel",
+    "created_at",
+    "event_id",
+    "status",
+    "explanation",
+)
+
+
+def referral(r: Sequence[Any]) -> Referral:
+    """A referral from a row of ``REFERRAL_COLUMNS``."""
+    return Referral(
+        r[0], r[1], r[2], r[3], r[4], r[5], r[6], _aware(r[7]), r[8], r[9], codec.loads(r[10])
+    )
+
+
+#: The columns of ``rk_touches`` in the order ``touch`` reads them.
+TOUCH_COLUMNS: Final = (
+    "program_id",
+    "touch_id",
+    "kind",
+    "at",
+    "event_id",
+    "visitor_id",
+    "participant_id",
+    "referrer_id",
+    "code",
+    "channel",
+    "campaign",
+    "data",
+)
+
+
+def touch(r: Sequence[Any]) -> TouchRecord:
+    """A touch from a row of ``TOUCH_COLUMNS``."""
+    return TouchRecord(
+        r[0],
+        r[1],
+        r[2],
+        _aware(r[3]),
+        r[4],
+        r[5],
+        r[6],
+        r[7],
+        r[8],
+        r[9],
+        r[10],
+        codec.loads(r[11]),
+    )
+
+
+#: The columns of ``rk_orders`` in the order ``order`` reads them.
+ORDER_COLUMNS: Final = (
+    "program_id",
+    "order_id",
+    "participant_id",
+    "amount_minor",
+    "currency",
+    "at",
+    "event_id",
+    "referral_id",
+    "converted",
+    "digest",
+)
+
+
+def order(r: Sequence[Any]) -> OrderRecord:
+    """An order from a row of ``ORDER_COLUMNS``."""
+    amount = Money.from_minor(r[3], r[4])
+    return OrderRecord(r[0], r[1], r[2], amount, _aware(r[5]), r[6], r[7], bool(r[8]), r[9])
+
+
+#: The columns of ``rk_refunds`` in the order ``refund`` reads them.
+REFUND_COLUMNS: Final = (
+    "program_id",
+    "refund_id",
+    "order_id",
+    "amount_minor",
+    "currency",
+    "at",
+    "event_id",
+    "digest",
+)
+
+
+def refund(r: Sequence[Any]) -> RefundRecord:
+    """A refund from a row of ``REFUND_COLUMNS``."""
+    amount = Money.from_minor(r[3], r[4])
+    return RefundRecord(r[0], r[1], r[2], amount, _aware(r[5]), r[6], r[7])
+
+
+#: The columns of ``rk_chargebacks`` in the order ``chargeback`` reads them.
+CHARGEBACK_COLUMNS: Final = ("program_id", "chargeback_id", "order_id", "at", "event_id", "digest")
+
+
+def chargeback(r: Sequence[Any]) -> ChargebackRecord:
+    """A chargeback from a row of ``CHARGEBACK_COLUMNS``."""
+    return ChargebackRecord(r[0], r[1], r[2], _aware(r[3]), r[4], r[5])
+
+
+#: The columns of ``rk_rewards`` in the order ``reward`` reads them.
+REWARD_COLUMNS: Final = (
+    "reward_id",
+    "program_id",
+    "program_version",
+    "referral_id",
+    "participant_id",
+    "role",
+    "value",
+    "policy",
+    "source_event_id",
+    "order_id",
+    "base_minor",
+    "base_currency",
+    "created_at",
+    "payable_at",
+    "item",
+)
+
+
+def reward(r: Sequence[Any]) -> Reward:
+    """A reward from a row of ``REWARD_COLUMNS``."""
+    return Reward(
+        reward_id=r[0],
+        program_id=r[1],
+        program_version=r[2],
+        referral_id=r[3],
+        participant_id=r[4],
+        role=Role(r[5]),
+        value=codec.loads(r[6]),
+        policy=r[7],
+        source_event_id=r[8],
+        order_id=r[9],
+        base_amount=None if r[10] is None else Money.from_minor(r[10], r[11]),
+        created_at=_aware(r[12]),
+        payable_at=_aware(r[13]),
+        item=r[14],
+    )
+
+
+#: The columns of ``rk_entries`` in the order ``entry`` reads them.
+ENTRY_COLUMNS: Final = (
+    "entry_id",
+    "reward_id",
+    "program_id",
+    "participant_id",
+    "kind",
+    "quantity_minor",
+    "exponent",
+    "at",
+    "cause",
+    "state_after",
+    "actor",
+)
+
+
+def entry(r: Sequence[Any]) -> Entry:
+    """A ledger entry from a row of ``ENTRY_COLUMNS``."""
+    return Entry(
+        entry_id=r[0],
+        reward_id=r[1],
+        program_id=r[2],
+        participant_id=r[3],
+        kind=EntryKind(r[4]),
+        quantity=Decimal(r[5]).scaleb(-r[6]),
+        at=_aware(r[7]),
+        cause=r[8],
+        state_after=RewardState(r[9]),
+        actor=r[10],
+    )
+
+
+#: The columns of ``rk_outbox`` in the order ``notification`` and ``outbox_status`` read
+#: them.
+OUTBOX_COLUMNS: Final = (
+    "notification_id",
+    "program_id",
+    "kind",
+    "recipient_id",
+    "created_at",
+    "data",
+    "delivered_at",
+    "attempts",
+    "last_error",
+    "next_attempt_at",
+    "dead_at",
+)
+
+
+def notification(r: Sequence[Any]) -> Notification:
+    """A notification from a row of ``OUTBOX_COLUMNS``."""
+    return Notification(r[0], r[1], r[2], r[3], _aware(r[4]), codec.loads(r[5]))
+
+
+def outbox_status(r: Sequence[Any]) -> OutboxStatus:
+    """A notification's delivery status from a row of ``OUTBOX_COLUMNS``."""
+    return OutboxStatus(_opt_aware(r[6]), r[7], r[8], _opt_aware(r[9]), _opt_aware(r[10]))
 
 
 def payout(r: Sequence[Any]) -> Payout:

@@ -87,13 +87,11 @@ from referralkit import sql as _sql
 from referralkit._adapters.memory import OutboxStatus
 from referralkit._ports import CounterKey
 from referralkit._values import codec
-from referralkit._values.money import Money
 from referralkit._values.records import (
     ChargebackRecord,
     CodeRecord,
     DeadLetter,
     Entry,
-    EntryKind,
     EventRecord,
     Notification,
     OrderRecord,
@@ -104,7 +102,6 @@ from referralkit._values.records import (
     RefundRecord,
     Reward,
     RewardState,
-    Role,
     TouchRecord,
 )
 from referralkit._values.rewards import Unit
@@ -151,10 +148,6 @@ def _dt(text: str) -> datetime:
     return value
 
 
-def _opt_dt(text: str | None) -> datetime | None:
-    return None if text is None else _dt(text)
-
-
 def _unscaled(value: int) -> Decimal:
     return Decimal(value).scaleb(-_COUNTER_SCALE)
 
@@ -169,322 +162,87 @@ def _decode(table: str, key: object, build: Callable[[], T]) -> T:
 
 
 _E = _sql.events
-_EVENT_COLUMNS: Final = (
-    _E.c.program_id,
-    _E.c.event_id,
-    _E.c.digest,
-    _E.c.schema_version,
-    _E.c.event,
-    _E.c.outcome,
-)
+_PR = _sql.programs
+_PA = _sql.participants
+_C = _sql.codes
+_PD = _sql.personal_data
+_R = _sql.referrals
+_T = _sql.touches
+_O = _sql.orders
+_RF = _sql.refunds
+_CB = _sql.chargebacks
+_RW = _sql.rewards
+_EN = _sql.entries
+_CT = _sql.counters
+_OB = _sql.outbox
+_PO = _sql.payouts
+
+
+def _columns(table: sa.Table, names: Sequence[str]) -> tuple[sa.Column[Any], ...]:
+    return tuple(table.c[name] for name in names)
+
+
+_EVENT_COLUMNS: Final = _columns(_E, _sqlformat.EVENT_COLUMNS)
+_PROGRAM_COLUMNS: Final = _columns(_PR, _sqlformat.PROGRAM_COLUMNS)
+_PARTICIPANT_COLUMNS: Final = _columns(_PA, _sqlformat.PARTICIPANT_COLUMNS)
+_CODE_COLUMNS: Final = _columns(_C, _sqlformat.CODE_COLUMNS)
+_REFERRAL_COLUMNS: Final = _columns(_R, _sqlformat.REFERRAL_COLUMNS)
+_TOUCH_COLUMNS: Final = _columns(_T, _sqlformat.TOUCH_COLUMNS)
+_ORDER_COLUMNS: Final = _columns(_O, _sqlformat.ORDER_COLUMNS)
+_REFUND_COLUMNS: Final = _columns(_RF, _sqlformat.REFUND_COLUMNS)
+_CHARGEBACK_COLUMNS: Final = _columns(_CB, _sqlformat.CHARGEBACK_COLUMNS)
+_REWARD_COLUMNS: Final = _columns(_RW, _sqlformat.REWARD_COLUMNS)
+_ENTRY_COLUMNS: Final = _columns(_EN, _sqlformat.ENTRY_COLUMNS)
+_OUTBOX_COLUMNS: Final = _columns(_OB, _sqlformat.OUTBOX_COLUMNS)
+_PAYOUT_COLUMNS: Final = _columns(_PO, _sqlformat.PAYOUT_COLUMNS)
 
 
 def _event_record(r: Sequence[Any]) -> EventRecord:
-    return _decode(
-        "rk_events",
-        (r[0], r[1]),
-        lambda: EventRecord(r[0], r[1], r[2], codec.loads(r[4]), codec.loads(r[5]), r[3]),
-    )
-
-
-_PR = _sql.programs
-_PROGRAM_COLUMNS: Final = (
-    _PR.c.program_id,
-    _PR.c.version,
-    _PR.c.digest,
-    _PR.c.effective_at,
-    _PR.c.published_at,
-    _PR.c.definition,
-)
+    return _decode("rk_events", (r[0], r[1]), lambda: _sqlformat.event_record(r))
 
 
 def _program(r: Sequence[Any]) -> ProgramRecord:
-    return _decode(
-        "rk_programs",
-        (r[0], r[1]),
-        lambda: ProgramRecord(r[0], r[1], r[2], _dt(r[3]), _dt(r[4]), codec.loads(r[5])),
-    )
-
-
-_PA = _sql.participants
-_PARTICIPANT_COLUMNS: Final = (
-    _PA.c.program_id,
-    _PA.c.participant_id,
-    _PA.c.first_seen_at,
-    _PA.c.signed_up_at,
-)
+    return _decode("rk_programs", (r[0], r[1]), lambda: _sqlformat.program(r))
 
 
 def _participant(r: Sequence[Any]) -> ParticipantRecord:
-    return _decode(
-        "rk_participants",
-        (r[0], r[1]),
-        lambda: ParticipantRecord(r[0], r[1], _dt(r[2]), _opt_dt(r[3])),
-    )
-
-
-_C = _sql.codes
-_CODE_COLUMNS: Final = (
-    _C.c.program_id,
-    _C.c.code,
-    _C.c.participant_id,
-    _C.c.created_at,
-    _C.c.max_uses,
-    _C.c.expires_at,
-)
+    return _decode("rk_participants", (r[0], r[1]), lambda: _sqlformat.participant(r))
 
 
 def _code(r: Sequence[Any]) -> CodeRecord:
-    return _decode(
-        "rk_codes",
-        (r[0], r[1]),
-        lambda: CodeRecord(r[0], r[1], r[2], _dt(r[3]), r[4], _opt_dt(r[5])),
-    )
-
-
-_PD = _sql.personal_data
-_R = _sql.referrals
-_REFERRAL_COLUMNS: Final = (
-    _R.c.referral_id,
-    _R.c.program_id,
-    _R.c.program_version,
-    _R.c.referrer_id,
-    _R.c.referee_id,
-    _R.c.code,
-    _R.c.channel,
-    _R.c.created_at,
-    _R.c.event_id,
-    _R.c.status,
-    _R.c.explanation,
-)
+    return _decode("rk_codes", (r[0], r[1]), lambda: _sqlformat.code(r))
 
 
 def _referral(r: Sequence[Any]) -> Referral:
-    return _decode(
-        "rk_referrals",
-        r[0],
-        lambda: Referral(
-            r[0], r[1], r[2], r[3], r[4], r[5], r[6], _dt(r[7]), r[8], r[9], codec.loads(r[10])
-        ),
-    )
-
-
-_T = _sql.touches
-_TOUCH_COLUMNS: Final = (
-    _T.c.program_id,
-    _T.c.touch_id,
-    _T.c.kind,
-    _T.c.at,
-    _T.c.event_id,
-    _T.c.visitor_id,
-    _T.c.participant_id,
-    _T.c.referrer_id,
-    _T.c.code,
-    _T.c.channel,
-    _T.c.campaign,
-    _T.c.data,
-)
+    return _decode("rk_referrals", r[0], lambda: _sqlformat.referral(r))
 
 
 def _touch(r: Sequence[Any]) -> TouchRecord:
-    return _decode(
-        "rk_touches",
-        (r[0], r[1]),
-        lambda: TouchRecord(
-            r[0],
-            r[1],
-            r[2],
-            _dt(r[3]),
-            r[4],
-            r[5],
-            r[6],
-            r[7],
-            r[8],
-            r[9],
-            r[10],
-            codec.loads(r[11]),
-        ),
-    )
-
-
-_O = _sql.orders
-_ORDER_COLUMNS: Final = (
-    _O.c.program_id,
-    _O.c.order_id,
-    _O.c.participant_id,
-    _O.c.amount_minor,
-    _O.c.currency,
-    _O.c.at,
-    _O.c.event_id,
-    _O.c.referral_id,
-    _O.c.converted,
-    _O.c.digest,
-)
+    return _decode("rk_touches", (r[0], r[1]), lambda: _sqlformat.touch(r))
 
 
 def _order(r: Sequence[Any]) -> OrderRecord:
-    return _decode(
-        "rk_orders",
-        (r[0], r[1]),
-        lambda: OrderRecord(
-            r[0],
-            r[1],
-            r[2],
-            Money.from_minor(r[3], r[4]),
-            _dt(r[5]),
-            r[6],
-            r[7],
-            bool(r[8]),
-            r[9],
-        ),
-    )
-
-
-_RF = _sql.refunds
-_REFUND_COLUMNS: Final = (
-    _RF.c.program_id,
-    _RF.c.refund_id,
-    _RF.c.order_id,
-    _RF.c.amount_minor,
-    _RF.c.currency,
-    _RF.c.at,
-    _RF.c.event_id,
-    _RF.c.digest,
-)
+    return _decode("rk_orders", (r[0], r[1]), lambda: _sqlformat.order(r))
 
 
 def _refund(r: Sequence[Any]) -> RefundRecord:
-    return _decode(
-        "rk_refunds",
-        (r[0], r[1]),
-        lambda: RefundRecord(r[0], r[1], r[2], Money.from_minor(r[3], r[4]), _dt(r[5]), r[6], r[7]),
-    )
-
-
-_CB = _sql.chargebacks
-_CHARGEBACK_COLUMNS: Final = (
-    _CB.c.program_id,
-    _CB.c.chargeback_id,
-    _CB.c.order_id,
-    _CB.c.at,
-    _CB.c.event_id,
-    _CB.c.digest,
-)
+    return _decode("rk_refunds", (r[0], r[1]), lambda: _sqlformat.refund(r))
 
 
 def _chargeback(r: Sequence[Any]) -> ChargebackRecord:
-    return _decode(
-        "rk_chargebacks",
-        (r[0], r[1]),
-        lambda: ChargebackRecord(r[0], r[1], r[2], _dt(r[3]), r[4], r[5]),
-    )
-
-
-_RW = _sql.rewards
-_REWARD_COLUMNS: Final = (
-    _RW.c.reward_id,
-    _RW.c.program_id,
-    _RW.c.program_version,
-    _RW.c.referral_id,
-    _RW.c.participant_id,
-    _RW.c.role,
-    _RW.c.value,
-    _RW.c.policy,
-    _RW.c.source_event_id,
-    _RW.c.order_id,
-    _RW.c.base_minor,
-    _RW.c.base_currency,
-    _RW.c.created_at,
-    _RW.c.payable_at,
-    _RW.c.item,
-)
+    return _decode("rk_chargebacks", (r[0], r[1]), lambda: _sqlformat.chargeback(r))
 
 
 def _reward(r: Sequence[Any]) -> Reward:
-    return _decode(
-        "rk_rewards",
-        r[0],
-        lambda: Reward(
-            reward_id=r[0],
-            program_id=r[1],
-            program_version=r[2],
-            referral_id=r[3],
-            participant_id=r[4],
-            role=Role(r[5]),
-            value=codec.loads(r[6]),
-            policy=r[7],
-            source_event_id=r[8],
-            order_id=r[9],
-            base_amount=None if r[10] is None else Money.from_minor(r[10], r[11]),
-            created_at=_dt(r[12]),
-            payable_at=_dt(r[13]),
-            item=r[14],
-        ),
-    )
-
-
-_EN = _sql.entries
-_ENTRY_COLUMNS: Final = (
-    _EN.c.entry_id,
-    _EN.c.reward_id,
-    _EN.c.program_id,
-    _EN.c.participant_id,
-    _EN.c.kind,
-    _EN.c.quantity_minor,
-    _EN.c.exponent,
-    _EN.c.at,
-    _EN.c.cause,
-    _EN.c.state_after,
-    _EN.c.actor,
-)
+    return _decode("rk_rewards", r[0], lambda: _sqlformat.reward(r))
 
 
 def _entry(r: Sequence[Any]) -> Entry:
-    return _decode(
-        "rk_entries",
-        r[0],
-        lambda: Entry(
-            entry_id=r[0],
-            reward_id=r[1],
-            program_id=r[2],
-            participant_id=r[3],
-            kind=EntryKind(r[4]),
-            quantity=Decimal(r[5]).scaleb(-r[6]),
-            at=_dt(r[7]),
-            cause=r[8],
-            state_after=RewardState(r[9]),
-            actor=r[10],
-        ),
-    )
-
-
-_CT = _sql.counters
-_OB = _sql.outbox
-_OUTBOX_COLUMNS: Final = (
-    _OB.c.notification_id,
-    _OB.c.program_id,
-    _OB.c.kind,
-    _OB.c.recipient_id,
-    _OB.c.created_at,
-    _OB.c.data,
-    _OB.c.delivered_at,
-    _OB.c.attempts,
-    _OB.c.last_error,
-    _OB.c.next_attempt_at,
-    _OB.c.dead_at,
-)
+    return _decode("rk_entries", r[0], lambda: _sqlformat.entry(r))
 
 
 def _notification(r: Sequence[Any]) -> Notification:
-    return _decode(
-        "rk_outbox",
-        r[0],
-        lambda: Notification(r[0], r[1], r[2], r[3], _dt(r[4]), codec.loads(r[5])),
-    )
-
-
-_PO = _sql.payouts
-_PAYOUT_COLUMNS: Final = tuple(_PO.c[name] for name in _sqlformat.PAYOUT_COLUMNS)
+    return _decode("rk_outbox", r[0], lambda: _sqlformat.notification(r))
 
 
 def _payout(r: Sequence[Any]) -> Payout:
@@ -496,11 +254,7 @@ def _exponent(reward_id: str, kind: str, code: str) -> int:
 
 
 def _outbox_status(r: Sequence[Any]) -> OutboxStatus:
-    return _decode(
-        "rk_outbox",
-        r[0],
-        lambda: OutboxStatus(_opt_dt(r[6]), r[7], r[8], _opt_dt(r[9]), _opt_dt(r[10])),
-    )
+    return _decode("rk_outbox", r[0], lambda: _sqlformat.outbox_status(r))
 
 
 def _dead_letter(r: Sequence[Any]) -> DeadLetter:
