@@ -27,6 +27,7 @@ from referralkit._errors import (
     CorruptRecordError,
     CurrencyMismatchError,
     EventConflictError,
+    ExchangeRateError,
     IllegalTransitionError,
     InsufficientPointsError,
     InvalidEventError,
@@ -57,6 +58,7 @@ from referralkit._ledger_ops import (
 from referralkit._ports import (
     Counters,
     EventLog,
+    ExchangeRates,
     Fulfiller,
     Ledger,
     Notifier,
@@ -86,6 +88,7 @@ from referralkit._values.events import (
 )
 from referralkit._values.messages import CURRENCY_SYMBOLS, MESSAGE_KINDS, render_message
 from referralkit._values.money import Money
+from referralkit._values.rates import FixedRates, Rate
 from referralkit._values.records import (
     AttributionExplanation,
     ChargebackRecord,
@@ -218,7 +221,10 @@ __all__ = [
     "EventConflictError",
     "EventLog",
     "EventRecord",
+    "ExchangeRateError",
+    "ExchangeRates",
     "FirstMatch",
+    "FixedRates",
     "FreePeriod",
     "Fulfiller",
     "Hybrid",
@@ -269,6 +275,7 @@ __all__ = [
     "Programs",
     "Progress",
     "Purchase",
+    "Rate",
     "RecordingNotifier",
     "Redemption",
     "Referral",

@@ -16,6 +16,7 @@ from referralkit._errors import (
     ConcurrencyError,
     CurrencyMismatchError,
     EventConflictError,
+    ExchangeRateError,
     InvalidEventError,
     InvalidInputError,
     InvalidProgramError,
@@ -32,7 +33,7 @@ from referralkit._ledger import (
     target_reversed,
 )
 from referralkit._ledger_ops import LedgerOperations, PayoutCheck, Veto
-from referralkit._ports import CounterKey, Fulfiller, Notifier, Store, UnitOfWork
+from referralkit._ports import CounterKey, ExchangeRates, Fulfiller, Notifier, Store, UnitOfWork
 from referralkit._program import Program
 from referralkit._values._checks import require_aware, require_id
 from referralkit._values.canonical import parts_digest, record_digest
@@ -41,6 +42,7 @@ from referralkit._values.decisions import Decision, Verdict
 from referralkit._values.events import Chargeback, Click, Event, Purchase, Refund, Signup
 from referralkit._values.ids import derive_id, sub_id
 from referralkit._values.money import Money, currency_exponent
+from referralkit._values.rates import Rate, convert_purchase
 from referralkit._values.records import (
     AttributionExplanation,
     ChargebackRecord,
@@ -211,6 +213,9 @@ class Engine(LedgerOperations):
         future_tolerance: When set, a click dated more than this after the clock's now is
             refused (``InvalidEventError``); by default clicks are not compared with the clock
             (replays and backfills).
+        exchange_rates: Converts purchases in another currency than the program's (see
+            [`ExchangeRates`][referralkit.ExchangeRates]); without it such a purchase is a
+            ``CurrencyMismatchError``.
 
     Raises:
         InvalidProgramError: a version was published before with other content, or the
@@ -235,6 +240,7 @@ class Engine(LedgerOperations):
         link_signer: LinkSigner | None = None,
         fraud_checks: Iterable[FraudCheck] = (),
         future_tolerance: timedelta | None = None,
+        exchange_rates: ExchangeRates | None = None,
     ) -> None:
         if not isinstance(program, Program):
             raise InvalidProgramError("program", program, "must be a Program")
@@ -264,6 +270,11 @@ class Engine(LedgerOperations):
                 "future_tolerance", future_tolerance, "must be a timedelta >= 0, or None"
             )
         self._future_tolerance = future_tolerance
+        if exchange_rates is not None and not callable(getattr(exchange_rates, "rate", None)):
+            raise InvalidInputError(
+                "exchange_rates", exchange_rates, "must implement ExchangeRates (a rate method)"
+            )
+        self._exchange_rates = exchange_rates
         self._program_id = program.id
         self._versions: dict[int, Program] = {}
         self._by_effective: list[Program] = []
@@ -1214,10 +1225,9 @@ class Engine(LedgerOperations):
         pid = self._program_id
         who = ev.participant_id
         currency = self.program.currency
+        rate = None
         if ev.amount.currency != currency:
-            raise CurrencyMismatchError(
-                "purchase.amount", ev.amount, f"must be in the program's currency {currency}"
-            )
+            rate = self._rate(ev, currency)
         order_digest = parts_digest(who, ev.amount, ev.items)
         parts = (ev.subtotal, ev.discount, ev.tax, ev.shipping)
         if any(p is not None for p in parts):  # digests of orders without them stay as they were
@@ -1244,13 +1254,27 @@ class Engine(LedgerOperations):
             uow.counters.add(purchases_key, _ONE)
             uow.orders.add(
                 OrderRecord(
-                    pid, ev.order_id, who, ev.amount, ev.at, ev.event_id, None, False, order_digest
+                    pid,
+                    ev.order_id,
+                    who,
+                    ev.amount,
+                    ev.at,
+                    ev.event_id,
+                    None,
+                    False,
+                    order_digest,
+                    rate,
                 )
             )
             d = Decision.of("engine", Verdict.NOTED, reason, participant=who)
             return Outcome(ev.event_id, ev.kind, decisions=(*bound, d))
 
         version = self._version(referral.program_version, referral.referral_id)
+        # A purchase in another currency: the policies see it converted (rounded with the
+        # governing version's mode); the order and the rewards' base keep its own amounts.
+        priced = ev if rate is None else convert_purchase(ev, rate, currency, version.rounding)
+        if rate is not None:
+            bound.append(self._converted(ev, priced, rate))
         conversions_key = (pid, _CONVERSIONS, referral.referral_id)
         keys = [purchases_key, conversions_key]
         snapshot = self._snapshot(uow, version, referral, extra=keys)
@@ -1264,13 +1288,13 @@ class Engine(LedgerOperations):
                     "qualification", Verdict.SKIPPED, "qualify.not_first_purchase", number=number
                 )
             )
-        elif version.min_order is not None and ev.amount < version.min_order:
+        elif version.min_order is not None and priced.amount < version.min_order:
             decisions.append(
                 Decision.of(
                     "qualification",
                     Verdict.SKIPPED,
                     "qualify.below_minimum",
-                    amount=ev.amount,
+                    amount=priced.amount,
                     minimum=version.min_order,
                 )
             )
@@ -1289,14 +1313,15 @@ class Engine(LedgerOperations):
             elif not converted_before:
                 triggers.add(Trigger.FIRST_PURCHASE)
         grants, reward_ids, policy_decisions = self._reward(
-            uow, version, referral, ev, frozenset(triggers), snapshot, ev.amount
+            uow, version, referral, priced, frozenset(triggers), snapshot, ev.amount, rate
         )
         decisions.extend(policy_decisions)
         earned = bool(grants) or any(d.code in _LIMITED for d in policy_decisions)
         converted = earned and not converted_before and Trigger.FIRST_PURCHASE in triggers
         uow.counters.add(purchases_key, _ONE)
         uow.counters.add(
-            (pid, Counter.REFERRER_REVENUE_REFERRED.value, referral.referrer_id), ev.amount.amount
+            (pid, Counter.REFERRER_REVENUE_REFERRED.value, referral.referrer_id),
+            priced.amount.amount,
         )
         if converted:
             uow.counters.add(conversions_key, _ONE)
@@ -1317,6 +1342,7 @@ class Engine(LedgerOperations):
                 referral.referral_id,
                 converted,
                 order_digest,
+                rate,
             )
         )
         return Outcome(
@@ -1415,6 +1441,35 @@ class Engine(LedgerOperations):
         d = Decision.of("engine", Verdict.SKIPPED, code, **{field: business_id})
         return Outcome(ev.event_id, ev.kind, decisions=(d,))
 
+    def _rate(self, ev: Purchase, currency: str) -> Rate:
+        """The host's rate to convert a purchase into the program currency."""
+        source = ev.amount.currency
+        if self._exchange_rates is None:
+            raise CurrencyMismatchError(
+                "purchase.amount",
+                ev.amount,
+                f"must be in the program's currency {currency} "
+                "(or give the engine exchange_rates to convert it)",
+            )
+        rate = self._exchange_rates.rate(source, currency, ev.at)
+        field = f"exchange_rates.rate({source!r}, {currency!r})"
+        if rate is None:
+            raise ExchangeRateError(field, None, f"no {source}->{currency} rate for {ev.at}")
+        if not isinstance(rate, Rate):
+            raise ExchangeRateError(field, rate, "must return a Rate or None")
+        return rate
+
+    def _converted(self, ev: Purchase, priced: Purchase, rate: Rate) -> Decision:
+        return Decision.of(
+            "engine",
+            Verdict.NOTED,
+            "purchase.converted",
+            amount=ev.amount,
+            converted=priced.amount,
+            rate=str(rate.value),
+            rate_on=rate.on.isoformat(),
+        )
+
     def _snapshot(
         self,
         uow: UnitOfWork,
@@ -1443,6 +1498,7 @@ class Engine(LedgerOperations):
         triggers: frozenset[Trigger],
         snapshot: dict[CounterKey, Decimal],
         base: Money | None,
+        rate: Rate | None = None,
     ) -> tuple[tuple[RewardGrant, ...], tuple[str, ...], list[Decision]]:
         pid = self._program_id
         if referral.status == "rejected":
@@ -1548,6 +1604,7 @@ class Engine(LedgerOperations):
                 created_at=ev.at,
                 payable_at=payable_at,
                 item=grant.item,
+                exchange_rate=rate if grant.milestone is None else None,
             )
             granted = grant_entry(reward)
             uow.ledger.add_reward(reward, granted)
@@ -1953,6 +2010,15 @@ class Engine(LedgerOperations):
         )
         return self._reverse(uow, order, ev, order.amount.amount)
 
+    def _in_program_currency(
+        self, order: OrderRecord, referral: Referral, amount: Decimal
+    ) -> Decimal:
+        """``amount`` of a converted order's currency at the order's recorded rate."""
+        assert order.exchange_rate is not None
+        version = self._version(referral.program_version, referral.referral_id)
+        quantum = Decimal(1).scaleb(-currency_exponent(version.currency))
+        return (amount * order.exchange_rate.value).quantize(quantum, version.rounding)
+
     def _reverse(
         self, uow: UnitOfWork, order: OrderRecord, ev: Refund | Chargeback, total: Decimal
     ) -> Outcome:
@@ -1969,7 +2035,14 @@ class Engine(LedgerOperations):
                 referral = uow.referrals.get(order.referral_id)
                 assert referral is not None
                 key = (pid, Counter.REFERRER_REVENUE_REFERRED.value, referral.referrer_id)
-                uow.counters.add(key, -newly)
+                revenue = newly
+                if order.exchange_rate is not None:
+                    # At the order's rate: the refunds' converted parts add up to the
+                    # converted order exactly, whatever the rounding.
+                    revenue = self._in_program_currency(order, referral, total) - (
+                        self._in_program_currency(order, referral, state[reversed_key])
+                    )
+                uow.counters.add(key, -revenue)
         full = total >= order.amount.amount
         if full and not state[closed_key]:
             uow.counters.add(closed_key, _ONE)
@@ -2598,7 +2671,11 @@ class Engine(LedgerOperations):
                 continue  # refunded or charged back before: nothing to backfill
             if version.first_purchase_only and number > 1:
                 continue
-            if version.min_order is not None and ev.amount < version.min_order:
+            rate = order.exchange_rate
+            priced = ev  # converted at the order's recorded rate, if it has one
+            if rate is not None:
+                priced = convert_purchase(ev, rate, version.currency, version.rounding)
+            if version.min_order is not None and priced.amount < version.min_order:
                 continue
             triggers = {Trigger.EVERY_PURCHASE}
             if not converted:
@@ -2606,7 +2683,7 @@ class Engine(LedgerOperations):
             snapshot = self._snapshot(uow, version, referral, extra=[purchases_key])
             snapshot[purchases_key] = Decimal(number - 1)
             grants, _, decisions = self._reward(
-                uow, version, referral, ev, frozenset(triggers), snapshot, ev.amount
+                uow, version, referral, priced, frozenset(triggers), snapshot, ev.amount, rate
             )
             earned = bool(grants) or any(d.code in _LIMITED for d in decisions)
             if earned and not converted:
@@ -2626,7 +2703,7 @@ class Engine(LedgerOperations):
                 )
             uow.counters.add(
                 (pid, Counter.REFERRER_REVENUE_REFERRED.value, referral.referrer_id),
-                ev.amount.amount,
+                priced.amount.amount,
             )
             mark = Decimal(2) if converted and number == first else _ONE
             uow.counters.add((pid, _ORDER_BACKFILLED, ev.order_id), mark)

@@ -219,9 +219,12 @@ orders: Final = sa.Table(
     sa.Column("referral_id", _id(), nullable=True),
     sa.Column("converted", sa.Integer, nullable=False),
     sa.Column("digest", _id(), nullable=False),
+    sa.Column("exchange_rate", sa.String(64), nullable=True),
+    sa.Column("rate_on", sa.String(10), nullable=True),
     **_TABLE_OPTIONS,
 )
-"""``rk_orders``: every purchase, referred or not."""
+"""``rk_orders``: every purchase, referred or not; ``exchange_rate`` (exact decimal text)
+and ``rate_on`` (ISO date) for an order converted from another currency."""
 
 refunds: Final = sa.Table(
     "rk_refunds",
@@ -273,6 +276,8 @@ rewards: Final = sa.Table(
     sa.Column("payable_at", _ts(), nullable=False),
     sa.Column("state", _short(), nullable=False),
     sa.Column("item", _id(), nullable=True),
+    sa.Column("exchange_rate", sa.String(64), nullable=True),
+    sa.Column("rate_on", sa.String(10), nullable=True),
     sa.Index("rk_rewards_participant", "program_id", "participant_id", "seq"),
     sa.Index("rk_rewards_order", "program_id", "order_id", "seq"),
     sa.Index("rk_rewards_state", "program_id", "state", "payable_at", "reward_id"),

@@ -4,15 +4,25 @@ integers for money and counters."""
 from __future__ import annotations
 
 from collections.abc import Sequence
-from datetime import UTC, datetime
+from datetime import UTC, date, datetime
 from decimal import Decimal
 from typing import Any, Final
 
 from referralkit._errors import StoreError
 from referralkit._values.money import Money
+from referralkit._values.rates import Rate
 from referralkit._values.records import Payout, PayoutStatus
 
-__all__ = ["COUNTER_SCALE", "PAYOUT_COLUMNS", "opt_ts", "payout", "scaled", "ts"]
+__all__ = [
+    "COUNTER_SCALE",
+    "PAYOUT_COLUMNS",
+    "opt_ts",
+    "payout",
+    "rate",
+    "rate_columns",
+    "scaled",
+    "ts",
+]
 
 #: Counters are integers of 10**-6 units: exact for every ISO 4217 currency.
 COUNTER_SCALE: Final = 6
@@ -36,6 +46,22 @@ def scaled(value: Decimal, exponent: int, what: str) -> int:
     if result != result.to_integral_value():
         raise StoreError(f"{what}={value}: more than {exponent} decimal places")
     return int(result)
+
+
+def rate_columns(value: Rate | None) -> tuple[str | None, str | None]:
+    """An exchange rate as its two columns: the exact decimal text and the ISO date."""
+    if value is None:
+        return None, None
+    return str(value.value), value.on.isoformat()
+
+
+def rate(value: str | None, on: str | None) -> Rate | None:
+    """The exchange rate ``rate_columns`` wrote, or None."""
+    if value is None:
+        return None
+    if on is None:
+        raise ValueError("exchange_rate without rate_on")
+    return Rate(Decimal(value), date.fromisoformat(on))
 
 
 #: The columns of ``rk_payouts`` in the order ``payout`` reads them.

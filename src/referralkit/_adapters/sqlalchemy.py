@@ -76,6 +76,7 @@ from referralkit._adapters.memory import OutboxStatus
 from referralkit._ports import CounterKey
 from referralkit._values import codec
 from referralkit._values.money import Money
+from referralkit._values.rates import Rate
 from referralkit._values.records import (
     ChargebackRecord,
     CodeRecord,
@@ -307,6 +308,8 @@ _ORDER_COLUMNS: Final = (
     _O.c.referral_id,
     _O.c.converted,
     _O.c.digest,
+    _O.c.exchange_rate,
+    _O.c.rate_on,
 )
 
 
@@ -324,8 +327,14 @@ def _order(r: Sequence[Any]) -> OrderRecord:
             r[7],
             bool(r[8]),
             r[9],
+            _sqlformat.rate(r[10], r[11]),
         ),
     )
+
+
+def _rate_params(rate: Rate | None) -> dict[str, str | None]:
+    value, on = _sqlformat.rate_columns(rate)
+    return {"exchange_rate": value, "rate_on": on}
 
 
 _RF = _sql.refunds
@@ -385,6 +394,8 @@ _REWARD_COLUMNS: Final = (
     _RW.c.created_at,
     _RW.c.payable_at,
     _RW.c.item,
+    _RW.c.exchange_rate,
+    _RW.c.rate_on,
 )
 
 
@@ -407,6 +418,7 @@ def _reward(r: Sequence[Any]) -> Reward:
             created_at=_dt(r[12]),
             payable_at=_dt(r[13]),
             item=r[14],
+            exchange_rate=_sqlformat.rate(r[15], r[16]),
         ),
     )
 
@@ -817,7 +829,14 @@ def _sqlite_engine(url: sa.URL) -> sa.Engine:
 
 #: Columns added after their table first shipped; a database created before them gains
 #: them when the store opens with ``create=True`` (existing rows take the default).
-_ADDED_COLUMNS: Final = ((_sql.rewards, "item"), (_sql.entries, "actor"))
+_ADDED_COLUMNS: Final = (
+    (_sql.rewards, "item"),
+    (_sql.entries, "actor"),
+    (_sql.orders, "exchange_rate"),
+    (_sql.orders, "rate_on"),
+    (_sql.rewards, "exchange_rate"),
+    (_sql.rewards, "rate_on"),
+)
 
 
 def _add_missing_columns(conn: sa.Connection) -> None:
@@ -1529,6 +1548,7 @@ class _Orders(_Repo):
                 "referral_id": r.referral_id,
                 "converted": int(r.converted),
                 "digest": r.digest,
+                **_rate_params(r.exchange_rate),
             },
         )
 
@@ -1598,6 +1618,7 @@ class _Ledger(_Repo):
                 "payable_at": _ts(r.payable_at),
                 "state": entry.state_after.value,
                 "item": r.item,
+                **_rate_params(r.exchange_rate),
             },
         )
         self.append((entry,))

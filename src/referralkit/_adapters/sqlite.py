@@ -140,6 +140,8 @@ CREATE TABLE IF NOT EXISTS rk_orders (
     referral_id TEXT,
     converted INTEGER NOT NULL,
     digest TEXT NOT NULL,
+    exchange_rate TEXT,
+    rate_on TEXT,
     PRIMARY KEY (program_id, order_id)
 );
 CREATE TABLE IF NOT EXISTS rk_refunds (
@@ -181,7 +183,9 @@ CREATE TABLE IF NOT EXISTS rk_rewards (
     created_at TEXT NOT NULL,
     payable_at TEXT NOT NULL,
     state TEXT NOT NULL,
-    item TEXT
+    item TEXT,
+    exchange_rate TEXT,
+    rate_on TEXT
 );
 CREATE INDEX IF NOT EXISTS rk_rewards_participant ON rk_rewards (program_id, participant_id, seq);
 CREATE INDEX IF NOT EXISTS rk_rewards_order ON rk_rewards (program_id, order_id, seq);
@@ -281,6 +285,10 @@ def _opt_dt(text: str | None) -> datetime | None:
 _ADDED_COLUMNS: Final = (
     ("rk_rewards", "item", "TEXT"),
     ("rk_entries", "actor", "TEXT NOT NULL DEFAULT 'engine'"),
+    ("rk_orders", "exchange_rate", "TEXT"),
+    ("rk_orders", "rate_on", "TEXT"),
+    ("rk_rewards", "exchange_rate", "TEXT"),
+    ("rk_rewards", "rate_on", "TEXT"),
 )
 
 
@@ -529,7 +537,7 @@ _TOUCH_COLUMNS: Final = (
 )
 _ORDER_COLUMNS: Final = (
     "program_id, order_id, participant_id, amount_minor, currency, at, event_id, referral_id, "
-    "converted, digest"
+    "converted, digest, exchange_rate, rate_on"
 )
 _REFUND_COLUMNS: Final = (
     "program_id, refund_id, order_id, amount_minor, currency, at, event_id, digest"
@@ -537,7 +545,8 @@ _REFUND_COLUMNS: Final = (
 _CHARGEBACK_COLUMNS: Final = "program_id, chargeback_id, order_id, at, event_id, digest"
 _REWARD_COLUMNS: Final = (
     "seq, reward_id, program_id, program_version, referral_id, participant_id, role, value, "
-    "policy, source_event_id, order_id, base_minor, base_currency, created_at, payable_at, item"
+    "policy, source_event_id, order_id, base_minor, base_currency, created_at, payable_at, item, "
+    "exchange_rate, rate_on"
 )
 _ENTRY_COLUMNS: Final = (
     "entry_id, reward_id, program_id, participant_id, kind, quantity_minor, exponent, at, "
@@ -618,7 +627,11 @@ def _touch_row(r: TouchRecord) -> tuple[Any, ...]:
 
 def _order(r: Sequence[Any]) -> OrderRecord:
     amount = _money(r[3], r[4], "rk_orders", (r[0], r[1]))
-    return OrderRecord(r[0], r[1], r[2], amount, _dt(r[5]), r[6], r[7], bool(r[8]), r[9])
+    try:
+        rate = _sqlformat.rate(r[10], r[11])
+    except (InvalidInputError, ValueError, ArithmeticError) as exc:
+        raise _corrupt("rk_orders", (r[0], r[1]), exc) from exc
+    return OrderRecord(r[0], r[1], r[2], amount, _dt(r[5]), r[6], r[7], bool(r[8]), r[9], rate)
 
 
 def _refund(r: Sequence[Any]) -> RefundRecord:
@@ -650,8 +663,9 @@ def _reward(r: Sequence[Any]) -> Reward:
             created_at=_dt(r[13]),
             payable_at=_dt(r[14]),
             item=r[15],
+            exchange_rate=_sqlformat.rate(r[16], r[17]),
         )
-    except (codec.CodecError, InvalidInputError, ValueError) as exc:
+    except (codec.CodecError, InvalidInputError, ValueError, ArithmeticError) as exc:
         raise _corrupt("rk_rewards", key, exc) from exc
 
 
@@ -1066,8 +1080,9 @@ _INSERT_REFERRAL: Final = (
 _INSERT_REWARD: Final = (
     "INSERT INTO rk_rewards (reward_id, program_id, program_version, referral_id, "
     "participant_id, role, value, unit_kind, unit_code, policy, source_event_id, "
-    "order_id, base_minor, base_currency, created_at, payable_at, state, item) "
-    "VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)"
+    "order_id, base_minor, base_currency, created_at, payable_at, state, item, "
+    "exchange_rate, rate_on) "
+    "VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)"
 )
 _INSERT_ENTRY: Final = (
     f"INSERT INTO rk_entries ({_ENTRY_COLUMNS}) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)"
@@ -1100,6 +1115,7 @@ def _reward_row(r: Reward, state: RewardState) -> tuple[Any, ...]:
         _ts(r.payable_at),
         state.value,
         r.item,
+        *_sqlformat.rate_columns(r.exchange_rate),
     )
 
 
@@ -1371,7 +1387,7 @@ class _Orders(_Repo):
             raise self._u._conflict(f"order {key!r} already exists")
         self._u._orders[key] = r
         self._u._buffer(
-            f"INSERT INTO rk_orders ({_ORDER_COLUMNS}) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
+            f"INSERT INTO rk_orders ({_ORDER_COLUMNS}) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
             (
                 r.program_id,
                 r.order_id,
@@ -1383,6 +1399,7 @@ class _Orders(_Repo):
                 r.referral_id,
                 int(r.converted),
                 r.digest,
+                *_sqlformat.rate_columns(r.exchange_rate),
             ),
         )
 

@@ -25,7 +25,7 @@ from __future__ import annotations
 
 import contextlib
 from collections.abc import Callable, Iterator, Mapping
-from datetime import UTC, datetime, timedelta, timezone
+from datetime import UTC, date, datetime, timedelta, timezone
 from decimal import Decimal
 from functools import partial
 from typing import Any, ClassVar, TypeVar
@@ -51,6 +51,7 @@ from referralkit._values.events import (
     Signup,
 )
 from referralkit._values.money import Money
+from referralkit._values.rates import Rate
 from referralkit._values.records import (
     ChargebackRecord,
     CodeRecord,
@@ -1768,6 +1769,30 @@ class StoreContract:
                 "entries",
             )
             assert uow.ledger.in_state(P, RewardState.HELD, due_by=None, limit=5) == [reward]
+
+    def test_exchange_rates_of_orders_and_rewards_round_trip(self, store: Store) -> None:
+        """The exchange rate (exact decimal and date) of a converted order and its reward
+        come back as written, and records without one come back with None."""
+        rate = Rate(Decimal("0.00671234567"), date(2026, 2, 27))
+        order = attrs.evolve(_order("order-fx"), exchange_rate=rate)
+        reward = attrs.evolve(_reward("rwd-fx", order_id="order-fx"), exchange_rate=rate)
+        plain = _reward("rwd-plain", order_id="order-fx")
+        self.commit(
+            store,
+            lambda u: u.orders.add(order),
+            lambda u: u.ledger.add_reward(reward, _granted(reward)),
+            lambda u: u.ledger.add_reward(plain, _granted(plain)),
+        )
+        with store.unit_of_work() as uow:
+            found = uow.orders.get(P, "order-fx")
+            assert found == order
+            assert found is not None
+            assert found.exchange_rate == rate
+            rewards = uow.ledger.rewards(P, order_id="order-fx")
+            _assert_same(rewards, [reward, plain], "rewards")
+            assert [r.exchange_rate for r in rewards] == [rate, None]
+        dumped = store.dump()
+        assert order in dumped["orders"]
 
     def test_an_engine_payout_run_gives_the_reference_ledger(self, store: Store) -> None:
         """Holds, a rejection, a failed then retried payout and a clawback give the same

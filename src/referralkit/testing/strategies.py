@@ -34,7 +34,7 @@ import decimal
 import enum
 import heapq
 from collections.abc import Iterable, Mapping, Sequence
-from datetime import UTC, datetime, timedelta, timezone, tzinfo
+from datetime import UTC, date, datetime, timedelta, timezone, tzinfo
 from decimal import Decimal
 from typing import Any, Literal, TypeAlias, cast
 from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
@@ -58,6 +58,7 @@ from referralkit._values.events import (
     Signup,
 )
 from referralkit._values.money import Money, currency_exponent, parse_amount
+from referralkit._values.rates import Rate
 from referralkit._values.records import CodeRecord, Outcome, Payout, PayoutStatus
 from referralkit._values.retry import RetrySchedule
 from referralkit._values.rewards import (
@@ -139,6 +140,7 @@ __all__ = [
     "per_item_policies",
     "points_policies",
     "programs",
+    "rates",
     "replay",
     "retry_schedules",
     "revenue_share_policies",
@@ -242,6 +244,20 @@ def money(
             raise InvalidArgument(str(exc)) from None
         return build(currency)
     return (currencies() if currency is None else currency).flatmap(build)
+
+
+def rates(*, max_places: int = 8) -> st.SearchStrategy[Rate]:
+    """Exchange rates from 10**-max_places up to 10**6, with up to ``max_places`` decimal
+    places (a decimal from a whole number, never a float), dated 2000-2100."""
+
+    def with_places(places: int) -> st.SearchStrategy[Rate]:
+        return st.builds(
+            lambda units, on: Rate(Decimal(units).scaleb(-places), on),
+            st.integers(1, 10**6 * 10**places),
+            st.dates(date(2000, 1, 1), date(2100, 12, 31)),
+        )
+
+    return st.integers(0, max_places).flatmap(with_places)
 
 
 def _zones() -> list[tzinfo]:
