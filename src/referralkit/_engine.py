@@ -657,7 +657,11 @@ class Engine(LedgerOperations):
             return self._repeated_signup(uow, ev)
         uow.participants.put(
             ParticipantRecord(
-                pid, who, existing.first_seen_at if existing else ev.at, signed_up_at=ev.at
+                pid,
+                who,
+                existing.first_seen_at if existing else ev.at,
+                signed_up_at=ev.at,
+                country=ev.country,
             )
         )
         email = normalise_email(ev.email) if ev.email is not None else None
@@ -708,7 +712,15 @@ class Engine(LedgerOperations):
         snapshot = self._snapshot(uow, version, referral)
         self._add_referral(uow, referral, held)
         grants, reward_ids, policy_decisions = self._reward(
-            uow, version, referral, ev, frozenset({Trigger.SIGNUP}), snapshot, None
+            uow,
+            version,
+            referral,
+            ev,
+            frozenset({Trigger.SIGNUP}),
+            snapshot,
+            None,
+            None,
+            ev.country,
         )
         return Outcome(
             ev.event_id,
@@ -1235,7 +1247,8 @@ class Engine(LedgerOperations):
         existing = uow.orders.get(pid, ev.order_id)
         if existing is not None:
             return self._repeat(existing.digest, order_digest, "order_id", ev.order_id, ev)
-        if uow.participants.get(pid, who) is None:
+        buyer = uow.participants.get(pid, who)
+        if buyer is None:
             uow.participants.put(ParticipantRecord(pid, who, ev.at, signed_up_at=None))
         purchases_key = (pid, Counter.REFEREE_PURCHASES.value, who)
         referral = uow.referrals.by_referee(pid, who)
@@ -1313,7 +1326,15 @@ class Engine(LedgerOperations):
             elif not converted_before:
                 triggers.add(Trigger.FIRST_PURCHASE)
         grants, reward_ids, policy_decisions = self._reward(
-            uow, version, referral, priced, frozenset(triggers), snapshot, ev.amount, rate
+            uow,
+            version,
+            referral,
+            priced,
+            frozenset(triggers),
+            snapshot,
+            ev.amount,
+            rate,
+            None if buyer is None else buyer.country,
         )
         decisions.extend(policy_decisions)
         earned = bool(grants) or any(d.code in _LIMITED for d in policy_decisions)
@@ -1499,6 +1520,7 @@ class Engine(LedgerOperations):
         snapshot: dict[CounterKey, Decimal],
         base: Money | None,
         rate: Rate | None = None,
+        country: str | None = None,
     ) -> tuple[tuple[RewardGrant, ...], tuple[str, ...], list[Decision]]:
         pid = self._program_id
         if referral.status == "rejected":
@@ -1538,6 +1560,7 @@ class Engine(LedgerOperations):
                 base=None
                 if not isinstance(ev, Purchase) or version.commissionable_base == "total"
                 else ev.net(),
+                referee_country=country,
             )
             result = policy.evaluate(ctx)
             for grant in result.grants:
@@ -2655,11 +2678,21 @@ class Engine(LedgerOperations):
         first = 0
         converted = False
         purchases_key = (pid, Counter.REFEREE_PURCHASES.value, who)
+        referee = uow.participants.get(pid, who)
+        country = None if referee is None else referee.country
         for ev in past:
             if isinstance(ev, Signup):
                 snapshot = self._snapshot(uow, version, referral)
                 self._reward(
-                    uow, version, referral, ev, frozenset({Trigger.SIGNUP}), snapshot, None
+                    uow,
+                    version,
+                    referral,
+                    ev,
+                    frozenset({Trigger.SIGNUP}),
+                    snapshot,
+                    None,
+                    None,
+                    country,
                 )
                 continue
             number += 1
@@ -2683,7 +2716,15 @@ class Engine(LedgerOperations):
             snapshot = self._snapshot(uow, version, referral, extra=[purchases_key])
             snapshot[purchases_key] = Decimal(number - 1)
             grants, _, decisions = self._reward(
-                uow, version, referral, priced, frozenset(triggers), snapshot, ev.amount, rate
+                uow,
+                version,
+                referral,
+                priced,
+                frozenset(triggers),
+                snapshot,
+                ev.amount,
+                rate,
+                country,
             )
             earned = bool(grants) or any(d.code in _LIMITED for d in decisions)
             if earned and not converted:

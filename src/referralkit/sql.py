@@ -157,9 +157,11 @@ participants: Final = sa.Table(
     sa.Column("participant_id", _id(), primary_key=True),
     sa.Column("first_seen_at", _ts(), nullable=False),
     sa.Column("signed_up_at", _ts(), nullable=True),
+    sa.Column("country", _short(), nullable=True),
     **_TABLE_OPTIONS,
 )
-"""``rk_participants``: everyone the program has seen."""
+"""``rk_participants``: everyone the program has seen; ``country`` is the ISO 3166-1 alpha-2
+code given at sign-up."""
 
 codes: Final = sa.Table(
     "rk_codes",

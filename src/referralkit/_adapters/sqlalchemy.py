@@ -201,6 +201,7 @@ _PARTICIPANT_COLUMNS: Final = (
     _PA.c.participant_id,
     _PA.c.first_seen_at,
     _PA.c.signed_up_at,
+    _PA.c.country,
 )
 
 
@@ -208,7 +209,7 @@ def _participant(r: Sequence[Any]) -> ParticipantRecord:
     return _decode(
         "rk_participants",
         (r[0], r[1]),
-        lambda: ParticipantRecord(r[0], r[1], _dt(r[2]), _opt_dt(r[3])),
+        lambda: ParticipantRecord(r[0], r[1], _dt(r[2]), _opt_dt(r[3]), r[4]),
     )
 
 
@@ -726,7 +727,11 @@ class _Upserts:
         self.participant = self._build(
             kind,
             _PA,
-            lambda new: {"first_seen_at": new.first_seen_at, "signed_up_at": new.signed_up_at},
+            lambda new: {
+                "first_seen_at": new.first_seen_at,
+                "signed_up_at": new.signed_up_at,
+                "country": new.country,
+            },
         )
         self.email = self._build(kind, _PD, lambda new: {"email": new.email})
         self.counter = self._build(
@@ -832,6 +837,7 @@ def _sqlite_engine(url: sa.URL) -> sa.Engine:
 _ADDED_COLUMNS: Final = (
     (_sql.rewards, "item"),
     (_sql.entries, "actor"),
+    (_sql.participants, "country"),
     (_sql.orders, "exchange_rate"),
     (_sql.orders, "rate_on"),
     (_sql.rewards, "exchange_rate"),
@@ -1396,6 +1402,7 @@ class _Participants(_Repo):
                 "participant_id": record.participant_id,
                 "first_seen_at": _ts(record.first_seen_at),
                 "signed_up_at": _opt_ts(record.signed_up_at),
+                "country": record.country,
             },
         )
 

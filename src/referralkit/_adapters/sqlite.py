@@ -96,6 +96,7 @@ CREATE TABLE IF NOT EXISTS rk_participants (
     participant_id TEXT NOT NULL,
     first_seen_at TEXT NOT NULL,
     signed_up_at TEXT,
+    country TEXT,
     PRIMARY KEY (program_id, participant_id)
 );
 CREATE TABLE IF NOT EXISTS rk_codes (
@@ -285,6 +286,7 @@ def _opt_dt(text: str | None) -> datetime | None:
 _ADDED_COLUMNS: Final = (
     ("rk_rewards", "item", "TEXT"),
     ("rk_entries", "actor", "TEXT NOT NULL DEFAULT 'engine'"),
+    ("rk_participants", "country", "TEXT"),
     ("rk_orders", "exchange_rate", "TEXT"),
     ("rk_orders", "rate_on", "TEXT"),
     ("rk_rewards", "exchange_rate", "TEXT"),
@@ -450,7 +452,7 @@ class SQLiteStore:
             "participants": [
                 _participant(r)
                 for r in rows(
-                    "SELECT program_id, participant_id, first_seen_at, signed_up_at "
+                    f"SELECT {_PARTICIPANT_COLUMNS} "
                     "FROM rk_participants ORDER BY program_id, participant_id"
                 )
             ],
@@ -585,7 +587,7 @@ def _program(r: Sequence[Any]) -> ProgramRecord:
 
 
 def _participant(r: Sequence[Any]) -> ParticipantRecord:
-    return ParticipantRecord(r[0], r[1], _dt(r[2]), _opt_dt(r[3]))
+    return ParticipantRecord(r[0], r[1], _dt(r[2]), _opt_dt(r[3]), r[4])
 
 
 def _code(r: Sequence[Any]) -> CodeRecord:
@@ -720,7 +722,7 @@ def _outbox_status(r: Sequence[Any]) -> OutboxStatus:
 
 _ABSENT: Final[Any] = None  # a cached lookup that found no row
 _EVENT_COLUMNS: Final = "program_id, event_id, digest, schema_version, event, outcome"
-_PARTICIPANT_COLUMNS: Final = "program_id, participant_id, first_seen_at, signed_up_at"
+_PARTICIPANT_COLUMNS: Final = "program_id, participant_id, first_seen_at, signed_up_at, country"
 _CODE_COLUMNS: Final = "program_id, code, participant_id, created_at, max_uses, expires_at"
 
 
@@ -1173,11 +1175,12 @@ class _Participants(_Repo):
         key = (record.program_id, record.participant_id)
         self._u._participants[key] = record
         self._u._buffer_upsert(
-            f"INSERT INTO rk_participants ({_PARTICIPANT_COLUMNS}) VALUES (?, ?, ?, ?) "
+            f"INSERT INTO rk_participants ({_PARTICIPANT_COLUMNS}) VALUES (?, ?, ?, ?, ?) "
             "ON CONFLICT (program_id, participant_id) DO UPDATE SET "
-            "first_seen_at = excluded.first_seen_at, signed_up_at = excluded.signed_up_at",
+            "first_seen_at = excluded.first_seen_at, signed_up_at = excluded.signed_up_at, "
+            "country = excluded.country",
             key,
-            (*key, _ts(record.first_seen_at), _opt_ts(record.signed_up_at)),
+            (*key, _ts(record.first_seen_at), _opt_ts(record.signed_up_at), record.country),
         )
 
     def code_owner(self, program_id: str, code: str) -> CodeRecord | None:

@@ -136,6 +136,16 @@ class Referral:
     status: str = "active"
     explanation: tuple[Decision, ...] = attrs.field(default=(), converter=_decisions)
 
+    @property
+    def campaign(self) -> str | None:
+        """The campaign of the touch that won the attribution (its ``touch.won`` decision
+        in the explanation), or None when it had none."""
+        for decision in self.explanation:
+            if decision.code == "touch.won":
+                value = decision.param_map.get("campaign")
+                return value if isinstance(value, str) and value else None
+        return None
+
 
 @attrs.frozen
 class CodeRecord:
@@ -196,12 +206,17 @@ class TouchRecord:
 
 @attrs.frozen
 class ParticipantRecord:
-    """A person the program has seen: a sign-up, or a buyer who never signed up."""
+    """A person the program has seen: a sign-up, or a buyer who never signed up.
+
+    Attributes:
+        country: The ISO 3166-1 alpha-2 country given at sign-up (``Signup.country``), if any.
+    """
 
     program_id: str
     participant_id: str
     first_seen_at: datetime
     signed_up_at: datetime | None
+    country: str | None = None
 
 
 @attrs.frozen

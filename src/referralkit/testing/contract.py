@@ -800,6 +800,20 @@ class StoreContract:
             assert uow.participants.get(P, "carol") is None
             assert uow.participants.get(OTHER, "bob") is None
 
+    def test_a_participants_country_round_trips_and_is_replaced_by_put(self, store: Store) -> None:
+        """A participant's country comes back as written; a later put replaces it."""
+        first = attrs.evolve(_participant(signed_up=False), country="DE")
+        self.commit(store, lambda u: u.participants.put(first))
+        assert self.read(store, lambda u: u.participants.get(P, "bob")) == first
+        second = attrs.evolve(_participant(), country=None)
+        self.commit(store, lambda u: u.participants.put(second))
+        with store.unit_of_work() as uow:
+            found = uow.participants.get(P, "bob")
+        assert found == second
+        assert found is not None
+        assert found.country is None
+        assert store.dump()["participants"] == [second]
+
     def test_a_code_is_found_by_code_and_by_owner(self, store: Store) -> None:
         """add_code makes the code findable by code_owner and by code_of."""
         self.commit(store, lambda u: u.participants.add_code(_code()))

@@ -873,6 +873,7 @@ class _Builder:
             code=code,
             email=email,
             channel=self.draw(st.sampled_from(sorted(CHANNELS))),
+            country=self.draw(st.none() | st.sampled_from(["DE", "FR", "US"])),
         )
         form = self.draw(st.sampled_from(CodeForm)) if code_of else CodeForm.AS_ISSUED
         return self.add(_Node(event, deps, code_of, form))
@@ -1308,6 +1309,11 @@ def conditions(currency: str, *, max_depth: int = 2) -> st.SearchStrategy[Condit
         words.map(lambda w: Attr("sale.categories").contains(w)),
         words.map(lambda w: Attr("sale.metadata.campaign") == w),
         amounts.map(lambda m: Attr("referrer.revenue_referred") >= m),
+        st.sampled_from(["spring", "launch"]).map(lambda c: Attr("referral.campaign") == c),
+        st.lists(st.sampled_from(["DE", "FR", "US"]), min_size=1, unique=True).map(
+            lambda cs: Attr("referee.country").in_(cs)
+        ),
+        st.booleans().map(lambda b: Attr("sale.recurring") == b),
     )
     if max_depth <= 0:
         return leaves
