@@ -119,6 +119,7 @@ _CONVERSIONS = "referral.conversions"
 _ORDER_REVERSED = "order.reversed"
 _ORDER_CLOSED = "order.closed"
 _ORDER_BACKFILLED = "order.backfilled"  # 1: counted for a re-attributed referral, 2: converted
+_ORDER_SLOT = "order.referee_slot"  # 1: the order used one of its referee's purchase slots
 _PURCHASE_TRIGGERS = frozenset({Trigger.FIRST_PURCHASE, Trigger.EVERY_PURCHASE})
 _MARK_BATCH = 100  # delivery attempts recorded per unit of work
 # A referral whose reward a cap or the budget took to nothing still converted.
@@ -1876,6 +1877,7 @@ class Engine(LedgerOperations):
             return
         if isinstance(ev, Purchase):
             uow.counters.add(purchases, _ONE)
+            uow.counters.add((self._program_id, _ORDER_SLOT, ev.order_id), _ONE)
         if not uow.counters.get([first])[first]:
             uow.counters.add(first, Decimal(int(ev.at.timestamp())))
 
@@ -2033,6 +2035,21 @@ class Engine(LedgerOperations):
         )
         return self._reverse(uow, order, ev, order.amount.amount)
 
+    def _free_slot(self, uow: UnitOfWork, order: OrderRecord, referral_id: str) -> None:
+        """A wholly refunded or charged-back order gives back the purchase slot it used
+        under ``Caps(max_referee_purchases=...)``, so a later purchase may earn again."""
+        referral = uow.referrals.get(referral_id)
+        assert referral is not None
+        version = self._version(referral.program_version, referral_id)
+        if not version.caps.max_referee_purchases:
+            return
+        slot = (self._program_id, _ORDER_SLOT, order.order_id)
+        if uow.counters.get([slot])[slot] <= 0:
+            return
+        purchases, _ = self._referee_keys(referral)
+        uow.counters.add(slot, -_ONE)
+        uow.counters.add(purchases, -_ONE)
+
     def _in_program_currency(
         self, order: OrderRecord, referral: Referral, amount: Decimal
     ) -> Decimal:
@@ -2069,6 +2086,8 @@ class Engine(LedgerOperations):
         full = total >= order.amount.amount
         if full and not state[closed_key]:
             uow.counters.add(closed_key, _ONE)
+            if order.referral_id is not None:
+                self._free_slot(uow, order, order.referral_id)
             if order.converted and order.referral_id is not None:
                 referral = uow.referrals.get(order.referral_id)
                 assert referral is not None
