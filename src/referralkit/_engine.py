@@ -2408,6 +2408,79 @@ class Engine(LedgerOperations):
 
         return self._transact(work)
 
+    def expire_points(self, now: datetime | None = None, *, batch_size: int = 500) -> int:
+        """Write off every points lot whose expiry has passed, without waiting for a
+        redemption: one ``expired`` entry per lot for what is left of it (approved, pending
+        or held alike, as a redemption would), dated at the lot's expiry. Run it from the
+        host's scheduler (daily, say); it is idempotent, and a redemption later writes no
+        second entry for a lot this expired.
+
+        Only points whose ``PointsPolicy`` sets ``expires_after`` expire. Each call reads the
+        points rewards old enough to have expired, expired or not yet, in pages of
+        ``batch_size`` (one unit of work each).
+
+        Args:
+            now: Timezone-aware; the engine's clock by default.
+            batch_size: Rewards read per unit of work.
+
+        Returns:
+            How many points expired.
+
+        Raises:
+            InvalidInputError: ``batch_size`` below 1.
+            NaiveDatetimeError: ``now`` without a time zone.
+        """
+        if isinstance(batch_size, bool) or not isinstance(batch_size, int) or batch_size < 1:
+            raise InvalidInputError("batch_size", batch_size, "must be an int >= 1")
+        at = self._clock.now() if now is None else require_aware("now", now)
+        durations = []
+        for version in self._versions.values():
+            pending: list[object] = list(version.policies)
+            while pending:
+                policy = pending.pop(0)
+                if isinstance(policy, PointsPolicy) and policy.expires_after is not None:
+                    durations.append(policy.expires_after)
+                pending.extend(getattr(policy, "policies", ()))
+                inner = getattr(policy, "policy", None)
+                if inner is not None:
+                    pending.append(inner)
+        if not durations:
+            return 0
+        # Nothing earned after the earliest of these cut-offs can have expired by ``at``
+        # (a week of slack: month ends shift an expiry by up to 3 days); each lot's own
+        # expiry is checked below.
+        created_by = max(at - d for d in durations) + timedelta(days=7)
+        pid = self._program_id
+        total = 0
+        cursor: tuple[datetime, str] | None = None
+        while True:
+
+            def work(
+                uow: UnitOfWork, after: tuple[datetime, str] | None = cursor
+            ) -> tuple[int, list[Reward]]:
+                page = uow.ledger.of_kind(
+                    pid, "points", created_by=created_by, after=after, limit=batch_size
+                )
+                entries = uow.ledger.entries(r.reward_id for r in page)
+                views = [RewardView(r, tuple(entries[r.reward_id])) for r in page]
+                written = []
+                for account in sorted({v.reward.unit.code for v in views}):
+                    for lot, view in self._lots(views, account):
+                        if lot.left > 0 and lot.expires_at is not None and lot.expires_at <= at:
+                            written.append(
+                                self._use_entry(
+                                    view, EntryKind.EXPIRED, int(lot.left), lot.expires_at, "expiry"
+                                )
+                            )
+                uow.ledger.append(written)
+                return sum(int(e.quantity) for e in written), page
+
+            expired, page = self._transact(work)
+            total += expired
+            if len(page) < batch_size:
+                return total
+            cursor = (page[-1].created_at, page[-1].reward_id)
+
     @staticmethod
     def _use_entry(
         view: RewardView, kind: EntryKind, quantity: int, at: datetime, cause: str

@@ -245,6 +245,20 @@ class Ledger(Protocol):
         ``due_by``, whose ``payable_at`` is at or before it), by payable_at then id."""
         ...
 
+    def of_kind(
+        self,
+        program_id: str,
+        kind: str,
+        *,
+        created_by: datetime,
+        after: tuple[datetime, str] | None,
+        limit: int,
+    ) -> list[Reward]:
+        """Up to ``limit`` rewards of unit kind ``kind`` (``"points"``) created at or before
+        ``created_by``, ordered by (created_at, reward_id) and strictly after the cursor
+        ``after`` (the created_at and reward_id of the last reward of the previous page)."""
+        ...
+
 
 class Counters(Protocol):
     """**Protocol:** exact counters, updated in the same transaction as the change.

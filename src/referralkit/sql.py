@@ -283,6 +283,7 @@ rewards: Final = sa.Table(
     sa.Index("rk_rewards_participant", "program_id", "participant_id", "seq"),
     sa.Index("rk_rewards_order", "program_id", "order_id", "seq"),
     sa.Index("rk_rewards_state", "program_id", "state", "payable_at", "reward_id"),
+    sa.Index("rk_rewards_kind", "program_id", "unit_kind", "created_at", "reward_id"),
     sqlite_autoincrement=True,
     **_TABLE_OPTIONS,
 )

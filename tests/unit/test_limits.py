@@ -395,13 +395,9 @@ def test_a_full_refund_or_chargeback_frees_the_referees_purchase_slot():
     assert _buy(engine, 1).grants != ()  # slot 2
     assert _buy(engine, 2).reasons()[-1] == "cap.referee_purchases"
     at = START + timedelta(hours=1)
-    engine.handle(
-        rk.Refund(event_id="r1", refund_id="r1", order_id="slot1", amount=usd(10), at=at)
-    )
+    engine.handle(rk.Refund(event_id="r1", refund_id="r1", order_id="slot1", amount=usd(10), at=at))
     assert _buy(engine, 3).reasons()[-1] == "cap.referee_purchases"  # partial: still taken
-    engine.handle(
-        rk.Refund(event_id="r2", refund_id="r2", order_id="slot1", amount=usd(30), at=at)
-    )
+    engine.handle(rk.Refund(event_id="r2", refund_id="r2", order_id="slot1", amount=usd(30), at=at))
     assert len(_buy(engine, 4).grants) == 2  # the slot came back
     assert _buy(engine, 5).reasons()[-1] == "cap.referee_purchases"
     # A refused purchase never took a slot: reversing it frees nothing.

@@ -619,6 +619,20 @@ _IN_STATE: Final = (
     .order_by(_RW.c.payable_at, _RW.c.reward_id)
     .limit(_limit())
 )
+_OF_KIND: Final = (
+    sa.select(*_REWARD_COLUMNS)
+    .where(
+        _RW.c.program_id == _p("program_id"),
+        _RW.c.unit_kind == _p("kind"),
+        _RW.c.created_at <= _p("created_by"),
+        sa.or_(
+            _RW.c.created_at > _p("after_at"),
+            sa.and_(_RW.c.created_at == _p("after_at"), _RW.c.reward_id > _p("after_id")),
+        ),
+    )
+    .order_by(_RW.c.created_at, _RW.c.reward_id)
+    .limit(_limit())
+)
 _IN_STATE_DUE: Final = (
     sa.select(*_REWARD_COLUMNS)
     .where(
@@ -1703,6 +1717,31 @@ class _Ledger(_Repo):
             rows = self._u._rows(_IN_STATE, params)
         else:
             rows = self._u._rows(_IN_STATE_DUE, {**params, "due_by": _ts(due_by)})
+        return [_reward(r) for r in rows]
+
+    def of_kind(
+        self,
+        program_id: str,
+        kind: str,
+        *,
+        created_by: datetime,
+        after: tuple[datetime, str] | None,
+        limit: int,
+    ) -> list[Reward]:
+        if limit < 1:
+            return []
+        after_at, after_id = ("", "") if after is None else (_ts(after[0]), after[1])
+        rows = self._u._rows(
+            _OF_KIND,
+            {
+                "program_id": program_id,
+                "kind": kind,
+                "created_by": _ts(created_by),
+                "after_at": after_at,
+                "after_id": after_id,
+                "limit": limit,
+            },
+        )
         return [_reward(r) for r in rows]
 
 

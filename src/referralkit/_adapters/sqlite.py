@@ -192,6 +192,8 @@ CREATE INDEX IF NOT EXISTS rk_rewards_participant ON rk_rewards (program_id, par
 CREATE INDEX IF NOT EXISTS rk_rewards_order ON rk_rewards (program_id, order_id, seq);
 CREATE INDEX IF NOT EXISTS rk_rewards_state
     ON rk_rewards (program_id, state, payable_at, reward_id);
+CREATE INDEX IF NOT EXISTS rk_rewards_kind
+    ON rk_rewards (program_id, unit_kind, created_at, reward_id);
 CREATE TABLE IF NOT EXISTS rk_entries (
     seq INTEGER PRIMARY KEY AUTOINCREMENT,
     entry_id TEXT NOT NULL UNIQUE,
@@ -1572,6 +1574,27 @@ class _Ledger(_Repo):
                 "AND payable_at <= ? ORDER BY payable_at, reward_id LIMIT ?",
                 (program_id, state.value, _ts(due_by), limit),
             ).fetchall()
+        return [_reward(r) for r in rows]
+
+    def of_kind(
+        self,
+        program_id: str,
+        kind: str,
+        *,
+        created_by: datetime,
+        after: tuple[datetime, str] | None,
+        limit: int,
+    ) -> list[Reward]:
+        if limit < 1:
+            return []
+        self._u.flush()
+        start = ("", "") if after is None else (_ts(after[0]), after[1])
+        rows = self._u._x(
+            f"SELECT {_REWARD_COLUMNS} FROM rk_rewards WHERE program_id = ? AND unit_kind = ? "
+            "AND created_at <= ? AND (created_at > ? OR (created_at = ? AND reward_id > ?)) "
+            "ORDER BY created_at, reward_id LIMIT ?",
+            (program_id, kind, _ts(created_by), start[0], start[0], start[1], limit),
+        ).fetchall()
         return [_reward(r) for r in rows]
 
 

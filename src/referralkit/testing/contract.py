@@ -1205,6 +1205,37 @@ class StoreContract:
             assert uow.ledger.in_state(P, RewardState.PENDING, due_by=None, limit=9) == [mine]
             assert uow.ledger.in_state(OTHER, RewardState.PENDING, due_by=None, limit=9) == [theirs]
 
+    def test_of_kind_pages_a_units_rewards_by_creation_up_to_a_cutoff(self, store: Store) -> None:
+        """of_kind lists one program's rewards of one unit kind created by the cutoff, by
+        (created_at, reward_id), strictly after the cursor, at most ``limit``."""
+        points = [
+            _reward("rwd-p3", value=Points(3), created_minutes=30),
+            _reward("rwd-p1", value=Points(1), created_minutes=10),
+            _reward("rwd-p2b", value=Points(2), created_minutes=20),
+            _reward("rwd-p2a", value=Points(2, account="miles"), created_minutes=20),
+            _reward("rwd-p4", value=Points(4), created_minutes=40),
+        ]
+        cash = _reward("rwd-cash", created_minutes=15)
+        theirs = _reward("rwd-other", value=Points(9), program_id=OTHER, created_minutes=5)
+        self.add_rewards(store, *points, cash, theirs)
+        cutoff = _at(30)
+        with store.unit_of_work() as uow:
+
+            def page(after: tuple[datetime, str] | None, limit: int) -> list[str]:
+                found = uow.ledger.of_kind(P, "points", created_by=cutoff, after=after, limit=limit)
+                return [r.reward_id for r in found]
+
+            assert page(None, 9) == ["rwd-p1", "rwd-p2a", "rwd-p2b", "rwd-p3"]
+            assert page(None, 2) == ["rwd-p1", "rwd-p2a"]
+            assert page((_at(20), "rwd-p2a"), 2) == ["rwd-p2b", "rwd-p3"]
+            assert page((_at(30), "rwd-p3"), 2) == []
+            assert page(None, 0) == []
+            cash_found = uow.ledger.of_kind(P, "cash", created_by=cutoff, after=None, limit=9)
+            assert cash_found == [cash]
+            assert uow.ledger.of_kind(OTHER, "points", created_by=cutoff, after=None, limit=9) == [
+                theirs
+            ]
+
     def test_entries_move_a_reward_between_states(self, store: Store) -> None:
         """A reward is listed by in_state under the state_after of its latest entry only."""
         reward, other = _reward("rwd-1"), _reward("rwd-2")
