@@ -200,3 +200,80 @@ def test_a_points_balance_is_never_negative(case):
             assert view.outstanding >= 0
         assert engine.points(person, at=at + timedelta(days=1)).available >= 0
     check_all(engine.store, engine)
+
+
+_SLOT_STEPS = st.lists(
+    st.one_of(
+        st.tuples(st.just("buy"), st.integers(1, 50)),
+        st.tuples(st.just("refund"), st.integers(0, 9), st.sampled_from(["full", "part"])),
+        st.tuples(st.just("chargeback"), st.integers(0, 9)),
+    ),
+    max_size=25,
+)
+
+
+@given(limit=st.integers(1, 3), steps=_SLOT_STEPS)
+def test_a_referee_holds_at_most_n_purchase_slots_and_full_reversals_give_them_back(limit, steps):
+    """Under Caps(max_referee_purchases=N) a purchase earns exactly when fewer than N of the
+    referee's rewarded orders are still live (not wholly refunded or charged back)."""
+    program = rk.Program(
+        id="slots",
+        effective_at=EPOCH,
+        currency="USD",
+        policies=[
+            rk.SingleSided(referrer=rk.Cash(rk.Money(1, "USD")), trigger=rk.Trigger.EVERY_PURCHASE)
+        ],
+        caps=rk.Caps(max_referee_purchases=limit),
+    )
+    engine = rk.Engine(program, rk.InMemoryStore(), clock=rk.ManualClock(EPOCH))
+    code = engine.issue_code("alice")
+    engine.handle(rk.Signup(event_id="s", participant_id="bob", code=code, at=EPOCH))
+    orders: list[tuple[str, int]] = []  # (order id, amount)
+    refunded: dict[str, int] = {}
+    live: set[str] = set()  # rewarded orders not wholly reversed
+    at = EPOCH
+    for n, step in enumerate(steps):
+        at += timedelta(minutes=1)
+        if step[0] == "buy":
+            order = f"o{n}"
+            outcome = engine.handle(
+                rk.Purchase(
+                    event_id=f"p{n}",
+                    participant_id="bob",
+                    order_id=order,
+                    amount=rk.Money(step[1], "USD"),
+                    at=at,
+                )
+            )
+            assert bool(outcome.grants) == (len(live) < limit)
+            if outcome.grants:
+                live.add(order)
+            orders.append((order, step[1]))
+            continue
+        if not orders:
+            continue
+        order, amount = orders[step[1] % len(orders)]
+        left = amount - refunded.get(order, 0)
+        if step[0] == "chargeback":
+            engine.handle(
+                rk.Chargeback(event_id=f"c{n}", chargeback_id=f"c{n}", order_id=order, at=at)
+            )
+            live.discard(order)
+            refunded[order] = amount
+            continue
+        if left <= 0:
+            continue
+        part = left if step[2] == "full" or left == 1 else left // 2
+        engine.handle(
+            rk.Refund(
+                event_id=f"r{n}",
+                refund_id=f"r{n}",
+                order_id=order,
+                amount=rk.Money(part, "USD"),
+                at=at,
+            )
+        )
+        refunded[order] = refunded.get(order, 0) + part
+        if refunded[order] >= amount:
+            live.discard(order)
+    check_all(engine.store, engine)
