@@ -139,7 +139,7 @@ _CODE_USES = "code.uses"
 _REFERRAL_HELD = "referral held for review"
 _FRAUD_ACTOR = "fraud_check"
 _CODE_DEACTIVATED = "code.deactivated"
-_EXISTING_CUSTOMER = "participant.existing_customer"
+_EXISTING_CUSTOMER = Counter.REFEREE_EXISTING_CUSTOMER.value
 _REFERRALS_HOUR = "referrer.referrals.hour"
 _REFERRALS_DAY = "referrer.referrals.day"
 _IDENTITY_FIELDS = ("device", "payment_fingerprint", "payout_account", "ip")
@@ -710,6 +710,10 @@ class Engine(LedgerOperations):
             if not decisions:
                 decisions = [Decision.of("attribution", Verdict.NOTED, "referral.no_code")]
             return Outcome(ev.event_id, ev.kind, decisions=(*late, *decisions))
+        if existing is not None and not ev.existing_customer:
+            # Seen buying before this sign-up, and referrable all the same: the counter
+            # tells ``referee.new_customer`` they were a customer before the referral.
+            uow.counters.add((pid, _EXISTING_CUSTOMER, who), _ONE)
         snapshot = self._snapshot(uow, version, referral)
         self._add_referral(uow, referral, held)
         grants, reward_ids, policy_decisions = self._reward(
@@ -1505,7 +1509,7 @@ class Engine(LedgerOperations):
     def _counter_key(self, counter: Counter, referral: Referral) -> CounterKey:
         if counter is Counter.PROGRAM_SPEND:
             subject = ""
-        elif counter is Counter.REFEREE_PURCHASES:
+        elif counter is Counter.REFEREE_PURCHASES or counter is Counter.REFEREE_EXISTING_CUSTOMER:
             subject = referral.referee_id
         else:
             subject = referral.referrer_id

@@ -292,3 +292,51 @@ def test_a_signup_country_must_be_an_iso_alpha_2_code():
                 event_id="s", participant_id="bob", at=datetime(2026, 4, 1, tzinfo=UTC), country=bad
             )
         assert info.value.field == "signup.country"
+
+
+def test_referee_new_customer_is_false_for_a_customer_the_program_lets_be_referred():
+    from datetime import UTC, datetime, timedelta
+
+    start = datetime(2026, 4, 1, tzinfo=UTC)
+    policy = when(
+        Attr("referee.new_customer") == True,  # noqa: E712 - builds a Compare
+        SingleSided(referrer=rk.Cash(usd(10))),
+    )
+    assert policy.needs() == {rk.Counter.REFEREE_EXISTING_CUSTOMER}
+    program = rk.Program(
+        id="new",
+        effective_at=start,
+        currency="USD",
+        policies=[policy],
+        attribution=rk.attribution.AttributionRules(allow_existing_customers=True),
+    )
+    engine = rk.Engine(program, rk.InMemoryStore(), clock=rk.ManualClock(start))
+    code = engine.issue_code("alice")
+    # carol bought before she signed up; dave says so at sign-up; bob is new.
+    engine.handle(
+        rk.Purchase(event_id="p0", participant_id="carol", order_id="o0", amount=usd(9), at=start)
+    )
+    later = start + timedelta(hours=1)
+    for who, existing in (("bob", False), ("carol", False), ("dave", True)):
+        engine.handle(
+            rk.Signup(
+                event_id=f"s-{who}",
+                participant_id=who,
+                code=code,
+                at=later,
+                existing_customer=existing,
+            )
+        )
+    paid = {}
+    for n, who in enumerate(("bob", "carol", "dave"), start=1):
+        outcome = engine.handle(
+            rk.Purchase(
+                event_id=f"p{n}",
+                participant_id=who,
+                order_id=f"o{n}",
+                amount=usd(50),
+                at=later + timedelta(hours=n),
+            )
+        )
+        paid[who] = [str(g.value) for g in outcome.grants]
+    assert paid == {"bob": ["10.00 USD cash"], "carol": [], "dave": []}

@@ -54,6 +54,9 @@ class Counter(enum.StrEnum):
     refunds and chargebacks."""
     REFEREE_PURCHASES = "referee.purchases"
     """The referee's purchases before this one."""
+    REFEREE_EXISTING_CUSTOMER = "participant.existing_customer"
+    """1 if the referee was a customer before the referral (``Signup(existing_customer=True)``,
+    or they bought before signing up), else 0."""
     PROGRAM_SPEND = "program.spend"
     """Money granted by the program so far, in the program currency."""
 

@@ -113,6 +113,13 @@ ATTRIBUTES: Mapping[str, _Attribute] = MappingProxyType(
             lambda ctx: _optional(ctx.referee_country),
             "the referee's ISO 3166-1 alpha-2 country from their sign-up (Signup.country)",
         ),
+        "referee.new_customer": _Attribute(
+            "bool",
+            frozenset({Counter.REFEREE_EXISTING_CUSTOMER}),
+            lambda ctx: not ctx.count(Counter.REFEREE_EXISTING_CUSTOMER),
+            "False when the referee was a customer before the referral (only possible with "
+            "AttributionRules(allow_existing_customers=True))",
+        ),
         "referee.purchase_number": _Attribute(
             "int",
             frozenset({Counter.REFEREE_PURCHASES}),

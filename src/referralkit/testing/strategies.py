@@ -1314,6 +1314,7 @@ def conditions(currency: str, *, max_depth: int = 2) -> st.SearchStrategy[Condit
             lambda cs: Attr("referee.country").in_(cs)
         ),
         st.booleans().map(lambda b: Attr("sale.recurring") == b),
+        st.booleans().map(lambda b: Attr("referee.new_customer") == b),
     )
     if max_depth <= 0:
         return leaves
