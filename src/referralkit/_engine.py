@@ -2042,6 +2042,8 @@ class Engine(LedgerOperations):
     def _free_slot(self, uow: UnitOfWork, order: OrderRecord, referral_id: str) -> None:
         """A wholly refunded or charged-back order gives back the purchase slot it used
         under ``Caps(max_referee_purchases=...)``, so a later purchase may earn again."""
+        if not any(v.caps.max_referee_purchases for v in self._by_effective):
+            return  # no version counts slots: no read
         referral = uow.referrals.get(referral_id)
         assert referral is not None
         version = self._version(referral.program_version, referral_id)
