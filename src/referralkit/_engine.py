@@ -11,6 +11,7 @@ from decimal import Decimal
 from typing import TypeVar
 
 import attrs
+from dateutil.relativedelta import relativedelta
 
 from referralkit._errors import (
     ConcurrencyError,
@@ -96,7 +97,13 @@ from referralkit.policies._limits import (
     referee_gate,
     spend_keys,
 )
-from referralkit.policies._milestones import Milestones, Progress, StatusBasis, StatusLevels
+from referralkit.policies._milestones import (
+    Milestones,
+    Progress,
+    RollingStatusLevels,
+    StatusBasis,
+    StatusLevels,
+)
 from referralkit.policies._points import (
     PointLot,
     PointsAccount,
@@ -135,6 +142,7 @@ _LIMITED = frozenset(
 _MILESTONE = "milestone.granted"
 _POINTS_EARNED = "points.earned"
 _STATUS_LEVEL = "status.level"
+_STATUS_MONTH = "status.month"  # subject: participant/basis/YYYY-MM (rolling status levels)
 _CODE_USES = "code.uses"
 _REFERRAL_HELD = "referral held for review"
 _FRAUD_ACTOR = "fraud_check"
@@ -279,6 +287,7 @@ class Engine(LedgerOperations):
         self._program_id = program.id
         self._versions: dict[int, Program] = {}
         self._by_effective: list[Program] = []
+        self._rolling: frozenset[str] = frozenset()  # bases counted per month
         for version in (*history, program):
             self.publish(version)
 
@@ -347,6 +356,12 @@ class Engine(LedgerOperations):
         self._versions[program.version] = program
         self._by_effective = sorted(
             self._versions.values(), key=lambda p: (p.effective_at, p.version)
+        )
+        self._rolling = frozenset(
+            self._rolling_basis(policy.basis, policy.account)
+            for version in self._by_effective
+            for policy in version.policies
+            if isinstance(policy, RollingStatusLevels)
         )
         return record
 
@@ -1369,7 +1384,12 @@ class Engine(LedgerOperations):
                 (pid, Counter.REFERRER_SUCCESSFUL_REFERRALS.value, referral.referrer_id), _ONE
             )
             self._update_status(
-                uow, referral.referrer_id, ev.at, ev.event_id, StatusBasis.SUCCESSFUL_REFERRALS
+                uow,
+                referral.referrer_id,
+                ev.at,
+                ev.event_id,
+                StatusBasis.SUCCESSFUL_REFERRALS,
+                (ev.at, _ONE),
             )
         uow.orders.add(
             OrderRecord(
@@ -1757,7 +1777,15 @@ class Engine(LedgerOperations):
     ) -> None:
         key = (self._program_id, _POINTS_EARNED, f"{reward.participant_id}/{reward.unit.code}")
         uow.counters.add(key, quantity)
-        self._update_status(uow, reward.participant_id, at, cause, StatusBasis.POINTS)
+        self._update_status(
+            uow,
+            reward.participant_id,
+            at,
+            cause,
+            StatusBasis.POINTS,
+            (reward.created_at, quantity),
+            reward.unit.code,
+        )
 
     def _status_levels(self, at: datetime) -> StatusLevels | None:
         for policy in self._in_force(at).policies:
@@ -1765,8 +1793,27 @@ class Engine(LedgerOperations):
                 return policy
         return None
 
-    def _status_count(self, uow: UnitOfWork, levels: StatusLevels, participant: str) -> Decimal:
+    @staticmethod
+    def _rolling_basis(basis: StatusBasis, account: str) -> str:
+        return "referrals" if basis is StatusBasis.SUCCESSFUL_REFERRALS else f"points:{account}"
+
+    def _month_key(self, participant: str, basis: str, at: datetime) -> CounterKey:
+        local = at.astimezone(self._in_force(at).zone)
+        return (self._program_id, _STATUS_MONTH, f"{participant}/{basis}/{local:%Y-%m}")
+
+    def _status_count(
+        self, uow: UnitOfWork, levels: StatusLevels, participant: str, at: datetime
+    ) -> Decimal:
         pid = self._program_id
+        if isinstance(levels, RollingStatusLevels):
+            # The current calendar month and the months before it, in the program's zone.
+            basis = self._rolling_basis(levels.basis, levels.account)
+            local = at.astimezone(self._in_force(at).zone).replace(day=1)
+            keys = [
+                self._month_key(participant, basis, local - relativedelta(months=n))
+                for n in range(levels.months)
+            ]
+            return sum(uow.counters.get(keys).values(), _ZERO)
         if levels.basis is StatusBasis.POINTS:
             key = (pid, _POINTS_EARNED, f"{participant}/{levels.account}")
         else:
@@ -1774,14 +1821,29 @@ class Engine(LedgerOperations):
         return uow.counters.get([key])[key]
 
     def _update_status(
-        self, uow: UnitOfWork, participant: str, at: datetime, cause: str, basis: StatusBasis
+        self,
+        uow: UnitOfWork,
+        participant: str,
+        at: datetime,
+        cause: str,
+        basis: StatusBasis,
+        change: tuple[datetime, Decimal] | None = None,
+        account: str = "",
     ) -> None:
-        """Keep the participant's level; write ``status_changed`` when it changes."""
+        """Keep the participant's level; write ``status_changed`` when it changes.
+
+        ``change`` is the count's change and when it was earned, for the monthly counts of
+        rolling status levels.
+        """
+        if change is not None and self._rolling:
+            name = self._rolling_basis(basis, account)
+            if name in self._rolling:
+                uow.counters.add(self._month_key(participant, name, change[0]), change[1])
         levels = self._status_levels(at)
         if levels is None or levels.basis is not basis:
             return
         pid = self._program_id
-        new = levels.level_for(self._status_count(uow, levels, participant))
+        new = levels.level_for(self._status_count(uow, levels, participant, at))
         new_index = 0 if new is None else levels.levels.index(new) + 1
         key = (pid, _STATUS_LEVEL, participant)
         old_index = int(uow.counters.get([key])[key])
@@ -1823,7 +1885,7 @@ class Engine(LedgerOperations):
             count = int(uow.counters.get([key])[key])
             level = upcoming = to_level = None
             if levels is not None:
-                basis = self._status_count(uow, levels, participant_id)
+                basis = self._status_count(uow, levels, participant_id, self._clock.now())
                 held, following = levels.level_for(basis), levels.next_after(basis)
                 level = None if held is None else held.name
                 if following is not None:
@@ -2116,7 +2178,12 @@ class Engine(LedgerOperations):
                     (pid, Counter.REFERRER_SUCCESSFUL_REFERRALS.value, referral.referrer_id), -_ONE
                 )
                 self._update_status(
-                    uow, referral.referrer_id, ev.at, ev.event_id, StatusBasis.SUCCESSFUL_REFERRALS
+                    uow,
+                    referral.referrer_id,
+                    ev.at,
+                    ev.event_id,
+                    StatusBasis.SUCCESSFUL_REFERRALS,
+                    (order.at, -_ONE),  # it leaves the month it converted in
                 )
         rewards = uow.ledger.rewards(pid, order_id=order.order_id)
         items = ev.items if isinstance(ev, Refund) else ()
@@ -2853,6 +2920,7 @@ class Engine(LedgerOperations):
                     ev.at,
                     ev.event_id,
                     StatusBasis.SUCCESSFUL_REFERRALS,
+                    (ev.at, _ONE),
                 )
             uow.counters.add(
                 (pid, Counter.REFERRER_REVENUE_REFERRED.value, referral.referrer_id),

@@ -7,6 +7,7 @@ from datetime import UTC, datetime, timedelta
 from decimal import Decimal
 
 import pytest
+from dateutil.relativedelta import relativedelta
 from hypothesis import event, given, settings
 from hypothesis import strategies as st
 
@@ -18,6 +19,7 @@ from referralkit.testing.strategies import (
     event_streams,
     milestones_policies,
     points_policies,
+    rolling_status_levels,
 )
 
 _ZERO = Decimal(0)
@@ -277,3 +279,37 @@ def test_a_referee_holds_at_most_n_purchase_slots_and_full_reversals_give_them_b
         if refunded[order] >= amount:
             live.discard(order)
     check_all(engine.store, engine)
+
+
+@given(levels=rolling_status_levels(), months=st.lists(st.integers(0, 30), max_size=12))
+def test_a_rolling_level_is_the_level_of_the_conversions_inside_its_window(levels, months):
+    """The level shown at any month is the level of the referrals converted in that month and
+    the window's earlier months, never of older ones; the lifetime count is all of them."""
+    program = rk.Program(
+        id="roll",
+        effective_at=EPOCH,
+        currency="USD",
+        policies=[rk.SingleSided(referrer=rk.Points(100), name="points"), levels],
+    )
+    clock = rk.ManualClock(EPOCH)
+    engine = rk.Engine(program, rk.InMemoryStore(), clock=clock)
+    code = engine.issue_code("alice")
+    for n, month in enumerate(sorted(months)):
+        at = EPOCH + relativedelta(months=month, days=3)
+        engine.handle(rk.Signup(event_id=f"s{n}", participant_id=f"f{n}", code=code, at=at))
+        engine.handle(
+            rk.Purchase(
+                event_id=f"p{n}",
+                participant_id=f"f{n}",
+                order_id=f"o{n}",
+                amount=rk.Money(5, "USD"),
+                at=at,
+            )
+        )
+    for month in range(0, 34):
+        clock.set(EPOCH + relativedelta(months=month, days=20))
+        inside = sum(1 for m in months if month - levels.months < m <= month)
+        count = inside * (100 if levels.basis is rk.StatusBasis.POINTS else 1)
+        held = levels.level_for(count)
+        assert engine.status_of("alice") == (None if held is None else held.name)
+    assert engine.progress("alice").successful_referrals == len(months)

@@ -93,6 +93,7 @@ from referralkit.policies import (
     PointsPolicy,
     RevenueShare,
     RewardPolicy,
+    RollingStatusLevels,
     SingleSided,
     Stack,
     StatusLevels,
@@ -145,6 +146,7 @@ __all__ = [
     "retry_schedules",
     "revenue_share_policies",
     "reward_values",
+    "rolling_status_levels",
     "status_levels",
     "tiered_policies",
 ]
@@ -1392,6 +1394,20 @@ def status_levels(draw: st.DrawFn, name: str = "status") -> StatusLevels:
     names = ["bronze", "silver", "gold"]
     return StatusLevels(
         [Level(names[i], m) for i, m in enumerate(minimums)], basis=basis, name=name
+    )
+
+
+@st.composite
+def rolling_status_levels(draw: st.DrawFn, name: str = "status") -> RollingStatusLevels:
+    """``RollingStatusLevels`` of 1 to 3 levels over a window of 1 to 24 months."""
+    levels = draw(status_levels(name))
+    months = draw(st.integers(1, 24))
+    return RollingStatusLevels(
+        levels.levels,
+        window=relativedelta(months=months),
+        basis=levels.basis,
+        account=levels.account,
+        name=name,
     )
 
 
