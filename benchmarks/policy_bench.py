@@ -13,6 +13,8 @@ import timeit
 from datetime import UTC, datetime, timedelta
 from decimal import Decimal
 
+from dateutil.relativedelta import relativedelta
+
 import referralkit as rk
 from referralkit._values.rates import convert_purchase
 from referralkit.policies import (
@@ -123,6 +125,9 @@ def policies() -> dict[str, rk.RewardPolicy]:
         ),
         "PointsPolicy": rk.PointsPolicy(per_referral=100, per_unit=Decimal("1")),
         "StatusLevels": rk.StatusLevels([rk.Level("bronze", 1), rk.Level("gold", 10)]),
+        "RollingStatusLevels": rk.RollingStatusLevels(
+            [rk.Level("bronze", 1), rk.Level("gold", 10)], window=relativedelta(months=12)
+        ),
         "FirstMatch (3, last)": FirstMatch(
             [
                 when(Attr("sale.amount") >= usd(5000), rk.SingleSided(referrer=ten, name="a")),
