@@ -2560,6 +2560,7 @@ class Engine(LedgerOperations):
                                 )
                             )
                 uow.ledger.append(written)
+                self._expired_notes(uow, views, written, at)
                 return sum(int(e.quantity) for e in written), page
 
             expired, page = self._transact(work)
@@ -2567,6 +2568,31 @@ class Engine(LedgerOperations):
             if len(page) < batch_size:
                 return total
             cursor = (page[-1].created_at, page[-1].reward_id)
+
+    def _expired_notes(
+        self, uow: UnitOfWork, views: Sequence[RewardView], written: Sequence[Entry], at: datetime
+    ) -> None:
+        """One ``points_expired`` notification per participant and account of a page."""
+        accounts = {v.reward.reward_id: v.reward.unit.code for v in views}
+        groups: dict[tuple[str, str], list[Entry]] = {}
+        for entry in written:
+            groups.setdefault((entry.participant_id, accounts[entry.reward_id]), []).append(entry)
+        uow.outbox.add(
+            [
+                Notification(
+                    notification_id=derive_id("ntf", *sorted(e.entry_id for e in entries)),
+                    program_id=self._program_id,
+                    kind="points_expired",
+                    recipient_id=participant,
+                    created_at=at,
+                    data={
+                        "account": account,
+                        "points": str(sum(int(e.quantity) for e in entries)),
+                    },
+                )
+                for (participant, account), entries in sorted(groups.items())
+            ]
+        )
 
     @staticmethod
     def _use_entry(

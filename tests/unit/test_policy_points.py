@@ -223,6 +223,11 @@ def test_expire_points_writes_off_lots_past_their_expiry_without_a_redemption():
         (Decimal(200), expiry),
     ]
     assert engine.expire_points(expiry) == 0  # idempotent
+    notes = [n for n in engine.store.dump()["outbox"] if n.kind == "points_expired"]
+    assert [(n.recipient_id, dict(n.data)) for n in notes] == [
+        ("alice", {"account": "points", "points": "310"})
+    ]
+    assert rk.render_message(notes[0]) == "310 of your points expired unused."
     account = engine.points("alice", at=expiry)
     assert (account.available, account.expired, account.redeemed) == (100, 310, 0)
     # A redemption afterwards writes no second expiry entry.
