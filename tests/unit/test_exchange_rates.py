@@ -348,6 +348,8 @@ def test_fixed_rates_answer_only_the_pairs_given():
         ({("EUR", "USD"): "-1"}, rk.ExchangeRateError),
         ({("EUR", "USD"): 0}, rk.ExchangeRateError),
         ({("EUR", "USD"): 1.08}, rk.ExchangeRateError),
+        ({("EUR", "USD"): "0.0000000000001"}, rk.ExchangeRateError),  # 13 places
+        ({("EUR", "USD"): "1000000000000"}, rk.ExchangeRateError),
         ({("EUR", "EUR"): "1"}, rk.InvalidInputError),
         ({("EUR", "XYZ"): "1"}, rk.InvalidInputError),
         ({"EURUSD": "1"}, rk.InvalidInputError),

@@ -21,6 +21,10 @@ from referralkit._values.money import Money, currency_exponent, parse_amount
 __all__ = ["FixedRates", "Rate", "convert", "convert_purchase"]
 
 
+_PLACES = 12
+_TOO_LARGE = Decimal(10) ** 12
+
+
 def _rate_value(value: object) -> Decimal:
     try:
         amount = parse_amount(value, "rate.value")
@@ -28,6 +32,11 @@ def _rate_value(value: object) -> Decimal:
         raise ExchangeRateError("rate.value", value, exc.problem) from None
     if amount <= 0:
         raise ExchangeRateError("rate.value", value, "must be greater than zero")
+    exponent = amount.as_tuple().exponent
+    if not isinstance(exponent, int) or exponent < -_PLACES or amount >= _TOO_LARGE:
+        raise ExchangeRateError(
+            "rate.value", value, f"must be below 10**12 with at most {_PLACES} decimal places"
+        )
     return amount
 
 
@@ -47,7 +56,8 @@ class Rate:
     currency (``Rate(Decimal("1.0850"), date(2026, 3, 2))`` for EUR→USD: 1 EUR = 1.085 USD).
 
     Args:
-        value: A positive ``Decimal`` (or ``str`` / ``int``), never a float.
+        value: A positive ``Decimal`` (or ``str`` / ``int``), never a float; below 10**12,
+            with at most 12 decimal places.
         on: The date the rate was published or fixed for; a timezone-aware datetime is
             taken as its date.
 
