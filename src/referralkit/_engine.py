@@ -1271,9 +1271,6 @@ class Engine(LedgerOperations):
         pid = self._program_id
         who = ev.participant_id
         currency = self.program.currency
-        rate = None
-        if ev.amount.currency != currency:
-            rate = self._rate(ev, currency)
         order_digest = parts_digest(who, ev.amount, ev.items)
         parts = (ev.subtotal, ev.discount, ev.tax, ev.shipping)
         if any(p is not None for p in parts):  # digests of orders without them stay as they were
@@ -1281,6 +1278,9 @@ class Engine(LedgerOperations):
         existing = uow.orders.get(pid, ev.order_id)
         if existing is not None:
             return self._repeat(existing.digest, order_digest, "order_id", ev.order_id, ev)
+        rate = None
+        if ev.amount.currency != currency:  # converted at the host's rate, or refused
+            rate = self._rate(ev, currency)
         buyer = uow.participants.get(pid, who)
         if buyer is None:
             uow.participants.put(ParticipantRecord(pid, who, ev.at, signed_up_at=None))

@@ -367,3 +367,21 @@ def test_a_rate_takes_an_aware_datetime_as_its_date_and_refuses_a_naive_one():
         rk.Rate("1.5", datetime(2026, 1, 2, 12))
     with pytest.raises(rk.ExchangeRateError):
         rk.Rate("1.5", "2026-01-02")
+
+
+def test_a_repeated_order_id_is_a_no_op_without_asking_the_port_again():
+    rates = CountingRates({("EUR", "USD"): "1.0850"})
+    engine = _engine(rates=rates)
+    _buy(engine, "100.00")
+    del rates.rates[("EUR", "USD")]  # the rate is gone: a repeat must not need it
+    repeat = engine.handle(
+        rk.Purchase(
+            event_id="p1-again",
+            participant_id="bob",
+            order_id="o1",
+            amount=rk.Money("100.00", "EUR"),
+            at=START + timedelta(days=1),
+        )
+    )
+    assert repeat.reasons() == ("order.repeated",)
+    assert len(rates.calls) == 1
