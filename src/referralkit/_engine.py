@@ -2842,6 +2842,11 @@ class Engine(LedgerOperations):
                 explanation=(audit,),
             )
             self._add_referral(uow, referral, None)
+            if who.signed_up_at is not None and who.first_seen_at < who.signed_up_at:
+                # A buyer before signing up: a customer before the referral.
+                key = (pid, _EXISTING_CUSTOMER, referee_id)
+                if not uow.counters.get([key])[key]:
+                    uow.counters.add(key, _ONE)
             self._backfill(uow, version, referral)
             uow.outbox.add(
                 [

@@ -340,3 +340,32 @@ def test_referee_new_customer_is_false_for_a_customer_the_program_lets_be_referr
         )
         paid[who] = [str(g.value) for g in outcome.grants]
     assert paid == {"bob": ["10.00 USD cash"], "carol": [], "dave": []}
+
+
+def test_a_reattributed_buyer_from_before_the_sign_up_is_no_new_customer():
+    from datetime import UTC, datetime, timedelta
+
+    start = datetime(2026, 4, 1, tzinfo=UTC)
+    policy = when(
+        Attr("referee.new_customer") == False,  # noqa: E712 - builds a Compare
+        SingleSided(referrer=rk.Cash(usd(7)), trigger=rk.Trigger.EVERY_PURCHASE),
+    )
+    program = rk.Program(id="re", effective_at=start, currency="USD", policies=[policy])
+    engine = rk.Engine(program, rk.InMemoryStore(), clock=rk.ManualClock(start))
+    engine.issue_code("alice")
+    engine.handle(
+        rk.Purchase(event_id="p0", participant_id="carol", order_id="o0", amount=usd(9), at=start)
+    )
+    later = start + timedelta(hours=1)
+    engine.handle(rk.Signup(event_id="s", participant_id="carol", at=later))
+    engine.reattribute("carol", "alice", actor="ops", reason="ticket 9", now=later)
+    outcome = engine.handle(
+        rk.Purchase(
+            event_id="p1",
+            participant_id="carol",
+            order_id="o1",
+            amount=usd(20),
+            at=later + timedelta(hours=1),
+        )
+    )
+    assert [str(g.value) for g in outcome.grants] == ["7.00 USD cash"]
