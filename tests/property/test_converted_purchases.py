@@ -14,6 +14,7 @@ from hypothesis import strategies as st
 import referralkit as rk
 from referralkit._values.money import ROUNDING_MODES
 from referralkit.policies import RevenueShare
+from referralkit.testing import check_all
 from referralkit.testing.strategies import Deliver, catalogue_programs, event_streams, rates
 
 START = datetime(2026, 3, 2, tzinfo=UTC)
@@ -159,6 +160,7 @@ def test_a_converted_stream_earns_what_the_same_stream_in_the_program_currency_e
     others = [(k, v) for k, v in mine["counters"] if k[1] != "order.reversed"]
     assert others == [(k, v) for k, v in theirs["counters"] if k[1] != "order.reversed"]
     assert refunded == {k: v for k, v in theirs["counters"] if k[1] == "order.reversed"}
+    check_all(converted.store, converted)
     for reward in mine["rewards"]:
         if reward.order_id is not None:
             assert reward.exchange_rate is not None
