@@ -13,7 +13,10 @@ import timeit
 from datetime import UTC, datetime, timedelta
 from decimal import Decimal
 
+from dateutil.relativedelta import relativedelta
+
 import referralkit as rk
+from referralkit._values.rates import convert_purchase
 from referralkit.policies import (
     All,
     Attr,
@@ -45,7 +48,15 @@ def usd(amount: str | int) -> rk.Money:
 
 def context() -> rk.PolicyContext:
     """A purchase 10 days after the referral, with counters for every policy."""
-    referral = rk.Referral("ref", "p", 1, "alice", "bob", "ABCD1234", "email", START, "s1")
+    won = rk.Decision(
+        "attribution",
+        rk.Verdict.NOTED,
+        "touch.won",
+        (("kind", "click"), ("channel", "email"), ("campaign", "spring")),
+    )
+    referral = rk.Referral(
+        "ref", "p", 1, "alice", "bob", "ABCD1234", "email", START, "s1", explanation=(won,)
+    )
     items = (
         rk.LineItem(sku="tv", quantity=2, unit_price=usd(400), category="video"),
         rk.LineItem(sku="cable", quantity=3, unit_price=usd(5), category="accessories"),
@@ -62,7 +73,15 @@ def context() -> rk.PolicyContext:
     )
     counters = {c: Decimal(4) for c in rk.Counter}
     return rk.PolicyContext(
-        "p", 1, "USD", "ROUND_HALF_UP", referral, purchase, rk.Trigger.FIRST_PURCHASE, counters
+        "p",
+        1,
+        "USD",
+        "ROUND_HALF_UP",
+        referral,
+        purchase,
+        rk.Trigger.FIRST_PURCHASE,
+        counters,
+        referee_country="DE",
     )
 
 
@@ -89,6 +108,15 @@ def policies() -> dict[str, rk.RewardPolicy]:
             ),
             rk.SingleSided(referrer=ten),
         ),
+        "when (campaign, country)": when(
+            All(
+                [
+                    Attr("referral.campaign") == "spring",
+                    Attr("referee.country").in_(["DE", "AT", "CH"]),
+                ]
+            ),
+            rk.SingleSided(referrer=ten),
+        ),
         "Stack (3)": Stack(
             [rk.SingleSided(referrer=ten, name=f"s{i}") for i in range(3)], name="stack"
         ),
@@ -97,6 +125,9 @@ def policies() -> dict[str, rk.RewardPolicy]:
         ),
         "PointsPolicy": rk.PointsPolicy(per_referral=100, per_unit=Decimal("1")),
         "StatusLevels": rk.StatusLevels([rk.Level("bronze", 1), rk.Level("gold", 10)]),
+        "RollingStatusLevels": rk.RollingStatusLevels(
+            [rk.Level("bronze", 1), rk.Level("gold", 10)], window=relativedelta(months=12)
+        ),
         "FirstMatch (3, last)": FirstMatch(
             [
                 when(Attr("sale.amount") >= usd(5000), rk.SingleSided(referrer=ten, name="a")),
@@ -156,6 +187,17 @@ def main(argv: list[str] | None = None) -> None:
         program_spent=Decimal(500),
     )
     rows.append(("caps + budget (apply_limits)", best / args.number * 1e6, len(plan.grants)))
+    # The engine's conversion of a purchase in another currency (3 line items), done once
+    # per such purchase before the policies run; a purchase in the program currency skips it.
+    purchase = ctx.event
+    assert isinstance(purchase, rk.Purchase)
+    rate = rk.Rate(Decimal("0.9212"), START)
+
+    def conversion() -> object:
+        return convert_purchase(purchase, rate, "EUR", "ROUND_HALF_UP")
+
+    best = min(timeit.repeat(conversion, number=args.number, repeat=args.repeat))
+    rows.append(("convert_purchase (3 items)", best / args.number * 1e6, 0))
     width = max(len(r[0]) for r in rows)
     print(f"{'policy':<{width}}  {'us/evaluate':>11}  {'grants':>6}")
     print(f"{'-' * width}  {'-' * 11}  {'-' * 6}")

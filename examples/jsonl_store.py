@@ -506,6 +506,26 @@ class Ledger(Repository):
         ]
         return sorted(found, key=lambda r: (r.payable_at, r.reward_id))[: max(limit, 0)]
 
+    def of_kind(
+        self,
+        program_id: str,
+        kind: str,
+        *,
+        created_by: datetime,
+        after: tuple[datetime, str] | None,
+        limit: int,
+    ) -> list[rk.Reward]:
+        # A scan too: Engine.expire_points() calls this once per page.
+        found = [
+            reward
+            for _, reward in self.t.rewards.items()
+            if reward.program_id == program_id
+            and reward.unit.kind == kind
+            and reward.created_at <= created_by
+            and (after is None or (reward.created_at, reward.reward_id) > after)
+        ]
+        return sorted(found, key=lambda r: (r.created_at, r.reward_id))[: max(limit, 0)]
+
 
 class Counters(Repository):
     """Exact counters (``rk.Counters``)."""

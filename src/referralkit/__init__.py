@@ -27,6 +27,7 @@ from referralkit._errors import (
     CorruptRecordError,
     CurrencyMismatchError,
     EventConflictError,
+    ExchangeRateError,
     IllegalTransitionError,
     InsufficientPointsError,
     InvalidEventError,
@@ -57,6 +58,7 @@ from referralkit._ledger_ops import (
 from referralkit._ports import (
     Counters,
     EventLog,
+    ExchangeRates,
     Fulfiller,
     Ledger,
     Notifier,
@@ -86,6 +88,7 @@ from referralkit._values.events import (
 )
 from referralkit._values.messages import CURRENCY_SYMBOLS, MESSAGE_KINDS, render_message
 from referralkit._values.money import Money
+from referralkit._values.rates import FixedRates, Rate
 from referralkit._values.records import (
     AttributionExplanation,
     ChargebackRecord,
@@ -150,6 +153,7 @@ from referralkit.policies import (
     Redemption,
     RevenueShare,
     RewardPolicy,
+    RollingStatusLevels,
     SingleSided,
     Stack,
     StatusBasis,
@@ -218,7 +222,10 @@ __all__ = [
     "EventConflictError",
     "EventLog",
     "EventRecord",
+    "ExchangeRateError",
+    "ExchangeRates",
     "FirstMatch",
+    "FixedRates",
     "FreePeriod",
     "Fulfiller",
     "Hybrid",
@@ -269,6 +276,7 @@ __all__ = [
     "Programs",
     "Progress",
     "Purchase",
+    "Rate",
     "RecordingNotifier",
     "Redemption",
     "Referral",
@@ -287,6 +295,7 @@ __all__ = [
     "RewardValue",
     "RewardView",
     "Role",
+    "RollingStatusLevels",
     "SQLAlchemyStore",
     "SQLiteStore",
     "SchemaVersionError",

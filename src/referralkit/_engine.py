@@ -11,11 +11,13 @@ from decimal import Decimal
 from typing import TypeVar
 
 import attrs
+from dateutil.relativedelta import relativedelta
 
 from referralkit._errors import (
     ConcurrencyError,
     CurrencyMismatchError,
     EventConflictError,
+    ExchangeRateError,
     InvalidEventError,
     InvalidInputError,
     InvalidProgramError,
@@ -32,7 +34,7 @@ from referralkit._ledger import (
     target_reversed,
 )
 from referralkit._ledger_ops import LedgerOperations, PayoutCheck, Veto
-from referralkit._ports import CounterKey, Fulfiller, Notifier, Store, UnitOfWork
+from referralkit._ports import CounterKey, ExchangeRates, Fulfiller, Notifier, Store, UnitOfWork
 from referralkit._program import Program
 from referralkit._values._checks import require_aware, require_id
 from referralkit._values.canonical import parts_digest, record_digest
@@ -41,6 +43,7 @@ from referralkit._values.decisions import Decision, Verdict
 from referralkit._values.events import Chargeback, Click, Event, Purchase, Refund, Signup
 from referralkit._values.ids import derive_id, sub_id
 from referralkit._values.money import Money, currency_exponent
+from referralkit._values.rates import Rate, convert_purchase
 from referralkit._values.records import (
     AttributionExplanation,
     ChargebackRecord,
@@ -94,7 +97,13 @@ from referralkit.policies._limits import (
     referee_gate,
     spend_keys,
 )
-from referralkit.policies._milestones import Milestones, Progress, StatusBasis, StatusLevels
+from referralkit.policies._milestones import (
+    Milestones,
+    Progress,
+    RollingStatusLevels,
+    StatusBasis,
+    StatusLevels,
+)
 from referralkit.policies._points import (
     PointLot,
     PointsAccount,
@@ -117,6 +126,7 @@ _CONVERSIONS = "referral.conversions"
 _ORDER_REVERSED = "order.reversed"
 _ORDER_CLOSED = "order.closed"
 _ORDER_BACKFILLED = "order.backfilled"  # 1: counted for a re-attributed referral, 2: converted
+_ORDER_SLOT = "order.referee_slot"  # 1: the order used one of its referee's purchase slots
 _PURCHASE_TRIGGERS = frozenset({Trigger.FIRST_PURCHASE, Trigger.EVERY_PURCHASE})
 _MARK_BATCH = 100  # delivery attempts recorded per unit of work
 # A referral whose reward a cap or the budget took to nothing still converted.
@@ -132,11 +142,12 @@ _LIMITED = frozenset(
 _MILESTONE = "milestone.granted"
 _POINTS_EARNED = "points.earned"
 _STATUS_LEVEL = "status.level"
+_STATUS_MONTH = "status.month"  # subject: participant/basis/YYYY-MM (rolling status levels)
 _CODE_USES = "code.uses"
 _REFERRAL_HELD = "referral held for review"
 _FRAUD_ACTOR = "fraud_check"
 _CODE_DEACTIVATED = "code.deactivated"
-_EXISTING_CUSTOMER = "participant.existing_customer"
+_EXISTING_CUSTOMER = Counter.REFEREE_EXISTING_CUSTOMER.value
 _REFERRALS_HOUR = "referrer.referrals.hour"
 _REFERRALS_DAY = "referrer.referrals.day"
 _IDENTITY_FIELDS = ("device", "payment_fingerprint", "payout_account", "ip")
@@ -211,6 +222,9 @@ class Engine(LedgerOperations):
         future_tolerance: When set, a click dated more than this after the clock's now is
             refused (``InvalidEventError``); by default clicks are not compared with the clock
             (replays and backfills).
+        exchange_rates: Converts purchases in another currency than the program's (see
+            [`ExchangeRates`][referralkit.ExchangeRates]); without it such a purchase is a
+            ``CurrencyMismatchError``.
 
     Raises:
         InvalidProgramError: a version was published before with other content, or the
@@ -235,6 +249,7 @@ class Engine(LedgerOperations):
         link_signer: LinkSigner | None = None,
         fraud_checks: Iterable[FraudCheck] = (),
         future_tolerance: timedelta | None = None,
+        exchange_rates: ExchangeRates | None = None,
     ) -> None:
         if not isinstance(program, Program):
             raise InvalidProgramError("program", program, "must be a Program")
@@ -264,9 +279,15 @@ class Engine(LedgerOperations):
                 "future_tolerance", future_tolerance, "must be a timedelta >= 0, or None"
             )
         self._future_tolerance = future_tolerance
+        if exchange_rates is not None and not callable(getattr(exchange_rates, "rate", None)):
+            raise InvalidInputError(
+                "exchange_rates", exchange_rates, "must implement ExchangeRates (a rate method)"
+            )
+        self._exchange_rates = exchange_rates
         self._program_id = program.id
         self._versions: dict[int, Program] = {}
         self._by_effective: list[Program] = []
+        self._rolling: frozenset[str] = frozenset()  # bases counted per month
         for version in (*history, program):
             self.publish(version)
 
@@ -335,6 +356,12 @@ class Engine(LedgerOperations):
         self._versions[program.version] = program
         self._by_effective = sorted(
             self._versions.values(), key=lambda p: (p.effective_at, p.version)
+        )
+        self._rolling = frozenset(
+            self._rolling_basis(policy.basis, policy.account)
+            for version in self._by_effective
+            for policy in version.policies
+            if isinstance(policy, RollingStatusLevels)
         )
         return record
 
@@ -658,7 +685,11 @@ class Engine(LedgerOperations):
             return self._repeated_signup(uow, ev)
         uow.participants.put(
             ParticipantRecord(
-                pid, who, existing.first_seen_at if existing else ev.at, signed_up_at=ev.at
+                pid,
+                who,
+                existing.first_seen_at if existing else ev.at,
+                signed_up_at=ev.at,
+                country=ev.country,
             )
         )
         email = normalise_email(ev.email) if ev.email is not None else None
@@ -706,10 +737,22 @@ class Engine(LedgerOperations):
             if not decisions:
                 decisions = [Decision.of("attribution", Verdict.NOTED, "referral.no_code")]
             return Outcome(ev.event_id, ev.kind, decisions=(*late, *decisions))
+        if existing is not None and not ev.existing_customer:
+            # Seen buying before this sign-up, and referrable all the same: the counter
+            # tells ``referee.new_customer`` they were a customer before the referral.
+            uow.counters.add((pid, _EXISTING_CUSTOMER, who), _ONE)
         snapshot = self._snapshot(uow, version, referral)
         self._add_referral(uow, referral, held)
         grants, reward_ids, policy_decisions = self._reward(
-            uow, version, referral, ev, frozenset({Trigger.SIGNUP}), snapshot, None
+            uow,
+            version,
+            referral,
+            ev,
+            frozenset({Trigger.SIGNUP}),
+            snapshot,
+            None,
+            None,
+            ev.country,
         )
         return Outcome(
             ev.event_id,
@@ -1228,10 +1271,6 @@ class Engine(LedgerOperations):
         pid = self._program_id
         who = ev.participant_id
         currency = self.program.currency
-        if ev.amount.currency != currency:
-            raise CurrencyMismatchError(
-                "purchase.amount", ev.amount, f"must be in the program's currency {currency}"
-            )
         order_digest = parts_digest(who, ev.amount, ev.items)
         parts = (ev.subtotal, ev.discount, ev.tax, ev.shipping)
         if any(p is not None for p in parts):  # digests of orders without them stay as they were
@@ -1239,7 +1278,11 @@ class Engine(LedgerOperations):
         existing = uow.orders.get(pid, ev.order_id)
         if existing is not None:
             return self._repeat(existing.digest, order_digest, "order_id", ev.order_id, ev)
-        if uow.participants.get(pid, who) is None:
+        rate = None
+        if ev.amount.currency != currency:  # converted at the host's rate, or refused
+            rate = self._rate(ev, currency)
+        buyer = uow.participants.get(pid, who)
+        if buyer is None:
             uow.participants.put(ParticipantRecord(pid, who, ev.at, signed_up_at=None))
         purchases_key = (pid, Counter.REFEREE_PURCHASES.value, who)
         referral = uow.referrals.by_referee(pid, who)
@@ -1258,13 +1301,27 @@ class Engine(LedgerOperations):
             uow.counters.add(purchases_key, _ONE)
             uow.orders.add(
                 OrderRecord(
-                    pid, ev.order_id, who, ev.amount, ev.at, ev.event_id, None, False, order_digest
+                    pid,
+                    ev.order_id,
+                    who,
+                    ev.amount,
+                    ev.at,
+                    ev.event_id,
+                    None,
+                    False,
+                    order_digest,
+                    rate,
                 )
             )
             d = Decision.of("engine", Verdict.NOTED, reason, participant=who)
             return Outcome(ev.event_id, ev.kind, decisions=(*bound, d))
 
         version = self._version(referral.program_version, referral.referral_id)
+        # A purchase in another currency: the policies see it converted (rounded with the
+        # governing version's mode); the order and the rewards' base keep its own amounts.
+        priced = ev if rate is None else convert_purchase(ev, rate, currency, version.rounding)
+        if rate is not None:
+            bound.append(self._converted(ev, priced, rate))
         conversions_key = (pid, _CONVERSIONS, referral.referral_id)
         keys = [purchases_key, conversions_key]
         snapshot = self._snapshot(uow, version, referral, extra=keys)
@@ -1278,13 +1335,13 @@ class Engine(LedgerOperations):
                     "qualification", Verdict.SKIPPED, "qualify.not_first_purchase", number=number
                 )
             )
-        elif version.min_order is not None and ev.amount < version.min_order:
+        elif version.min_order is not None and priced.amount < version.min_order:
             decisions.append(
                 Decision.of(
                     "qualification",
                     Verdict.SKIPPED,
                     "qualify.below_minimum",
-                    amount=ev.amount,
+                    amount=priced.amount,
                     minimum=version.min_order,
                 )
             )
@@ -1303,14 +1360,23 @@ class Engine(LedgerOperations):
             elif not converted_before:
                 triggers.add(Trigger.FIRST_PURCHASE)
         grants, reward_ids, policy_decisions = self._reward(
-            uow, version, referral, ev, frozenset(triggers), snapshot, ev.amount
+            uow,
+            version,
+            referral,
+            priced,
+            frozenset(triggers),
+            snapshot,
+            ev.amount,
+            rate,
+            None if buyer is None else buyer.country,
         )
         decisions.extend(policy_decisions)
         earned = bool(grants) or any(d.code in _LIMITED for d in policy_decisions)
         converted = earned and not converted_before and Trigger.FIRST_PURCHASE in triggers
         uow.counters.add(purchases_key, _ONE)
         uow.counters.add(
-            (pid, Counter.REFERRER_REVENUE_REFERRED.value, referral.referrer_id), ev.amount.amount
+            (pid, Counter.REFERRER_REVENUE_REFERRED.value, referral.referrer_id),
+            priced.amount.amount,
         )
         if converted:
             uow.counters.add(conversions_key, _ONE)
@@ -1318,7 +1384,12 @@ class Engine(LedgerOperations):
                 (pid, Counter.REFERRER_SUCCESSFUL_REFERRALS.value, referral.referrer_id), _ONE
             )
             self._update_status(
-                uow, referral.referrer_id, ev.at, ev.event_id, StatusBasis.SUCCESSFUL_REFERRALS
+                uow,
+                referral.referrer_id,
+                ev.at,
+                ev.event_id,
+                StatusBasis.SUCCESSFUL_REFERRALS,
+                (ev.at, _ONE),
             )
         uow.orders.add(
             OrderRecord(
@@ -1331,6 +1402,7 @@ class Engine(LedgerOperations):
                 referral.referral_id,
                 converted,
                 order_digest,
+                rate,
             )
         )
         return Outcome(
@@ -1429,6 +1501,35 @@ class Engine(LedgerOperations):
         d = Decision.of("engine", Verdict.SKIPPED, code, **{field: business_id})
         return Outcome(ev.event_id, ev.kind, decisions=(d,))
 
+    def _rate(self, ev: Purchase, currency: str) -> Rate:
+        """The host's rate to convert a purchase into the program currency."""
+        source = ev.amount.currency
+        if self._exchange_rates is None:
+            raise CurrencyMismatchError(
+                "purchase.amount",
+                ev.amount,
+                f"must be in the program's currency {currency} "
+                "(or give the engine exchange_rates to convert it)",
+            )
+        rate = self._exchange_rates.rate(source, currency, ev.at)
+        field = f"exchange_rates.rate({source!r}, {currency!r})"
+        if rate is None:
+            raise ExchangeRateError(field, None, f"no {source}->{currency} rate for {ev.at}")
+        if not isinstance(rate, Rate):
+            raise ExchangeRateError(field, rate, "must return a Rate or None")
+        return rate
+
+    def _converted(self, ev: Purchase, priced: Purchase, rate: Rate) -> Decision:
+        return Decision.of(
+            "engine",
+            Verdict.NOTED,
+            "purchase.converted",
+            amount=ev.amount,
+            converted=priced.amount,
+            rate=str(rate.value),
+            rate_on=rate.on.isoformat(),
+        )
+
     def _snapshot(
         self,
         uow: UnitOfWork,
@@ -1442,7 +1543,7 @@ class Engine(LedgerOperations):
     def _counter_key(self, counter: Counter, referral: Referral) -> CounterKey:
         if counter is Counter.PROGRAM_SPEND:
             subject = ""
-        elif counter is Counter.REFEREE_PURCHASES:
+        elif counter is Counter.REFEREE_PURCHASES or counter is Counter.REFEREE_EXISTING_CUSTOMER:
             subject = referral.referee_id
         else:
             subject = referral.referrer_id
@@ -1457,6 +1558,8 @@ class Engine(LedgerOperations):
         triggers: frozenset[Trigger],
         snapshot: dict[CounterKey, Decimal],
         base: Money | None,
+        rate: Rate | None = None,
+        country: str | None = None,
     ) -> tuple[tuple[RewardGrant, ...], tuple[str, ...], list[Decision]]:
         pid = self._program_id
         if referral.status == "rejected":
@@ -1496,6 +1599,7 @@ class Engine(LedgerOperations):
                 base=None
                 if not isinstance(ev, Purchase) or version.commissionable_base == "total"
                 else ev.net(),
+                referee_country=country,
             )
             result = policy.evaluate(ctx)
             for grant in result.grants:
@@ -1562,6 +1666,7 @@ class Engine(LedgerOperations):
                 created_at=ev.at,
                 payable_at=payable_at,
                 item=grant.item,
+                exchange_rate=rate if grant.milestone is None else None,
             )
             granted = grant_entry(reward)
             uow.ledger.add_reward(reward, granted)
@@ -1672,7 +1777,15 @@ class Engine(LedgerOperations):
     ) -> None:
         key = (self._program_id, _POINTS_EARNED, f"{reward.participant_id}/{reward.unit.code}")
         uow.counters.add(key, quantity)
-        self._update_status(uow, reward.participant_id, at, cause, StatusBasis.POINTS)
+        self._update_status(
+            uow,
+            reward.participant_id,
+            at,
+            cause,
+            StatusBasis.POINTS,
+            (reward.created_at, quantity),
+            reward.unit.code,
+        )
 
     def _status_levels(self, at: datetime) -> StatusLevels | None:
         for policy in self._in_force(at).policies:
@@ -1680,8 +1793,27 @@ class Engine(LedgerOperations):
                 return policy
         return None
 
-    def _status_count(self, uow: UnitOfWork, levels: StatusLevels, participant: str) -> Decimal:
+    @staticmethod
+    def _rolling_basis(basis: StatusBasis, account: str) -> str:
+        return "referrals" if basis is StatusBasis.SUCCESSFUL_REFERRALS else f"points:{account}"
+
+    def _month_key(self, participant: str, basis: str, at: datetime) -> CounterKey:
+        local = at.astimezone(self._in_force(at).zone)
+        return (self._program_id, _STATUS_MONTH, f"{participant}/{basis}/{local:%Y-%m}")
+
+    def _status_count(
+        self, uow: UnitOfWork, levels: StatusLevels, participant: str, at: datetime
+    ) -> Decimal:
         pid = self._program_id
+        if isinstance(levels, RollingStatusLevels):
+            # The current calendar month and the months before it, in the program's zone.
+            basis = self._rolling_basis(levels.basis, levels.account)
+            local = at.astimezone(self._in_force(at).zone).replace(day=1)
+            keys = [
+                self._month_key(participant, basis, local - relativedelta(months=n))
+                for n in range(levels.months)
+            ]
+            return sum(uow.counters.get(keys).values(), _ZERO)
         if levels.basis is StatusBasis.POINTS:
             key = (pid, _POINTS_EARNED, f"{participant}/{levels.account}")
         else:
@@ -1689,14 +1821,29 @@ class Engine(LedgerOperations):
         return uow.counters.get([key])[key]
 
     def _update_status(
-        self, uow: UnitOfWork, participant: str, at: datetime, cause: str, basis: StatusBasis
+        self,
+        uow: UnitOfWork,
+        participant: str,
+        at: datetime,
+        cause: str,
+        basis: StatusBasis,
+        change: tuple[datetime, Decimal] | None = None,
+        account: str = "",
     ) -> None:
-        """Keep the participant's level; write ``status_changed`` when it changes."""
+        """Keep the participant's level; write ``status_changed`` when it changes.
+
+        ``change`` is the count's change and when it was earned, for the monthly counts of
+        rolling status levels.
+        """
+        if change is not None and self._rolling:
+            name = self._rolling_basis(basis, account)
+            if name in self._rolling:
+                uow.counters.add(self._month_key(participant, name, change[0]), change[1])
         levels = self._status_levels(at)
         if levels is None or levels.basis is not basis:
             return
         pid = self._program_id
-        new = levels.level_for(self._status_count(uow, levels, participant))
+        new = levels.level_for(self._status_count(uow, levels, participant, at))
         new_index = 0 if new is None else levels.levels.index(new) + 1
         key = (pid, _STATUS_LEVEL, participant)
         old_index = int(uow.counters.get([key])[key])
@@ -1738,7 +1885,7 @@ class Engine(LedgerOperations):
             count = int(uow.counters.get([key])[key])
             level = upcoming = to_level = None
             if levels is not None:
-                basis = self._status_count(uow, levels, participant_id)
+                basis = self._status_count(uow, levels, participant_id, self._clock.now())
                 held, following = levels.level_for(basis), levels.next_after(basis)
                 level = None if held is None else held.name
                 if following is not None:
@@ -1810,6 +1957,7 @@ class Engine(LedgerOperations):
             return
         if isinstance(ev, Purchase):
             uow.counters.add(purchases, _ONE)
+            uow.counters.add((self._program_id, _ORDER_SLOT, ev.order_id), _ONE)
         if not uow.counters.get([first])[first]:
             uow.counters.add(first, Decimal(int(ev.at.timestamp())))
 
@@ -1967,6 +2115,32 @@ class Engine(LedgerOperations):
         )
         return self._reverse(uow, order, ev, order.amount.amount)
 
+    def _free_slot(self, uow: UnitOfWork, order: OrderRecord, referral_id: str) -> None:
+        """A wholly refunded or charged-back order gives back the purchase slot it used
+        under ``Caps(max_referee_purchases=...)``, so a later purchase may earn again."""
+        if not any(v.caps.max_referee_purchases for v in self._by_effective):
+            return  # no version counts slots: no read
+        referral = uow.referrals.get(referral_id)
+        assert referral is not None
+        version = self._version(referral.program_version, referral_id)
+        if not version.caps.max_referee_purchases:
+            return
+        slot = (self._program_id, _ORDER_SLOT, order.order_id)
+        if uow.counters.get([slot])[slot] <= 0:
+            return
+        purchases, _ = self._referee_keys(referral)
+        uow.counters.add(slot, -_ONE)
+        uow.counters.add(purchases, -_ONE)
+
+    def _in_program_currency(
+        self, order: OrderRecord, referral: Referral, amount: Decimal
+    ) -> Decimal:
+        """``amount`` of a converted order's currency at the order's recorded rate."""
+        assert order.exchange_rate is not None
+        version = self._version(referral.program_version, referral.referral_id)
+        quantum = Decimal(1).scaleb(-currency_exponent(version.currency))
+        return (amount * order.exchange_rate.value).quantize(quantum, version.rounding)
+
     def _reverse(
         self, uow: UnitOfWork, order: OrderRecord, ev: Refund | Chargeback, total: Decimal
     ) -> Outcome:
@@ -1983,10 +2157,19 @@ class Engine(LedgerOperations):
                 referral = uow.referrals.get(order.referral_id)
                 assert referral is not None
                 key = (pid, Counter.REFERRER_REVENUE_REFERRED.value, referral.referrer_id)
-                uow.counters.add(key, -newly)
+                revenue = newly
+                if order.exchange_rate is not None:
+                    # At the order's rate: the refunds' converted parts add up to the
+                    # converted order exactly, whatever the rounding.
+                    revenue = self._in_program_currency(order, referral, total) - (
+                        self._in_program_currency(order, referral, state[reversed_key])
+                    )
+                uow.counters.add(key, -revenue)
         full = total >= order.amount.amount
         if full and not state[closed_key]:
             uow.counters.add(closed_key, _ONE)
+            if order.referral_id is not None:
+                self._free_slot(uow, order, order.referral_id)
             if order.converted and order.referral_id is not None:
                 referral = uow.referrals.get(order.referral_id)
                 assert referral is not None
@@ -1995,7 +2178,12 @@ class Engine(LedgerOperations):
                     (pid, Counter.REFERRER_SUCCESSFUL_REFERRALS.value, referral.referrer_id), -_ONE
                 )
                 self._update_status(
-                    uow, referral.referrer_id, ev.at, ev.event_id, StatusBasis.SUCCESSFUL_REFERRALS
+                    uow,
+                    referral.referrer_id,
+                    ev.at,
+                    ev.event_id,
+                    StatusBasis.SUCCESSFUL_REFERRALS,
+                    (order.at, -_ONE),  # it leaves the month it converted in
                 )
         rewards = uow.ledger.rewards(pid, order_id=order.order_id)
         items = ev.items if isinstance(ev, Refund) else ()
@@ -2307,6 +2495,105 @@ class Engine(LedgerOperations):
 
         return self._transact(work)
 
+    def expire_points(self, now: datetime | None = None, *, batch_size: int = 500) -> int:
+        """Write off every points lot whose expiry has passed, without waiting for a
+        redemption: one ``expired`` entry per lot for what is left of it (approved, pending
+        or held alike, as a redemption would), dated at the lot's expiry. Run it from the
+        host's scheduler (daily, say); it is idempotent, and a redemption later writes no
+        second entry for a lot this expired.
+
+        Only points whose ``PointsPolicy`` sets ``expires_after`` expire. Each call reads the
+        points rewards old enough to have expired, expired or not yet, in pages of
+        ``batch_size`` (one unit of work each).
+
+        Args:
+            now: Timezone-aware; the engine's clock by default.
+            batch_size: Rewards read per unit of work.
+
+        Returns:
+            How many points expired.
+
+        Raises:
+            InvalidInputError: ``batch_size`` below 1.
+            NaiveDatetimeError: ``now`` without a time zone.
+        """
+        if isinstance(batch_size, bool) or not isinstance(batch_size, int) or batch_size < 1:
+            raise InvalidInputError("batch_size", batch_size, "must be an int >= 1")
+        at = self._clock.now() if now is None else require_aware("now", now)
+        durations = []
+        for version in self._versions.values():
+            pending: list[object] = list(version.policies)
+            while pending:
+                policy = pending.pop(0)
+                if isinstance(policy, PointsPolicy) and policy.expires_after is not None:
+                    durations.append(policy.expires_after)
+                pending.extend(getattr(policy, "policies", ()))
+                inner = getattr(policy, "policy", None)
+                if inner is not None:
+                    pending.append(inner)
+        if not durations:
+            return 0
+        # Nothing earned after the earliest of these cut-offs can have expired by ``at``
+        # (a week of slack: month ends shift an expiry by up to 3 days); each lot's own
+        # expiry is checked below.
+        created_by = max(at - d for d in durations) + timedelta(days=7)
+        pid = self._program_id
+        total = 0
+        cursor: tuple[datetime, str] | None = None
+        while True:
+
+            def work(
+                uow: UnitOfWork, after: tuple[datetime, str] | None = cursor
+            ) -> tuple[int, list[Reward]]:
+                page = uow.ledger.of_kind(
+                    pid, "points", created_by=created_by, after=after, limit=batch_size
+                )
+                entries = uow.ledger.entries(r.reward_id for r in page)
+                views = [RewardView(r, tuple(entries[r.reward_id])) for r in page]
+                written = []
+                for account in sorted({v.reward.unit.code for v in views}):
+                    for lot, view in self._lots(views, account):
+                        if lot.left > 0 and lot.expires_at is not None and lot.expires_at <= at:
+                            written.append(
+                                self._use_entry(
+                                    view, EntryKind.EXPIRED, int(lot.left), lot.expires_at, "expiry"
+                                )
+                            )
+                uow.ledger.append(written)
+                self._expired_notes(uow, views, written, at)
+                return sum(int(e.quantity) for e in written), page
+
+            expired, page = self._transact(work)
+            total += expired
+            if len(page) < batch_size:
+                return total
+            cursor = (page[-1].created_at, page[-1].reward_id)
+
+    def _expired_notes(
+        self, uow: UnitOfWork, views: Sequence[RewardView], written: Sequence[Entry], at: datetime
+    ) -> None:
+        """One ``points_expired`` notification per participant and account of a page."""
+        accounts = {v.reward.reward_id: v.reward.unit.code for v in views}
+        groups: dict[tuple[str, str], list[Entry]] = {}
+        for entry in written:
+            groups.setdefault((entry.participant_id, accounts[entry.reward_id]), []).append(entry)
+        uow.outbox.add(
+            [
+                Notification(
+                    notification_id=derive_id("ntf", *sorted(e.entry_id for e in entries)),
+                    program_id=self._program_id,
+                    kind="points_expired",
+                    recipient_id=participant,
+                    created_at=at,
+                    data={
+                        "account": account,
+                        "points": str(sum(int(e.quantity) for e in entries)),
+                    },
+                )
+                for (participant, account), entries in sorted(groups.items())
+            ]
+        )
+
     @staticmethod
     def _use_entry(
         view: RewardView, kind: EntryKind, quantity: int, at: datetime, cause: str
@@ -2555,6 +2842,11 @@ class Engine(LedgerOperations):
                 explanation=(audit,),
             )
             self._add_referral(uow, referral, None)
+            if who.signed_up_at is not None and who.first_seen_at < who.signed_up_at:
+                # A buyer before signing up: a customer before the referral.
+                key = (pid, _EXISTING_CUSTOMER, referee_id)
+                if not uow.counters.get([key])[key]:
+                    uow.counters.add(key, _ONE)
             self._backfill(uow, version, referral)
             uow.outbox.add(
                 [
@@ -2596,11 +2888,21 @@ class Engine(LedgerOperations):
         first = 0
         converted = False
         purchases_key = (pid, Counter.REFEREE_PURCHASES.value, who)
+        referee = uow.participants.get(pid, who)
+        country = None if referee is None else referee.country
         for ev in past:
             if isinstance(ev, Signup):
                 snapshot = self._snapshot(uow, version, referral)
                 self._reward(
-                    uow, version, referral, ev, frozenset({Trigger.SIGNUP}), snapshot, None
+                    uow,
+                    version,
+                    referral,
+                    ev,
+                    frozenset({Trigger.SIGNUP}),
+                    snapshot,
+                    None,
+                    None,
+                    country,
                 )
                 continue
             number += 1
@@ -2612,7 +2914,11 @@ class Engine(LedgerOperations):
                 continue  # refunded or charged back before: nothing to backfill
             if version.first_purchase_only and number > 1:
                 continue
-            if version.min_order is not None and ev.amount < version.min_order:
+            rate = order.exchange_rate
+            priced = ev  # converted at the order's recorded rate, if it has one
+            if rate is not None:
+                priced = convert_purchase(ev, rate, version.currency, version.rounding)
+            if version.min_order is not None and priced.amount < version.min_order:
                 continue
             triggers = {Trigger.EVERY_PURCHASE}
             if not converted:
@@ -2620,7 +2926,15 @@ class Engine(LedgerOperations):
             snapshot = self._snapshot(uow, version, referral, extra=[purchases_key])
             snapshot[purchases_key] = Decimal(number - 1)
             grants, _, decisions = self._reward(
-                uow, version, referral, ev, frozenset(triggers), snapshot, ev.amount
+                uow,
+                version,
+                referral,
+                priced,
+                frozenset(triggers),
+                snapshot,
+                ev.amount,
+                rate,
+                country,
             )
             earned = bool(grants) or any(d.code in _LIMITED for d in decisions)
             if earned and not converted:
@@ -2637,10 +2951,11 @@ class Engine(LedgerOperations):
                     ev.at,
                     ev.event_id,
                     StatusBasis.SUCCESSFUL_REFERRALS,
+                    (ev.at, _ONE),
                 )
             uow.counters.add(
                 (pid, Counter.REFERRER_REVENUE_REFERRED.value, referral.referrer_id),
-                ev.amount.amount,
+                priced.amount.amount,
             )
             mark = Decimal(2) if converted and number == first else _ONE
             uow.counters.add((pid, _ORDER_BACKFILLED, ev.order_id), mark)

@@ -8,6 +8,7 @@ ReferralKitError
 ├── InvalidInputError (ValueError)      bad input named by field and value
 │   ├── InvalidEventError               an event that cannot be handled as given
 │   ├── CurrencyMismatchError           two currencies where one is required
+│   │   └── ExchangeRateError           no usable rate to convert a purchase
 │   ├── NaiveDatetimeError              a datetime without a time zone
 │   ├── InvalidProgramError             a program or policy that cannot run
 │   ├── InvalidTokenError               a referral-link token that does not verify
@@ -39,6 +40,7 @@ __all__ = [
     "CorruptRecordError",
     "CurrencyMismatchError",
     "EventConflictError",
+    "ExchangeRateError",
     "IllegalTransitionError",
     "InsufficientPointsError",
     "InvalidEventError",
@@ -89,6 +91,11 @@ class InvalidEventError(InvalidInputError):
 
 class CurrencyMismatchError(InvalidInputError):
     """Two amounts, or an amount and a program, in different currencies."""
+
+
+class ExchangeRateError(CurrencyMismatchError):
+    """A purchase in another currency that cannot be converted: the exchange-rate port has
+    no rate for the pair, or gave one that is not a positive number. Nothing was written."""
 
 
 class NaiveDatetimeError(InvalidInputError):

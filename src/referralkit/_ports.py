@@ -13,6 +13,7 @@ from decimal import Decimal
 from types import TracebackType
 from typing import Any, Protocol, Self, runtime_checkable
 
+from referralkit._values.rates import Rate
 from referralkit._values.records import (
     ChargebackRecord,
     CodeRecord,
@@ -35,6 +36,7 @@ __all__ = [
     "CounterKey",
     "Counters",
     "EventLog",
+    "ExchangeRates",
     "Fulfiller",
     "Ledger",
     "Notifier",
@@ -241,6 +243,20 @@ class Ledger(Protocol):
     ) -> list[Reward]:
         """Up to ``limit`` rewards whose latest entry left them in ``state`` (and, with
         ``due_by``, whose ``payable_at`` is at or before it), by payable_at then id."""
+        ...
+
+    def of_kind(
+        self,
+        program_id: str,
+        kind: str,
+        *,
+        created_by: datetime,
+        after: tuple[datetime, str] | None,
+        limit: int,
+    ) -> list[Reward]:
+        """Up to ``limit`` rewards of unit kind ``kind`` (``"points"``) created at or before
+        ``created_by``, ordered by (created_at, reward_id) and strictly after the cursor
+        ``after`` (the created_at and reward_id of the last reward of the previous page)."""
         ...
 
 
@@ -469,4 +485,23 @@ class Fulfiller(Protocol):
 
     def fulfil(self, payout: Payout) -> None:
         """Pay ``payout.amount`` (of kind ``payout.kind``) to ``payout.participant_id``."""
+        ...
+
+
+@runtime_checkable
+class ExchangeRates(Protocol):
+    """**Protocol:** the exchange rates a program converts purchases in other currencies with.
+
+    ``rate`` is called while a purchase is handled, inside its unit of work, and may be
+    called again for the same arguments (a unit retried after a conflict, a replay of the
+    event log): it must answer the same for the same ``(base, quote, on)``, or replays will
+    not reproduce the ledger. Return None when there is no rate for the pair; the engine
+    then raises [`ExchangeRateError`][referralkit.ExchangeRateError] and writes nothing. Any
+    other exception raised here propagates and the event is not recorded either.
+    [`FixedRates`][referralkit.FixedRates] is a static table.
+    """
+
+    def rate(self, base: str, quote: str, on: datetime) -> Rate | None:
+        """What one unit of ``base`` is worth in ``quote`` for a purchase paid at ``on``
+        (timezone-aware): the rate in force then, with the date it was published for."""
         ...

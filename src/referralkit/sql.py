@@ -158,9 +158,11 @@ participants: Final = sa.Table(
     sa.Column("participant_id", _id(), primary_key=True),
     sa.Column("first_seen_at", _ts(), nullable=False),
     sa.Column("signed_up_at", _ts(), nullable=True),
+    sa.Column("country", _short(), nullable=True),
     **_TABLE_OPTIONS,
 )
-"""``rk_participants``: everyone the program has seen."""
+"""``rk_participants``: everyone the program has seen; ``country`` is the ISO 3166-1 alpha-2
+code given at sign-up."""
 
 codes: Final = sa.Table(
     "rk_codes",
@@ -220,9 +222,12 @@ orders: Final = sa.Table(
     sa.Column("referral_id", _id(), nullable=True),
     sa.Column("converted", sa.Integer, nullable=False),
     sa.Column("digest", _id(), nullable=False),
+    sa.Column("exchange_rate", sa.String(64), nullable=True),
+    sa.Column("rate_on", sa.String(10), nullable=True),
     **_TABLE_OPTIONS,
 )
-"""``rk_orders``: every purchase, referred or not."""
+"""``rk_orders``: every purchase, referred or not; ``exchange_rate`` (exact decimal text)
+and ``rate_on`` (ISO date) for an order converted from another currency."""
 
 refunds: Final = sa.Table(
     "rk_refunds",
@@ -274,9 +279,12 @@ rewards: Final = sa.Table(
     sa.Column("payable_at", _ts(), nullable=False),
     sa.Column("state", _short(), nullable=False),
     sa.Column("item", _id(), nullable=True),
+    sa.Column("exchange_rate", sa.String(64), nullable=True),
+    sa.Column("rate_on", sa.String(10), nullable=True),
     sa.Index("rk_rewards_participant", "program_id", "participant_id", "seq"),
     sa.Index("rk_rewards_order", "program_id", "order_id", "seq"),
     sa.Index("rk_rewards_state", "program_id", "state", "payable_at", "reward_id"),
+    sa.Index("rk_rewards_kind", "program_id", "unit_kind", "created_at", "reward_id"),
     sqlite_autoincrement=True,
     **_TABLE_OPTIONS,
 )

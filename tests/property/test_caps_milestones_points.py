@@ -7,6 +7,7 @@ from datetime import UTC, datetime, timedelta
 from decimal import Decimal
 
 import pytest
+from dateutil.relativedelta import relativedelta
 from hypothesis import event, given, settings
 from hypothesis import strategies as st
 
@@ -18,6 +19,7 @@ from referralkit.testing.strategies import (
     event_streams,
     milestones_policies,
     points_policies,
+    rolling_status_levels,
 )
 
 _ZERO = Decimal(0)
@@ -200,3 +202,114 @@ def test_a_points_balance_is_never_negative(case):
             assert view.outstanding >= 0
         assert engine.points(person, at=at + timedelta(days=1)).available >= 0
     check_all(engine.store, engine)
+
+
+_SLOT_STEPS = st.lists(
+    st.one_of(
+        st.tuples(st.just("buy"), st.integers(1, 50)),
+        st.tuples(st.just("refund"), st.integers(0, 9), st.sampled_from(["full", "part"])),
+        st.tuples(st.just("chargeback"), st.integers(0, 9)),
+    ),
+    max_size=25,
+)
+
+
+@given(limit=st.integers(1, 3), steps=_SLOT_STEPS)
+def test_a_referee_holds_at_most_n_purchase_slots_and_full_reversals_give_them_back(limit, steps):
+    """Under Caps(max_referee_purchases=N) a purchase earns exactly when fewer than N of the
+    referee's rewarded orders are still live (not wholly refunded or charged back)."""
+    program = rk.Program(
+        id="slots",
+        effective_at=EPOCH,
+        currency="USD",
+        policies=[
+            rk.SingleSided(referrer=rk.Cash(rk.Money(1, "USD")), trigger=rk.Trigger.EVERY_PURCHASE)
+        ],
+        caps=rk.Caps(max_referee_purchases=limit),
+    )
+    engine = rk.Engine(program, rk.InMemoryStore(), clock=rk.ManualClock(EPOCH))
+    code = engine.issue_code("alice")
+    engine.handle(rk.Signup(event_id="s", participant_id="bob", code=code, at=EPOCH))
+    orders: list[tuple[str, int]] = []  # (order id, amount)
+    refunded: dict[str, int] = {}
+    live: set[str] = set()  # rewarded orders not wholly reversed
+    at = EPOCH
+    for n, step in enumerate(steps):
+        at += timedelta(minutes=1)
+        if step[0] == "buy":
+            order = f"o{n}"
+            outcome = engine.handle(
+                rk.Purchase(
+                    event_id=f"p{n}",
+                    participant_id="bob",
+                    order_id=order,
+                    amount=rk.Money(step[1], "USD"),
+                    at=at,
+                )
+            )
+            assert bool(outcome.grants) == (len(live) < limit)
+            if outcome.grants:
+                live.add(order)
+            orders.append((order, step[1]))
+            continue
+        if not orders:
+            continue
+        order, amount = orders[step[1] % len(orders)]
+        left = amount - refunded.get(order, 0)
+        if step[0] == "chargeback":
+            engine.handle(
+                rk.Chargeback(event_id=f"c{n}", chargeback_id=f"c{n}", order_id=order, at=at)
+            )
+            live.discard(order)
+            refunded[order] = amount
+            continue
+        if left <= 0:
+            continue
+        part = left if step[2] == "full" or left == 1 else left // 2
+        engine.handle(
+            rk.Refund(
+                event_id=f"r{n}",
+                refund_id=f"r{n}",
+                order_id=order,
+                amount=rk.Money(part, "USD"),
+                at=at,
+            )
+        )
+        refunded[order] = refunded.get(order, 0) + part
+        if refunded[order] >= amount:
+            live.discard(order)
+    check_all(engine.store, engine)
+
+
+@given(levels=rolling_status_levels(), months=st.lists(st.integers(0, 30), max_size=12))
+def test_a_rolling_level_is_the_level_of_the_conversions_inside_its_window(levels, months):
+    """The level shown at any month is the level of the referrals converted in that month and
+    the window's earlier months, never of older ones; the lifetime count is all of them."""
+    program = rk.Program(
+        id="roll",
+        effective_at=EPOCH,
+        currency="USD",
+        policies=[rk.SingleSided(referrer=rk.Points(100), name="points"), levels],
+    )
+    clock = rk.ManualClock(EPOCH)
+    engine = rk.Engine(program, rk.InMemoryStore(), clock=clock)
+    code = engine.issue_code("alice")
+    for n, month in enumerate(sorted(months)):
+        at = EPOCH + relativedelta(months=month, days=3)
+        engine.handle(rk.Signup(event_id=f"s{n}", participant_id=f"f{n}", code=code, at=at))
+        engine.handle(
+            rk.Purchase(
+                event_id=f"p{n}",
+                participant_id=f"f{n}",
+                order_id=f"o{n}",
+                amount=rk.Money(5, "USD"),
+                at=at,
+            )
+        )
+    for month in range(0, 34):
+        clock.set(EPOCH + relativedelta(months=month, days=20))
+        inside = sum(1 for m in months if month - levels.months < m <= month)
+        count = inside * (100 if levels.basis is rk.StatusBasis.POINTS else 1)
+        held = levels.level_for(count)
+        assert engine.status_of("alice") == (None if held is None else held.name)
+    assert engine.progress("alice").successful_referrals == len(months)

@@ -1,7 +1,8 @@
 """Every file of examples/programs/ loads and pays exactly what its comment states.
 
 Each file states its scenario as ``# step:`` lines and the expected pending balances as
-``# expect:`` lines; the referrer is always alice.
+``# expect:`` lines (participant, unit kind, amount and, for units other than USD money,
+the unit's code); the referrer is always alice.
 """
 
 from __future__ import annotations
@@ -27,6 +28,7 @@ STYLES = {
     "conditional",
     "capped",
     "milestones",
+    "points",
 }
 
 
@@ -107,8 +109,8 @@ def test_the_example_pays_what_its_comment_states(path: Path) -> None:
     assert steps
     assert expected
     play(engine, steps)
-    for who, kind, amount in expected:
-        line = engine.balance(who)[rk.Unit(kind, "USD")]
+    for who, kind, amount, *code in expected:  # the unit's code: USD unless given
+        line = engine.balance(who)[rk.Unit(kind, code[0] if code else "USD")]
         assert line.pending == Decimal(amount), f"{path.name}: {who} {kind}"
 
 

@@ -373,3 +373,37 @@ def test_referee_limits_round_trip_through_config():
     with pytest.raises(rk.InvalidProgramError) as info:
         rk.Program.from_dict(config(caps={"referee_window": {"months": "x"}}))
     assert info.value.field == "caps.referee_window.months"
+
+
+def _buy(engine: rk.Engine, n: int, amount: str = "40.00") -> rk.Outcome:
+    return engine.handle(
+        rk.Purchase(
+            event_id=f"slot{n}",
+            participant_id="f0",
+            order_id=f"slot{n}",
+            amount=usd(amount),
+            at=START + timedelta(minutes=n + 1),
+        )
+    )
+
+
+def test_a_full_refund_or_chargeback_frees_the_referees_purchase_slot():
+    """Slots are taken by rewarded purchases; a full reversal gives its slot back once, a
+    partial refund keeps it."""
+    engine = make(rk.Caps(max_referee_purchases=2), trigger=rk.Trigger.EVERY_PURCHASE)
+    refer(engine, 0)  # the first purchase ("f0"'s order) takes slot 1
+    assert _buy(engine, 1).grants != ()  # slot 2
+    assert _buy(engine, 2).reasons()[-1] == "cap.referee_purchases"
+    at = START + timedelta(hours=1)
+    engine.handle(rk.Refund(event_id="r1", refund_id="r1", order_id="slot1", amount=usd(10), at=at))
+    assert _buy(engine, 3).reasons()[-1] == "cap.referee_purchases"  # partial: still taken
+    engine.handle(rk.Refund(event_id="r2", refund_id="r2", order_id="slot1", amount=usd(30), at=at))
+    assert len(_buy(engine, 4).grants) == 2  # the slot came back
+    assert _buy(engine, 5).reasons()[-1] == "cap.referee_purchases"
+    # A refused purchase never took a slot: reversing it frees nothing.
+    engine.handle(rk.Chargeback(event_id="cb5", chargeback_id="cb5", order_id="slot5", at=at))
+    assert _buy(engine, 6).reasons()[-1] == "cap.referee_purchases"
+    engine.handle(rk.Chargeback(event_id="cb4", chargeback_id="cb4", order_id="slot4", at=at))
+    engine.handle(rk.Chargeback(event_id="cb4b", chargeback_id="cb4b", order_id="slot4", at=at))
+    assert len(_buy(engine, 7).grants) == 2  # one slot back, however often reversed
+    assert _buy(engine, 8).reasons()[-1] == "cap.referee_purchases"

@@ -104,6 +104,11 @@ EXAMPLES = [
         note("points_redeemed", points="250", value="2.50 USD credit", account="points"),
         "You redeemed 250 points for $2.50 credit.",
     ),
+    (note("points_expired", account="points", points="100"), "100 of your points expired unused."),
+    (
+        note("points_expired", account="miles", points="40"),
+        "40 of your points (miles) expired unused.",
+    ),
     (
         note("budget_exhausted", budget="5,000.00 GBP", spent="5,000.00 GBP"),
         "The program budget of £5,000.00 is exhausted: £5,000.00 spent.",

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 from datetime import UTC, datetime, timedelta
 from decimal import Decimal
 from typing import Any
@@ -284,3 +285,130 @@ def test_a_stored_outcome_keeps_the_milestone_of_its_grants():
     assert again.duplicate
     assert again.grants == first.grants
     assert first.grants[1].milestone == rk.MilestoneReached("first", 1, 1)
+
+
+# -- rolling status levels -----------------------------------------------------------------------
+def _rolling_engine(*extra: rk.RewardPolicy, basis: str = "successful_referrals") -> rk.Engine:
+    from dateutil.relativedelta import relativedelta
+
+    levels = rk.RollingStatusLevels(
+        [rk.Level("silver", 2), rk.Level("gold", 3)],
+        window=relativedelta(months=3),
+        basis=basis,
+    )
+    program = rk.Program(
+        id="roll",
+        effective_at=datetime(2025, 12, 1, tzinfo=UTC),
+        currency="USD",
+        timezone="Europe/Berlin",
+        policies=[rk.SingleSided(referrer=rk.Cash(usd(10))), *extra, levels],
+    )
+    return rk.Engine(program, rk.InMemoryStore(), clock=rk.ManualClock(START))
+
+
+def _convert(engine: rk.Engine, n: int, at: datetime) -> None:
+    code = engine.code_of("alice") or engine.issue_code("alice")
+    engine.handle(rk.Signup(event_id=f"s{n}", participant_id=f"f{n}", code=code, at=at))
+    engine.handle(
+        rk.Purchase(
+            event_id=f"p{n}", participant_id=f"f{n}", order_id=f"o{n}", amount=usd(50), at=at
+        )
+    )
+
+
+def test_rolling_levels_count_the_last_months_only_and_go_down_with_time():
+    engine = _rolling_engine()
+    clock = engine._clock  # the ManualClock given above
+    assert isinstance(clock, rk.ManualClock)
+    # January 31st 23:30 UTC is February 1st in Berlin: the months are the program's.
+    _convert(engine, 0, datetime(2026, 1, 10, tzinfo=UTC))
+    _convert(engine, 1, datetime(2026, 1, 31, 23, 30, tzinfo=UTC))
+    _convert(engine, 2, datetime(2026, 3, 5, tzinfo=UTC))
+    clock.set(datetime(2026, 3, 6, tzinfo=UTC))  # January, February, March: 3
+    assert engine.status_of("alice") == "gold"
+    clock.set(datetime(2026, 4, 1, tzinfo=UTC))  # February to April: 2
+    progress = engine.progress("alice")
+    assert (progress.level, progress.next_level, progress.to_next_level) == ("silver", "gold", 1)
+    assert progress.successful_referrals == 3  # the lifetime count is unchanged
+    clock.set(datetime(2026, 6, 1, tzinfo=UTC))  # April to June: 0
+    assert engine.status_of("alice") is None
+    # The drop is notified at the next conversion, which counts in June.
+    _convert(engine, 3, datetime(2026, 6, 2, tzinfo=UTC))
+    changes = [(d["old"], d["new"]) for d in outbox(engine, "status_changed")]
+    assert sorted(changes) == sorted([("", "silver"), ("silver", "gold"), ("gold", "")])
+
+
+def test_a_full_refund_takes_a_referral_out_of_the_month_it_converted_in():
+    engine = _rolling_engine()
+    _convert(engine, 0, datetime(2026, 1, 10, tzinfo=UTC))
+    _convert(engine, 1, datetime(2026, 2, 10, tzinfo=UTC))
+    assert engine.status_of("alice") is None  # the clock is still on January 5th
+    engine._clock.set(datetime(2026, 2, 20, tzinfo=UTC))  # type: ignore[attr-defined]
+    assert engine.status_of("alice") == "silver"
+    engine.handle(
+        rk.Refund(
+            event_id="r0",
+            refund_id="r0",
+            order_id="o0",
+            amount=usd(50),
+            at=datetime(2026, 2, 15, tzinfo=UTC),
+        )
+    )
+    assert engine.status_of("alice") is None
+    with engine.store.unit_of_work() as uow:
+        key = ("roll", "status.month", "alice/referrals/2026-01")
+        assert uow.counters.get([key])[key] == 0
+
+
+def test_rolling_levels_on_points_count_points_earned_in_the_window():
+    engine = _rolling_engine(rk.SingleSided(referrer=rk.Points(1), name="points"), basis="points")
+    for n, month in enumerate((1, 2, 3)):
+        _convert(engine, n, datetime(2026, month, 10, tzinfo=UTC))
+    engine._clock.set(datetime(2026, 3, 11, tzinfo=UTC))  # type: ignore[attr-defined]
+    assert engine.status_of("alice") == "gold"
+    engine._clock.set(datetime(2026, 4, 11, tzinfo=UTC))  # type: ignore[attr-defined]
+    assert engine.status_of("alice") == "silver"
+
+
+def test_rolling_levels_round_trip_through_config_and_refuse_a_bad_window():
+    from dateutil.relativedelta import relativedelta
+
+    p = rk.Program.from_dict(
+        config(
+            {
+                "type": "rolling_status_levels",
+                "levels": [{"name": "vip", "minimum": 5}],
+                "window": {"years": 1},
+            }
+        )
+    )
+    (levels,) = p.policies
+    assert isinstance(levels, rk.RollingStatusLevels)
+    assert levels.months == 12
+    assert rk.Program.from_dict(p.to_dict()) == p
+    for bad in (relativedelta(days=30), relativedelta(), relativedelta(months=-1), 12):
+        with pytest.raises(rk.InvalidProgramError) as info:
+            rk.RollingStatusLevels([rk.Level("vip", 5)], window=bad)  # type: ignore[arg-type]
+        assert info.value.field == "status_levels.window"
+    with pytest.raises(rk.InvalidProgramError) as info:
+        rk.Program.from_dict(
+            config(
+                {
+                    "type": "rolling_status_levels",
+                    "levels": [{"name": "vip", "minimum": 5}],
+                    "window": {"days": 30},
+                }
+            )
+        )
+    assert info.value.field.startswith("policies[0]")
+
+
+def test_plain_status_levels_keep_their_program_digest():
+    """Rolling levels are their own type, so programs with plain levels keep their digest."""
+    program = rk.Program(
+        id="d",
+        effective_at=START,
+        currency="USD",
+        policies=[rk.SingleSided(referrer=rk.Cash(usd(1))), LEVELS],
+    )
+    assert "window" not in json.dumps(program.definition(), default=str)

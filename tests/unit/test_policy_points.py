@@ -195,3 +195,84 @@ def test_bad_points_config_names_the_key_path(policy: dict[str, Any], field: str
         rk.Program.from_dict(config(policy))
     assert info.value.field == field
     assert problem in str(info.value)
+
+
+# -- batch expiry --------------------------------------------------------------------------------
+def _expired_entries(engine: rk.Engine, who: str = "alice") -> list[tuple[str, Decimal, datetime]]:
+    return [
+        (v.reward.reward_id, e.quantity, e.at)
+        for v in engine.rewards_for(who)
+        for e in v.entries
+        if e.kind is rk.EntryKind.EXPIRED
+    ]
+
+
+def test_expire_points_writes_off_lots_past_their_expiry_without_a_redemption():
+    engine = make()
+    buy(engine, 0, "100", START)  # 200 points, expire 2026-07-05 12:00
+    buy(engine, 1, "0.50", START + timedelta(days=60))  # 100 points
+    buy(engine, 2, "10", START, who="f1")  # 110 points (pending: never settled)
+    engine.settle(START + timedelta(days=61) - timedelta(hours=1))  # approves f0's two lots
+    expiry = datetime(2026, 7, 5, 12, tzinfo=UTC)
+    assert engine.expire_points(expiry - timedelta(seconds=1)) == 0
+    assert _expired_entries(engine) == []
+    assert engine.expire_points(expiry) == 310  # 200 approved + 110 pending, both due
+    written = _expired_entries(engine)
+    assert sorted((q, at) for _, q, at in written) == [
+        (Decimal(110), expiry),
+        (Decimal(200), expiry),
+    ]
+    assert engine.expire_points(expiry) == 0  # idempotent
+    notes = [n for n in engine.store.dump()["outbox"] if n.kind == "points_expired"]
+    assert [(n.recipient_id, dict(n.data)) for n in notes] == [
+        ("alice", {"account": "points", "points": "310"})
+    ]
+    assert rk.render_message(notes[0]) == "310 of your points expired unused."
+    account = engine.points("alice", at=expiry)
+    assert (account.available, account.expired, account.redeemed) == (100, 310, 0)
+    # A redemption afterwards writes no second expiry entry.
+    engine.redeem("alice", 100, at=expiry)
+    assert len(_expired_entries(engine)) == 2
+    check_all(engine.store, engine)
+
+
+def test_expire_points_pages_through_many_lots_and_skips_used_ones():
+    engine = make()
+    for n in range(7):
+        buy(engine, n, "1", START + timedelta(hours=n), who=f"f{n}")  # 101 points each
+    engine.settle(START + timedelta(days=1))
+    engine.redeem("alice", 150, at=START + timedelta(days=1))  # the first lot and 49 of the second
+    later = START + timedelta(days=1) + relativedelta(months=6)
+    assert engine.expire_points(later, batch_size=2) == 7 * 101 - 150
+    assert len(_expired_entries(engine)) == 6  # the first lot had nothing left
+    assert engine.points("alice", at=later).available == 0
+
+
+def test_expire_points_does_nothing_when_no_points_expire():
+    never = rk.PointsPolicy(per_referral=10, trigger=rk.Trigger.EVERY_PURCHASE)
+    engine = make(never)
+    buy(engine, 0, "1", START)
+    assert engine.expire_points(START + relativedelta(years=50)) == 0
+
+
+def test_expire_points_checks_its_arguments():
+    engine = make()
+    with pytest.raises(rk.InvalidInputError):
+        engine.expire_points(START, batch_size=0)
+    with pytest.raises(rk.NaiveDatetimeError):
+        engine.expire_points(datetime(2026, 1, 1))
+
+
+def test_expire_points_agrees_on_sqlite():
+    def run(store: rk.Store) -> list[tuple[str, Decimal, datetime]]:
+        program = rk.Program(
+            id="pts", effective_at=START - timedelta(days=30), currency="USD", policies=[POINTS]
+        )
+        engine = rk.Engine(program, store, clock=rk.ManualClock(START))
+        for n in range(3):
+            buy(engine, n, "5", START + timedelta(days=n), who=f"f{n}")
+        # the lots of days 0 and 1 are due, not the one of day 2
+        assert engine.expire_points(START + relativedelta(months=6, days=1), batch_size=2) == 210
+        return sorted(_expired_entries(engine))
+
+    assert run(rk.InMemoryStore()) == run(rk.SQLiteStore(":memory:"))

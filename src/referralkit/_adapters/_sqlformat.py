@@ -7,7 +7,7 @@ reports that as its own corrupt-row error naming the row."""
 from __future__ import annotations
 
 from collections.abc import Sequence
-from datetime import UTC, datetime
+from datetime import UTC, date, datetime
 from decimal import Decimal
 from typing import Any, Final
 
@@ -15,6 +15,7 @@ from referralkit._adapters.memory import OutboxStatus
 from referralkit._errors import StoreError
 from referralkit._values import codec
 from referralkit._values.money import Money
+from referralkit._values.rates import Rate
 from referralkit._values.records import (
     ChargebackRecord,
     CodeRecord,
@@ -61,6 +62,8 @@ __all__ = [
     "participant",
     "payout",
     "program",
+    "rate",
+    "rate_columns",
     "referral",
     "refund",
     "reward",
@@ -111,6 +114,22 @@ PAYOUT_COLUMNS: Final = (
 )
 
 
+def rate_columns(value: Rate | None) -> tuple[str | None, str | None]:
+    """An exchange rate as its two columns: the exact decimal text and the ISO date."""
+    if value is None:
+        return None, None
+    return str(value.value), value.on.isoformat()
+
+
+def rate(value: str | None, on: str | None) -> Rate | None:
+    """The exchange rate ``rate_columns`` wrote, or None."""
+    if value is None:
+        return None
+    if on is None:
+        raise ValueError("exchange_rate without rate_on")
+    return Rate(Decimal(value), date.fromisoformat(on))
+
+
 def _aware(text: str) -> datetime:
     value = datetime.fromisoformat(text)
     if value.utcoffset() is None:
@@ -148,12 +167,18 @@ def program(r: Sequence[Any]) -> ProgramRecord:
 
 
 #: The columns of ``rk_participants`` in the order ``participant`` reads them.
-PARTICIPANT_COLUMNS: Final = ("program_id", "participant_id", "first_seen_at", "signed_up_at")
+PARTICIPANT_COLUMNS: Final = (
+    "program_id",
+    "participant_id",
+    "first_seen_at",
+    "signed_up_at",
+    "country",
+)
 
 
 def participant(r: Sequence[Any]) -> ParticipantRecord:
     """A participant from a row of ``PARTICIPANT_COLUMNS``."""
-    return ParticipantRecord(r[0], r[1], _aware(r[2]), _opt_aware(r[3]))
+    return ParticipantRecord(r[0], r[1], _aware(r[2]), _opt_aware(r[3]), r[4])
 
 
 #: The columns of ``rk_codes`` in the order ``code`` reads them.
@@ -242,13 +267,26 @@ ORDER_COLUMNS: Final = (
     "referral_id",
     "converted",
     "digest",
+    "exchange_rate",
+    "rate_on",
 )
 
 
 def order(r: Sequence[Any]) -> OrderRecord:
     """An order from a row of ``ORDER_COLUMNS``."""
     amount = Money.from_minor(r[3], r[4])
-    return OrderRecord(r[0], r[1], r[2], amount, _aware(r[5]), r[6], r[7], bool(r[8]), r[9])
+    return OrderRecord(
+        r[0],
+        r[1],
+        r[2],
+        amount,
+        _aware(r[5]),
+        r[6],
+        r[7],
+        bool(r[8]),
+        r[9],
+        rate(r[10], r[11]),
+    )
 
 
 #: The columns of ``rk_refunds`` in the order ``refund`` reads them.
@@ -296,6 +334,8 @@ REWARD_COLUMNS: Final = (
     "created_at",
     "payable_at",
     "item",
+    "exchange_rate",
+    "rate_on",
 )
 
 
@@ -316,6 +356,7 @@ def reward(r: Sequence[Any]) -> Reward:
         created_at=_aware(r[12]),
         payable_at=_aware(r[13]),
         item=r[14],
+        exchange_rate=rate(r[15], r[16]),
     )
 
 

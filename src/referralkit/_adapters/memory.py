@@ -443,6 +443,26 @@ class _Ledger(_Repo):
             rewards = (r for r in rewards if r.payable_at <= due_by)
         return sorted(rewards, key=lambda r: (r.payable_at, r.reward_id))[:limit]
 
+    def of_kind(
+        self,
+        program_id: str,
+        kind: str,
+        *,
+        created_by: datetime,
+        after: tuple[datetime, str] | None,
+        limit: int,
+    ) -> list[Reward]:
+        # A scan: a batch operation (Engine.expire_points) calls it once per page.
+        found = [
+            r
+            for r in self._t.rewards.values()
+            if r.program_id == program_id
+            and r.unit.kind == kind
+            and r.created_at <= created_by
+            and (after is None or (r.created_at, r.reward_id) > after)
+        ]
+        return sorted(found, key=lambda r: (r.created_at, r.reward_id))[: max(limit, 0)]
+
 
 class _Counters(_Repo):
     def get(self, keys: Iterable[CounterKey]) -> dict[CounterKey, Decimal]:

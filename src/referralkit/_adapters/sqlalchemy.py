@@ -87,6 +87,7 @@ from referralkit import sql as _sql
 from referralkit._adapters.memory import OutboxStatus
 from referralkit._ports import CounterKey
 from referralkit._values import codec
+from referralkit._values.rates import Rate
 from referralkit._values.records import (
     ChargebackRecord,
     CodeRecord,
@@ -195,6 +196,11 @@ _REWARD_COLUMNS: Final = _columns(_RW, _sqlformat.REWARD_COLUMNS)
 _ENTRY_COLUMNS: Final = _columns(_EN, _sqlformat.ENTRY_COLUMNS)
 _OUTBOX_COLUMNS: Final = _columns(_OB, _sqlformat.OUTBOX_COLUMNS)
 _PAYOUT_COLUMNS: Final = _columns(_PO, _sqlformat.PAYOUT_COLUMNS)
+
+
+def _rate_params(rate: Rate | None) -> dict[str, str | None]:
+    value, on = _sqlformat.rate_columns(rate)
+    return {"exchange_rate": value, "rate_on": on}
 
 
 def _event_record(r: Sequence[Any]) -> EventRecord:
@@ -405,6 +411,20 @@ _IN_STATE: Final = (
     .order_by(_RW.c.payable_at, _RW.c.reward_id)
     .limit(_limit())
 )
+_OF_KIND: Final = (
+    sa.select(*_REWARD_COLUMNS)
+    .where(
+        _RW.c.program_id == _p("program_id"),
+        _RW.c.unit_kind == _p("kind"),
+        _RW.c.created_at <= _p("created_by"),
+        sa.or_(
+            _RW.c.created_at > _p("after_at"),
+            sa.and_(_RW.c.created_at == _p("after_at"), _RW.c.reward_id > _p("after_id")),
+        ),
+    )
+    .order_by(_RW.c.created_at, _RW.c.reward_id)
+    .limit(_limit())
+)
 _IN_STATE_DUE: Final = (
     sa.select(*_REWARD_COLUMNS)
     .where(
@@ -520,7 +540,11 @@ class _Upserts:
         self.participant = self._build(
             kind,
             _PA,
-            lambda new: {"first_seen_at": new.first_seen_at, "signed_up_at": new.signed_up_at},
+            lambda new: {
+                "first_seen_at": new.first_seen_at,
+                "signed_up_at": new.signed_up_at,
+                "country": new.country,
+            },
         )
         self.email = self._build(kind, _PD, lambda new: {"email": new.email})
         self.counter = self._build(
@@ -656,22 +680,24 @@ def _sqlite_engine(url: sa.URL) -> sa.Engine:
 
 #: Columns added after their table first shipped; a database created before them gains
 #: them when the store opens with ``create=True`` (existing rows take the default).
-_ADDED_COLUMNS: Final = ((_sql.rewards, "item"), (_sql.entries, "actor"))
-
-
-#: Indexes added after their table first shipped, created when the store opens with
-#: ``create=True``.
-_ADDED_INDEXES: Final = tuple(
-    index
-    for table in (_sql.counters, _sql.events)
-    for index in table.indexes
-    if index.name in ("rk_counters_subject", "rk_events_log")
+_ADDED_COLUMNS: Final = (
+    (_sql.rewards, "item"),
+    (_sql.entries, "actor"),
+    (_sql.participants, "country"),
+    (_sql.orders, "exchange_rate"),
+    (_sql.orders, "rate_on"),
+    (_sql.rewards, "exchange_rate"),
+    (_sql.rewards, "rate_on"),
 )
 
 
 def _add_missing_indexes(conn: sa.Connection) -> None:
-    for index in _ADDED_INDEXES:
-        index.create(conn, checkfirst=True)
+    """Create the indexes added after their table first shipped (``rk_counters_subject``,
+    ``rk_events_log``, ``rk_rewards_kind``, ...): ``create_all`` makes a missing table's
+    indexes only."""
+    for table in _sql.metadata.sorted_tables:
+        for index in table.indexes:
+            index.create(conn, checkfirst=True)
 
 
 def _add_missing_columns(conn: sa.Connection) -> None:
@@ -1052,6 +1078,7 @@ def _reward_row(r: Reward, state: RewardState) -> dict[str, Any]:
         "payable_at": _ts(r.payable_at),
         "state": state.value,
         "item": r.item,
+        **_rate_params(r.exchange_rate),
     }
 
 
@@ -1581,6 +1608,7 @@ class _Participants(_Repo):
             "participant_id": record.participant_id,
             "first_seen_at": _ts(record.first_seen_at),
             "signed_up_at": _opt_ts(record.signed_up_at),
+            "country": record.country,
         }
 
     def code_owner(self, program_id: str, code: str) -> CodeRecord | None:
@@ -1805,6 +1833,7 @@ class _Orders(_Repo):
                 "referral_id": r.referral_id,
                 "converted": int(r.converted),
                 "digest": r.digest,
+                **_rate_params(r.exchange_rate),
             },
         )
         self._u._orders[key] = r
@@ -1965,6 +1994,32 @@ class _Ledger(_Repo):
             rows = self._u._rows(_IN_STATE, params)
         else:
             rows = self._u._rows(_IN_STATE_DUE, {**params, "due_by": _ts(due_by)})
+        return [_reward(r) for r in rows]
+
+    def of_kind(
+        self,
+        program_id: str,
+        kind: str,
+        *,
+        created_by: datetime,
+        after: tuple[datetime, str] | None,
+        limit: int,
+    ) -> list[Reward]:
+        if limit < 1:
+            return []
+        self._u.flush()
+        after_at, after_id = ("", "") if after is None else (_ts(after[0]), after[1])
+        rows = self._u._rows(
+            _OF_KIND,
+            {
+                "program_id": program_id,
+                "kind": kind,
+                "created_by": _ts(created_by),
+                "after_at": after_at,
+                "after_id": after_id,
+                "limit": limit,
+            },
+        )
         return [_reward(r) for r in rows]
 
 

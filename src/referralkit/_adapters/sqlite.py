@@ -100,6 +100,7 @@ CREATE TABLE IF NOT EXISTS rk_participants (
     participant_id TEXT NOT NULL,
     first_seen_at TEXT NOT NULL,
     signed_up_at TEXT,
+    country TEXT,
     PRIMARY KEY (program_id, participant_id)
 );
 CREATE TABLE IF NOT EXISTS rk_codes (
@@ -144,6 +145,8 @@ CREATE TABLE IF NOT EXISTS rk_orders (
     referral_id TEXT,
     converted INTEGER NOT NULL,
     digest TEXT NOT NULL,
+    exchange_rate TEXT,
+    rate_on TEXT,
     PRIMARY KEY (program_id, order_id)
 );
 CREATE TABLE IF NOT EXISTS rk_refunds (
@@ -185,12 +188,16 @@ CREATE TABLE IF NOT EXISTS rk_rewards (
     created_at TEXT NOT NULL,
     payable_at TEXT NOT NULL,
     state TEXT NOT NULL,
-    item TEXT
+    item TEXT,
+    exchange_rate TEXT,
+    rate_on TEXT
 );
 CREATE INDEX IF NOT EXISTS rk_rewards_participant ON rk_rewards (program_id, participant_id, seq);
 CREATE INDEX IF NOT EXISTS rk_rewards_order ON rk_rewards (program_id, order_id, seq);
 CREATE INDEX IF NOT EXISTS rk_rewards_state
     ON rk_rewards (program_id, state, payable_at, reward_id);
+CREATE INDEX IF NOT EXISTS rk_rewards_kind
+    ON rk_rewards (program_id, unit_kind, created_at, reward_id);
 CREATE TABLE IF NOT EXISTS rk_entries (
     seq INTEGER PRIMARY KEY AUTOINCREMENT,
     entry_id TEXT NOT NULL UNIQUE,
@@ -287,6 +294,11 @@ def _opt_dt(text: str | None) -> datetime | None:
 _ADDED_COLUMNS: Final = (
     ("rk_rewards", "item", "TEXT"),
     ("rk_entries", "actor", "TEXT NOT NULL DEFAULT 'engine'"),
+    ("rk_participants", "country", "TEXT"),
+    ("rk_orders", "exchange_rate", "TEXT"),
+    ("rk_orders", "rate_on", "TEXT"),
+    ("rk_rewards", "exchange_rate", "TEXT"),
+    ("rk_rewards", "rate_on", "TEXT"),
 )
 
 
@@ -448,7 +460,7 @@ class SQLiteStore:
             "participants": [
                 _participant(r)
                 for r in rows(
-                    "SELECT program_id, participant_id, first_seen_at, signed_up_at "
+                    f"SELECT {_PARTICIPANT_COLUMNS} "
                     "FROM rk_participants ORDER BY program_id, participant_id"
                 )
             ],
@@ -535,7 +547,7 @@ _TOUCH_COLUMNS: Final = (
 )
 _ORDER_COLUMNS: Final = (
     "program_id, order_id, participant_id, amount_minor, currency, at, event_id, referral_id, "
-    "converted, digest"
+    "converted, digest, exchange_rate, rate_on"
 )
 _REFUND_COLUMNS: Final = (
     "program_id, refund_id, order_id, amount_minor, currency, at, event_id, digest"
@@ -543,7 +555,8 @@ _REFUND_COLUMNS: Final = (
 _CHARGEBACK_COLUMNS: Final = "program_id, chargeback_id, order_id, at, event_id, digest"
 _REWARD_COLUMNS: Final = (
     "seq, reward_id, program_id, program_version, referral_id, participant_id, role, value, "
-    "policy, source_event_id, order_id, base_minor, base_currency, created_at, payable_at, item"
+    "policy, source_event_id, order_id, base_minor, base_currency, created_at, payable_at, item, "
+    "exchange_rate, rate_on"
 )
 _ENTRY_COLUMNS: Final = (
     "entry_id, reward_id, program_id, participant_id, kind, quantity_minor, exponent, at, "
@@ -582,7 +595,7 @@ def _program(r: Sequence[Any]) -> ProgramRecord:
 
 
 def _participant(r: Sequence[Any]) -> ParticipantRecord:
-    return ParticipantRecord(r[0], r[1], _dt(r[2]), _opt_dt(r[3]))
+    return ParticipantRecord(r[0], r[1], _dt(r[2]), _opt_dt(r[3]), r[4])
 
 
 def _code(r: Sequence[Any]) -> CodeRecord:
@@ -624,7 +637,11 @@ def _touch_row(r: TouchRecord) -> tuple[Any, ...]:
 
 def _order(r: Sequence[Any]) -> OrderRecord:
     amount = _money(r[3], r[4], "rk_orders", (r[0], r[1]))
-    return OrderRecord(r[0], r[1], r[2], amount, _dt(r[5]), r[6], r[7], bool(r[8]), r[9])
+    try:
+        rate = _sqlformat.rate(r[10], r[11])
+    except (InvalidInputError, ValueError, ArithmeticError) as exc:
+        raise _corrupt("rk_orders", (r[0], r[1]), exc) from exc
+    return OrderRecord(r[0], r[1], r[2], amount, _dt(r[5]), r[6], r[7], bool(r[8]), r[9], rate)
 
 
 def _refund(r: Sequence[Any]) -> RefundRecord:
@@ -656,8 +673,9 @@ def _reward(r: Sequence[Any]) -> Reward:
             created_at=_dt(r[13]),
             payable_at=_dt(r[14]),
             item=r[15],
+            exchange_rate=_sqlformat.rate(r[16], r[17]),
         )
-    except (codec.CodecError, InvalidInputError, ValueError) as exc:
+    except (codec.CodecError, InvalidInputError, ValueError, ArithmeticError) as exc:
         raise _corrupt("rk_rewards", key, exc) from exc
 
 
@@ -712,7 +730,7 @@ def _outbox_status(r: Sequence[Any]) -> OutboxStatus:
 
 _ABSENT: Final[Any] = None  # a cached lookup that found no row
 _EVENT_COLUMNS: Final = "program_id, event_id, digest, schema_version, event, outcome"
-_PARTICIPANT_COLUMNS: Final = "program_id, participant_id, first_seen_at, signed_up_at"
+_PARTICIPANT_COLUMNS: Final = "program_id, participant_id, first_seen_at, signed_up_at, country"
 _CODE_COLUMNS: Final = "program_id, code, participant_id, created_at, max_uses, expires_at"
 
 
@@ -1178,8 +1196,9 @@ _INSERT_REFERRAL: Final = (
 _INSERT_REWARD: Final = (
     "INSERT INTO rk_rewards (reward_id, program_id, program_version, referral_id, "
     "participant_id, role, value, unit_kind, unit_code, policy, source_event_id, "
-    "order_id, base_minor, base_currency, created_at, payable_at, state, item) "
-    "VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)"
+    "order_id, base_minor, base_currency, created_at, payable_at, state, item, "
+    "exchange_rate, rate_on) "
+    "VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)"
 )
 _INSERT_ENTRY: Final = (
     f"INSERT INTO rk_entries ({_ENTRY_COLUMNS}) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)"
@@ -1212,6 +1231,7 @@ def _reward_row(r: Reward, state: RewardState) -> tuple[Any, ...]:
         _ts(r.payable_at),
         state.value,
         r.item,
+        *_sqlformat.rate_columns(r.exchange_rate),
     )
 
 
@@ -1269,11 +1289,12 @@ class _Participants(_Repo):
         key = (record.program_id, record.participant_id)
         self._u._participants[key] = record
         self._u._buffer_upsert(
-            f"INSERT INTO rk_participants ({_PARTICIPANT_COLUMNS}) VALUES (?, ?, ?, ?) "
+            f"INSERT INTO rk_participants ({_PARTICIPANT_COLUMNS}) VALUES (?, ?, ?, ?, ?) "
             "ON CONFLICT (program_id, participant_id) DO UPDATE SET "
-            "first_seen_at = excluded.first_seen_at, signed_up_at = excluded.signed_up_at",
+            "first_seen_at = excluded.first_seen_at, signed_up_at = excluded.signed_up_at, "
+            "country = excluded.country",
             key,
-            (*key, _ts(record.first_seen_at), _opt_ts(record.signed_up_at)),
+            (*key, _ts(record.first_seen_at), _opt_ts(record.signed_up_at), record.country),
         )
 
     def code_owner(self, program_id: str, code: str) -> CodeRecord | None:
@@ -1501,7 +1522,7 @@ class _Orders(_Repo):
             raise self._u._conflict(f"order {key!r} already exists")
         self._u._orders[key] = r
         self._u._buffer(
-            f"INSERT INTO rk_orders ({_ORDER_COLUMNS}) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
+            f"INSERT INTO rk_orders ({_ORDER_COLUMNS}) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
             (
                 r.program_id,
                 r.order_id,
@@ -1513,6 +1534,7 @@ class _Orders(_Repo):
                 r.referral_id,
                 int(r.converted),
                 r.digest,
+                *_sqlformat.rate_columns(r.exchange_rate),
             ),
         )
 
@@ -1692,6 +1714,27 @@ class _Ledger(_Repo):
                 "AND payable_at <= ? ORDER BY payable_at, reward_id LIMIT ?",
                 (program_id, state.value, _ts(due_by), limit),
             ).fetchall()
+        return [_reward(r) for r in rows]
+
+    def of_kind(
+        self,
+        program_id: str,
+        kind: str,
+        *,
+        created_by: datetime,
+        after: tuple[datetime, str] | None,
+        limit: int,
+    ) -> list[Reward]:
+        if limit < 1:
+            return []
+        self._u.flush()
+        start = ("", "") if after is None else (_ts(after[0]), after[1])
+        rows = self._u._x(
+            f"SELECT {_REWARD_COLUMNS} FROM rk_rewards WHERE program_id = ? AND unit_kind = ? "
+            "AND created_at <= ? AND (created_at > ? OR (created_at = ? AND reward_id > ?)) "
+            "ORDER BY created_at, reward_id LIMIT ?",
+            (program_id, kind, _ts(created_by), start[0], start[0], start[1], limit),
+        ).fetchall()
         return [_reward(r) for r in rows]
 
 

@@ -174,16 +174,56 @@ def _flat(value: Any) -> Any:
 _CONTAINERS: frozenset[type] = frozenset({list, tuple, dict, MappingProxyType})
 
 
+_ALWAYS = object()  # a field digested whatever its value
+_EMPTY = object()  # a field whose default is an empty container
+_DIGEST_FIELDS: dict[type, tuple[tuple[str, Any], ...]] = {}
+
+
+def _digest_fields(cls: type) -> tuple[tuple[str, Any], ...]:
+    """Each public field with the default it may be left out at (None, a bool, a str or an
+    int default, ``_EMPTY`` for an empty-container default), or ``_ALWAYS``."""
+    out = []
+    for f in attrs.fields(cls):
+        if f.name.startswith("_"):
+            continue
+        default = f.default
+        if default is None or type(default) in (bool, str, int):
+            out.append((f.name, default))
+        elif isinstance(default, attrs.Factory) and default.factory in (  # type: ignore[arg-type]
+            dict,
+            list,
+            tuple,
+        ):
+            out.append((f.name, _EMPTY))
+        else:
+            out.append((f.name, _ALWAYS))
+    return tuple(out)
+
+
 def record_digest(value: Any) -> str:
-    """SHA-256 of an attrs record: its class name and public fields, each flattened to one
-    JSON scalar (a nested value as its canonical JSON text). Cheaper than
-    ``digest(value)`` for the flat records events are; fields have fixed types, so the
-    flattening cannot make two different records collide."""
+    """SHA-256 of an attrs record: its class name and the fields that do not hold their
+    default, each as its name and the value flattened to one JSON scalar (a nested value as
+    its canonical JSON text). Cheaper than ``digest(value)`` for the flat records events
+    are. Fields have fixed types, so the flattening cannot make two different records
+    collide; and a field added later with a default leaves the digests of records that do
+    not use it unchanged, so an event stored before is still recognised when delivered
+    again."""
     cls = type(value)
-    names = _ATTRS_FIELDS.get(cls)
-    if names is None:
-        names = _ATTRS_FIELDS[cls] = _public_fields(cls)
-    parts = [cls.__name__, *[_flat(getattr(value, name)) for name in names]]
+    fields = _DIGEST_FIELDS.get(cls)
+    if fields is None:
+        fields = _DIGEST_FIELDS[cls] = _digest_fields(cls)
+    parts: list[Any] = [cls.__name__]
+    for name, default in fields:
+        field = getattr(value, name)
+        if field is default:
+            continue
+        if default is _EMPTY:
+            if not field and type(field) in _CONTAINERS:
+                continue
+        elif default is not _ALWAYS and type(field) is type(default) and field == default:
+            continue
+        parts.append(name)
+        parts.append(_flat(field))
     return hashlib.sha256(_DUMPS(parts).encode()).hexdigest()
 
 

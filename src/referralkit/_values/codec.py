@@ -10,14 +10,14 @@ from __future__ import annotations
 import enum
 import json
 from collections.abc import Callable, Mapping
-from datetime import datetime
+from datetime import date, datetime
 from decimal import Decimal
 from types import MappingProxyType
 from typing import Any
 
 import attrs
 
-from referralkit._values import decisions, events, records, rewards
+from referralkit._values import decisions, events, rates, records, rewards
 from referralkit._values.canonical import compact_json
 from referralkit._values.money import Money
 
@@ -30,7 +30,7 @@ class CodecError(ValueError):
 
 def _registry() -> dict[str, type]:
     classes: dict[str, type] = {}
-    for module in (events, rewards, decisions, records):
+    for module in (events, rewards, decisions, records, rates):
         for name in module.__all__:
             obj = getattr(module, name)
             if isinstance(obj, type) and (attrs.has(obj) or issubclass(obj, enum.Enum)):
@@ -216,6 +216,8 @@ def _encode_other(value: Any) -> Any:
         return {"$d": str(value)}
     if isinstance(value, datetime):
         return {"$dt": value.isoformat()}
+    if isinstance(value, date):
+        return {"$date": value.isoformat()}
     if attrs.has(type(value)):
         raise CodecError(f"cannot encode {type(value).__name__}: not a referralkit value")
     if isinstance(value, tuple):
@@ -245,6 +247,8 @@ def _decode_tagged(data: dict[str, Any]) -> Any:
         return Decimal(data["$d"])
     if "$dt" in data:
         return datetime.fromisoformat(data["$dt"])
+    if "$date" in data:
+        return date.fromisoformat(data["$date"])
     if "$e" in data:
         name, raw = data["$e"]
         enum_cls = _CLASSES.get(name)

@@ -70,6 +70,9 @@ _TEMPLATES: Mapping[str, str] = MappingProxyType(
         "purchase.before_referral": (
             "{participant} paid before they were referred, so the order earns nothing"
         ),
+        "purchase.converted": (
+            "the order of {amount} counts as {converted} (rate {rate} of {rate_on})"
+        ),
         "order.repeated": "order {order_id} was already recorded; it earns nothing again",
         "refund.repeated": "refund {refund_id} was already recorded; it reverses nothing again",
         "chargeback.repeated": (

@@ -104,6 +104,19 @@ def _optional_text(field: str, value: object) -> None:
         raise InvalidInputError(field, value, "must be a non-empty string of at most 200 chars")
 
 
+def _check_country(field: str, value: object) -> None:
+    if value is not None and (
+        not isinstance(value, str)
+        or len(value) != 2
+        or not value.isascii()
+        or not value.isalpha()
+        or not value.isupper()
+    ):
+        raise InvalidInputError(
+            field, value, "must be an ISO 3166-1 alpha-2 code such as 'DE' (two capitals)"
+        )
+
+
 _KEYED_HASH = frozenset("0123456789abcdef")
 
 
@@ -191,6 +204,8 @@ class Signup:
         payment_fingerprint: Keyed hash of their card or wallet fingerprint.
         payout_account: Keyed hash of the account their rewards are paid to.
         ip: Keyed hash of their IP address.
+        country: Their country as an ISO 3166-1 alpha-2 code (``"DE"``), if the host knows
+            it; conditions read it as ``referee.country``.
     """
 
     kind: ClassVar[str] = "signup"
@@ -209,9 +224,11 @@ class Signup:
     payment_fingerprint: str | None = None
     payout_account: str | None = None
     ip: str | None = None
+    country: str | None = None
 
     def __attrs_post_init__(self) -> None:
         _check_ids("signup", self, "event_id", "participant_id", optional=("visitor_id",))
+        _check_country("signup.country", self.country)
         _check_code("signup.code", self.code)
         if self.email is not None and (not isinstance(self.email, str) or "@" not in self.email):
             raise InvalidInputError("signup.email", self.email, "must be an email address")

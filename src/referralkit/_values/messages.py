@@ -169,6 +169,11 @@ def _points_redeemed(d: _Data, year: int) -> str:
     return f"You redeemed {d['points']} points for {money_text(d['value'])}."
 
 
+def _points_expired(d: _Data, year: int) -> str:
+    account = "" if d["account"] == "points" else f" ({d['account']})"
+    return f"{d['points']} of your points{account} expired unused."
+
+
 def _referral_held(d: _Data, year: int) -> str:
     return f"Referral {d['referral_id']} is on hold for review: {d['reason']}."
 
@@ -188,6 +193,7 @@ _RENDERERS: Mapping[str, Callable[[_Data, int], str]] = {
     "status_changed": _status_changed,
     "budget_exhausted": _budget_exhausted,
     "points_redeemed": _points_redeemed,
+    "points_expired": _points_expired,
     "referral_held": _referral_held,
 }
 

@@ -17,6 +17,7 @@ from referralkit._values.decisions import Decision
 from referralkit._values.events import Event
 from referralkit._values.messages import render_message
 from referralkit._values.money import Money
+from referralkit._values.rates import Rate
 from referralkit._values.rewards import RewardValue, Unit
 
 __all__ = [
@@ -138,6 +139,16 @@ class Referral:
     status: str = "active"
     explanation: tuple[Decision, ...] = attrs.field(default=(), converter=_decisions)
 
+    @property
+    def campaign(self) -> str | None:
+        """The campaign of the touch that won the attribution (its ``touch.won`` decision
+        in the explanation), or None when it had none."""
+        for decision in self.explanation:
+            if decision.code == "touch.won":
+                value = decision.param_map.get("campaign")
+                return value if isinstance(value, str) and value else None
+        return None
+
 
 @attrs.frozen
 class CodeRecord:
@@ -198,12 +209,17 @@ class TouchRecord:
 
 @attrs.frozen
 class ParticipantRecord:
-    """A person the program has seen: a sign-up, or a buyer who never signed up."""
+    """A person the program has seen: a sign-up, or a buyer who never signed up.
+
+    Attributes:
+        country: The ISO 3166-1 alpha-2 country given at sign-up (``Signup.country``), if any.
+    """
 
     program_id: str
     participant_id: str
     first_seen_at: datetime
     signed_up_at: datetime | None
+    country: str | None = None
 
 
 @attrs.frozen
@@ -214,6 +230,9 @@ class OrderRecord:
         referral_id: The referral it counted for, if the buyer was referred.
         converted: Whether this order made its referral successful.
         digest: Digest of the business fields, to tell a repeat from a conflict.
+        exchange_rate: For an order in another currency than the program's, the rate
+            (order currency → program currency) it was converted at; its refunds are
+            converted at this rate too. None for an order in the program's currency.
     """
 
     program_id: str
@@ -225,6 +244,7 @@ class OrderRecord:
     referral_id: str | None
     converted: bool
     digest: str
+    exchange_rate: Rate | None = None
 
 
 @attrs.frozen
@@ -309,6 +329,9 @@ class Reward:
         base_amount: The order amount the reward was computed on, for pro-rata reversals.
         payable_at: When the hold ends and ``settle`` approves it.
         item: The line item (sku) of a per-item reward, or None.
+        exchange_rate: For a reward on a purchase in another currency, the rate (and its
+            date) the purchase was converted to the program currency at; ``base_amount``
+            stays in the order's currency. None otherwise.
     """
 
     reward_id: str
@@ -325,6 +348,7 @@ class Reward:
     created_at: datetime
     payable_at: datetime
     item: str | None = None
+    exchange_rate: Rate | None = None
 
     @property
     def unit(self) -> Unit:

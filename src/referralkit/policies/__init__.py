@@ -30,6 +30,7 @@ from referralkit.policies._milestones import (
     Milestone,
     Milestones,
     Progress,
+    RollingStatusLevels,
     StatusBasis,
     StatusLevels,
 )
@@ -66,6 +67,7 @@ __all__ = [
     "Redemption",
     "RevenueShare",
     "RewardPolicy",
+    "RollingStatusLevels",
     "SingleSided",
     "Stack",
     "StatusBasis",

@@ -54,6 +54,9 @@ class Counter(enum.StrEnum):
     refunds and chargebacks."""
     REFEREE_PURCHASES = "referee.purchases"
     """The referee's purchases before this one."""
+    REFEREE_EXISTING_CUSTOMER = "participant.existing_customer"
+    """1 if the referee was a customer before the referral (``Signup(existing_customer=True)``,
+    or they bought before signing up), else 0."""
     PROGRAM_SPEND = "program.spend"
     """Money granted by the program so far, in the program currency."""
 
@@ -73,6 +76,8 @@ class PolicyContext:
         counters: The counters the policy declared, as of before this event.
         base: The purchase's commissionable amount under the program's
             ``commissionable_base`` (None: the purchase amount).
+        referee_country: The referee's ISO 3166-1 alpha-2 country from their sign-up
+            (``Signup.country``), or None when it was not given.
     """
 
     program_id: str
@@ -84,6 +89,7 @@ class PolicyContext:
     trigger: Trigger
     counters: Mapping[Counter, Decimal] = attrs.field(factory=dict)
     base: Money | None = None
+    referee_country: str | None = None
 
     def count(self, counter: Counter) -> Decimal:
         """A declared counter's value (0 when it was never incremented)."""

@@ -35,6 +35,7 @@ _KIND_OPS: Mapping[str, tuple[str, ...]] = {
     "int": _ORDERED,
     "str": ("==", "!=", "in", "not in", "contains"),
     "strs": ("contains",),
+    "bool": ("==", "!="),
     "json": OPERATORS,
 }
 
@@ -63,6 +64,16 @@ def _purchase_number(ctx: PolicyContext) -> object:
     if not isinstance(ctx.event, Purchase):
         return 0
     return int(ctx.count(Counter.REFEREE_PURCHASES)) + 1
+
+
+def _recurring(ctx: PolicyContext) -> object:
+    if not isinstance(ctx.event, Purchase):
+        return _MISSING
+    return ctx.count(Counter.REFEREE_PURCHASES) > 0
+
+
+def _optional(value: str | None) -> object:
+    return _MISSING if value is None else value
 
 
 def _days(ctx: PolicyContext) -> object:
@@ -96,6 +107,19 @@ ATTRIBUTES: Mapping[str, _Attribute] = MappingProxyType(
         "referee.days_since_signup": _Attribute(
             "int", _none(), _days, "whole days from the referral to this event"
         ),
+        "referee.country": _Attribute(
+            "str",
+            _none(),
+            lambda ctx: _optional(ctx.referee_country),
+            "the referee's ISO 3166-1 alpha-2 country from their sign-up (Signup.country)",
+        ),
+        "referee.new_customer": _Attribute(
+            "bool",
+            frozenset({Counter.REFEREE_EXISTING_CUSTOMER}),
+            lambda ctx: not ctx.count(Counter.REFEREE_EXISTING_CUSTOMER),
+            "False when the referee was a customer before the referral (only possible with "
+            "AttributionRules(allow_existing_customers=True))",
+        ),
         "referee.purchase_number": _Attribute(
             "int",
             frozenset({Counter.REFEREE_PURCHASES}),
@@ -103,6 +127,12 @@ ATTRIBUTES: Mapping[str, _Attribute] = MappingProxyType(
             "1 for the referee's first purchase, 2 for the second, ...; 0 at the sign-up",
         ),
         "sale.amount": _Attribute("money", _none(), _purchase(lambda p: p.amount), "the order"),
+        "sale.recurring": _Attribute(
+            "bool",
+            frozenset({Counter.REFEREE_PURCHASES}),
+            _recurring,
+            "True for a repeat or recurring payment, False for the referee's first purchase",
+        ),
         "sale.skus": _Attribute(
             "strs", _none(), _purchase(lambda p: {i.sku for i in p.items}), "the line skus"
         ),
@@ -120,6 +150,12 @@ ATTRIBUTES: Mapping[str, _Attribute] = MappingProxyType(
         ),
         "referral.channel": _Attribute(
             "str", _none(), lambda ctx: ctx.referral.channel, "where the referral came from"
+        ),
+        "referral.campaign": _Attribute(
+            "str",
+            _none(),
+            lambda ctx: _optional(ctx.referral.campaign),
+            "the campaign (utm_campaign) of the touch that won the attribution",
         ),
         "referral.code": _Attribute(
             "str", _none(), lambda ctx: ctx.referral.code, "the normalised code used"
@@ -219,6 +255,9 @@ def _check_scalar(kind: str, field: str, value: object) -> None:
     elif kind in ("str", "strs"):
         if not isinstance(value, str):
             raise InvalidProgramError(field, value, "must be a string")
+    elif kind == "bool":
+        if not isinstance(value, bool):
+            raise InvalidProgramError(field, value, "must be true or false")
     elif not isinstance(value, str | int | bool | Decimal | type(None)):
         raise InvalidProgramError(field, value, "must be a string, number, bool or None")
 

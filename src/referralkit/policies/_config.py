@@ -32,7 +32,13 @@ from referralkit.policies._conditions import Any as AnyOf
 from referralkit.policies._escalating import Escalating
 from referralkit.policies._hybrid import Hybrid
 from referralkit.policies._limits import CAP_NAMES, REFEREE_LIMITS, Caps
-from referralkit.policies._milestones import Level, Milestone, Milestones, StatusLevels
+from referralkit.policies._milestones import (
+    Level,
+    Milestone,
+    Milestones,
+    RollingStatusLevels,
+    StatusLevels,
+)
 from referralkit.policies._per_item import PerItem
 from referralkit.policies._points import PointsPolicy
 from referralkit.policies._revenue_share import RevenueShare
@@ -701,6 +707,11 @@ register_policy(
     "status_levels",
     StatusLevels,
     {"levels": "levels", "basis": "value", "account": "str", "name": "str"},
+)
+register_policy(
+    "rolling_status_levels",
+    RollingStatusLevels,
+    {"levels": "levels", "window": "duration", "basis": "value", "account": "str", "name": "str"},
 )
 register_policy(
     "points",

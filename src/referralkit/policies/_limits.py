@@ -107,9 +107,12 @@ class Caps:
     ``cap.referee_window``):
 
     - ``max_referee_purchases``: rewards are paid on at most this many of a referee's
-      purchases (those that earned anything; a later refund does not free a slot).
+      purchases (those that earned anything). A full refund or a chargeback of such a
+      purchase frees its slot, so a later purchase may earn again; a partial refund does
+      not.
     - ``referee_window``: rewards are paid only within this ``relativedelta`` of the
-      referee's first reward (calendar terms in the program's time zone).
+      referee's first reward (calendar terms in the program's time zone), even if that
+      reward was later reversed.
 
     Args:
         per_referral: One referral, both sides together.

@@ -21,6 +21,7 @@ from collections.abc import Iterable
 from decimal import Decimal
 
 import attrs
+from dateutil.relativedelta import relativedelta
 
 from referralkit._errors import InvalidProgramError
 from referralkit._values.decisions import Decision, Verdict
@@ -29,7 +30,15 @@ from referralkit._values.rewards import RewardValue
 from referralkit.policies._base import Counter, PolicyContext, PolicyResult, Trigger
 from referralkit.policies._util import as_int, check_value, require_value
 
-__all__ = ["Level", "Milestone", "Milestones", "Progress", "StatusBasis", "StatusLevels"]
+__all__ = [
+    "Level",
+    "Milestone",
+    "Milestones",
+    "Progress",
+    "RollingStatusLevels",
+    "StatusBasis",
+    "StatusLevels",
+]
 
 _NEEDS = frozenset({Counter.REFERRER_SUCCESSFUL_REFERRALS})
 
@@ -296,6 +305,50 @@ class StatusLevels:
     def next_after(self, count: Decimal | int) -> Level | None:
         """The first level above ``count``, or None at the top."""
         return next((lv for lv in self.levels if lv.minimum > count), None)
+
+
+def _window(value: object) -> relativedelta:
+    problem = "must be a relativedelta of whole months or years, such as relativedelta(months=12)"
+    if not isinstance(value, relativedelta):
+        raise InvalidProgramError("status_levels.window", value, problem)
+    rest = ("days", "hours", "minutes", "seconds", "microseconds", "leapdays")
+    months = value.years * 12 + value.months
+    if months < 1 or any(getattr(value, part) for part in rest) or value.weekday is not None:
+        raise InvalidProgramError("status_levels.window", value, problem)
+    if any(getattr(value, f) is not None for f in ("year", "month", "day")):
+        raise InvalidProgramError("status_levels.window", value, problem)
+    return relativedelta(months=months)
+
+
+@attrs.frozen
+class RollingStatusLevels(StatusLevels):
+    """``StatusLevels`` over a rolling period: the count is what was earned in the last
+    ``window`` of calendar months (in the program's time zone), so a level goes down as
+    well as up as time passes.
+
+    ``window=relativedelta(months=12)`` counts the successful referrals (or points) of the
+    current month and the 11 months before it. A referral counts in the month it converted
+    and leaves the count with that month (or with a full refund of its order); points count
+    in the month they were earned, net of reversals. ``Engine.status_of`` and
+    ``Engine.progress`` read the count at the engine's clock, so a level lost to time shows
+    at once; its ``status_changed`` notification is written at the participant's next
+    conversion, reversal or points change. Windowed counts start with the first version
+    that declares one: conversions before it are not in any month.
+
+    Args:
+        levels: Sorted by ``minimum``, no repeats.
+        window: Whole months or years, at least one month.
+        basis: ``successful_referrals`` (default) or ``points``.
+        account: The points account for the ``points`` basis.
+        name: The policy's name.
+    """
+
+    window: relativedelta = attrs.field(kw_only=True, converter=_window)
+
+    @property
+    def months(self) -> int:
+        """The window in calendar months."""
+        return int(self.window.years * 12 + self.window.months)
 
 
 @attrs.frozen

@@ -25,7 +25,7 @@ from __future__ import annotations
 
 import contextlib
 from collections.abc import Callable, Iterator, Mapping
-from datetime import UTC, datetime, timedelta, timezone
+from datetime import UTC, date, datetime, timedelta, timezone
 from decimal import Decimal
 from functools import partial
 from typing import Any, ClassVar, TypeVar
@@ -51,6 +51,7 @@ from referralkit._values.events import (
     Signup,
 )
 from referralkit._values.money import Money
+from referralkit._values.rates import Rate
 from referralkit._values.records import (
     ChargebackRecord,
     CodeRecord,
@@ -799,6 +800,20 @@ class StoreContract:
             assert uow.participants.get(P, "carol") is None
             assert uow.participants.get(OTHER, "bob") is None
 
+    def test_a_participants_country_round_trips_and_is_replaced_by_put(self, store: Store) -> None:
+        """A participant's country comes back as written; a later put replaces it."""
+        first = attrs.evolve(_participant(signed_up=False), country="DE")
+        self.commit(store, lambda u: u.participants.put(first))
+        assert self.read(store, lambda u: u.participants.get(P, "bob")) == first
+        second = attrs.evolve(_participant(), country=None)
+        self.commit(store, lambda u: u.participants.put(second))
+        with store.unit_of_work() as uow:
+            found = uow.participants.get(P, "bob")
+        assert found == second
+        assert found is not None
+        assert found.country is None
+        assert store.dump()["participants"] == [second]
+
     def test_a_code_is_found_by_code_and_by_owner(self, store: Store) -> None:
         """add_code makes the code findable by code_owner and by code_of."""
         self.commit(store, lambda u: u.participants.add_code(_code()))
@@ -1189,6 +1204,37 @@ class StoreContract:
         with store.unit_of_work() as uow:
             assert uow.ledger.in_state(P, RewardState.PENDING, due_by=None, limit=9) == [mine]
             assert uow.ledger.in_state(OTHER, RewardState.PENDING, due_by=None, limit=9) == [theirs]
+
+    def test_of_kind_pages_a_units_rewards_by_creation_up_to_a_cutoff(self, store: Store) -> None:
+        """of_kind lists one program's rewards of one unit kind created by the cutoff, by
+        (created_at, reward_id), strictly after the cursor, at most ``limit``."""
+        points = [
+            _reward("rwd-p3", value=Points(3), created_minutes=30),
+            _reward("rwd-p1", value=Points(1), created_minutes=10),
+            _reward("rwd-p2b", value=Points(2), created_minutes=20),
+            _reward("rwd-p2a", value=Points(2, account="miles"), created_minutes=20),
+            _reward("rwd-p4", value=Points(4), created_minutes=40),
+        ]
+        cash = _reward("rwd-cash", created_minutes=15)
+        theirs = _reward("rwd-other", value=Points(9), program_id=OTHER, created_minutes=5)
+        self.add_rewards(store, *points, cash, theirs)
+        cutoff = _at(30)
+        with store.unit_of_work() as uow:
+
+            def page(after: tuple[datetime, str] | None, limit: int) -> list[str]:
+                found = uow.ledger.of_kind(P, "points", created_by=cutoff, after=after, limit=limit)
+                return [r.reward_id for r in found]
+
+            assert page(None, 9) == ["rwd-p1", "rwd-p2a", "rwd-p2b", "rwd-p3"]
+            assert page(None, 2) == ["rwd-p1", "rwd-p2a"]
+            assert page((_at(20), "rwd-p2a"), 2) == ["rwd-p2b", "rwd-p3"]
+            assert page((_at(30), "rwd-p3"), 2) == []
+            assert page(None, 0) == []
+            cash_found = uow.ledger.of_kind(P, "cash", created_by=cutoff, after=None, limit=9)
+            assert cash_found == [cash]
+            assert uow.ledger.of_kind(OTHER, "points", created_by=cutoff, after=None, limit=9) == [
+                theirs
+            ]
 
     def test_entries_move_a_reward_between_states(self, store: Store) -> None:
         """A reward is listed by in_state under the state_after of its latest entry only."""
@@ -1768,6 +1814,30 @@ class StoreContract:
                 "entries",
             )
             assert uow.ledger.in_state(P, RewardState.HELD, due_by=None, limit=5) == [reward]
+
+    def test_exchange_rates_of_orders_and_rewards_round_trip(self, store: Store) -> None:
+        """The exchange rate (exact decimal and date) of a converted order and its reward
+        come back as written, and records without one come back with None."""
+        rate = Rate(Decimal("0.00671234567"), date(2026, 2, 27))
+        order = attrs.evolve(_order("order-fx"), exchange_rate=rate)
+        reward = attrs.evolve(_reward("rwd-fx", order_id="order-fx"), exchange_rate=rate)
+        plain = _reward("rwd-plain", order_id="order-fx")
+        self.commit(
+            store,
+            lambda u: u.orders.add(order),
+            lambda u: u.ledger.add_reward(reward, _granted(reward)),
+            lambda u: u.ledger.add_reward(plain, _granted(plain)),
+        )
+        with store.unit_of_work() as uow:
+            found = uow.orders.get(P, "order-fx")
+            assert found == order
+            assert found is not None
+            assert found.exchange_rate == rate
+            rewards = uow.ledger.rewards(P, order_id="order-fx")
+            _assert_same(rewards, [reward, plain], "rewards")
+            assert [r.exchange_rate for r in rewards] == [rate, None]
+        dumped = store.dump()
+        assert order in dumped["orders"]
 
     def test_an_engine_payout_run_gives_the_reference_ledger(self, store: Store) -> None:
         """Holds, a rejection, a failed then retried payout and a clawback give the same

@@ -516,7 +516,13 @@ def check_one_referrer(store: Store) -> None:
 
 # -- the outbox ---------------------------------------------------------------------------
 _NOT_CHECKED = frozenset(
-    {"milestone_reached", "status_changed", "points_redeemed", "budget_exhausted"}
+    {
+        "milestone_reached",
+        "status_changed",
+        "points_redeemed",
+        "points_expired",
+        "budget_exhausted",
+    }
 )
 
 

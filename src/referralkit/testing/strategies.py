@@ -34,7 +34,7 @@ import decimal
 import enum
 import heapq
 from collections.abc import Iterable, Mapping, Sequence
-from datetime import UTC, datetime, timedelta, timezone, tzinfo
+from datetime import UTC, date, datetime, timedelta, timezone, tzinfo
 from decimal import Decimal
 from typing import Any, Literal, TypeAlias, cast
 from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
@@ -58,6 +58,7 @@ from referralkit._values.events import (
     Signup,
 )
 from referralkit._values.money import Money, currency_exponent, parse_amount
+from referralkit._values.rates import Rate
 from referralkit._values.records import CodeRecord, Outcome, Payout, PayoutStatus
 from referralkit._values.retry import RetrySchedule
 from referralkit._values.rewards import (
@@ -92,6 +93,7 @@ from referralkit.policies import (
     PointsPolicy,
     RevenueShare,
     RewardPolicy,
+    RollingStatusLevels,
     SingleSided,
     Stack,
     StatusLevels,
@@ -139,10 +141,12 @@ __all__ = [
     "per_item_policies",
     "points_policies",
     "programs",
+    "rates",
     "replay",
     "retry_schedules",
     "revenue_share_policies",
     "reward_values",
+    "rolling_status_levels",
     "status_levels",
     "tiered_policies",
 ]
@@ -242,6 +246,20 @@ def money(
             raise InvalidArgument(str(exc)) from None
         return build(currency)
     return (currencies() if currency is None else currency).flatmap(build)
+
+
+def rates(*, max_places: int = 8) -> st.SearchStrategy[Rate]:
+    """Exchange rates from 10**-max_places up to 10**6, with up to ``max_places`` decimal
+    places (a decimal from a whole number, never a float), dated 2000-2100."""
+
+    def with_places(places: int) -> st.SearchStrategy[Rate]:
+        return st.builds(
+            lambda units, on: Rate(Decimal(units).scaleb(-places), on),
+            st.integers(1, 10**6 * 10**places),
+            st.dates(date(2000, 1, 1), date(2100, 12, 31)),
+        )
+
+    return st.integers(0, max_places).flatmap(with_places)
 
 
 def _zones() -> list[tzinfo]:
@@ -869,6 +887,7 @@ class _Builder:
             code=code,
             email=email,
             channel=self.draw(st.sampled_from(sorted(CHANNELS))),
+            country=self.draw(st.none() | st.sampled_from(["DE", "FR", "US"])),
         )
         form = self.draw(st.sampled_from(CodeForm)) if code_of else CodeForm.AS_ISSUED
         return self.add(_Node(event, deps, code_of, form))
@@ -1304,6 +1323,12 @@ def conditions(currency: str, *, max_depth: int = 2) -> st.SearchStrategy[Condit
         words.map(lambda w: Attr("sale.categories").contains(w)),
         words.map(lambda w: Attr("sale.metadata.campaign") == w),
         amounts.map(lambda m: Attr("referrer.revenue_referred") >= m),
+        st.sampled_from(["spring", "launch"]).map(lambda c: Attr("referral.campaign") == c),
+        st.lists(st.sampled_from(["DE", "FR", "US"]), min_size=1, unique=True).map(
+            lambda cs: Attr("referee.country").in_(cs)
+        ),
+        st.booleans().map(lambda b: Attr("sale.recurring") == b),
+        st.booleans().map(lambda b: Attr("referee.new_customer") == b),
     )
     if max_depth <= 0:
         return leaves
@@ -1369,6 +1394,20 @@ def status_levels(draw: st.DrawFn, name: str = "status") -> StatusLevels:
     names = ["bronze", "silver", "gold"]
     return StatusLevels(
         [Level(names[i], m) for i, m in enumerate(minimums)], basis=basis, name=name
+    )
+
+
+@st.composite
+def rolling_status_levels(draw: st.DrawFn, name: str = "status") -> RollingStatusLevels:
+    """``RollingStatusLevels`` of 1 to 3 levels over a window of 1 to 24 months."""
+    levels = draw(status_levels(name))
+    months = draw(st.integers(1, 24))
+    return RollingStatusLevels(
+        levels.levels,
+        window=relativedelta(months=months),
+        basis=levels.basis,
+        account=levels.account,
+        name=name,
     )
 
 
