@@ -6,13 +6,14 @@ import contextlib
 import functools
 import logging
 from collections.abc import Callable, Iterable, Sequence
-from datetime import UTC, datetime, timedelta
+from datetime import datetime, timedelta
 from decimal import Decimal
 from typing import TypeVar
 
 import attrs
 from dateutil.relativedelta import relativedelta
 
+from referralkit._erasure import email_pseudonym, redact_events
 from referralkit._errors import (
     ConcurrencyError,
     CurrencyMismatchError,
@@ -25,6 +26,7 @@ from referralkit._errors import (
     ReferralKitError,
     UnknownOrderError,
 )
+from referralkit._fraud_context import chain_depth, fraud_context, velocity_keys
 from referralkit._ledger import (
     Balance,
     RewardView,
@@ -36,6 +38,7 @@ from referralkit._ledger import (
 from referralkit._ledger_ops import LedgerOperations, PayoutCheck, Veto
 from referralkit._ports import CounterKey, ExchangeRates, Fulfiller, Notifier, Store, UnitOfWork
 from referralkit._program import Program
+from referralkit._reattribution import Reattribution
 from referralkit._values._checks import require_aware, require_id
 from referralkit._values.canonical import parts_digest, record_digest
 from referralkit._values.clock import Clock, SystemClock
@@ -73,7 +76,6 @@ from referralkit.attribution._codes import generate_code, normalise_code
 from referralkit.attribution._fraud import (
     FraudAction,
     FraudCheck,
-    FraudContext,
     FraudVerdict,
     IdentityFacts,
     combine,
@@ -148,8 +150,6 @@ _REFERRAL_HELD = "referral held for review"
 _FRAUD_ACTOR = "fraud_check"
 _CODE_DEACTIVATED = "code.deactivated"
 _EXISTING_CUSTOMER = Counter.REFEREE_EXISTING_CUSTOMER.value
-_REFERRALS_HOUR = "referrer.referrals.hour"
-_REFERRALS_DAY = "referrer.referrals.day"
 _IDENTITY_FIELDS = ("device", "payment_fingerprint", "payout_account", "ip")
 _TOUCH_VERDICTS: dict[TouchVerdict, tuple[Verdict, str]] = {
     TouchVerdict.WON: (Verdict.NOTED, "touch.won"),
@@ -183,7 +183,7 @@ class DispatchResult:
     """Of the failed ones, how many ran out of attempts and became dead letters."""
 
 
-class Engine(LedgerOperations):
+class Engine(Reattribution, LedgerOperations):
     """Runs one referral program over a store.
 
     The engine takes inbound events ([`handle`][referralkit.Engine.handle]), approves rewards
@@ -1074,11 +1074,9 @@ class Engine(LedgerOperations):
         pid = self._program_id
         if referrer_email is None:
             referrer_email = uow.participants.email_of(pid, referrer)
-        hour, day = self._velocity_keys(referrer, ev.at)
-        counts = uow.counters.get([hour, day])
-        above = uow.referrals.by_referee(pid, referrer)
-        context = FraudContext(
-            program_id=pid,
+        context = fraud_context(
+            uow,
+            pid,
             referrer_id=referrer,
             referee_id=who,
             at=ev.at,
@@ -1086,9 +1084,7 @@ class Engine(LedgerOperations):
             referee=self._identity(uow, who, email),
             code=winner.code,
             channel=winner.channel,
-            referrer_of_referrer=None if above is None else above.referrer_id,
-            referrals_this_hour=int(counts[hour]) + 1,
-            referrals_today=int(counts[day]) + 1,
+            depth=chain_depth(self._fraud_checks),
         )
         return combine(check.check(context) for check in self._fraud_checks)
 
@@ -1103,12 +1099,7 @@ class Engine(LedgerOperations):
         )
 
     def _velocity_keys(self, referrer: str, at: datetime) -> tuple[CounterKey, CounterKey]:
-        utc = at.astimezone(UTC)
-        pid = self._program_id
-        return (
-            (pid, f"{_REFERRALS_HOUR}:{utc:%Y-%m-%dT%H}", referrer),
-            (pid, f"{_REFERRALS_DAY}:{utc:%Y-%m-%d}", referrer),
-        )
+        return velocity_keys(self._program_id, referrer, at)
 
     def _add_referral(self, uow: UnitOfWork, referral: Referral, held: FraudVerdict | None) -> None:
         pid = self._program_id
@@ -1211,12 +1202,17 @@ class Engine(LedgerOperations):
     def erase_participant(self, participant_id: str) -> int:
         """Erase a participant's personal data: their email is replaced by a pseudonym and
         their touches (visitor ids, the keyed hashes their sign-up carried, codes typed) are
-        deleted. Participant ids, referrals, their explanations, the ledger and counters stay,
-        so every total still adds up. The event log keeps the events as delivered: erase
-        personal fields there through your own data-protection process.
+        deleted. In the event log their sign-ups lose the email (the pseudonym instead), the
+        keyed hashes and the metadata, their visitor id becomes a pseudonym (in that
+        visitor's clicks too), and their purchases and those orders' refunds and
+        chargebacks lose their metadata. Participant ids, referrals, their explanations, the
+        ledger and counters stay, so every total still adds up; each logged event keeps the
+        digest of the payload as delivered, so a retry of an erased event is still
+        recognised as a duplicate (and writes nothing). A replay of the erased log sees only
+        what is left: checks on the erased fields cannot decide as they did.
 
         The pseudonym is stable and unique to the participant, so a later sign-up of someone
-        else never matches it as a self-referral.
+        else never matches it as a self-referral. The event log is read from the start.
 
         Returns:
             How many touches were deleted.
@@ -1226,8 +1222,9 @@ class Engine(LedgerOperations):
 
         def work(uow: UnitOfWork) -> int:
             if uow.participants.email_of(pid, participant_id) is not None:
-                pseudonym = f"{derive_id('erased', pid, participant_id)}@erased.invalid"
+                pseudonym = email_pseudonym(pid, participant_id)
                 uow.participants.set_email(pid, participant_id, pseudonym)
+            redact_events(uow, pid, participant_id)
             return uow.touches.forget(pid, participant_id)
 
         return self._transact(work)
@@ -1287,8 +1284,11 @@ class Engine(LedgerOperations):
         purchases_key = (pid, Counter.REFEREE_PURCHASES.value, who)
         referral = uow.referrals.by_referee(pid, who)
         bound: list[Decision] = []
+        at_bind: tuple[tuple[RewardGrant, ...], tuple[str, ...]] = ((), ())
         if referral is None:
             referral, bound = self._bind_at_purchase(uow, ev, purchases_key)
+            if referral is not None:
+                at_bind = self._signup_rewards_at_bind(uow, referral, ev, bound)
         elif ev.code is not None:
             bound = self._not_binding(uow, ev, referral)
         if referral is not None and ev.at < referral.created_at:
@@ -1409,8 +1409,8 @@ class Engine(LedgerOperations):
             ev.event_id,
             ev.kind,
             referral_id=referral.referral_id,
-            grants=grants,
-            reward_ids=reward_ids,
+            grants=(*at_bind[0], *grants) if at_bind[0] else grants,
+            reward_ids=(*at_bind[1], *reward_ids) if at_bind[1] else reward_ids,
             decisions=tuple(decisions),
         )
 
@@ -1560,6 +1560,7 @@ class Engine(LedgerOperations):
         base: Money | None,
         rate: Rate | None = None,
         country: str | None = None,
+        salt: tuple[str, ...] = (),
     ) -> tuple[tuple[RewardGrant, ...], tuple[str, ...], list[Decision]]:
         pid = self._program_id
         if referral.status == "rejected":
@@ -1648,7 +1649,9 @@ class Engine(LedgerOperations):
             seen[(grant.policy, grant.role)] = n + 1
             payable_at = version.payable_at(ev.at, grant.policy)
             reward = Reward(
-                reward_id=derive_id("rwd", pid, ev.event_id, grant.policy, grant.role, str(n))
+                reward_id=derive_id(
+                    "rwd", pid, ev.event_id, grant.policy, grant.role, str(n), *salt
+                )
                 if grant.milestone is None
                 else self._milestone_id(grant),
                 program_id=pid,
@@ -1697,7 +1700,7 @@ class Engine(LedgerOperations):
                 )
             )
             if grant.milestone is not None or reward.unit.kind == "points":
-                self._granted_extra(uow, reward, grant, ev, notifications)
+                self._granted_extra(uow, reward, grant, ev, notifications, salt)
         if spend:
             uow.counters.add((pid, Counter.PROGRAM_SPEND.value, ""), spend)
         if plan is not None:
@@ -1749,6 +1752,7 @@ class Engine(LedgerOperations):
         grant: RewardGrant,
         ev: Signup | Purchase,
         notifications: list[Notification],
+        salt: tuple[str, ...] = (),
     ) -> None:
         """Milestone bookkeeping and lifetime points for a reward just granted."""
         pid = self._program_id
@@ -1770,7 +1774,8 @@ class Engine(LedgerOperations):
                 )
             )
         if reward.unit.kind == "points":
-            self._points_earned(uow, reward, reward.value.quantity, ev.at, ev.event_id)
+            cause = "/".join((*salt, ev.event_id)) if salt else ev.event_id
+            self._points_earned(uow, reward, reward.value.quantity, ev.at, cause)
 
     def _points_earned(
         self, uow: UnitOfWork, reward: Reward, quantity: Decimal, at: datetime, cause: str
@@ -1792,6 +1797,22 @@ class Engine(LedgerOperations):
             if isinstance(policy, StatusLevels):
                 return policy
         return None
+
+    def _count_rolling(
+        self,
+        uow: UnitOfWork,
+        participant: str,
+        basis: StatusBasis,
+        earned_at: datetime,
+        delta: Decimal,
+        account: str = "",
+    ) -> None:
+        """Move the monthly count that rolling status levels read (when a version has them):
+        ``delta`` in the month ``earned_at`` falls in."""
+        if self._rolling:
+            name = self._rolling_basis(basis, account)
+            if name in self._rolling:
+                uow.counters.add(self._month_key(participant, name, earned_at), delta)
 
     @staticmethod
     def _rolling_basis(basis: StatusBasis, account: str) -> str:
@@ -1835,10 +1856,8 @@ class Engine(LedgerOperations):
         ``change`` is the count's change and when it was earned, for the monthly counts of
         rolling status levels.
         """
-        if change is not None and self._rolling:
-            name = self._rolling_basis(basis, account)
-            if name in self._rolling:
-                uow.counters.add(self._month_key(participant, name, change[0]), change[1])
+        if change is not None:
+            self._count_rolling(uow, participant, basis, change[0], change[1], account)
         levels = self._status_levels(at)
         if levels is None or levels.basis is not basis:
             return
@@ -2762,113 +2781,7 @@ class Engine(LedgerOperations):
             return 0
         return self._transact(lambda uow: uow.outbox.revive(ids))
 
-    # -- manual re-attribution -----------------------------------------------------------
-    def reattribute(
-        self,
-        referee_id: str,
-        referrer_id: str,
-        *,
-        actor: str,
-        reason: str,
-        now: datetime | None = None,
-    ) -> Referral:
-        """Assign ``referrer_id`` as the referrer of ``referee_id``, who had none, by an
-        operator's decision; the referee's past qualifying events (their sign-up and their
-        purchases in the event log) are re-evaluated under the program version in force at
-        their sign-up, and the new referrer's rewards are backfilled.
-
-        The referral's explanation ends with a ``referral.reattributed`` decision (actor,
-        reason, old and new referrer) and a ``referral_reattributed`` notification goes to
-        the new referrer. Orders refunded or charged back before the call earn nothing.
-        The event log is read from the start: a call costs time in proportion to it.
-
-        Raises:
-            InvalidInputError: an unknown referee (``referee_id``), a referrer without a
-                code, the referee themself, the referee's own referee, or the referee's
-                current referrer (``referrer_id``); a referee who already has a referrer
-                (changing a referrer is not supported yet). Nothing is written.
-        """
-        require_id("referee_id", referee_id)
-        require_id("referrer_id", referrer_id)
-        actor = require_id("actor", actor)
-        reason = require_id("reason", reason)
-        at = require_aware("now", now) if now is not None else self._clock.now()
-        pid = self._program_id
-
-        def work(uow: UnitOfWork) -> Referral:
-            who = uow.participants.get(pid, referee_id)
-            if who is None:
-                raise InvalidInputError("referee_id", referee_id, "no such participant")
-            if referrer_id == referee_id:
-                raise InvalidInputError("referrer_id", referrer_id, "is the referee themself")
-            current = uow.referrals.by_referee(pid, referee_id)
-            if current is not None and current.referrer_id == referrer_id:
-                raise InvalidInputError("referrer_id", referrer_id, "is already the referrer")
-            if current is not None:
-                raise InvalidInputError(
-                    "referee_id",
-                    referee_id,
-                    f"already has referrer {current.referrer_id!r}; changing it is not supported",
-                )
-            above = uow.referrals.by_referee(pid, referrer_id)
-            if above is not None and above.referrer_id == referee_id:
-                raise InvalidInputError(
-                    "referrer_id", referrer_id, "was referred by the referee (circular)"
-                )
-            code = uow.participants.code_of(pid, referrer_id)
-            if code is None:
-                raise InvalidInputError("referrer_id", referrer_id, "has no referral code")
-            since = who.signed_up_at or who.first_seen_at
-            version = self._in_force(since)
-            audit = Decision.of(
-                "operator",
-                Verdict.NOTED,
-                "referral.reattributed",
-                actor=actor,
-                reason=reason,
-                old_referrer="",
-                new_referrer=referrer_id,
-            )
-            referral = Referral(
-                referral_id=derive_id("ref", pid, referee_id),
-                program_id=pid,
-                program_version=version.version,
-                referrer_id=referrer_id,
-                referee_id=referee_id,
-                code=code.code,
-                channel="other",
-                created_at=since,
-                event_id=derive_id("rat", pid, referee_id, referrer_id),
-                explanation=(audit,),
-            )
-            self._add_referral(uow, referral, None)
-            if who.signed_up_at is not None and who.first_seen_at < who.signed_up_at:
-                # A buyer before signing up: a customer before the referral.
-                key = (pid, _EXISTING_CUSTOMER, referee_id)
-                if not uow.counters.get([key])[key]:
-                    uow.counters.add(key, _ONE)
-            self._backfill(uow, version, referral)
-            uow.outbox.add(
-                [
-                    Notification(
-                        notification_id=sub_id("ntf", referral.referral_id, "reattributed"),
-                        program_id=pid,
-                        kind="referral_reattributed",
-                        recipient_id=referrer_id,
-                        created_at=at,
-                        data={
-                            "referral_id": referral.referral_id,
-                            "old_referrer": "",
-                            "new_referrer": referrer_id,
-                            "actor": actor,
-                        },
-                    )
-                ]
-            )
-            return referral
-
-        return self._transact(work)
-
+    # -- manual re-attribution (Engine.reattribute is in _reattribution) -------------
     def _backfill(self, uow: UnitOfWork, version: Program, referral: Referral) -> None:
         """Grant a new referral the rewards of its referee's past sign-up and purchases."""
         pid = self._program_id
@@ -2906,6 +2819,8 @@ class Engine(LedgerOperations):
                 )
                 continue
             number += 1
+            if ev.at < referral.created_at:
+                continue  # paid before the referral existed, as Engine.handle decides
             order = uow.orders.get(pid, ev.order_id)
             reversed_key = (pid, _ORDER_REVERSED, ev.order_id)
             if order is None or order.referral_id is not None:

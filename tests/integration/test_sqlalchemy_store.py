@@ -669,3 +669,31 @@ def test_prefetched_rows_and_the_units_own_writes_read_together_after_a_flush(
                 "rwd-old": [contract._granted(old_reward)],
                 "rwd-new": [contract._granted(new_reward)],
             }, flushed
+
+
+def test_updates_of_rows_still_in_the_buffer_read_back_in_the_unit_and_after(
+    backend: tuple[str, Any],
+) -> None:
+    """An order and a referral added and then updated in one unit (their inserts still
+    buffered) read as updated in the unit and once committed."""
+    import attrs
+
+    from referralkit.testing import contract
+
+    _, engine = backend
+    store = SQLAlchemyStore(engine)
+    order = attrs.evolve(contract._order(), referral_id=None, converted=False)
+    referral = contract._referral()
+    moved = attrs.evolve(referral, referrer_id="carol", code="CAROL123", status="held")
+    with store.unit_of_work() as uow:
+        uow.orders.add(contract._order())
+        uow.referrals.add(referral)
+        uow.orders.update(order)
+        uow.referrals.update(moved)
+        assert uow.orders.get(contract.P, "order-1") == order
+        assert uow.referrals.get(referral.referral_id) == moved
+        assert uow.referrals.by_referrer(contract.P, "carol") == [moved]
+        uow.commit()
+    with store.unit_of_work() as uow:
+        assert uow.orders.get(contract.P, "order-1") == order
+        assert uow.referrals.by_referee(contract.P, referral.referee_id) == moved

@@ -9,6 +9,7 @@ import pytest
 
 import referralkit as rk
 from referralkit.policies import PerItem, RevenueShare
+from referralkit.testing import check_all
 
 START = datetime(2026, 3, 2, 9, 0, tzinfo=UTC)
 USD = rk.Unit("cash", "USD")
@@ -385,3 +386,35 @@ def test_a_repeated_order_id_is_a_no_op_without_asking_the_port_again():
     )
     assert repeat.reasons() == ("order.repeated",)
     assert len(rates.calls) == 1
+
+
+@pytest.mark.parametrize("store", ["memory", "sqlite"])
+def test_moving_a_converted_referral_earns_again_at_the_orders_recorded_rate(store: str):
+    """Re-attribution of an existing referral prices its converted orders at the rate they
+    were recorded with (not today's), and a refund after the move reverses exactly; the
+    revenue referred moves from the old referrer to the new one in program currency."""
+    rates = CountingRates({("EUR", "USD"): "1.0850"})
+    engine = _engine(
+        rates=rates, store=rk.InMemoryStore() if store == "memory" else rk.SQLiteStore()
+    )
+    engine.issue_code("carol")
+    _buy(engine, "100.00")  # bob is alice's: 16.28 USD
+    _refund(engine, "40.00", 1)  # before the move: 40 % of the order back
+    rates.rates[("EUR", "USD")] = "3"  # today's rate must not be used
+    engine.reattribute(
+        "bob", "carol", actor="ops", reason="ticket 8", now=START + timedelta(days=20)
+    )
+    carol = [v for v in engine.rewards_for("carol") if v.reward.order_id == "o1"]
+    assert [str(v.reward.value) for v in carol] == ["16.28 USD cash"]
+    assert carol[0].reward.exchange_rate is not None
+    assert carol[0].reward.exchange_rate.value == Decimal("1.0850")
+    alice_revenue = REVENUE
+    carol_revenue = ("fx", "referrer.revenue_referred", "carol")
+    # 108.50 USD paid, 40.00 EUR = 43.40 USD refunded
+    assert _counter(engine, alice_revenue) == 0
+    assert _counter(engine, carol_revenue) == Decimal("65.10")
+    _refund(engine, "60.00", 2)  # the rest, after the move
+    assert _counter(engine, carol_revenue) == 0
+    assert engine.balance("carol")[USD].lifetime == 0
+    assert engine.balance("alice")[USD].lifetime == 0
+    check_all(engine.store, engine)

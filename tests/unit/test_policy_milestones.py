@@ -412,3 +412,21 @@ def test_plain_status_levels_keep_their_program_digest():
         policies=[rk.SingleSided(referrer=rk.Cash(usd(1))), LEVELS],
     )
     assert "window" not in json.dumps(program.definition(), default=str)
+
+
+def test_a_moved_referral_leaves_the_old_referrers_months_and_counts_in_the_new_ones():
+    """Re-attribution moves a conversion's monthly count (rolling status levels) from the
+    old referrer to the new one, in the month it converted in."""
+    engine = _rolling_engine()
+    clock = engine._clock
+    assert isinstance(clock, rk.ManualClock)
+    engine.issue_code("zoe")
+    for n, day in enumerate((10, 20, 25)):
+        _convert(engine, n, datetime(2026, 1, day, tzinfo=UTC))
+    clock.set(datetime(2026, 2, 1, tzinfo=UTC))
+    assert (engine.status_of("alice"), engine.status_of("zoe")) == ("gold", None)
+    engine.reattribute("f0", "zoe", actor="ops", reason="ticket 3")
+    engine.reattribute("f1", "zoe", actor="ops", reason="ticket 3")
+    assert (engine.status_of("alice"), engine.status_of("zoe")) == (None, "silver")
+    clock.set(datetime(2026, 4, 1, tzinfo=UTC))  # February to April: January left the window
+    assert (engine.status_of("alice"), engine.status_of("zoe")) == (None, None)

@@ -87,6 +87,7 @@ from referralkit import sql as _sql
 from referralkit._adapters.memory import OutboxStatus
 from referralkit._ports import CounterKey
 from referralkit._values import codec
+from referralkit._values.events import Event
 from referralkit._values.rates import Rate
 from referralkit._values.records import (
     ChargebackRecord,
@@ -331,7 +332,22 @@ _REFERRALS_BY_REFERRER: Final = (
 _UPDATE_REFERRAL: Final = (
     sa.update(_R)
     .where(_R.c.referral_id == _p("rid"))
-    .values(status=_p("new_status"), explanation=_p("new_explanation"))
+    .values(
+        referrer_id=_p("new_referrer"),
+        code=_p("new_code"),
+        status=_p("new_status"),
+        explanation=_p("new_explanation"),
+    )
+)
+_UPDATE_ORDER: Final = (
+    sa.update(_O)
+    .where(_O.c.program_id == _p("pid"), _O.c.order_id == _p("oid"))
+    .values(referral_id=_p("new_referral"), converted=_p("new_converted"))
+)
+_REDACT_EVENT: Final = (
+    sa.update(_E)
+    .where(_E.c.program_id == _p("pid"), _E.c.event_id == _p("eid"))
+    .values(event=_p("new_event"))
 )
 _TOUCHES_OF_VISITOR: Final = (
     sa.select(*_TOUCH_COLUMNS)
@@ -1473,6 +1489,20 @@ class _SQLAlchemyUnitOfWork:
         record = self._seen[key] = None if row is None else _event_record(row)
         return record
 
+    def redact(self, program_id: str, event_id: str, event: Event) -> None:
+        key = (program_id, event_id)
+        pending = self._events.get(key)
+        if pending is not None:
+            self._events[key] = attrs.evolve(pending, event=event)
+            return
+        old = self.get(program_id, event_id)
+        if old is None:
+            raise StoreError(f"unknown event {key!r}")
+        self._execute(
+            _REDACT_EVENT, {"pid": program_id, "eid": event_id, "new_event": codec.dumps(event)}
+        )
+        self._seen[key] = attrs.evolve(old, event=event)
+
     def add(self, record: EventRecord) -> None:
         self._require_open()
         key = (record.program_id, record.event_id)
@@ -1724,11 +1754,19 @@ class _Referrals(_Repo):
             _UPDATE_REFERRAL,
             {
                 "rid": referral.referral_id,
+                "new_referrer": referral.referrer_id,
+                "new_code": referral.code,
                 "new_status": referral.status,
                 "new_explanation": codec.dumps(referral.explanation),
             },
         )
-        new = attrs.evolve(old, status=referral.status, explanation=referral.explanation)
+        new = attrs.evolve(
+            old,
+            referrer_id=referral.referrer_id,
+            code=referral.code,
+            status=referral.status,
+            explanation=referral.explanation,
+        )
         self._u._referrals[new.referral_id] = new
         self._u._referral_of[(new.program_id, new.referee_id)] = new
 
@@ -1837,6 +1875,25 @@ class _Orders(_Repo):
             },
         )
         self._u._orders[key] = r
+
+    def update(self, record: OrderRecord) -> None:
+        key = (record.program_id, record.order_id)
+        old = self.get(*key)
+        if old is None:
+            raise StoreError(f"unknown order {key!r}")
+        self._u.flush()  # the order may still wait in the buffer
+        self._u._execute(
+            _UPDATE_ORDER,
+            {
+                "pid": record.program_id,
+                "oid": record.order_id,
+                "new_referral": record.referral_id,
+                "new_converted": int(record.converted),
+            },
+        )
+        self._u._orders[key] = attrs.evolve(
+            old, referral_id=record.referral_id, converted=record.converted
+        )
 
     def refund(self, program_id: str, refund_id: str) -> RefundRecord | None:
         key = (program_id, refund_id)

@@ -758,6 +758,37 @@ class StoreContract:
         self.assert_conflict(store, lambda u: u.events.add(_event_record(digest="second")))
         assert self.read(store, lambda u: u.events.get(P, "evt-1")) == first
 
+    def test_redact_replaces_an_events_payload_only(self, store: Store) -> None:
+        """events.redact replaces the logged event; digest, outcome and log position stay,
+        in the unit and later; an unknown event is a StoreError."""
+        first, second = _event_record("evt-1"), _event_record("evt-2")
+        self.commit(store, lambda u: u.events.add(first), lambda u: u.events.add(second))
+        erased = Click(event_id="evt-1", at=_at(), code="ALICE123", visitor_id="erased")
+        before = self.read(store, lambda u: u.events.since(P, 0, 10))
+        with store.unit_of_work() as uow:
+            uow.events.redact(P, "evt-1", erased)
+            assert uow.events.get(P, "evt-1") == attrs.evolve(first, event=erased)
+            uow.commit()
+        with store.unit_of_work() as uow:
+            assert uow.events.get(P, "evt-1") == attrs.evolve(first, event=erased)
+            after = uow.events.since(P, 0, 10)
+        assert [(n, r.event_id) for n, r in after] == [(n, r.event_id) for n, r in before]
+        assert after[1][1] == second
+        with pytest.raises(StoreError), store.unit_of_work() as uow:
+            uow.events.redact(P, "evt-unknown", erased)
+
+    def test_redact_in_the_unit_that_added_the_event(self, store: Store) -> None:
+        """An event redacted in the unit that added it is stored redacted."""
+        erased = Click(event_id="evt-1", at=_at(), code="ALICE123", visitor_id="erased")
+
+        def write(uow: UnitOfWork) -> None:
+            uow.events.add(_event_record())
+            uow.events.redact(P, "evt-1", erased)
+
+        self.commit(store, write)
+        got = self.read(store, lambda u: u.events.get(P, "evt-1"))
+        assert got == attrs.evolve(_event_record(), event=erased)
+
     # -- programs -------------------------------------------------------------------------
     def test_programs_get_returns_an_added_version(self, store: Store) -> None:
         """programs.get returns an added version, None for unknown ones."""
@@ -918,6 +949,27 @@ class StoreContract:
             _assert_same(uow.referrals.get(expected.referral_id), expected, "get")
             _assert_same(uow.referrals.by_referrer(P, "alice"), [expected], "by_referrer")
 
+    def test_update_can_move_a_referral_to_another_referrer(self, store: Store) -> None:
+        """referrals.update replaces referrer_id and code (a re-attribution); by_referrer
+        lists the referral under the new referrer only, in this unit and later ones, and a
+        rollback restores it."""
+        self.commit(store, lambda u: u.referrals.add(_referral()))
+        moved = attrs.evolve(_referral(), referrer_id="carol", code="CAROL123", channel="sms")
+        expected = attrs.evolve(_referral(), referrer_id="carol", code="CAROL123")
+        with store.unit_of_work() as uow:
+            uow.referrals.update(moved)
+            assert uow.referrals.by_referrer(P, "alice") == []
+            _assert_same(uow.referrals.by_referrer(P, "carol"), [expected], "in the unit")
+        with store.unit_of_work() as uow:  # rolled back
+            _assert_same(uow.referrals.by_referrer(P, "alice"), [_referral()], "rolled back")
+            assert uow.referrals.by_referrer(P, "carol") == []
+        self.commit(store, lambda u: u.referrals.update(moved))
+        with store.unit_of_work() as uow:
+            _assert_same(uow.referrals.by_referee(P, "bob"), expected, "by_referee")
+            _assert_same(uow.referrals.get(expected.referral_id), expected, "get")
+            assert uow.referrals.by_referrer(P, "alice") == []
+            _assert_same(uow.referrals.by_referrer(P, "carol"), [expected], "by_referrer")
+
     def test_updating_an_unknown_referral_is_a_store_error(self, store: Store) -> None:
         """referrals.update of a referral never added raises StoreError."""
         with pytest.raises(StoreError), store.unit_of_work() as uow:
@@ -1042,6 +1094,20 @@ class StoreContract:
             assert uow.orders.get(OTHER, "order-1") is None
             assert uow.orders.refund(OTHER, "refund-1") is None
             assert uow.orders.chargeback(OTHER, "cb-1") is None
+
+    def test_orders_update_replaces_referral_and_converted_only(self, store: Store) -> None:
+        """orders.update keeps every field but referral_id and converted, which round-trip;
+        an unknown order is a StoreError."""
+        self.commit(store, lambda u: u.orders.add(_order()))
+        changed = attrs.evolve(_order(), referral_id=None, converted=False, digest="other")
+        self.commit(store, lambda u: u.orders.update(changed))
+        expected = attrs.evolve(_order(), referral_id=None, converted=False)
+        _assert_same(self.read(store, lambda u: u.orders.get(P, "order-1")), expected, "get")
+        again = attrs.evolve(_order(), referral_id="ref-new")
+        self.commit(store, lambda u: u.orders.update(again))
+        _assert_same(self.read(store, lambda u: u.orders.get(P, "order-1")), again, "again")
+        with pytest.raises(StoreError), store.unit_of_work() as uow:
+            uow.orders.update(_order("order-unknown"))
 
     def test_the_same_order_id_twice_is_a_conflict(self, store: Store) -> None:
         """A known order id raises ConcurrencyError and the first order stays."""
@@ -1734,6 +1800,46 @@ class StoreContract:
             Decimal("35.00"),
         )
 
+    def test_a_reattribution_and_an_erasure_give_the_reference_records(self, store: Store) -> None:
+        """The run above, then an operator moves carol's referral to dave, gives erin (who
+        had no referrer) one, and erases bob: the same referrals, orders, rewards, entries,
+        outbox, counters and event log as on InMemoryStore."""
+        mine, reference = _engine_run(store), _engine_run(InMemoryStore())
+        for run in (mine, reference):
+            _reattribute_and_erase(run.engine)
+        got, want = dict(store.dump()), dict(reference.engine.store.dump())
+        # codes are random: compare referrals without them, and the log by its erasure
+        got["referrals"] = [attrs.evolve(r, code="") for r in got["referrals"]]
+        want["referrals"] = [attrs.evolve(r, code="") for r in want["referrals"]]
+        for dump in (got, want):
+            dump["events"] = [
+                (r.event_id, getattr(r.event, "email", None), dict(r.event.metadata))
+                for r in dump["events"]
+            ]
+        assert sorted(got["events"]) == sorted(want["events"])
+        for table, key in (
+            ("referrals", "referral_id"),
+            ("orders", "order_id"),
+            ("rewards", "reward_id"),
+            ("entries", "entry_id"),
+            ("outbox", "notification_id"),
+        ):
+            assert _by_id(got[table], key) == _by_id(want[table], key), table
+        for pid in ("alice", "bob", "carol", "dave", "erin"):
+            assert mine.engine.balance(pid) == reference.engine.balance(pid), pid
+        with store.unit_of_work() as uow:
+            moved = uow.referrals.by_referrer(_E2E, "dave")
+            assert sorted(r.referee_id for r in moved) == ["carol", "erin"]
+            assert [r.referee_id for r in uow.referrals.by_referrer(_E2E, "alice")] == ["bob"]
+            logged = uow.events.get(_E2E, "e-signup-bob")
+            assert logged is not None
+            assert isinstance(logged.event, Signup)
+            assert logged.event.email is not None
+            assert logged.event.email.endswith("@erased.invalid")
+        keys = [(_E2E, "referrer.successful_referrals", who) for who in ("alice", "dave")]
+        with store.unit_of_work() as uow:
+            assert uow.counters.get(keys) == {keys[0]: Decimal(1), keys[1]: Decimal(2)}
+
     # -- payouts and the ledger's audit columns -------------------------------------------
     def test_a_payout_is_found_by_id_and_listed_while_open(self, store: Store) -> None:
         """payouts.get returns an added payout; open() lists pending and failed payouts of
@@ -1944,6 +2050,29 @@ def _payout_run(store: Store) -> Engine:
 class _Run:
     engine: Engine
     reasons: list[tuple[str, ...]]
+
+
+_E2E = "contract-e2e"
+
+
+def _reattribute_and_erase(engine: Engine) -> None:
+    """After ``_engine_run``: carol's referral moves to dave, erin gets one, bob is erased."""
+    at = datetime(2026, 4, 10, tzinfo=UTC)
+    engine.issue_code("dave")
+    engine.handle(Signup(event_id="e-signup-erin", participant_id="erin", at=at))
+    engine.handle(
+        Purchase(
+            event_id="e-order-erin",
+            participant_id="erin",
+            order_id="order-erin",
+            amount=_usd("30.00"),
+            at=at + timedelta(hours=1),
+        )
+    )
+    engine.reattribute("carol", "dave", actor="ops", reason="contract", now=at)
+    engine.reattribute("erin", "dave", actor="ops", reason="contract", now=at)
+    engine.reattribute("carol", "dave", actor="ops", reason="contract", now=at)  # a retry
+    engine.erase_participant("bob")
 
 
 def _engine_run(store: Store) -> _Run:
