@@ -37,7 +37,7 @@ from referralkit._ledger import (
 )
 from referralkit._ledger_ops import LedgerOperations, PayoutCheck, Veto
 from referralkit._ports import CounterKey, ExchangeRates, Fulfiller, Notifier, Store, UnitOfWork
-from referralkit._program import Program
+from referralkit._program import Program, qualifying_triggers
 from referralkit._reattribution import Reattribution
 from referralkit._values._checks import require_aware, require_id
 from referralkit._values.canonical import parts_digest, record_digest
@@ -1327,38 +1327,10 @@ class Engine(Reattribution, LedgerOperations):
         snapshot = self._snapshot(uow, version, referral, extra=keys)
         number = int(snapshot.get(purchases_key, _ZERO)) + 1
         converted_before = snapshot.get(conversions_key, _ZERO) > 0
-        decisions: list[Decision] = list(bound)
-        triggers: set[Trigger] = set()
-        if version.first_purchase_only and number > 1:
-            decisions.append(
-                Decision.of(
-                    "qualification", Verdict.SKIPPED, "qualify.not_first_purchase", number=number
-                )
-            )
-        elif version.min_order is not None and priced.amount < version.min_order:
-            decisions.append(
-                Decision.of(
-                    "qualification",
-                    Verdict.SKIPPED,
-                    "qualify.below_minimum",
-                    amount=priced.amount,
-                    minimum=version.min_order,
-                )
-            )
-        else:
-            triggers.add(Trigger.EVERY_PURCHASE)
-            if converted_before and any(
-                p.trigger is Trigger.FIRST_PURCHASE for p in version.policies
-            ):
-                decisions.append(
-                    Decision.of(
-                        "qualification",
-                        Verdict.SKIPPED,
-                        "qualify.already_converted",
-                    )
-                )
-            elif not converted_before:
-                triggers.add(Trigger.FIRST_PURCHASE)
+        triggers, qualification = qualifying_triggers(
+            version, number, priced.amount, converted_before
+        )
+        decisions: list[Decision] = [*bound, *qualification]
         grants, reward_ids, policy_decisions = self._reward(
             uow,
             version,
@@ -2827,17 +2799,13 @@ class Engine(Reattribution, LedgerOperations):
                 continue
             if uow.counters.get([reversed_key])[reversed_key] > 0:
                 continue  # refunded or charged back before: nothing to backfill
-            if version.first_purchase_only and number > 1:
-                continue
             rate = order.exchange_rate
             priced = ev  # converted at the order's recorded rate, if it has one
             if rate is not None:
                 priced = convert_purchase(ev, rate, version.currency, version.rounding)
-            if version.min_order is not None and priced.amount < version.min_order:
+            triggers, _ = qualifying_triggers(version, number, priced.amount, converted)
+            if not triggers:
                 continue
-            triggers = {Trigger.EVERY_PURCHASE}
-            if not converted:
-                triggers.add(Trigger.FIRST_PURCHASE)
             snapshot = self._snapshot(uow, version, referral, extra=[purchases_key])
             snapshot[purchases_key] = Decimal(number - 1)
             grants, _, decisions = self._reward(

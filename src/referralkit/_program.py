@@ -15,9 +15,10 @@ from dateutil.relativedelta import relativedelta
 from referralkit._errors import InvalidInputError, InvalidProgramError
 from referralkit._values._checks import require_aware, require_id
 from referralkit._values.canonical import canonical, digest
+from referralkit._values.decisions import Decision, Verdict
 from referralkit._values.money import ROUNDING_MODES, Money, currency_exponent
 from referralkit.attribution._resolve import DEFAULT_ATTRIBUTION_RULES, AttributionRules
-from referralkit.policies._base import Counter, RewardPolicy
+from referralkit.policies._base import Counter, RewardPolicy, Trigger
 from referralkit.policies._combinators import PRECEDENCE
 from referralkit.policies._config import program_kwargs, program_to_dict
 from referralkit.policies._limits import Caps
@@ -130,7 +131,8 @@ class Program:
         hold: How long a reward stays pending before it is payable (a ``relativedelta``).
         min_order: Purchases below this amount do not qualify.
         first_purchase_only: Only the referee's first purchase ever qualifies: a first
-            order below ``min_order`` forfeits the purchase rewards.
+            order below ``min_order`` forfeits the purchase rewards. A policy whose trigger
+            is ``EVERY_PURCHASE`` overrides it and pays on later purchases too.
         policy_holds: Hold periods per policy name, overriding ``hold`` for the rewards
             that policy grants.
         review_after: How long a reward may stay held before ``Engine.settle`` reminds the
@@ -507,3 +509,46 @@ def _rules_from_dict(data: object) -> AttributionRules:
     except InvalidInputError as exc:
         field = exc.field.replace("rules.", "attribution.", 1)
         raise InvalidProgramError(field, exc.value, exc.problem) from None
+
+
+def qualifying_triggers(
+    version: Program, number: int, amount: Money, converted_before: bool
+) -> tuple[set[Trigger], list[Decision]]:
+    """Which purchase triggers the referee's ``number``-th purchase (of ``amount``, in the
+    program currency) fires under ``version``'s terms, and the decisions that say why
+    others did not.
+
+    ``min_order`` applies to every purchase policy. ``first_purchase_only`` is the
+    program's default, and a policy's own trigger overrides it: a later purchase fires no
+    ``FIRST_PURCHASE`` policy, but still pays the policies that declare
+    ``EVERY_PURCHASE``. ``FIRST_PURCHASE`` fires until the referral has converted.
+    """
+    decisions: list[Decision] = []
+    not_first = version.first_purchase_only and number > 1
+    if not_first:
+        decisions.append(
+            Decision.of(
+                "qualification", Verdict.SKIPPED, "qualify.not_first_purchase", number=number
+            )
+        )
+        if not any(p.trigger is Trigger.EVERY_PURCHASE for p in version.policies):
+            return set(), decisions
+    if version.min_order is not None and amount < version.min_order:
+        decisions.append(
+            Decision.of(
+                "qualification",
+                Verdict.SKIPPED,
+                "qualify.below_minimum",
+                amount=amount,
+                minimum=version.min_order,
+            )
+        )
+        return set(), decisions
+    triggers = {Trigger.EVERY_PURCHASE}
+    if not_first:
+        return triggers, decisions
+    if not converted_before:
+        triggers.add(Trigger.FIRST_PURCHASE)
+    elif any(p.trigger is Trigger.FIRST_PURCHASE for p in version.policies):
+        decisions.append(Decision.of("qualification", Verdict.SKIPPED, "qualify.already_converted"))
+    return triggers, decisions

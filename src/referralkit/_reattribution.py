@@ -29,7 +29,7 @@ from referralkit._errors import InvalidInputError
 from referralkit._fraud_context import chain_depth, fraud_context
 from referralkit._ledger import RewardView, reversal_entry, target_reversed
 from referralkit._ports import CounterKey, UnitOfWork
-from referralkit._program import Program
+from referralkit._program import Program, qualifying_triggers
 from referralkit._values._checks import require_aware, require_id
 from referralkit._values.clock import Clock
 from referralkit._values.decisions import Decision, Verdict
@@ -680,14 +680,7 @@ class Reattribution:
             priced = ev  # converted at the order's recorded rate, as when it was handled
             if rate is not None:
                 priced = convert_purchase(ev, rate, version.currency, version.rounding)
-            triggers: set[Trigger] = set()
-            qualifies = not (version.first_purchase_only and number > 1) and not (
-                version.min_order is not None and priced.amount < version.min_order
-            )
-            if qualifies:
-                triggers.add(Trigger.EVERY_PURCHASE)
-                if not conversions:
-                    triggers.add(Trigger.FIRST_PURCHASE)
+            triggers, _ = qualifying_triggers(version, number, priced.amount, conversions > 0)
             snapshot = self._snapshot(uow, version, referral, extra=[purchases_key])
             snapshot[purchases_key] = Decimal(number - 1)
             grants, reward_ids, decisions = self._reward(
