@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import contextlib
 import functools
+import inspect
 import logging
 from collections.abc import Callable, Iterable, Sequence
 from datetime import datetime, timedelta
@@ -181,6 +182,23 @@ class DispatchResult:
     failed: int
     dead: int = 0
     """Of the failed ones, how many ran out of attempts and became dead letters."""
+
+
+_PREFETCH_KEYWORDS: dict[type, frozenset[str] | None] = {}
+
+
+def _prefetch_keywords(uow_type: type, prefetch: Callable[..., object]) -> frozenset[str] | None:
+    """The keywords a unit of work's ``prefetch`` takes (None: any, through ``**kwargs``),
+    read once per unit-of-work class."""
+    if uow_type not in _PREFETCH_KEYWORDS:
+        parameters = inspect.signature(prefetch).parameters.values()
+        if any(p.kind is inspect.Parameter.VAR_KEYWORD for p in parameters):
+            _PREFETCH_KEYWORDS[uow_type] = None
+        else:
+            _PREFETCH_KEYWORDS[uow_type] = frozenset(
+                p.name for p in parameters if p.kind is not inspect.Parameter.POSITIONAL_ONLY
+            )
+    return _PREFETCH_KEYWORDS[uow_type]
 
 
 class Engine(Reattribution, LedgerOperations):
@@ -621,17 +639,20 @@ class Engine(Reattribution, LedgerOperations):
                 visitors.append(event.visitor_id)
         pid = self._program_id
         referrals = [derive_id("ref", pid, who) for who in people]
-        prefetch(
-            pid,
-            event_ids=[e.event_id for e in batch if isinstance(e, _EVENT_TYPES)],
-            participant_ids=people,
-            order_ids=orders,
-            codes=codes,
-            counter_subjects=[*people, *referrals, *orders, *codes],
-            visitor_ids=visitors,
-            refund_ids=refunds,
-            refunded_orders=refunded,
-        )
+        wanted: dict[str, list[str]] = {
+            "event_ids": [e.event_id for e in batch if isinstance(e, _EVENT_TYPES)],
+            "participant_ids": people,
+            "order_ids": orders,
+            "codes": codes,
+            "counter_subjects": [*people, *referrals, *orders, *codes],
+            "visitor_ids": visitors,
+            "refund_ids": refunds,
+            "refunded_orders": refunded,
+        }
+        accepted = _prefetch_keywords(type(uow), prefetch)
+        if accepted is not None:  # a store written for fewer keywords gets those it takes
+            wanted = {k: v for k, v in wanted.items() if k in accepted}
+        prefetch(pid, **wanted)
 
     def _handle_item(self, item: tuple[Event, str], uow: UnitOfWork) -> Outcome:
         return self._handle_in(uow, *item)

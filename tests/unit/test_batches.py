@@ -151,3 +151,44 @@ def test_a_batch_mixing_new_rewards_and_reversals_of_older_ones_keeps_every_stat
     assert {r.order_id for r in pending} == {"o-2"}
     assert {r.order_id for r in reversed_} == {"o-1"}
     assert engine.settle(T0 + timedelta(days=40)) == 2  # only the o-2 rewards are approved
+
+
+def test_a_store_whose_prefetch_takes_fewer_keywords_gets_only_those() -> None:
+    """A custom store written before a prefetch keyword was added keeps working: the engine
+    passes only the keywords its ``prefetch`` declares."""
+    seen: list[dict[str, object]] = []
+
+    class OlderUnit:
+        def __init__(self, inner: object) -> None:
+            self._inner = inner
+
+        def __getattr__(self, name: str) -> object:
+            return getattr(self._inner, name)
+
+        def __enter__(self) -> OlderUnit:
+            self._inner.__enter__()  # type: ignore[attr-defined]
+            return self
+
+        def __exit__(self, *exc: object) -> None:
+            self._inner.__exit__(*exc)  # type: ignore[attr-defined]
+
+        def prefetch(self, program_id: str, *, event_ids=(), participant_ids=()) -> None:
+            seen.append({"event_ids": list(event_ids), "participant_ids": list(participant_ids)})
+
+    class OlderStore:
+        def __init__(self) -> None:
+            self._inner = rk.InMemoryStore()
+
+        def unit_of_work(self) -> OlderUnit:
+            return OlderUnit(self._inner.unit_of_work())
+
+        def dump(self):  # type: ignore[no-untyped-def]
+            return self._inner.dump()
+
+    engine = make_engine(OlderStore())  # type: ignore[arg-type]
+    code = engine.issue_code("alice")
+    results = engine.handle_many(stream(code), batch_size=100)
+    assert all(isinstance(r, rk.Outcome | rk.ReferralKitError) for r in results)
+    assert seen
+    assert set(seen[0]) == {"event_ids", "participant_ids"}
+    assert seen[0]["event_ids"]

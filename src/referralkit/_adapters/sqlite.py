@@ -1705,7 +1705,7 @@ class _Ledger(_Repo):
         return found
 
     def entries(self, reward_ids: Iterable[str]) -> dict[str, list[Entry]]:
-        ids = list(reward_ids)
+        ids = list(dict.fromkeys(reward_ids))
         out: dict[str, list[Entry]] = {i: [] for i in ids}
         new = self._u._new_entries
         cached = self._u._stored_entries
@@ -1810,6 +1810,10 @@ class _Counters(_Repo):
         u._deltas[key] = u._deltas.get(key, 0) + scaled
         if key in u._counters:
             u._counters[key] += Decimal(scaled).scaleb(-_COUNTER_SCALE)
+        elif (key[0], key[2]) in u._subjects:
+            # Loaded with its subject and no row: this unit's changes are the value. Kept
+            # now, as a flush moves the changes to the table without re-reading it.
+            u._counters[key] = Decimal(u._deltas[key]).scaleb(-_COUNTER_SCALE)
 
 
 class _Outbox(_Repo):

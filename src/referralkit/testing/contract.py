@@ -1138,6 +1138,16 @@ class StoreContract:
             assert uow.ledger.rewards(P, participant_id="alice") == [reward]
             assert uow.ledger.entries([reward.reward_id]) == {reward.reward_id: [_granted(reward)]}
 
+    def test_entries_of_a_reward_named_twice_come_back_once(self, store: Store) -> None:
+        """entries() with a reward id repeated gives its entries once, stored and new."""
+        a = _reward("rwd-a")
+        self.commit(store, lambda u: u.ledger.add_reward(a, _granted(a)))
+        approved = _entry("e-9", a, kind=EntryKind.APPROVED, state_after=RewardState.APPROVED)
+        with store.unit_of_work() as uow:
+            uow.ledger.append([approved])
+            got = uow.ledger.entries(["rwd-a", "rwd-a"])
+            assert [e.entry_id for e in got["rwd-a"]] == [_granted(a).entry_id, "e-9"]
+
     def test_entries_come_back_in_append_order(self, store: Store) -> None:
         """entries() gives each reward's entries in append order, across units and calls."""
         a, b = _reward("rwd-b"), _reward("rwd-a", order_id="order-2")
@@ -1440,6 +1450,29 @@ class StoreContract:
             assert uow.counters.get([key, fresh]) == {key: Decimal(6), fresh: Decimal(1)}
         got = self.read(store, lambda u: u.counters.get([key, fresh]))
         assert got == {key: Decimal(2), fresh: Decimal(0)}
+
+    def test_counters_read_right_after_a_batch_prefetch_and_a_flush(self, store: Store) -> None:
+        """A store that prefetches a batch's counters (the optional ``prefetch``) reads them
+        right through a mid-unit flush (an outbox read flushes the buffered writes): a
+        counter of a loaded subject that had no row, added to, flushed and added to
+        again, reads as the sum."""
+        key: CounterKey = (P, "referrals", "alice")
+        other: CounterKey = (P, "spend", "alice")
+        self.commit(store, lambda u: u.counters.add(other, Decimal(4)))
+        with store.unit_of_work() as uow:
+            prefetch = getattr(uow, "prefetch", None)
+            if prefetch is not None:
+                prefetch(P, counter_subjects=["alice"])
+            uow.counters.add(key, Decimal(1))
+            uow.outbox.pending(10)  # flushes a store that buffers its writes
+            uow.counters.add(key, Decimal(2))
+            uow.counters.add(other, Decimal(1))
+            assert uow.counters.get([key, other]) == {key: Decimal(3), other: Decimal(5)}
+            uow.outbox.pending(10)
+            assert uow.counters.get([key, other]) == {key: Decimal(3), other: Decimal(5)}
+            uow.commit()
+        got = self.read(store, lambda u: u.counters.get([key, other]))
+        assert got == {key: Decimal(3), other: Decimal(5)}
 
     # -- outbox ---------------------------------------------------------------------------
     def test_pending_lists_notifications_oldest_first_up_to_limit(self, store: Store) -> None:
