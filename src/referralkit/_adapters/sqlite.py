@@ -28,7 +28,6 @@ from referralkit._adapters._sqlformat import COUNTER_SCALE as _COUNTER_SCALE
 from referralkit._adapters._sqlformat import opt_ts as _opt_ts
 from referralkit._adapters._sqlformat import scaled as _scaled
 from referralkit._adapters._sqlformat import ts as _ts
-from referralkit._adapters.memory import OutboxStatus
 from referralkit._errors import (
     ConcurrencyError,
     CorruptRecordError,
@@ -40,13 +39,11 @@ from referralkit._errors import (
 from referralkit._ports import CounterKey
 from referralkit._values import codec
 from referralkit._values.events import Event
-from referralkit._values.money import Money
 from referralkit._values.records import (
     ChargebackRecord,
     CodeRecord,
     DeadLetter,
     Entry,
-    EntryKind,
     EventRecord,
     Notification,
     OrderRecord,
@@ -57,7 +54,6 @@ from referralkit._values.records import (
     RefundRecord,
     Reward,
     RewardState,
-    Role,
     TouchRecord,
 )
 from referralkit._values.rewards import Unit
@@ -284,10 +280,6 @@ _SYNCHRONOUS: Final = frozenset({"OFF", "NORMAL", "FULL", "EXTRA"})
 
 def _dt(text: str) -> datetime:
     return datetime.fromisoformat(text)
-
-
-def _opt_dt(text: str | None) -> datetime | None:
-    return None if text is None else datetime.fromisoformat(text)
 
 
 #: Columns added after a table first shipped: (table, column, definition). A database
@@ -573,50 +565,56 @@ def _corrupt(table: str, key: object, exc: Exception) -> CorruptRecordError:
     return CorruptRecordError(f"{table} row {key!r} cannot be read: {exc}")
 
 
-def _money(minor: int, currency: str, table: str, key: object) -> Money:
-    try:
-        return Money.from_minor(minor, currency)
-    except InvalidInputError as exc:
-        raise _corrupt(table, key, exc) from exc
+_DECODE_ERRORS: Final = (
+    codec.CodecError,
+    InvalidInputError,
+    ValueError,
+    TypeError,
+    KeyError,
+    ArithmeticError,
+    AttributeError,
+)
 
 
-def _event_record(r: Sequence[Any]) -> EventRecord:
-    try:
-        return EventRecord(r[0], r[1], r[2], codec.loads(r[4]), codec.loads(r[5]), r[3])
-    except (codec.CodecError, InvalidInputError, TypeError) as exc:
-        raise _corrupt("rk_events", (r[0], r[1]), exc) from exc
+def _decoder(
+    table: str, key: Callable[[Sequence[Any]], object], decode: Callable[[Sequence[Any]], T]
+) -> Callable[[Sequence[Any]], T]:
+    """``decode`` (one of the decoders both SQL stores share), raising a
+    ``CorruptRecordError`` that names the row it could not read."""
+
+    def read(r: Sequence[Any]) -> T:
+        try:
+            return decode(r)
+        except _DECODE_ERRORS as exc:
+            raise _corrupt(table, key(r), exc) from exc
+
+    return read
 
 
-def _program(r: Sequence[Any]) -> ProgramRecord:
-    try:
-        definition = codec.loads(r[5])
-    except codec.CodecError as exc:
-        raise _corrupt("rk_programs", (r[0], r[1]), exc) from exc
-    return ProgramRecord(r[0], r[1], r[2], _dt(r[3]), _dt(r[4]), definition)
+def _pair(r: Sequence[Any]) -> object:
+    return (r[0], r[1])
 
 
-def _participant(r: Sequence[Any]) -> ParticipantRecord:
-    return ParticipantRecord(r[0], r[1], _dt(r[2]), _opt_dt(r[3]), r[4])
+def _first(r: Sequence[Any]) -> object:
+    return r[0]
 
 
-def _code(r: Sequence[Any]) -> CodeRecord:
-    return CodeRecord(r[0], r[1], r[2], _dt(r[3]), r[4], _opt_dt(r[5]))
-
-
-def _referral(r: Sequence[Any]) -> Referral:
-    try:
-        explanation = codec.loads(r[10])
-    except codec.CodecError as exc:
-        raise _corrupt("rk_referrals", r[0], exc) from exc
-    return Referral(r[0], r[1], r[2], r[3], r[4], r[5], r[6], _dt(r[7]), r[8], r[9], explanation)
-
-
-def _touch(r: Sequence[Any]) -> TouchRecord:
-    try:
-        data = codec.loads(r[11])
-    except codec.CodecError as exc:
-        raise _corrupt("rk_touches", (r[0], r[1]), exc) from exc
-    return TouchRecord(r[0], r[1], r[2], _dt(r[3]), r[4], r[5], r[6], r[7], r[8], r[9], r[10], data)
+_event_record = _decoder("rk_events", _pair, _sqlformat.event_record)
+_program = _decoder("rk_programs", _pair, _sqlformat.program)
+_participant = _decoder("rk_participants", _pair, _sqlformat.participant)
+_code = _decoder("rk_codes", _pair, _sqlformat.code)
+_referral = _decoder("rk_referrals", _first, _sqlformat.referral)
+_touch = _decoder("rk_touches", _pair, _sqlformat.touch)
+_order = _decoder("rk_orders", _pair, _sqlformat.order)
+_refund = _decoder("rk_refunds", _pair, _sqlformat.refund)
+_chargeback = _decoder("rk_chargebacks", _pair, _sqlformat.chargeback)
+# SQLiteStore reads rewards with their log position first (``seq``).
+_reward = _decoder("rk_rewards", lambda r: r[1], lambda r: _sqlformat.reward(r[1:]))
+_entry = _decoder("rk_entries", _first, _sqlformat.entry)
+_notification = _decoder("rk_outbox", _first, _sqlformat.notification)
+_outbox_status = _decoder("rk_outbox", _first, _sqlformat.outbox_status)
+_payout = _decoder("rk_payouts", _first, _sqlformat.payout)
+_PAYOUT_COLUMNS: Final = ", ".join(_sqlformat.PAYOUT_COLUMNS)
 
 
 def _touch_row(r: TouchRecord) -> tuple[Any, ...]:
@@ -636,92 +634,8 @@ def _touch_row(r: TouchRecord) -> tuple[Any, ...]:
     )
 
 
-def _order(r: Sequence[Any]) -> OrderRecord:
-    amount = _money(r[3], r[4], "rk_orders", (r[0], r[1]))
-    try:
-        rate = _sqlformat.rate(r[10], r[11])
-    except (InvalidInputError, ValueError, ArithmeticError) as exc:
-        raise _corrupt("rk_orders", (r[0], r[1]), exc) from exc
-    return OrderRecord(r[0], r[1], r[2], amount, _dt(r[5]), r[6], r[7], bool(r[8]), r[9], rate)
-
-
-def _refund(r: Sequence[Any]) -> RefundRecord:
-    amount = _money(r[3], r[4], "rk_refunds", (r[0], r[1]))
-    return RefundRecord(r[0], r[1], r[2], amount, _dt(r[5]), r[6], r[7])
-
-
-def _chargeback(r: Sequence[Any]) -> ChargebackRecord:
-    return ChargebackRecord(r[0], r[1], r[2], _dt(r[3]), r[4], r[5])
-
-
-def _reward(r: Sequence[Any]) -> Reward:
-    key = r[1]
-    try:
-        value = codec.loads(r[7])
-        base = None if r[11] is None else Money.from_minor(r[11], r[12])
-        return Reward(
-            reward_id=r[1],
-            program_id=r[2],
-            program_version=r[3],
-            referral_id=r[4],
-            participant_id=r[5],
-            role=Role(r[6]),
-            value=value,
-            policy=r[8],
-            source_event_id=r[9],
-            order_id=r[10],
-            base_amount=base,
-            created_at=_dt(r[13]),
-            payable_at=_dt(r[14]),
-            item=r[15],
-            exchange_rate=_sqlformat.rate(r[16], r[17]),
-        )
-    except (codec.CodecError, InvalidInputError, ValueError, ArithmeticError) as exc:
-        raise _corrupt("rk_rewards", key, exc) from exc
-
-
-def _entry(r: Sequence[Any]) -> Entry:
-    try:
-        return Entry(
-            entry_id=r[0],
-            reward_id=r[1],
-            program_id=r[2],
-            participant_id=r[3],
-            kind=EntryKind(r[4]),
-            quantity=Decimal(r[5]).scaleb(-r[6]),
-            at=_dt(r[7]),
-            cause=r[8],
-            state_after=RewardState(r[9]),
-            actor=r[10],
-        )
-    except ValueError as exc:
-        raise _corrupt("rk_entries", r[0], exc) from exc
-
-
-def _notification(r: Sequence[Any]) -> Notification:
-    try:
-        data = codec.loads(r[5])
-    except codec.CodecError as exc:
-        raise _corrupt("rk_outbox", r[0], exc) from exc
-    return Notification(r[0], r[1], r[2], r[3], _dt(r[4]), data)
-
-
-_PAYOUT_COLUMNS: Final = ", ".join(_sqlformat.PAYOUT_COLUMNS)
-
-
-def _payout(r: Sequence[Any]) -> Payout:
-    try:
-        return _sqlformat.payout(r)
-    except (InvalidInputError, ValueError) as exc:
-        raise _corrupt("rk_payouts", r[0], exc) from exc
-
-
 def _dead_letter(r: Sequence[Any]) -> DeadLetter:
     return DeadLetter(_notification(r), r[7], r[8], _dt(r[10]))
-
-
-def _outbox_status(r: Sequence[Any]) -> OutboxStatus:
-    return OutboxStatus(_opt_dt(r[6]), r[7], r[8], _opt_dt(r[9]), _opt_dt(r[10]))
 
 
 # -- the unit of work -------------------------------------------------------------------------
