@@ -2198,6 +2198,35 @@ class Engine(Reattribution, LedgerOperations):
                     (order.at, -_ONE),  # it leaves the month it converted in
                 )
         rewards = uow.ledger.rewards(pid, order_id=order.order_id)
+        reversals, decisions = self._reverse_rewards(uow, order, ev, total, rewards)
+        if not reversals:
+            decisions.append(
+                Decision.of(
+                    "ledger", Verdict.SKIPPED, "reward.nothing_to_reverse", order_id=order.order_id
+                )
+            )
+        return Outcome(
+            ev.event_id,
+            ev.kind,
+            referral_id=order.referral_id,
+            reversals=tuple(reversals),
+            decisions=tuple(decisions),
+        )
+
+    def _reverse_rewards(
+        self,
+        uow: UnitOfWork,
+        order: OrderRecord,
+        ev: Refund | Chargeback,
+        total: Decimal,
+        rewards: Sequence[Reward],
+    ) -> tuple[list[Reversal], list[Decision]]:
+        """Bring ``rewards`` of ``order`` to what ``total`` refunded of it leaves them (a
+        refund naming line items reverses their per-item rewards wholly): reversal or
+        clawback entries, spend given back, points taken back, one notification each.
+        Returns the reversals and their decisions (none when nothing was left to reverse).
+        """
+        pid = self._program_id
         items = ev.items if isinstance(ev, Refund) else ()
         if items:  # a refund of named line items reverses their per-item rewards wholly
             rewards = [r for r in rewards if r.item in items]
@@ -2255,21 +2284,9 @@ class Engine(Reattribution, LedgerOperations):
         if appended:
             uow.ledger.append(appended)
             uow.outbox.add(notifications)
-        else:
-            decisions.append(
-                Decision.of(
-                    "ledger", Verdict.SKIPPED, "reward.nothing_to_reverse", order_id=order.order_id
-                )
-            )
         if spend:
             uow.counters.add((pid, Counter.PROGRAM_SPEND.value, ""), -spend)
-        return Outcome(
-            ev.event_id,
-            ev.kind,
-            referral_id=order.referral_id,
-            reversals=tuple(reversals),
-            decisions=tuple(decisions),
-        )
+        return reversals, decisions
 
     # -- ledger operations ---------------------------------------------------------------
     def settle(self, now: datetime | None = None, *, batch_size: int = 500) -> int:

@@ -27,7 +27,7 @@ import attrs
 
 from referralkit._errors import InvalidInputError
 from referralkit._fraud_context import chain_depth, fraud_context
-from referralkit._ledger import RewardView, reversal_entry, target_reversed
+from referralkit._ledger import RewardView, reversal_entry
 from referralkit._ports import CounterKey, UnitOfWork
 from referralkit._program import Program, qualifying_triggers
 from referralkit._values._checks import require_aware, require_id
@@ -44,6 +44,7 @@ from referralkit._values.records import (
     OrderRecord,
     ParticipantRecord,
     Referral,
+    Reversal,
     Reward,
     RewardGrant,
 )
@@ -159,6 +160,15 @@ class Reattribution:
             country: str | None = None,
             salt: tuple[str, ...] = (),
         ) -> tuple[tuple[RewardGrant, ...], tuple[str, ...], list[Decision]]: ...
+
+        def _reverse_rewards(
+            self,
+            uow: UnitOfWork,
+            order: OrderRecord,
+            ev: Refund | Chargeback,
+            total: Decimal,
+            rewards: Sequence[Reward],
+        ) -> tuple[list[Reversal], list[Decision]]: ...
 
         def _in_program_currency(
             self, order: OrderRecord, referral: Referral, amount: Decimal
@@ -667,7 +677,7 @@ class Reattribution:
                             StatusBasis.SUCCESSFUL_REFERRALS,
                             (order.at, -_ONE),  # it leaves the month it converted in
                         )
-                self._reverse_again(uow, version, order, ev, total, done.reward_ids)
+                self._reverse_again(uow, order, ev, total, done.reward_ids)
                 continue
             number += 1
             if ev.at < referral.created_at:
@@ -717,7 +727,6 @@ class Reattribution:
     def _reverse_again(
         self,
         uow: UnitOfWork,
-        version: Program,
         order: OrderRecord,
         ev: Refund | Chargeback,
         total: Decimal,
@@ -729,52 +738,8 @@ class Reattribution:
         rewards = [
             r for r in uow.ledger.rewards(pid, order_id=order.order_id) if r.reward_id in reward_ids
         ]
-        items = ev.items if isinstance(ev, Refund) else ()
-        if items:  # a refund of named line items reverses their per-item rewards wholly
-            rewards = [r for r in rewards if r.item in items]
-        if not rewards:
-            return
-        entries = uow.ledger.entries(r.reward_id for r in rewards)
-        refunded = Money._trusted(total, order.amount.currency)
-        appended = []
-        notifications = []
-        spend = _ZERO
-        for reward in rewards:
-            view = RewardView(reward, tuple(entries[reward.reward_id]))
-            base = reward.base_amount or order.amount
-            target = (
-                view.granted if items else target_reversed(view, refunded, base, version.rounding)
-            )
-            entry = reversal_entry(view, target, ev.at, ev.event_id)
-            if entry is None:
-                continue
-            appended.append(entry)
-            if reward.unit.is_money:
-                spend += entry.quantity
-                self._give_back(uow, reward, entry.quantity)
-            elif reward.unit.kind == "points":
-                self._points_earned(uow, reward, -entry.quantity, ev.at, ev.event_id)
-            notifications.append(
-                Notification(
-                    notification_id=f"ntf_{entry.entry_id}",
-                    program_id=pid,
-                    kind="reward_reversed",
-                    recipient_id=reward.participant_id,
-                    created_at=ev.at,
-                    data={
-                        "reward_id": reward.reward_id,
-                        "quantity": str(entry.quantity),
-                        "value": describe(reward.value, entry.quantity),
-                        "unit": str(reward.unit),
-                        "cause": ev.kind,
-                    },
-                )
-            )
-        if appended:
-            uow.ledger.append(appended)
-            uow.outbox.add(notifications)
-        if spend:
-            uow.counters.add((pid, Counter.PROGRAM_SPEND.value, ""), -spend)
+        if rewards:
+            self._reverse_rewards(uow, order, ev, total, rewards)
 
 
 @attrs.define

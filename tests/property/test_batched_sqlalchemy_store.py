@@ -6,6 +6,7 @@ and on PostgreSQL and MariaDB when ``REFERRALKIT_TEST_POSTGRES_URL`` /
 from __future__ import annotations
 
 import os
+import sys
 import tempfile
 from collections.abc import Iterator
 from pathlib import Path
@@ -15,9 +16,10 @@ import pytest
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
-import referralkit as rk
-from referralkit.testing import Settle, copy_codes
 from referralkit.testing.strategies import event_streams
+
+sys.path.insert(0, str(Path(__file__).parent))
+from test_batched_store import assert_batched_equals_single
 
 sa = pytest.importorskip("sqlalchemy")
 
@@ -78,33 +80,4 @@ def test_batched_deliveries_on_sqlalchemy_equal_single_deliveries_in_memory(
     batches of ``batch_size`` between settlements: the same result per event, and the same
     records, ids included."""
     _empty(database)
-    single = scenario.new_engine()
-    playback = scenario.play(single)
-    store = SQLAlchemyStore(database)
-    batched = scenario.new_engine(store)
-    copy_codes(single.store, store)
-
-    results: list[object] = []
-    pending: list[rk.Event] = []
-
-    def run_pending() -> None:
-        for result in batched.handle_many(pending, batch_size=batch_size):
-            results.append(result if isinstance(result, rk.Outcome) else type(result))
-        pending.clear()
-
-    for step in playback.results:
-        if isinstance(step.step, Settle):
-            run_pending()
-            batched.settle(step.step.at)
-        else:
-            assert step.event is not None
-            pending.append(step.event)
-    run_pending()
-
-    expected = [
-        r.outcome if r.outcome is not None else type(r.error)
-        for r in playback.results
-        if not isinstance(r.step, Settle)
-    ]
-    assert results == expected
-    assert store.dump() == single.store.dump()
+    assert_batched_equals_single(scenario, SQLAlchemyStore(database), batch_size)

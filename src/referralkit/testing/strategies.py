@@ -698,25 +698,52 @@ class Scenario:
         """Issue (or look up) the code of every referrer."""
         return {pid: engine.issue_code(pid) for pid in self.referrers}
 
-    def play(self, engine: Engine) -> Playback:
+    def play(self, engine: Engine, *, batch_size: int | None = None) -> Playback:
         """Issue the referrers' codes, then run every step.
 
         A ``RetryLaterError`` is recorded in the step's result (an early delivery is
         expected to raise one); any other error propagates.
+
+        Args:
+            engine: The engine to play on.
+            batch_size: Deliver the events between two settlements with
+                ``Engine.handle_many`` in batches of this size, rather than one ``handle``
+                call each: a store's batch path must give the same results and records.
         """
         codes = self.issue_codes(engine)
         results: list[StepResult] = []
+        waiting: list[tuple[Step, Event]] = []
+
+        def deliver_waiting() -> None:
+            assert batch_size is not None
+            handled = engine.handle_many([e for _, e in waiting], batch_size=batch_size)
+            for (step, event), result in zip(waiting, handled, strict=True):
+                if isinstance(result, RetryLaterError):
+                    results.append(StepResult(step, event, error=result))
+                elif isinstance(result, ReferralKitError):
+                    raise result
+                else:
+                    results.append(StepResult(step, event, result))
+            waiting.clear()
+
         for step in self.steps:
             if isinstance(step, Settle):
+                if waiting:
+                    deliver_waiting()
                 results.append(StepResult(step, approved=engine.settle(step.at)))
                 continue
             event = step.resolve(codes)
+            if batch_size is not None:
+                waiting.append((step, event))
+                continue
             try:
                 outcome = engine.handle(event)
             except RetryLaterError as exc:
                 results.append(StepResult(step, event, error=exc))
                 continue
             results.append(StepResult(step, event, outcome))
+        if waiting:
+            deliver_waiting()
         return Playback(self, codes, tuple(results))
 
     def _repr_pretty_(self, printer: Any, cycle: bool) -> None:
