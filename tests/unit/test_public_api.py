@@ -66,9 +66,23 @@ def test_every_exported_name_is_importable(name: str) -> None:
         assert export in namespace
 
 
+# Exported at the root as AllOf / AnyOf: under ``from referralkit import *`` the short names
+# would shadow ``typing.Any`` (and read like ``builtins.all`` / ``any``).
+SHADOWING = {"All", "Any"}
+
+
 def test_policies_and_attribution_names_are_re_exported_at_the_root() -> None:
-    for export in rk.policies.__all__:
+    for export in set(rk.policies.__all__) - SHADOWING:
         assert getattr(rk, export) is getattr(rk.policies, export)
+    assert rk.AllOf is rk.policies.All
+    assert rk.AnyOf is rk.policies.Any
+
+
+def test_a_star_import_does_not_shadow_typing_any() -> None:
+    namespace: dict[str, object] = {}
+    exec("from typing import Any\nfrom referralkit import *", namespace)
+    assert namespace["Any"] is __import__("typing").Any
+    assert not SHADOWING & set(rk.__all__)
 
 
 def test_every_error_derives_from_the_one_root() -> None:

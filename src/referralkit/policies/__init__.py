@@ -1,9 +1,10 @@
 """Reward policies: pure rules that turn a referral event into grants.
 
 Every policy implements the [`RewardPolicy`][referralkit.RewardPolicy] protocol; the engine
-knows nothing else about them. Conditions (``Attr``, ``Compare``, ``All``, ``Any``) and the
-combinators (``when``, ``Stack``, ``FirstMatch``) compose them; ``register_policy`` makes a
-policy class loadable from a declarative program.
+knows nothing else about them. Conditions (``Attr``, ``Compare``, ``All``, ``Any``, exported
+at the top level as ``AllOf`` and ``AnyOf``) and the combinators (``when``, ``Stack``,
+``FirstMatch``) compose them; ``register_policy`` makes a policy class loadable from a
+declarative program.
 """
 
 from referralkit.policies._base import Counter, PolicyContext, PolicyResult, RewardPolicy, Trigger
@@ -16,7 +17,9 @@ from referralkit.policies._conditions import (
 )
 from referralkit.policies._conditions import (
     All,
+    AllOf,
     Any,
+    AnyOf,
     Attr,
     Compare,
     Condition,
@@ -44,7 +47,9 @@ __all__ = [
     "CONDITION_ATTRIBUTES",
     "CONDITION_OPERATORS",
     "All",
+    "AllOf",
     "Any",
+    "AnyOf",
     "Attr",
     "Caps",
     "Compare",

@@ -22,7 +22,17 @@ from referralkit._values.events import Purchase
 from referralkit._values.money import Money
 from referralkit.policies._base import Counter, PolicyContext
 
-__all__ = ["ATTRIBUTES", "OPERATORS", "All", "Any", "Attr", "Compare", "Condition"]
+__all__ = [
+    "ATTRIBUTES",
+    "OPERATORS",
+    "All",
+    "AllOf",
+    "Any",
+    "AnyOf",
+    "Attr",
+    "Compare",
+    "Condition",
+]
 
 _MISSING: _Any = object()
 
@@ -462,3 +472,10 @@ class Attr:
     def contains(self, value: object) -> Compare:
         """``value in attribute`` (a sku among the order's skus, a substring)."""
         return Compare(self.name, "contains", value)
+
+
+AllOf = All
+"""``All`` under the name the top-level ``referralkit`` package exports (``rk.AllOf``), so a
+``from referralkit import *`` does not shadow ``typing.Any``/``builtins.all``."""
+AnyOf = Any
+"""``Any`` under the name the top-level ``referralkit`` package exports (``rk.AnyOf``)."""
