@@ -36,7 +36,7 @@ from referralkit._ledger import (
     reversal_entry,
     target_reversed,
 )
-from referralkit._ledger_ops import LedgerOperations, PayoutCheck, Veto
+from referralkit._ledger_ops import LedgerOperations, PayoutCheck, Veto, reward_note
 from referralkit._ports import CounterKey, ExchangeRates, Fulfiller, Notifier, Store, UnitOfWork
 from referralkit._program import Program, qualifying_triggers
 from referralkit._reattribution import Reattribution
@@ -2266,19 +2266,15 @@ class Engine(Reattribution, LedgerOperations):
             )
             clawback = entry.kind is EntryKind.CLAWED_BACK
             notifications.append(
-                Notification(
-                    notification_id=f"ntf_{entry.entry_id}",
-                    program_id=pid,
-                    kind="reward_clawed_back" if clawback else "reward_reversed",
-                    recipient_id=reward.participant_id,
-                    created_at=ev.at,
-                    data={
-                        "reward_id": reward.reward_id,
-                        "quantity": str(entry.quantity),
-                        "value": describe(reward.value, entry.quantity),
-                        "unit": str(reward.unit),
-                        "cause": ev.kind,
-                    },
+                reward_note(
+                    "reward_clawed_back" if clawback else "reward_reversed",
+                    entry.entry_id,
+                    reward,
+                    ev.at,
+                    quantity=str(entry.quantity),
+                    value=describe(reward.value, entry.quantity),
+                    unit=str(reward.unit),
+                    cause=ev.kind,
                 )
             )
         if appended:
@@ -2332,16 +2328,12 @@ class Engine(Reattribution, LedgerOperations):
                         continue
                     approvals.append(entry)
                     notes.append(
-                        Notification(
-                            notification_id=f"ntf_{entry.entry_id}",
-                            program_id=pid,
-                            kind="reward_approved",
-                            recipient_id=reward.participant_id,
-                            created_at=at,
-                            data={
-                                "reward_id": reward.reward_id,
-                                "value": describe(reward.value, entry.quantity),
-                            },
+                        reward_note(
+                            "reward_approved",
+                            entry.entry_id,
+                            reward,
+                            at,
+                            value=describe(reward.value, entry.quantity),
                         )
                     )
                 uow.ledger.append(approvals)

@@ -63,6 +63,7 @@ __all__ = [
     "PayoutResult",
     "PayoutSkip",
     "Veto",
+    "reward_note",
 ]
 
 log = logging.getLogger("referralkit")
@@ -179,7 +180,10 @@ def _reason(value: object) -> str:
     return reason
 
 
-def _note(kind: str, entry_id: str, reward: Reward, at: datetime, **data: str) -> Notification:
+def reward_note(
+    kind: str, entry_id: str, reward: Reward, at: datetime, **data: str
+) -> Notification:
+    """The notification of one ledger entry of ``reward`` (its id follows the entry's)."""
     return Notification(
         notification_id=f"ntf_{entry_id}",
         program_id=reward.program_id,
@@ -281,14 +285,14 @@ class LedgerOperations:
         entry = hold_entry(view, at, reason, actor, until)
         if entry is None:
             return view
-        note = _note("reward_held", entry.entry_id, view.reward, at, reason=reason)
+        note = reward_note("reward_held", entry.entry_id, view.reward, at, reason=reason)
         return self._apply(uow, view, entry, note)
 
     def _release_in(
         self, uow: UnitOfWork, view: RewardView, at: datetime, actor: str, cause: str = "release"
     ) -> RewardView:
         entry = release_entry(view, at, actor, cause)
-        note = _note("reward_released", entry.entry_id, view.reward, at)
+        note = reward_note("reward_released", entry.entry_id, view.reward, at)
         return self._apply(uow, view, entry, note)
 
     def _reject_in(
@@ -305,7 +309,7 @@ class LedgerOperations:
         entry = reject_entry(view, at, actor, cause, fraud=fraud)
         if entry is None:
             return view
-        note = _note("reward_rejected", entry.entry_id, view.reward, at, reason=reason)
+        note = reward_note("reward_rejected", entry.entry_id, view.reward, at, reason=reason)
         return self._apply(uow, view, entry, note)
 
     def _one(
@@ -405,7 +409,7 @@ class LedgerOperations:
             if entry is None:
                 return view
             value = describe(view.reward.value, entry.quantity)
-            note = _note("reward_approved", entry.entry_id, view.reward, at, value=value)
+            note = reward_note("reward_approved", entry.entry_id, view.reward, at, value=value)
             return self._apply(uow, view, entry, note)
 
         return self._one(reward_id, op)
@@ -531,7 +535,7 @@ class LedgerOperations:
                 entry = review_due_entry(view, at, deadline)
                 if entry is not None:
                     note = attrs.evolve(
-                        _note("review_due", entry.entry_id, reward, at),
+                        reward_note("review_due", entry.entry_id, reward, at),
                         recipient_id=OPERATOR_RECIPIENT,
                         data={
                             "reward_id": reward.reward_id,
