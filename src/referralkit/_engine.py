@@ -38,7 +38,7 @@ from referralkit._ledger import (
 )
 from referralkit._ledger_ops import LedgerOperations, PayoutCheck, Veto, reward_note
 from referralkit._ports import CounterKey, ExchangeRates, Fulfiller, Notifier, Store, UnitOfWork
-from referralkit._program import Program, qualifying_triggers
+from referralkit._program import LIMITED, Program, qualifying_triggers
 from referralkit._reattribution import Reattribution
 from referralkit._values._checks import require_aware, require_id
 from referralkit._values.canonical import parts_digest, record_digest
@@ -132,16 +132,6 @@ _ORDER_BACKFILLED = "order.backfilled"  # 1: counted for a re-attributed referra
 _ORDER_SLOT = "order.referee_slot"  # 1: the order used one of its referee's purchase slots
 _PURCHASE_TRIGGERS = frozenset({Trigger.FIRST_PURCHASE, Trigger.EVERY_PURCHASE})
 _MARK_BATCH = 100  # delivery attempts recorded per unit of work
-# A referral whose reward a cap or the budget took to nothing still converted.
-_LIMITED = frozenset(
-    {
-        "cap.reached",
-        "budget.exhausted",
-        "milestone.already_granted",
-        "cap.referee_purchases",
-        "cap.referee_window",
-    }
-)
 _MILESTONE = "milestone.granted"
 _POINTS_EARNED = "points.earned"
 _STATUS_LEVEL = "status.level"
@@ -1364,7 +1354,7 @@ class Engine(Reattribution, LedgerOperations):
             None if buyer is None else buyer.country,
         )
         decisions.extend(policy_decisions)
-        earned = bool(grants) or any(d.code in _LIMITED for d in policy_decisions)
+        earned = bool(grants) or any(d.code in LIMITED for d in policy_decisions)
         converted = earned and not converted_before and Trigger.FIRST_PURCHASE in triggers
         uow.counters.add(purchases_key, _ONE)
         uow.counters.add(
@@ -2849,7 +2839,7 @@ class Engine(Reattribution, LedgerOperations):
                 rate,
                 country,
             )
-            earned = bool(grants) or any(d.code in _LIMITED for d in decisions)
+            earned = bool(grants) or any(d.code in LIMITED for d in decisions)
             if earned and not converted:
                 converted = True
                 first = number

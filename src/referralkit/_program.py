@@ -552,3 +552,16 @@ def qualifying_triggers(
     elif any(p.trigger is Trigger.FIRST_PURCHASE for p in version.policies):
         decisions.append(Decision.of("qualification", Verdict.SKIPPED, "qualify.already_converted"))
     return triggers, decisions
+
+
+#: Decision codes of a purchase whose reward a cap, the budget or a used milestone took to
+#: nothing: the referral still converted (it earned, the limit only clamped what it paid).
+LIMITED: frozenset[str] = frozenset(
+    {
+        "cap.reached",
+        "budget.exhausted",
+        "milestone.already_granted",
+        "cap.referee_purchases",
+        "cap.referee_window",
+    }
+)

@@ -12,7 +12,7 @@ Two cases share one entry point:
   id, so they never collide with the rewards taken back).
 
 It also holds the sign-up rewards of a referral bound at the first purchase, which the
-engine pays at that purchase and a re-attribution pays again. ``_LIMITED`` repeats the
+engine pays at that purchase and a re-attribution pays again. ``LIMITED`` repeats the
 engine's list of reason codes that still count as a conversion: keep the two equal.
 """
 
@@ -29,7 +29,7 @@ from referralkit._errors import InvalidInputError
 from referralkit._fraud_context import chain_depth, fraud_context
 from referralkit._ledger import RewardView, reversal_entry
 from referralkit._ports import CounterKey, UnitOfWork
-from referralkit._program import Program, qualifying_triggers
+from referralkit._program import LIMITED, Program, qualifying_triggers
 from referralkit._values._checks import require_aware, require_id
 from referralkit._values.clock import Clock
 from referralkit._values.decisions import Decision, Verdict
@@ -75,16 +75,6 @@ _ORDER_CLOSED = "order.closed"
 _ORDER_BACKFILLED = "order.backfilled"
 _CODE_USES = "code.uses"
 _EXISTING_CUSTOMER = "participant.existing_customer"
-# A referral whose reward a cap or the budget took to nothing still converted (as _engine).
-_LIMITED = frozenset(
-    {
-        "cap.reached",
-        "budget.exhausted",
-        "milestone.already_granted",
-        "cap.referee_purchases",
-        "cap.referee_window",
-    }
-)
 
 
 class Reattribution:
@@ -705,7 +695,7 @@ class Reattribution:
                 country,
                 salt,
             )
-            earned = bool(grants) or any(d.code in _LIMITED for d in decisions)
+            earned = bool(grants) or any(d.code in LIMITED for d in decisions)
             converts = earned and not conversions and Trigger.FIRST_PURCHASE in triggers
             replayed[order.order_id] = _Replayed(frozenset(reward_ids), converts)
             uow.counters.add(revenue_key, priced.amount.amount)

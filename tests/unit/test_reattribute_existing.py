@@ -579,4 +579,4 @@ def test_the_replay_counts_conversions_as_the_engine_does() -> None:
     engine's."""
     from referralkit import _engine, _reattribution
 
-    assert _reattribution._LIMITED == _engine._LIMITED
+    assert _reattribution.LIMITED is _engine.LIMITED
