@@ -2792,7 +2792,6 @@ class Engine(Reattribution, LedgerOperations):
         number = 0
         first = 0
         converted = False
-        purchases_key = (pid, Counter.REFEREE_PURCHASES.value, who)
         referee = uow.participants.get(pid, who)
         country = None if referee is None else referee.country
         for ev in past:
@@ -2819,28 +2818,10 @@ class Engine(Reattribution, LedgerOperations):
                 continue
             if uow.counters.get([reversed_key])[reversed_key] > 0:
                 continue  # refunded or charged back before: nothing to backfill
-            rate = order.exchange_rate
-            priced = ev  # converted at the order's recorded rate, if it has one
-            if rate is not None:
-                priced = convert_purchase(ev, rate, version.currency, version.rounding)
-            triggers, _ = qualifying_triggers(version, number, priced.amount, converted)
-            if not triggers:
-                continue
-            snapshot = self._snapshot(uow, version, referral, extra=[purchases_key])
-            snapshot[purchases_key] = Decimal(number - 1)
-            grants, _, decisions = self._reward(
-                uow,
-                version,
-                referral,
-                priced,
-                frozenset(triggers),
-                snapshot,
-                ev.amount,
-                rate,
-                country,
+            priced, _, converts = self._replay_purchase(
+                uow, version, referral, ev, order, number, converted, country
             )
-            earned = bool(grants) or any(d.code in LIMITED for d in decisions)
-            if earned and not converted:
+            if converts:
                 converted = True
                 first = number
                 uow.counters.add((pid, _CONVERSIONS, referral.referral_id), _ONE)
@@ -2862,6 +2843,48 @@ class Engine(Reattribution, LedgerOperations):
             )
             mark = Decimal(2) if converted and number == first else _ONE
             uow.counters.add((pid, _ORDER_BACKFILLED, ev.order_id), mark)
+
+    def _replay_purchase(
+        self,
+        uow: UnitOfWork,
+        version: Program,
+        referral: Referral,
+        ev: Purchase,
+        order: OrderRecord,
+        number: int,
+        converted_before: bool,
+        country: str | None,
+        salt: tuple[str, ...] = (),
+    ) -> tuple[Purchase, tuple[str, ...], bool]:
+        """Evaluate the referee's ``number``-th purchase, handled before, for ``referral``
+        as ``handle`` would have: priced at its order's recorded rate, qualified by the
+        same rule. Returns the purchase as priced, the ids of the rewards granted, and
+        whether it converts the referral."""
+        rate = order.exchange_rate
+        priced = ev
+        if rate is not None:
+            priced = convert_purchase(ev, rate, version.currency, version.rounding)
+        triggers, _ = qualifying_triggers(version, number, priced.amount, converted_before)
+        if not triggers:
+            return priced, (), False
+        purchases_key = (self._program_id, Counter.REFEREE_PURCHASES.value, referral.referee_id)
+        snapshot = self._snapshot(uow, version, referral, extra=[purchases_key])
+        snapshot[purchases_key] = Decimal(number - 1)
+        grants, reward_ids, decisions = self._reward(
+            uow,
+            version,
+            referral,
+            priced,
+            frozenset(triggers),
+            snapshot,
+            ev.amount,
+            rate,
+            country,
+            salt,
+        )
+        earned = bool(grants) or any(d.code in LIMITED for d in decisions)
+        converts = earned and not converted_before and Trigger.FIRST_PURCHASE in triggers
+        return priced, reward_ids, converts
 
     def _backfilled(self, uow: UnitOfWork, order: OrderRecord) -> OrderRecord:
         """An order counted for a referral by ``reattribute`` after it was recorded."""

@@ -29,14 +29,14 @@ from referralkit._errors import InvalidInputError
 from referralkit._fraud_context import chain_depth, fraud_context
 from referralkit._ledger import RewardView, reversal_entry
 from referralkit._ports import CounterKey, UnitOfWork
-from referralkit._program import LIMITED, Program, qualifying_triggers
+from referralkit._program import Program
 from referralkit._values._checks import require_aware, require_id
 from referralkit._values.clock import Clock
 from referralkit._values.decisions import Decision, Verdict
 from referralkit._values.events import Chargeback, Purchase, Refund, Signup
 from referralkit._values.ids import derive_id, sub_id
 from referralkit._values.money import Money
-from referralkit._values.rates import Rate, convert_purchase
+from referralkit._values.rates import Rate
 from referralkit._values.records import (
     CodeRecord,
     EntryKind,
@@ -159,6 +159,19 @@ class Reattribution:
             total: Decimal,
             rewards: Sequence[Reward],
         ) -> tuple[list[Reversal], list[Decision]]: ...
+
+        def _replay_purchase(
+            self,
+            uow: UnitOfWork,
+            version: Program,
+            referral: Referral,
+            ev: Purchase,
+            order: OrderRecord,
+            number: int,
+            converted_before: bool,
+            country: str | None,
+            salt: tuple[str, ...] = (),
+        ) -> tuple[Purchase, tuple[str, ...], bool]: ...
 
         def _in_program_currency(
             self, order: OrderRecord, referral: Referral, amount: Decimal
@@ -628,7 +641,6 @@ class Reattribution:
                 country=signup.country,
                 salt=salt,
             )
-        purchases_key = (pid, Counter.REFEREE_PURCHASES.value, referral.referee_id)
         revenue_key = (pid, Counter.REFERRER_REVENUE_REFERRED.value, referral.referrer_id)
         successful_key = (pid, Counter.REFERRER_SUCCESSFUL_REFERRALS.value, referral.referrer_id)
         conversions = 0  # converted orders not wholly refunded, as the engine counts them
@@ -676,27 +688,9 @@ class Reattribution:
             mark = uow.counters.get([mark_key])[mark_key]
             if mark:
                 uow.counters.add(mark_key, -mark)  # the order record says it now
-            rate = order.exchange_rate
-            priced = ev  # converted at the order's recorded rate, as when it was handled
-            if rate is not None:
-                priced = convert_purchase(ev, rate, version.currency, version.rounding)
-            triggers, _ = qualifying_triggers(version, number, priced.amount, conversions > 0)
-            snapshot = self._snapshot(uow, version, referral, extra=[purchases_key])
-            snapshot[purchases_key] = Decimal(number - 1)
-            grants, reward_ids, decisions = self._reward(
-                uow,
-                version,
-                referral,
-                priced,
-                frozenset(triggers),
-                snapshot,
-                ev.amount,
-                rate,
-                country,
-                salt,
+            priced, reward_ids, converts = self._replay_purchase(
+                uow, version, referral, ev, order, number, conversions > 0, country, salt
             )
-            earned = bool(grants) or any(d.code in LIMITED for d in decisions)
-            converts = earned and not conversions and Trigger.FIRST_PURCHASE in triggers
             replayed[order.order_id] = _Replayed(frozenset(reward_ids), converts)
             uow.counters.add(revenue_key, priced.amount.amount)
             if converts:

@@ -108,3 +108,22 @@ def test_a_backfilled_referral_qualifies_its_purchases_as_handle_does() -> None:
     totals = [engine.balance("alice"), referred.balance("alice")]
     cash = rk.Unit("cash", "USD")
     assert totals[0][cash].lifetime == totals[1][cash].lifetime == usd("26.00").amount
+
+
+def test_a_backfill_converts_the_referral_only_where_handle_would() -> None:
+    """A later purchase paid by an every-purchase policy alone does not make the referral
+    successful (the first purchase, below the minimum, forfeited it), backfilled or not."""
+    terms = {"first_purchase_only": True, "min_order": usd(30)}
+    referred, _ = engine_with(rk.InMemoryStore(), **terms)
+    for n, amount in ((1, 10), (2, 50), (3, 50)):
+        buy(referred, n, amount)
+    engine = rk.Engine(referred.program, rk.InMemoryStore(), clock=rk.ManualClock(START))
+    engine.issue_code("alice")
+    engine.handle(rk.Signup(event_id="s", participant_id="bob", at=START))
+    for n, amount in ((1, 10), (2, 50), (3, 50)):
+        buy(engine, n, amount)
+    engine.reattribute("bob", "alice", actor="ops", reason="ticket 2", now=START)
+    cash = rk.Unit("cash", "USD")
+    assert engine.balance("alice")[cash].lifetime == referred.balance("alice")[cash].lifetime
+    assert referred.progress("alice").successful_referrals == 0
+    assert engine.progress("alice").successful_referrals == 0
