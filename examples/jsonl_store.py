@@ -296,6 +296,12 @@ class Events(Repository):
         self.uow.insert(self.t.events, key, record)
         self.uow.put(self.t.event_log, len(self.t.event_log) + 1, key)
 
+    def redact(self, program_id: str, event_id: str, event: rk.Event) -> None:
+        old = self.t.events.get((program_id, event_id))
+        if old is None:
+            raise rk.StoreError(f"unknown event {(program_id, event_id)!r}")
+        self.uow.put(self.t.events, (program_id, event_id), attrs.evolve(old, event=event))
+
     def since(self, program_id: str, after: int, limit: int) -> list[tuple[int, rk.EventRecord]]:
         found: list[tuple[int, rk.EventRecord]] = []
         position = max(after, 0) + 1
@@ -376,7 +382,19 @@ class Referrals(Repository):
         old = self.t.referrals.get(referral.referral_id)
         if old is None:
             raise rk.StoreError(f"unknown referral {referral.referral_id!r}")
-        new = attrs.evolve(old, status=referral.status, explanation=referral.explanation)
+        new = attrs.evolve(
+            old,
+            referrer_id=referral.referrer_id,
+            code=referral.code,
+            status=referral.status,
+            explanation=referral.explanation,
+        )
+        if new.referrer_id != old.referrer_id:  # move it in the by-referrer index
+            before = (old.program_id, old.referrer_id)
+            kept = tuple(i for i in self.t.referrals_of.get(before) or () if i != old.referral_id)
+            self.uow.put(self.t.referrals_of, before, kept)
+            after = (new.program_id, new.referrer_id)
+            self.uow.append_to(self.t.referrals_of, after, new.referral_id)
         self.uow.put(self.t.referrals, referral.referral_id, new)
 
 
@@ -442,6 +460,14 @@ class Orders(Repository):
 
     def add(self, record: rk.OrderRecord) -> None:
         self.uow.insert(self.t.orders, (record.program_id, record.order_id), record)
+
+    def update(self, record: rk.OrderRecord) -> None:
+        key = (record.program_id, record.order_id)
+        old = self.t.orders.get(key)
+        if old is None:
+            raise rk.StoreError(f"unknown order {key!r}")
+        new = attrs.evolve(old, referral_id=record.referral_id, converted=record.converted)
+        self.uow.put(self.t.orders, key, new)
 
     def refund(self, program_id: str, refund_id: str) -> rk.RefundRecord | None:
         return self.t.refunds.get((program_id, refund_id))

@@ -13,6 +13,7 @@ from decimal import Decimal
 from types import TracebackType
 from typing import Any, Protocol, Self, runtime_checkable
 
+from referralkit._values.events import Event
 from referralkit._values.records import (
     ChargebackRecord,
     CodeRecord,
@@ -70,6 +71,12 @@ class EventLog(Protocol):
         """Up to ``limit`` accepted events of a program whose log position is greater than
         ``after``, in commit order, each with its position (positions increase with commit
         order; start from 0). Used for replays, backtests and audits."""
+        ...
+
+    def redact(self, program_id: str, event_id: str, event: Event) -> None:
+        """Replace the payload of a logged event (erasure of personal fields), keeping its
+        digest, outcome, schema version and log position; an unknown event is a
+        ``StoreError``."""
         ...
 
 
@@ -141,8 +148,10 @@ class Referrals(Protocol):
         ...
 
     def update(self, referral: Referral) -> None:
-        """Replace the ``status`` and ``explanation`` of a known referral (the other fields
-        never change); an unknown referral id is a ``StoreError``."""
+        """Replace the ``referrer_id``, ``code``, ``status`` and ``explanation`` of a known
+        referral (its id, program, version, referee, channel, ``created_at`` and
+        ``event_id`` never change; ``by_referrer`` follows a new referrer); an unknown
+        referral id is a ``StoreError``."""
         ...
 
 
@@ -186,6 +195,11 @@ class Orders(Protocol):
 
     def add(self, record: OrderRecord) -> None:
         """Record an order; the same order id twice is a conflict."""
+        ...
+
+    def update(self, record: OrderRecord) -> None:
+        """Replace the ``referral_id`` and ``converted`` of a known order (the other fields
+        never change); an unknown order is a ``StoreError``."""
         ...
 
     def refund(self, program_id: str, refund_id: str) -> RefundRecord | None:

@@ -14,6 +14,7 @@ import attrs
 from referralkit._adapters._lazy import _lazy
 from referralkit._errors import ConcurrencyError, StoreError
 from referralkit._ports import CounterKey
+from referralkit._values.events import Event
 from referralkit._values.records import (
     ChargebackRecord,
     CodeRecord,
@@ -223,6 +224,13 @@ class _MemoryUnitOfWork:
         log.append(key)
         self._undo.append((log, None, _POP))
 
+    def redact(self, program_id: str, event_id: str, event: Event) -> None:
+        key = (program_id, event_id)
+        old = self._t.events.get(key)
+        if old is None:
+            raise StoreError(f"unknown event {key!r}")
+        self._set(self._t.events, key, attrs.evolve(old, event=event))
+
     def since(self, program_id: str, after: int, limit: int) -> list[tuple[int, EventRecord]]:
         out: list[tuple[int, EventRecord]] = []
         log = self._t.event_log
@@ -306,7 +314,18 @@ class _Referrals(_Repo):
         old = self._t.referrals.get(referral.referral_id)
         if old is None:
             raise StoreError(f"unknown referral {referral.referral_id!r}")
-        new = attrs.evolve(old, status=referral.status, explanation=referral.explanation)
+        new = attrs.evolve(
+            old,
+            referrer_id=referral.referrer_id,
+            code=referral.code,
+            status=referral.status,
+            explanation=referral.explanation,
+        )
+        if new.referrer_id != old.referrer_id:
+            bucket = self._t.referrals_of.get((old.program_id, old.referrer_id))
+            if bucket is not None:
+                self._u._discard(bucket, old.referral_id)
+            self._u._index(self._t.referrals_of, (new.program_id, new.referrer_id), new.referral_id)
         self._u._set(self._t.referrals, referral.referral_id, new)
 
 
@@ -368,6 +387,14 @@ class _Orders(_Repo):
 
     def add(self, record: OrderRecord) -> None:
         self._u._insert(self._t.orders, (record.program_id, record.order_id), record, "order")
+
+    def update(self, record: OrderRecord) -> None:
+        key = (record.program_id, record.order_id)
+        old = self._t.orders.get(key)
+        if old is None:
+            raise StoreError(f"unknown order {key!r}")
+        new = attrs.evolve(old, referral_id=record.referral_id, converted=record.converted)
+        self._u._set(self._t.orders, key, new)
 
     def refund(self, program_id: str, refund_id: str) -> RefundRecord | None:
         return self._t.refunds.get((program_id, refund_id))

@@ -46,6 +46,8 @@ from decimal import Decimal
 from types import TracebackType
 from typing import Any, Final, Self, TypeVar
 
+import attrs
+
 from referralkit._adapters import _sqlformat
 from referralkit._adapters._sqlformat import COUNTER_SCALE as _COUNTER_SCALE
 from referralkit._adapters._sqlformat import opt_ts as _opt_ts
@@ -75,6 +77,7 @@ from referralkit import sql as _sql
 from referralkit._adapters.memory import OutboxStatus
 from referralkit._ports import CounterKey
 from referralkit._values import codec
+from referralkit._values.events import Event
 from referralkit._values.money import Money
 from referralkit._values.records import (
     ChargebackRecord,
@@ -543,7 +546,22 @@ _REFERRALS_BY_REFERRER: Final = (
 _UPDATE_REFERRAL: Final = (
     sa.update(_R)
     .where(_R.c.referral_id == _p("rid"))
-    .values(status=_p("new_status"), explanation=_p("new_explanation"))
+    .values(
+        referrer_id=_p("new_referrer"),
+        code=_p("new_code"),
+        status=_p("new_status"),
+        explanation=_p("new_explanation"),
+    )
+)
+_UPDATE_ORDER: Final = (
+    sa.update(_O)
+    .where(_O.c.program_id == _p("pid"), _O.c.order_id == _p("oid"))
+    .values(referral_id=_p("new_referral"), converted=_p("new_converted"))
+)
+_REDACT_EVENT: Final = (
+    sa.update(_E)
+    .where(_E.c.program_id == _p("pid"), _E.c.event_id == _p("eid"))
+    .values(event=_p("new_event"))
 )
 _TOUCHES_OF_VISITOR: Final = (
     sa.select(*_TOUCH_COLUMNS)
@@ -1272,6 +1290,18 @@ class _SQLAlchemyUnitOfWork:
         row = self._first(_GET_EVENT, {"program_id": program_id, "event_id": event_id})
         return None if row is None else _event_record(row)
 
+    def redact(self, program_id: str, event_id: str, event: Event) -> None:
+        key = (program_id, event_id)
+        pending = self._events.get(key)
+        if pending is not None:
+            self._events[key] = attrs.evolve(pending, event=event)
+            return
+        if self.get(program_id, event_id) is None:
+            raise StoreError(f"unknown event {key!r}")
+        self._execute(
+            _REDACT_EVENT, {"pid": program_id, "eid": event_id, "new_event": codec.dumps(event)}
+        )
+
     def add(self, record: EventRecord) -> None:
         self._require_open()
         key = (record.program_id, record.event_id)
@@ -1457,6 +1487,8 @@ class _Referrals(_Repo):
             _UPDATE_REFERRAL,
             {
                 "rid": referral.referral_id,
+                "new_referrer": referral.referrer_id,
+                "new_code": referral.code,
                 "new_status": referral.status,
                 "new_explanation": codec.dumps(referral.explanation),
             },
@@ -1529,6 +1561,19 @@ class _Orders(_Repo):
                 "referral_id": r.referral_id,
                 "converted": int(r.converted),
                 "digest": r.digest,
+            },
+        )
+
+    def update(self, record: OrderRecord) -> None:
+        if self.get(record.program_id, record.order_id) is None:
+            raise StoreError(f"unknown order {(record.program_id, record.order_id)!r}")
+        self._u._execute(
+            _UPDATE_ORDER,
+            {
+                "pid": record.program_id,
+                "oid": record.order_id,
+                "new_referral": record.referral_id,
+                "new_converted": int(record.converted),
             },
         )
 

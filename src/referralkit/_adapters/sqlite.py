@@ -39,6 +39,7 @@ from referralkit._errors import (
 )
 from referralkit._ports import CounterKey
 from referralkit._values import codec
+from referralkit._values.events import Event
 from referralkit._values.money import Money
 from referralkit._values.records import (
     ChargebackRecord,
@@ -1005,6 +1006,17 @@ class _SQLiteUnitOfWork:
             ),
         )
 
+    def redact(self, program_id: str, event_id: str, event: Event) -> None:
+        old = self.get(program_id, event_id)
+        if old is None:
+            raise StoreError(f"unknown event {(program_id, event_id)!r}")
+        self.flush()
+        self._x(
+            "UPDATE rk_events SET event = ? WHERE program_id = ? AND event_id = ?",
+            (codec.dumps(event), program_id, event_id),
+        )
+        self._events[(program_id, event_id)] = attrs.evolve(old, event=event)
+
     def since(self, program_id: str, after: int, limit: int) -> list[tuple[int, EventRecord]]:
         self.flush()
         rows = self._x(
@@ -1280,11 +1292,18 @@ class _Referrals(_Repo):
         old = self.get(referral.referral_id)
         if old is None:
             raise StoreError(f"unknown referral {referral.referral_id!r}")
-        new = attrs.evolve(old, status=referral.status, explanation=referral.explanation)
+        new = attrs.evolve(
+            old,
+            referrer_id=referral.referrer_id,
+            code=referral.code,
+            status=referral.status,
+            explanation=referral.explanation,
+        )
         self._u.flush()
         self._u._x(
-            "UPDATE rk_referrals SET status = ?, explanation = ? WHERE referral_id = ?",
-            (new.status, codec.dumps(new.explanation), new.referral_id),
+            "UPDATE rk_referrals SET referrer_id = ?, code = ?, status = ?, explanation = ? "
+            "WHERE referral_id = ?",
+            (new.referrer_id, new.code, new.status, codec.dumps(new.explanation), new.referral_id),
         )
         self._u._referrals[new.referral_id] = new
         self._u._referral_of[(new.program_id, new.referee_id)] = new
@@ -1385,6 +1404,20 @@ class _Orders(_Repo):
                 r.digest,
             ),
         )
+
+    def update(self, record: OrderRecord) -> None:
+        key = (record.program_id, record.order_id)
+        old = self.get(*key)
+        if old is None:
+            raise StoreError(f"unknown order {key!r}")
+        new = attrs.evolve(old, referral_id=record.referral_id, converted=record.converted)
+        self._u.flush()
+        self._u._x(
+            "UPDATE rk_orders SET referral_id = ?, converted = ? "
+            "WHERE program_id = ? AND order_id = ?",
+            (new.referral_id, int(new.converted), *key),
+        )
+        self._u._orders[key] = new
 
     def refund(self, program_id: str, refund_id: str) -> RefundRecord | None:
         key = (program_id, refund_id)

@@ -757,6 +757,37 @@ class StoreContract:
         self.assert_conflict(store, lambda u: u.events.add(_event_record(digest="second")))
         assert self.read(store, lambda u: u.events.get(P, "evt-1")) == first
 
+    def test_redact_replaces_an_events_payload_only(self, store: Store) -> None:
+        """events.redact replaces the logged event; digest, outcome and log position stay,
+        in the unit and later; an unknown event is a StoreError."""
+        first, second = _event_record("evt-1"), _event_record("evt-2")
+        self.commit(store, lambda u: u.events.add(first), lambda u: u.events.add(second))
+        erased = Click(event_id="evt-1", at=_at(), code="ALICE123", visitor_id="erased")
+        before = self.read(store, lambda u: u.events.since(P, 0, 10))
+        with store.unit_of_work() as uow:
+            uow.events.redact(P, "evt-1", erased)
+            assert uow.events.get(P, "evt-1") == attrs.evolve(first, event=erased)
+            uow.commit()
+        with store.unit_of_work() as uow:
+            assert uow.events.get(P, "evt-1") == attrs.evolve(first, event=erased)
+            after = uow.events.since(P, 0, 10)
+        assert [(n, r.event_id) for n, r in after] == [(n, r.event_id) for n, r in before]
+        assert after[1][1] == second
+        with pytest.raises(StoreError), store.unit_of_work() as uow:
+            uow.events.redact(P, "evt-unknown", erased)
+
+    def test_redact_in_the_unit_that_added_the_event(self, store: Store) -> None:
+        """An event redacted in the unit that added it is stored redacted."""
+        erased = Click(event_id="evt-1", at=_at(), code="ALICE123", visitor_id="erased")
+
+        def write(uow: UnitOfWork) -> None:
+            uow.events.add(_event_record())
+            uow.events.redact(P, "evt-1", erased)
+
+        self.commit(store, write)
+        got = self.read(store, lambda u: u.events.get(P, "evt-1"))
+        assert got == attrs.evolve(_event_record(), event=erased)
+
     # -- programs -------------------------------------------------------------------------
     def test_programs_get_returns_an_added_version(self, store: Store) -> None:
         """programs.get returns an added version, None for unknown ones."""
@@ -903,6 +934,27 @@ class StoreContract:
             _assert_same(uow.referrals.get(expected.referral_id), expected, "get")
             _assert_same(uow.referrals.by_referrer(P, "alice"), [expected], "by_referrer")
 
+    def test_update_can_move_a_referral_to_another_referrer(self, store: Store) -> None:
+        """referrals.update replaces referrer_id and code (a re-attribution); by_referrer
+        lists the referral under the new referrer only, in this unit and later ones, and a
+        rollback restores it."""
+        self.commit(store, lambda u: u.referrals.add(_referral()))
+        moved = attrs.evolve(_referral(), referrer_id="carol", code="CAROL123", channel="sms")
+        expected = attrs.evolve(_referral(), referrer_id="carol", code="CAROL123")
+        with store.unit_of_work() as uow:
+            uow.referrals.update(moved)
+            assert uow.referrals.by_referrer(P, "alice") == []
+            _assert_same(uow.referrals.by_referrer(P, "carol"), [expected], "in the unit")
+        with store.unit_of_work() as uow:  # rolled back
+            _assert_same(uow.referrals.by_referrer(P, "alice"), [_referral()], "rolled back")
+            assert uow.referrals.by_referrer(P, "carol") == []
+        self.commit(store, lambda u: u.referrals.update(moved))
+        with store.unit_of_work() as uow:
+            _assert_same(uow.referrals.by_referee(P, "bob"), expected, "by_referee")
+            _assert_same(uow.referrals.get(expected.referral_id), expected, "get")
+            assert uow.referrals.by_referrer(P, "alice") == []
+            _assert_same(uow.referrals.by_referrer(P, "carol"), [expected], "by_referrer")
+
     def test_updating_an_unknown_referral_is_a_store_error(self, store: Store) -> None:
         """referrals.update of a referral never added raises StoreError."""
         with pytest.raises(StoreError), store.unit_of_work() as uow:
@@ -1027,6 +1079,20 @@ class StoreContract:
             assert uow.orders.get(OTHER, "order-1") is None
             assert uow.orders.refund(OTHER, "refund-1") is None
             assert uow.orders.chargeback(OTHER, "cb-1") is None
+
+    def test_orders_update_replaces_referral_and_converted_only(self, store: Store) -> None:
+        """orders.update keeps every field but referral_id and converted, which round-trip;
+        an unknown order is a StoreError."""
+        self.commit(store, lambda u: u.orders.add(_order()))
+        changed = attrs.evolve(_order(), referral_id=None, converted=False, digest="other")
+        self.commit(store, lambda u: u.orders.update(changed))
+        expected = attrs.evolve(_order(), referral_id=None, converted=False)
+        _assert_same(self.read(store, lambda u: u.orders.get(P, "order-1")), expected, "get")
+        again = attrs.evolve(_order(), referral_id="ref-new")
+        self.commit(store, lambda u: u.orders.update(again))
+        _assert_same(self.read(store, lambda u: u.orders.get(P, "order-1")), again, "again")
+        with pytest.raises(StoreError), store.unit_of_work() as uow:
+            uow.orders.update(_order("order-unknown"))
 
     def test_the_same_order_id_twice_is_a_conflict(self, store: Store) -> None:
         """A known order id raises ConcurrencyError and the first order stays."""
