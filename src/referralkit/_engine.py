@@ -34,6 +34,7 @@ from referralkit._ledger import (
 from referralkit._ledger_ops import LedgerOperations, PayoutCheck, Veto
 from referralkit._ports import CounterKey, Fulfiller, Notifier, Store, UnitOfWork
 from referralkit._program import Program
+from referralkit._reattribution import Reattribution
 from referralkit._values._checks import require_aware, require_id
 from referralkit._values.canonical import parts_digest, record_digest
 from referralkit._values.clock import Clock, SystemClock
@@ -172,7 +173,7 @@ class DispatchResult:
     """Of the failed ones, how many ran out of attempts and became dead letters."""
 
 
-class Engine(LedgerOperations):
+class Engine(Reattribution, LedgerOperations):
     """Runs one referral program over a store.
 
     The engine takes inbound events ([`handle`][referralkit.Engine.handle]), approves rewards
@@ -1443,6 +1444,7 @@ class Engine(LedgerOperations):
         triggers: frozenset[Trigger],
         snapshot: dict[CounterKey, Decimal],
         base: Money | None,
+        salt: tuple[str, ...] = (),
     ) -> tuple[tuple[RewardGrant, ...], tuple[str, ...], list[Decision]]:
         pid = self._program_id
         if referral.status == "rejected":
@@ -1530,7 +1532,9 @@ class Engine(LedgerOperations):
             seen[(grant.policy, grant.role)] = n + 1
             payable_at = version.payable_at(ev.at, grant.policy)
             reward = Reward(
-                reward_id=derive_id("rwd", pid, ev.event_id, grant.policy, grant.role, str(n))
+                reward_id=derive_id(
+                    "rwd", pid, ev.event_id, grant.policy, grant.role, str(n), *salt
+                )
                 if grant.milestone is None
                 else self._milestone_id(grant),
                 program_id=pid,
@@ -2461,108 +2465,7 @@ class Engine(LedgerOperations):
             return 0
         return self._transact(lambda uow: uow.outbox.revive(ids))
 
-    # -- manual re-attribution -----------------------------------------------------------
-    def reattribute(
-        self,
-        referee_id: str,
-        referrer_id: str,
-        *,
-        actor: str,
-        reason: str,
-        now: datetime | None = None,
-    ) -> Referral:
-        """Assign ``referrer_id`` as the referrer of ``referee_id``, who had none, by an
-        operator's decision; the referee's past qualifying events (their sign-up and their
-        purchases in the event log) are re-evaluated under the program version in force at
-        their sign-up, and the new referrer's rewards are backfilled.
-
-        The referral's explanation ends with a ``referral.reattributed`` decision (actor,
-        reason, old and new referrer) and a ``referral_reattributed`` notification goes to
-        the new referrer. Orders refunded or charged back before the call earn nothing.
-        The event log is read from the start: a call costs time in proportion to it.
-
-        Raises:
-            InvalidInputError: an unknown referee (``referee_id``), a referrer without a
-                code, the referee themself, the referee's own referee, or the referee's
-                current referrer (``referrer_id``); a referee who already has a referrer
-                (changing a referrer is not supported yet). Nothing is written.
-        """
-        require_id("referee_id", referee_id)
-        require_id("referrer_id", referrer_id)
-        actor = require_id("actor", actor)
-        reason = require_id("reason", reason)
-        at = require_aware("now", now) if now is not None else self._clock.now()
-        pid = self._program_id
-
-        def work(uow: UnitOfWork) -> Referral:
-            who = uow.participants.get(pid, referee_id)
-            if who is None:
-                raise InvalidInputError("referee_id", referee_id, "no such participant")
-            if referrer_id == referee_id:
-                raise InvalidInputError("referrer_id", referrer_id, "is the referee themself")
-            current = uow.referrals.by_referee(pid, referee_id)
-            if current is not None and current.referrer_id == referrer_id:
-                raise InvalidInputError("referrer_id", referrer_id, "is already the referrer")
-            if current is not None:
-                raise InvalidInputError(
-                    "referee_id",
-                    referee_id,
-                    f"already has referrer {current.referrer_id!r}; changing it is not supported",
-                )
-            above = uow.referrals.by_referee(pid, referrer_id)
-            if above is not None and above.referrer_id == referee_id:
-                raise InvalidInputError(
-                    "referrer_id", referrer_id, "was referred by the referee (circular)"
-                )
-            code = uow.participants.code_of(pid, referrer_id)
-            if code is None:
-                raise InvalidInputError("referrer_id", referrer_id, "has no referral code")
-            since = who.signed_up_at or who.first_seen_at
-            version = self._in_force(since)
-            audit = Decision.of(
-                "operator",
-                Verdict.NOTED,
-                "referral.reattributed",
-                actor=actor,
-                reason=reason,
-                old_referrer="",
-                new_referrer=referrer_id,
-            )
-            referral = Referral(
-                referral_id=derive_id("ref", pid, referee_id),
-                program_id=pid,
-                program_version=version.version,
-                referrer_id=referrer_id,
-                referee_id=referee_id,
-                code=code.code,
-                channel="other",
-                created_at=since,
-                event_id=derive_id("rat", pid, referee_id, referrer_id),
-                explanation=(audit,),
-            )
-            self._add_referral(uow, referral, None)
-            self._backfill(uow, version, referral)
-            uow.outbox.add(
-                [
-                    Notification(
-                        notification_id=sub_id("ntf", referral.referral_id, "reattributed"),
-                        program_id=pid,
-                        kind="referral_reattributed",
-                        recipient_id=referrer_id,
-                        created_at=at,
-                        data={
-                            "referral_id": referral.referral_id,
-                            "old_referrer": "",
-                            "new_referrer": referrer_id,
-                            "actor": actor,
-                        },
-                    )
-                ]
-            )
-            return referral
-
-        return self._transact(work)
-
+    # -- manual re-attribution (Engine.reattribute is in _reattribution) -------------
     def _backfill(self, uow: UnitOfWork, version: Program, referral: Referral) -> None:
         """Grant a new referral the rewards of its referee's past sign-up and purchases."""
         pid = self._program_id

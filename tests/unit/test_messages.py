@@ -122,6 +122,17 @@ EXAMPLES = [
         note("referral_held", referral_id="ref-9", reason="same device"),
         "Referral ref-9 is on hold for review: same device.",
     ),
+    (
+        note(
+            "referral_reattributed",
+            referral_id="ref-9",
+            referee="bob",
+            old_referrer="carol",
+            new_referrer="alice",
+            actor="ops-1",
+        ),
+        "bob now counts as your referral.",
+    ),
 ]
 
 
@@ -129,6 +140,12 @@ EXAMPLES = [
 def test_each_kind_has_its_default_message(notification: rk.Notification, text: str) -> None:
     assert rk.render_message(notification) == text
     assert notification.message() == text
+
+
+def test_a_reattribution_message_without_the_referee_names_the_referral() -> None:
+    """Notifications queued before the referee was in the data still read well."""
+    text = rk.render_message(note("referral_reattributed", referral_id="ref-9"))
+    assert text == "Referral ref-9 now counts as yours."
 
 
 def test_every_kind_with_a_message_is_exemplified() -> None:

@@ -173,6 +173,13 @@ def _referral_held(d: _Data, year: int) -> str:
     return f"Referral {d['referral_id']} is on hold for review: {d['reason']}."
 
 
+def _referral_reattributed(d: _Data, year: int) -> str:
+    referee = d.get("referee")
+    if referee:
+        return f"{referee} now counts as your referral."
+    return f"Referral {d['referral_id']} now counts as yours."
+
+
 _RENDERERS: Mapping[str, Callable[[_Data, int], str]] = {
     "referral_created": _referral_created,
     "reward_earned": _reward_earned,
@@ -189,6 +196,7 @@ _RENDERERS: Mapping[str, Callable[[_Data, int], str]] = {
     "budget_exhausted": _budget_exhausted,
     "points_redeemed": _points_redeemed,
     "referral_held": _referral_held,
+    "referral_reattributed": _referral_reattributed,
 }
 
 MESSAGE_KINDS: frozenset[str] = frozenset(_RENDERERS)

@@ -198,6 +198,11 @@ def check_ledger(store: Store, engine: Engine | None = None) -> None:
         referral = referrals.get(reward.referral_id)
         if referral is None:
             bad.add(f"reward {reward.reward_id} names unknown referral {reward.referral_id}")
+        elif _moved(entries.get(reward.reward_id, [])):
+            # Taken back when an operator changed the referral's referrer: wholly, and it
+            # went to someone who was the referral's referrer, or to its referee.
+            _check_moved(bad, reward, referral, entries[reward.reward_id])
+            continue
         else:
             expected = referral.referrer_id if reward.role is Role.REFERRER else referral.referee_id
             if reward.participant_id != expected:
@@ -223,6 +228,50 @@ def check_ledger(store: Store, engine: Engine | None = None) -> None:
     if engine is not None:
         _check_balances(bad, engine, rewards.values(), entries)
     bad.raise_any()
+
+
+def _moved(entries: Iterable[Entry]) -> bool:
+    """Whether ``Engine.reattribute`` took this reward back (its reversal's cause)."""
+    return any(
+        e.kind in (EntryKind.REVERSED, EntryKind.CLAWED_BACK) and e.cause.startswith("rat_")
+        for e in entries
+    )
+
+
+def _check_moved(bad: _Violations, reward: Reward, referral: Referral, items: list[Entry]) -> None:
+    taken = sum(
+        (
+            e.quantity
+            for e in items
+            if e.kind
+            in (
+                EntryKind.REVERSED,
+                EntryKind.CLAWED_BACK,
+                EntryKind.REJECTED,
+                EntryKind.REDEEMED,
+                EntryKind.EXPIRED,
+            )
+        ),
+        _ZERO,
+    )
+    if taken < reward.value.quantity:
+        bad.add(
+            f"reward {reward.reward_id} was taken back by a re-attribution, but only "
+            f"{taken} of {reward.value.quantity}"
+        )
+    if reward.role is Role.REFEREE:
+        allowed = {referral.referee_id}
+    else:
+        allowed = {referral.referrer_id} | {
+            d.param_map.get("old_referrer", "")
+            for d in referral.explanation
+            if d.code == "referral.reattributed"
+        }
+    if reward.participant_id not in allowed:
+        bad.add(
+            f"reward {reward.reward_id} goes to {reward.participant_id!r}, who was never the "
+            f"{reward.role.value} of {referral.referral_id}"
+        )
 
 
 _FINAL = frozenset({RewardState.REVERSED, RewardState.REJECTED, RewardState.FRAUD})
@@ -418,7 +467,9 @@ def check_reversals(store: Store) -> None:
     used: dict[str, Decimal] = defaultdict(lambda: _ZERO)
     rejected: set[str] = set()
     for entry in _table(dump, "entries", Entry):
-        if entry.kind in (EntryKind.REVERSED, EntryKind.CLAWED_BACK):
+        if entry.kind in (EntryKind.REVERSED, EntryKind.CLAWED_BACK) and _moved((entry,)):
+            rejected.add(entry.reward_id)  # re-attributed: check_ledger checks it
+        elif entry.kind in (EntryKind.REVERSED, EntryKind.CLAWED_BACK):
             reversed_[entry.reward_id] += entry.quantity
         elif entry.kind in (EntryKind.REDEEMED, EntryKind.EXPIRED):
             used[entry.reward_id] += entry.quantity
@@ -538,14 +589,27 @@ def check_outbox(store: Store) -> None:
     rewards = {r.reward_id: r for r in _table(dump, "rewards", Reward)}
     expected: dict[tuple[str, str], int] = defaultdict(int)
     recipients: dict[tuple[str, str], str] = {}
+    moved: dict[str, set[str]] = defaultdict(set)  # referral id -> its new referrers
+    referrers: dict[str, set[str]] = defaultdict(set)  # referral id -> every referrer
     for referral in _table(dump, "referrals", Referral):
+        referrers[referral.referral_id] = {
+            referral.referrer_id,
+            *(
+                d.param_map.get("old_referrer", "")
+                for d in referral.explanation
+                if d.code == "referral.reattributed"
+            ),
+        }
         expected[("referral_created", referral.referral_id)] += 1
-        recipients[("referral_created", referral.referral_id)] = referral.referrer_id
+        first = referral.referrer_id  # who was told of the referral when it was made
         for decision in referral.explanation:
             if decision.code == "referral.reattributed":  # Engine.reattribute
-                key = ("referral_reattributed", referral.referral_id)
-                expected[key] += 1
-                recipients[key] = decision.param_map["new_referrer"]
+                params = decision.param_map
+                if first == referral.referrer_id and not moved[referral.referral_id]:
+                    first = params["old_referrer"] or params["new_referrer"]
+                expected[("referral_reattributed", referral.referral_id)] += 1
+                moved[referral.referral_id].add(params["new_referrer"])
+        recipients[("referral_created", referral.referral_id)] = first
     for reward in rewards.values():
         expected[("reward_earned", reward.reward_id)] += 1
     kinds = {
@@ -572,6 +636,14 @@ def check_outbox(store: Store) -> None:
         ids.add(note.notification_id)
         if note.kind in _NOT_CHECKED:  # milestones, status, points, budget
             continue
+        if note.kind == "referral_held":  # to the referrer of the time; not counted
+            rid = str(note.data.get("referral_id"))
+            if note.recipient_id not in referrers.get(rid, ()):
+                bad.add(
+                    f"notification {note.notification_id} (referral_held) goes to "
+                    f"{note.recipient_id!r}, who never referred in referral {rid!r}"
+                )
+            continue
         field = {
             "referral_created": "referral_id",
             "referral_reattributed": "referral_id",
@@ -585,6 +657,9 @@ def check_outbox(store: Store) -> None:
         found[key] += 1
         known = rewards.get(subject)
         recipient = recipients.get(key, known.participant_id if known else None)
+        if note.kind == "referral_reattributed":
+            new_referrer = note.data.get("new_referrer")
+            recipient = new_referrer if new_referrer in moved[subject] else None
         if note.kind == "review_due" and known is not None:
             recipient = "operator"  # a reminder for the program's operator
         if recipient is None:

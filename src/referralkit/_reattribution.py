@@ -1,0 +1,601 @@
+"""Manual re-attribution by an operator: the ``Engine.reattribute`` mixin.
+
+Two cases share one entry point:
+
+- the referee had no referrer: a referral is made and the referee's past sign-up and
+  purchases are backfilled (``Engine._backfill``);
+- the referee had one: the referral keeps its id (it is derived from the referee) and gets
+  the new referrer. Every reward it earned is taken back (reversed, or clawed back when
+  paid), the old referrer's counters go back as a full refund would move them, and the
+  referee's sign-up and purchases are evaluated again for the new referrer, with reward ids
+  of their own.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Sequence
+from datetime import datetime
+from decimal import Decimal
+from typing import TYPE_CHECKING, TypeVar
+
+import attrs
+
+from referralkit._errors import InvalidInputError
+from referralkit._ledger import RewardView, reversal_entry
+from referralkit._ports import CounterKey, UnitOfWork
+from referralkit._program import Program
+from referralkit._values._checks import require_aware, require_id
+from referralkit._values.clock import Clock
+from referralkit._values.decisions import Decision, Verdict
+from referralkit._values.events import Purchase, Signup
+from referralkit._values.ids import derive_id, sub_id
+from referralkit._values.money import Money
+from referralkit._values.records import (
+    CodeRecord,
+    EntryKind,
+    Notification,
+    OrderRecord,
+    ParticipantRecord,
+    Referral,
+    Reward,
+    RewardGrant,
+)
+from referralkit._values.rewards import describe
+from referralkit.attribution._fraud import (
+    FraudAction,
+    FraudCheck,
+    FraudContext,
+    FraudVerdict,
+    IdentityFacts,
+    combine,
+)
+from referralkit.policies._base import Counter, Trigger
+from referralkit.policies._limits import REFEREE_FIRST_REWARD, REFEREE_PURCHASES_REWARDED
+from referralkit.policies._milestones import StatusBasis
+
+__all__ = ["REATTRIBUTED", "Reattribution"]
+
+T = TypeVar("T")
+_ZERO = Decimal(0)
+_ONE = Decimal(1)
+
+REATTRIBUTED = "referral.reattributed"
+"""The reason code of the audit decision a re-attribution appends to the explanation."""
+_CAUSE = "rat"  # prefix of a re-attribution's id: the cause of the reversals it writes
+_CONVERSIONS = "referral.conversions"
+_ORDER_REVERSED = "order.reversed"
+_ORDER_CLOSED = "order.closed"
+_ORDER_BACKFILLED = "order.backfilled"
+_CODE_USES = "code.uses"
+_EXISTING_CUSTOMER = "participant.existing_customer"
+# A referral whose reward a cap or the budget took to nothing still converted (as _engine).
+_LIMITED = frozenset(
+    {
+        "cap.reached",
+        "budget.exhausted",
+        "milestone.already_granted",
+        "cap.referee_purchases",
+        "cap.referee_window",
+    }
+)
+
+
+class Reattribution:
+    """``Engine.reattribute`` (a mixin; use [`Engine`][referralkit.Engine])."""
+
+    _clock: Clock
+    _program_id: str
+    _fraud_checks: tuple[FraudCheck, ...]
+
+    if TYPE_CHECKING:
+
+        def _transact(self, work: Callable[[UnitOfWork], T]) -> T: ...
+
+        def _in_force(self, at: datetime) -> Program: ...
+
+        def _version(self, version: int, referral_id: str) -> Program: ...
+
+        def _add_referral(
+            self, uow: UnitOfWork, referral: Referral, held: FraudVerdict | None
+        ) -> None: ...
+
+        def _backfill(self, uow: UnitOfWork, version: Program, referral: Referral) -> None: ...
+
+        def _backfilled(self, uow: UnitOfWork, order: OrderRecord) -> OrderRecord: ...
+
+        def _referral_views(self, uow: UnitOfWork, referral_id: str) -> list[RewardView]: ...
+
+        def _give_back(self, uow: UnitOfWork, reward: Reward, quantity: Decimal) -> None: ...
+
+        def _points_earned(
+            self, uow: UnitOfWork, reward: Reward, quantity: Decimal, at: datetime, cause: str
+        ) -> None: ...
+
+        def _update_status(
+            self,
+            uow: UnitOfWork,
+            participant: str,
+            at: datetime,
+            cause: str,
+            basis: StatusBasis,
+        ) -> None: ...
+
+        def _snapshot(
+            self,
+            uow: UnitOfWork,
+            version: Program,
+            referral: Referral,
+            extra: Sequence[CounterKey] = (),
+        ) -> dict[CounterKey, Decimal]: ...
+
+        def _reward(
+            self,
+            uow: UnitOfWork,
+            version: Program,
+            referral: Referral,
+            ev: Signup | Purchase,
+            triggers: frozenset[Trigger],
+            snapshot: dict[CounterKey, Decimal],
+            base: Money | None,
+            salt: tuple[str, ...] = (),
+        ) -> tuple[tuple[RewardGrant, ...], tuple[str, ...], list[Decision]]: ...
+
+        def _identity(self, uow: UnitOfWork, who: str, email: str | None) -> IdentityFacts: ...
+
+        def _velocity_keys(self, referrer: str, at: datetime) -> tuple[CounterKey, CounterKey]: ...
+
+    def reattribute(
+        self,
+        referee_id: str,
+        referrer_id: str,
+        *,
+        actor: str,
+        reason: str,
+        now: datetime | None = None,
+        operation_id: str | None = None,
+    ) -> Referral:
+        """Make ``referrer_id`` the referrer of ``referee_id`` by an operator's decision.
+
+        **A referee without a referrer** gets a referral under the program version in force
+        at their sign-up; their past sign-up and purchases in the event log are evaluated
+        again and the new referrer's rewards are backfilled.
+
+        **A referee with a referrer** keeps their referral (and its id, derived from the
+        referee): it gets the new referrer and their code, and nothing else changes (program
+        version, channel, ``created_at``). Every reward the referral earned, the referee's
+        too, is taken back: reversed, or clawed back when already paid (the participant owes
+        it, netted against their next payout). The old referrer's counters go back as a
+        full refund would move them (referrals, successful referrals, revenue referred, the
+        spend of caps and budget, points earned, status level; a milestone stays granted
+        once). Then the referee's sign-up (when the program binds at sign-up) and their
+        purchases since the referral was made are evaluated for the new referrer under the
+        same qualification rules, as if the referral had been theirs from the start; the
+        new rewards have ids of their own. A held referral becomes active (the operator
+        decided). No other referral is touched.
+
+        Either way the referral's explanation gets the fraud checks' verdicts on the new
+        pair and a ``referral.reattributed`` decision (actor, reason, old and new referrer,
+        and ``operation`` when given), and a ``referral_reattributed`` notification goes to
+        the new referrer. Orders refunded or charged back before the call earn the new
+        referrer nothing. The event log is read from the start: a call costs time in
+        proportion to it.
+
+        Checks on the operator's choice: a self-referral (the referee themself, or the
+        same normalised email) is refused, and so is a circular referral (the new referrer
+        was referred by the referee). The program's fraud checks run on the new pair: a
+        ``block`` refuses the call; ``hold`` and ``flag`` are recorded in the explanation
+        and overridden by the operator's decision. The existing-customer rule is noted and
+        overridden too.
+
+        Idempotent: with ``operation_id``, a call whose id is in the referral's audit
+        trail already returns the referral unchanged. Without one, a call that names the
+        current referrer with the same actor and reason as the latest re-attribution is
+        taken for a retry and returns the referral unchanged.
+
+        Args:
+            referee_id: The referee.
+            referrer_id: The new referrer; must own a referral code.
+            actor: Who decided (recorded).
+            reason: Why (recorded).
+            now: Timezone-aware time of the decision (of reversal entries and
+                notifications); the engine's clock by default.
+            operation_id: The operator tool's request id, so a retry is recognised.
+
+        Returns:
+            The referral as it is now.
+
+        Raises:
+            InvalidInputError: an unknown referee (``referee_id``); a referrer without a
+                code, the referee themself or someone with the referee's email, the
+                referee's own referee, the current referrer (not a retry), or a pair a
+                fraud check blocks (``referrer_id``); a rejected referral (``referee_id``).
+                Nothing is written.
+            NaiveDatetimeError: ``now`` without a time zone.
+        """
+        require_id("referee_id", referee_id)
+        require_id("referrer_id", referrer_id)
+        actor = require_id("actor", actor)
+        reason = require_id("reason", reason)
+        if operation_id is not None:
+            require_id("operation_id", operation_id)
+        at = require_aware("now", now) if now is not None else self._clock.now()
+        pid = self._program_id
+
+        def work(uow: UnitOfWork) -> Referral:
+            who = uow.participants.get(pid, referee_id)
+            if who is None:
+                raise InvalidInputError("referee_id", referee_id, "no such participant")
+            if referrer_id == referee_id:
+                raise InvalidInputError("referrer_id", referrer_id, "is the referee themself")
+            current = uow.referrals.by_referee(pid, referee_id)
+            if current is not None:
+                if _retried(current, referrer_id, actor, reason, operation_id):
+                    return current
+                if current.referrer_id == referrer_id:
+                    raise InvalidInputError("referrer_id", referrer_id, "is already the referrer")
+                if current.status == "rejected":
+                    raise InvalidInputError(
+                        "referee_id", referee_id, "has a rejected referral (a final state)"
+                    )
+            above = uow.referrals.by_referee(pid, referrer_id)
+            if above is not None and above.referrer_id == referee_id:
+                raise InvalidInputError(
+                    "referrer_id", referrer_id, "was referred by the referee (circular)"
+                )
+            code = uow.participants.code_of(pid, referrer_id)
+            if code is None:
+                raise InvalidInputError("referrer_id", referrer_id, "has no referral code")
+            email = uow.participants.email_of(pid, referee_id)
+            if email is not None and email == uow.participants.email_of(pid, referrer_id):
+                raise InvalidInputError(
+                    "referrer_id", referrer_id, "has the referee's email (a self-referral)"
+                )
+            since = current.created_at if current is not None else who.signed_up_at
+            since = since or who.first_seen_at
+            checks = self._operator_checks(uow, who, referrer_id, code, since, above, email)
+            old = "" if current is None else current.referrer_id
+            n = 0 if current is None else _count(current)
+            params: dict[str, str] = {
+                "actor": actor,
+                "reason": reason,
+                "old_referrer": old,
+                "new_referrer": referrer_id,
+            }
+            if operation_id is not None:
+                params["operation"] = operation_id
+            audit = Decision.of("operator", Verdict.NOTED, REATTRIBUTED, **params)
+            if current is None:
+                version = self._in_force(since)
+                referral = Referral(
+                    referral_id=derive_id("ref", pid, referee_id),
+                    program_id=pid,
+                    program_version=version.version,
+                    referrer_id=referrer_id,
+                    referee_id=referee_id,
+                    code=code.code,
+                    channel="other",
+                    created_at=since,
+                    event_id=derive_id("rat", pid, referee_id, referrer_id),
+                    explanation=(*checks, audit),
+                )
+                self._add_referral(uow, referral, None)
+                self._backfill(uow, version, referral)
+            else:
+                referral = self._move(uow, current, code, (*checks, audit), at, n)
+            data = {
+                "referral_id": referral.referral_id,
+                "referee": referee_id,
+                "old_referrer": old,
+                "new_referrer": referrer_id,
+                "actor": actor,
+            }
+            uow.outbox.add(
+                [
+                    Notification(
+                        notification_id=sub_id(
+                            "ntf", referral.referral_id, f"reattributed{n}" if n else "reattributed"
+                        ),
+                        program_id=pid,
+                        kind="referral_reattributed",
+                        recipient_id=referrer_id,
+                        created_at=at,
+                        data=data,
+                    )
+                ]
+            )
+            return referral
+
+        return self._transact(work)
+
+    # -- checks on the operator's choice ------------------------------------------------
+    def _operator_checks(
+        self,
+        uow: UnitOfWork,
+        who: ParticipantRecord,
+        referrer_id: str,
+        code: CodeRecord,
+        at: datetime,
+        above: Referral | None,
+        email: str | None,
+    ) -> list[Decision]:
+        """The program's checks on the operator's pair, as decisions to record; a block
+        raises. The operator's decision overrides the existing-customer rule, a hold and a
+        flag (each noted)."""
+        pid = self._program_id
+        referee_id = who.participant_id
+        decisions: list[Decision] = []
+        version = self._in_force(at)
+        key = (pid, _EXISTING_CUSTOMER, referee_id)
+        customer = uow.counters.get([key])[key] > 0 or (
+            who.signed_up_at is not None and who.first_seen_at < who.signed_up_at
+        )
+        if customer and not version.attribution.allow_existing_customers:
+            decisions.append(
+                Decision.of(
+                    "operator",
+                    Verdict.NOTED,
+                    "referral.existing_customer_overridden",
+                    referee=referee_id,
+                )
+            )
+        if not self._fraud_checks:
+            return decisions
+        hour, day = self._velocity_keys(referrer_id, at)
+        counts = uow.counters.get([hour, day])
+        referrer_email = uow.participants.email_of(pid, referrer_id)
+        context = FraudContext(
+            program_id=pid,
+            referrer_id=referrer_id,
+            referee_id=referee_id,
+            at=at,
+            referrer=self._identity(uow, referrer_id, referrer_email),
+            referee=self._identity(uow, referee_id, email),
+            code=code.code,
+            channel="other",
+            referrer_of_referrer=None if above is None else above.referrer_id,
+            referrals_this_hour=int(counts[hour]) + 1,
+            referrals_today=int(counts[day]) + 1,
+        )
+        verdict = combine(check.check(context) for check in self._fraud_checks)
+        reasons = ",".join(verdict.reasons)
+        if verdict.action is FraudAction.BLOCK:
+            raise InvalidInputError(
+                "referrer_id", referrer_id, f"a fraud check blocks this referral ({reasons})"
+            )
+        if verdict.action is not FraudAction.ALLOW:
+            decisions.append(
+                Decision.of(
+                    "fraud",
+                    Verdict.NOTED,
+                    "referral.check_overridden",
+                    action=verdict.action.value,
+                    reasons=reasons,
+                )
+            )
+        return decisions
+
+    # -- changing the referrer -----------------------------------------------------------
+    def _move(
+        self,
+        uow: UnitOfWork,
+        current: Referral,
+        code: CodeRecord,
+        notes: Sequence[Decision],
+        at: datetime,
+        n: int,
+    ) -> Referral:
+        """Give ``current`` the code's owner as referrer and recompute its rewards."""
+        pid = self._program_id
+        rid = current.referral_id
+        old = current.referrer_id
+        new = code.participant_id
+        cause = derive_id(_CAUSE, rid, str(n))
+        version = self._version(current.program_version, rid)
+        self._take_back(uow, self._referral_views(uow, rid), at, cause)
+        signup, purchases = self._history(uow, current)
+        lost_conversions = 0
+        for _, order in purchases:
+            counted = self._backfilled(uow, order)
+            if counted.referral_id != rid:
+                continue
+            state = uow.counters.get([(pid, _ORDER_REVERSED, order.order_id)])
+            refunded = state[(pid, _ORDER_REVERSED, order.order_id)]
+            closed_key = (pid, _ORDER_CLOSED, order.order_id)
+            closed = uow.counters.get([closed_key])[closed_key] > 0
+            left = order.amount.amount - refunded
+            if left:
+                uow.counters.add((pid, Counter.REFERRER_REVENUE_REFERRED.value, old), -left)
+            if counted.converted and not closed:
+                lost_conversions += 1
+        if lost_conversions:
+            uow.counters.add((pid, _CONVERSIONS, rid), Decimal(-lost_conversions))
+            uow.counters.add(
+                (pid, Counter.REFERRER_SUCCESSFUL_REFERRALS.value, old),
+                Decimal(-lost_conversions),
+            )
+            self._update_status(uow, old, at, cause, StatusBasis.SUCCESSFUL_REFERRALS)
+        uow.counters.add((pid, Counter.REFERRER_REFERRALS.value, old), -_ONE)
+        uow.counters.add((pid, Counter.REFERRER_REFERRALS.value, new), _ONE)
+        uow.counters.add((pid, _CODE_USES, current.code), -_ONE)
+        uow.counters.add((pid, _CODE_USES, code.code), _ONE)
+        referee_keys = [
+            (pid, REFEREE_PURCHASES_REWARDED, current.referee_id),
+            (pid, REFEREE_FIRST_REWARD, current.referee_id),
+        ]
+        for key, value in uow.counters.get(referee_keys).items():
+            if value:
+                uow.counters.add(key, -value)  # counted again for the new referrer below
+        moved = attrs.evolve(
+            current,
+            referrer_id=new,
+            code=code.code,
+            status="active" if current.status == "held" else current.status,
+            explanation=(*current.explanation, *notes),
+        )
+        uow.referrals.update(moved)
+        self._earn_again(uow, version, moved, signup, purchases, cause)
+        return moved
+
+    def _take_back(
+        self, uow: UnitOfWork, views: Sequence[RewardView], at: datetime, cause: str
+    ) -> None:
+        """Reverse every reward in ``views`` wholly (a paid one is clawed back), giving the
+        spend back to caps and budget, as a chargeback would."""
+        pid = self._program_id
+        appended = []
+        notifications = []
+        spend = _ZERO
+        for view in views:
+            entry = reversal_entry(view, view.granted, at, cause)
+            if entry is None:
+                continue
+            reward = view.reward
+            appended.append(entry)
+            if reward.unit.is_money:
+                spend += entry.quantity
+                self._give_back(uow, reward, entry.quantity)
+            elif reward.unit.kind == "points":
+                self._points_earned(uow, reward, -entry.quantity, at, cause)
+            clawback = entry.kind is EntryKind.CLAWED_BACK
+            notifications.append(
+                Notification(
+                    notification_id=f"ntf_{entry.entry_id}",
+                    program_id=pid,
+                    kind="reward_clawed_back" if clawback else "reward_reversed",
+                    recipient_id=reward.participant_id,
+                    created_at=at,
+                    data={
+                        "reward_id": reward.reward_id,
+                        "quantity": str(entry.quantity),
+                        "value": describe(reward.value, entry.quantity),
+                        "unit": str(reward.unit),
+                        "cause": "reattribution",
+                    },
+                )
+            )
+        if appended:
+            uow.ledger.append(appended)
+            uow.outbox.add(notifications)
+        if spend:
+            uow.counters.add((pid, Counter.PROGRAM_SPEND.value, ""), -spend)
+
+    def _history(
+        self, uow: UnitOfWork, referral: Referral
+    ) -> tuple[Signup | None, list[tuple[Purchase, OrderRecord]]]:
+        """The referee's sign-up and purchases in log order, each purchase with its order
+        (the whole log is read: a re-attribution is an operator's call, not the event
+        path)."""
+        pid = self._program_id
+        signup: Signup | None = None
+        found: list[tuple[Purchase, OrderRecord]] = []
+        after = 0
+        while True:
+            page = uow.events.since(pid, after, 1000)
+            if not page:
+                return signup, found
+            after = page[-1][0]
+            for _, record in page:
+                ev = record.event
+                if isinstance(ev, Signup) and ev.participant_id == referral.referee_id:
+                    signup = signup or ev
+                elif isinstance(ev, Purchase) and ev.participant_id == referral.referee_id:
+                    order = uow.orders.get(pid, ev.order_id)
+                    if order is not None and order.event_id == ev.event_id:
+                        found.append((ev, order))
+
+    def _earn_again(
+        self,
+        uow: UnitOfWork,
+        version: Program,
+        referral: Referral,
+        signup: Signup | None,
+        purchases: Sequence[tuple[Purchase, OrderRecord]],
+        cause: str,
+    ) -> None:
+        """Evaluate the referee's sign-up and purchases for the referral's new referrer, as
+        ``Engine.handle`` would have when they happened (minus refunds since)."""
+        pid = self._program_id
+        rid = referral.referral_id
+        salt = (cause,)
+        audits = _audits(referral)
+        by_operator = bool(audits) and audits[0].param_map.get("old_referrer") == ""
+        if signup is not None and (version.attribution.bind_at == "signup" or by_operator):
+            # Sign-up policies pay when the program binds at sign-up, and for a referral an
+            # operator made (its backfill paid the sign-up).
+            snapshot = self._snapshot(uow, version, referral)
+            on_signup = frozenset({Trigger.SIGNUP})
+            self._reward(uow, version, referral, signup, on_signup, snapshot, None, salt)
+        purchases_key = (pid, Counter.REFEREE_PURCHASES.value, referral.referee_id)
+        converted = False
+        for number, (ev, order) in enumerate(purchases, start=1):
+            if ev.at < referral.created_at:
+                continue  # paid before the referral existed: nobody's referral
+            mark_key = (pid, _ORDER_BACKFILLED, order.order_id)
+            keys = [(pid, _ORDER_REVERSED, order.order_id), mark_key]
+            state = uow.counters.get(keys)
+            if state[mark_key]:
+                uow.counters.add(mark_key, -state[mark_key])  # the order record says it now
+            if state[keys[0]] > 0:
+                # Refunded or charged back before the call: it earns the new referrer
+                # nothing and no longer counts for the referral.
+                if order.referral_id is not None or order.converted:
+                    uow.orders.update(attrs.evolve(order, referral_id=None, converted=False))
+                continue
+            triggers: set[Trigger] = set()
+            qualifies = not (version.first_purchase_only and number > 1) and not (
+                version.min_order is not None and ev.amount < version.min_order
+            )
+            if qualifies:
+                triggers.add(Trigger.EVERY_PURCHASE)
+                if not converted:
+                    triggers.add(Trigger.FIRST_PURCHASE)
+            snapshot = self._snapshot(uow, version, referral, extra=[purchases_key])
+            snapshot[purchases_key] = Decimal(number - 1)
+            grants, _, decisions = self._reward(
+                uow, version, referral, ev, frozenset(triggers), snapshot, ev.amount, salt
+            )
+            earned = bool(grants) or any(d.code in _LIMITED for d in decisions)
+            converts = earned and not converted and Trigger.FIRST_PURCHASE in triggers
+            uow.counters.add(
+                (pid, Counter.REFERRER_REVENUE_REFERRED.value, referral.referrer_id),
+                ev.amount.amount,
+            )
+            if converts:
+                converted = True
+                uow.counters.add((pid, _CONVERSIONS, rid), _ONE)
+                uow.counters.add(
+                    (pid, Counter.REFERRER_SUCCESSFUL_REFERRALS.value, referral.referrer_id),
+                    _ONE,
+                )
+                self._update_status(
+                    uow,
+                    referral.referrer_id,
+                    ev.at,
+                    f"{cause}/{ev.event_id}",
+                    StatusBasis.SUCCESSFUL_REFERRALS,
+                )
+            if order.referral_id != rid or order.converted != converts:
+                uow.orders.update(attrs.evolve(order, referral_id=rid, converted=converts))
+
+
+def _audits(referral: Referral) -> list[Decision]:
+    return [d for d in referral.explanation if d.code == REATTRIBUTED]
+
+
+def _count(referral: Referral) -> int:
+    return len(_audits(referral))
+
+
+def _retried(
+    current: Referral, referrer_id: str, actor: str, reason: str, operation_id: str | None
+) -> bool:
+    """Whether this call repeats a re-attribution already made (see ``reattribute``)."""
+    audits = _audits(current)
+    if operation_id is not None:
+        return any(d.param_map.get("operation") == operation_id for d in audits)
+    if not audits or current.referrer_id != referrer_id:
+        return False
+    last = audits[-1].param_map
+    return (
+        last["actor"] == actor and last["reason"] == reason and last["new_referrer"] == referrer_id
+    )
