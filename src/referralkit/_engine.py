@@ -12,6 +12,7 @@ from typing import TypeVar
 
 import attrs
 
+from referralkit._erasure import email_pseudonym, redact_events
 from referralkit._errors import (
     ConcurrencyError,
     CurrencyMismatchError,
@@ -1155,12 +1156,17 @@ class Engine(Reattribution, LedgerOperations):
     def erase_participant(self, participant_id: str) -> int:
         """Erase a participant's personal data: their email is replaced by a pseudonym and
         their touches (visitor ids, the keyed hashes their sign-up carried, codes typed) are
-        deleted. Participant ids, referrals, their explanations, the ledger and counters stay,
-        so every total still adds up. The event log keeps the events as delivered: erase
-        personal fields there through your own data-protection process.
+        deleted. In the event log their sign-ups lose the email (the pseudonym instead), the
+        keyed hashes and the metadata, their visitor id becomes a pseudonym (in that
+        visitor's clicks too), and their purchases and those orders' refunds and
+        chargebacks lose their metadata. Participant ids, referrals, their explanations, the
+        ledger and counters stay, so every total still adds up; each logged event keeps the
+        digest of the payload as delivered, so a retry of an erased event is still
+        recognised as a duplicate (and writes nothing). A replay of the erased log sees only
+        what is left: checks on the erased fields cannot decide as they did.
 
         The pseudonym is stable and unique to the participant, so a later sign-up of someone
-        else never matches it as a self-referral.
+        else never matches it as a self-referral. The event log is read from the start.
 
         Returns:
             How many touches were deleted.
@@ -1170,8 +1176,9 @@ class Engine(Reattribution, LedgerOperations):
 
         def work(uow: UnitOfWork) -> int:
             if uow.participants.email_of(pid, participant_id) is not None:
-                pseudonym = f"{derive_id('erased', pid, participant_id)}@erased.invalid"
+                pseudonym = email_pseudonym(pid, participant_id)
                 uow.participants.set_email(pid, participant_id, pseudonym)
+            redact_events(uow, pid, participant_id)
             return uow.touches.forget(pid, participant_id)
 
         return self._transact(work)

@@ -1,0 +1,103 @@
+"""Erasure of a participant's personal fields in the event log (``Engine.erase_participant``).
+
+The log keeps every event with the digest of its payload as delivered, so a retried event
+is still recognised after erasure: its id and digest are looked up, never its fields.
+"""
+
+from __future__ import annotations
+
+import attrs
+
+from referralkit._ports import UnitOfWork
+from referralkit._values.events import Chargeback, Click, Event, Purchase, Refund, Signup
+from referralkit._values.ids import derive_id
+
+__all__ = ["email_pseudonym", "redact_events"]
+
+
+
+def email_pseudonym(program_id: str, participant_id: str) -> str:
+    """The stable address that replaces an erased participant's email (a valid address
+    under the reserved ``.invalid`` domain, unique to the participant)."""
+    return f"{derive_id('erased', program_id, participant_id)}@erased.invalid"
+
+
+def _visitor(program_id: str, visitor_id: str) -> str:
+    if visitor_id.startswith("erased_"):
+        return visitor_id  # erased before
+    return derive_id("erased", program_id, "visitor", visitor_id)
+
+
+def redact_events(uow: UnitOfWork, program_id: str, participant_id: str) -> int:
+    """Rewrite the participant's events in the log without their personal fields.
+
+    Their sign-ups lose the email (replaced by the pseudonym), the keyed hashes of device,
+    payment fingerprint, payout account and IP, and the metadata; their visitor id is
+    replaced by a pseudonym, in the clicks of that visitor too, so a replay still joins the
+    clicks to the sign-up. Their purchases, and the refunds and chargebacks of those
+    orders, lose their metadata. Ids, times, codes, amounts and items stay, so the ledger,
+    its totals and every business key still add up. Each event keeps the digest of the
+    payload as delivered: a retry of the original event is still a duplicate.
+
+    The whole log is read (an operator's call, not the event path).
+
+    Returns:
+        How many events were rewritten.
+    """
+    mine: list[tuple[Signup | Purchase, int]] = []
+    visitors: set[str] = set()
+    orders: set[str] = set()
+    others: list[Click | Refund | Chargeback] = []
+    after = 0
+    while True:
+        page = uow.events.since(program_id, after, 1000)
+        if not page:
+            break
+        after = page[-1][0]
+        for position, record in page:
+            ev = record.event
+            if isinstance(ev, Signup | Purchase):
+                if ev.participant_id != participant_id:
+                    continue
+                mine.append((ev, position))
+                if isinstance(ev, Signup) and ev.visitor_id is not None:
+                    visitors.add(ev.visitor_id)
+                elif isinstance(ev, Purchase):
+                    orders.add(ev.order_id)
+            elif (isinstance(ev, Click) and ev.visitor_id is not None) or isinstance(
+                ev, Refund | Chargeback
+            ):
+                others.append(ev)
+    changed: list[Event] = []
+    for ev, _ in mine:
+        if isinstance(ev, Signup):
+            email = None if ev.email is None else email_pseudonym(program_id, participant_id)
+            visitor = None if ev.visitor_id is None else _visitor(program_id, ev.visitor_id)
+            erased = attrs.evolve(
+                ev,
+                email=email,
+                visitor_id=visitor,
+                metadata={},
+                device=None,
+                payment_fingerprint=None,
+                payout_account=None,
+                ip=None,
+            )
+            changed.append(erased)
+        else:
+            changed.append(attrs.evolve(ev, metadata={}))
+    for other in others:
+        if isinstance(other, Click):
+            if other.visitor_id in visitors:
+                visitor = _visitor(program_id, other.visitor_id)
+                changed.append(attrs.evolve(other, visitor_id=visitor, metadata={}))
+        elif other.order_id in orders:
+            changed.append(attrs.evolve(other, metadata={}))
+    done = 0
+    for new in changed:
+        logged = uow.events.get(program_id, new.event_id)
+        if logged is None or (logged.event == new and not logged.event.metadata):
+            continue  # nothing personal left (erased before)
+        uow.events.redact(program_id, new.event_id, new)
+        done += 1
+    return done
