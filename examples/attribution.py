@@ -5,7 +5,8 @@ the same device, and at checkout types Carol's code. The shop binds referees at 
 purchase, so all four touches compete there: a typed code beats clicks, and Carol gets the
 referral. ``Engine.explain`` prints why, touch by touch, as support staff would read it.
 A second visitor clicks a link too long ago (outside the 30-day window): not referred, and
-``explain`` says why. Run it with ``python examples/attribution.py``.
+``explain`` says why. Then an operator moves Bob's referral to Dave (Carol's rewards are
+reversed, Dave's granted) and Erin is erased. Run it with ``python examples/attribution.py``.
 """
 
 from __future__ import annotations
@@ -106,6 +107,31 @@ def main() -> None:
     for who in ("carol", "bob"):
         for line in engine.balance(who):
             print(f"{who:<6} {line.unit!s:<10} pending {line.pending}")
+
+    # Support finds that Dave sent Bob the code: an operator moves the referral to Dave.
+    # Carol's rewards are reversed, Dave's are granted as if Bob had been his from the start.
+    engine.issue_code("dave")
+    moved = engine.reattribute(
+        "bob", "dave", actor="support-7", reason="ticket 1234", operation_id="req-1"
+    )
+    # The operator tool times out and sends the request again: one effect.
+    again = engine.reattribute(
+        "bob", "dave", actor="support-7", reason="ticket 1234", operation_id="req-1"
+    )
+    assert again == moved
+    assert moved.referral_id == referral.referral_id
+    assert moved.referrer_id == "dave"
+    print()
+    print(engine.explain("bob").text())
+    print()
+    for who in ("carol", "dave", "bob"):
+        for line in engine.balance(who):
+            print(f"{who:<6} {line.unit!s:<10} pending {line.pending}")
+
+    # Erin asks to be forgotten: her personal fields leave the store and the event log;
+    # every total stays, and a retry of her sign-up is still a duplicate.
+    engine.erase_participant("erin")
+    assert engine.handle(events[5]).duplicate
 
 
 if __name__ == "__main__":

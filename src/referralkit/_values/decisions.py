@@ -48,6 +48,13 @@ _TEMPLATES: Mapping[str, str] = MappingProxyType(
         "referral.held": "the referral is held for review ({reasons})",
         "referral.rejected": "the referral {referral_id} was rejected by an operator",
         "referral.flagged": "the referral was flagged for review ({reasons})",
+        "referral.reattributed": "{actor} made {new_referrer} the referrer: {reason}",
+        "referral.check_overridden": (
+            "the fraud checks said {action} ({reasons}); the operator's decision stands"
+        ),
+        "referral.existing_customer_overridden": (
+            "{referee} was already a customer; the operator's decision stands"
+        ),
         "referral.held_later": (
             "referral {referral_id} is held: its referrer signed up with the referee's "
             "email ({reasons})"
