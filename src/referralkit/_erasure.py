@@ -15,7 +15,6 @@ from referralkit._values.ids import derive_id
 __all__ = ["email_pseudonym", "redact_events"]
 
 
-
 def email_pseudonym(program_id: str, participant_id: str) -> str:
     """The stable address that replaces an erased participant's email (a valid address
     under the reserved ``.invalid`` domain, unique to the participant)."""
