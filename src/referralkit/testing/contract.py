@@ -1754,6 +1754,46 @@ class StoreContract:
             Decimal("35.00"),
         )
 
+    def test_a_reattribution_and_an_erasure_give_the_reference_records(self, store: Store) -> None:
+        """The run above, then an operator moves carol's referral to dave, gives erin (who
+        had no referrer) one, and erases bob: the same referrals, orders, rewards, entries,
+        outbox, counters and event log as on InMemoryStore."""
+        mine, reference = _engine_run(store), _engine_run(InMemoryStore())
+        for run in (mine, reference):
+            _reattribute_and_erase(run.engine)
+        got, want = store.dump(), reference.engine.store.dump()
+        # codes are random: compare referrals without them, and the log by its erasure
+        got["referrals"] = [attrs.evolve(r, code="") for r in got["referrals"]]
+        want["referrals"] = [attrs.evolve(r, code="") for r in want["referrals"]]
+        for dump in (got, want):
+            dump["events"] = [
+                (r.event_id, getattr(r.event, "email", None), dict(r.event.metadata))
+                for r in dump["events"]
+            ]
+        assert sorted(got["events"]) == sorted(want["events"])
+        for table, key in (
+            ("referrals", "referral_id"),
+            ("orders", "order_id"),
+            ("rewards", "reward_id"),
+            ("entries", "entry_id"),
+            ("outbox", "notification_id"),
+        ):
+            assert _by_id(got[table], key) == _by_id(want[table], key), table
+        for pid in ("alice", "bob", "carol", "dave", "erin"):
+            assert mine.engine.balance(pid) == reference.engine.balance(pid), pid
+        with store.unit_of_work() as uow:
+            moved = uow.referrals.by_referrer(_E2E, "dave")
+            assert sorted(r.referee_id for r in moved) == ["carol", "erin"]
+            assert [r.referee_id for r in uow.referrals.by_referrer(_E2E, "alice")] == ["bob"]
+            logged = uow.events.get(_E2E, "e-signup-bob")
+            assert logged is not None
+            assert isinstance(logged.event, Signup)
+            assert logged.event.email is not None
+            assert logged.event.email.endswith("@erased.invalid")
+        keys = [(_E2E, "referrer.successful_referrals", who) for who in ("alice", "dave")]
+        with store.unit_of_work() as uow:
+            assert uow.counters.get(keys) == {keys[0]: Decimal(1), keys[1]: Decimal(2)}
+
     # -- payouts and the ledger's audit columns -------------------------------------------
     def test_a_payout_is_found_by_id_and_listed_while_open(self, store: Store) -> None:
         """payouts.get returns an added payout; open() lists pending and failed payouts of
@@ -1940,6 +1980,29 @@ def _payout_run(store: Store) -> Engine:
 class _Run:
     engine: Engine
     reasons: list[tuple[str, ...]]
+
+
+_E2E = "contract-e2e"
+
+
+def _reattribute_and_erase(engine: Engine) -> None:
+    """After ``_engine_run``: carol's referral moves to dave, erin gets one, bob is erased."""
+    at = datetime(2026, 4, 10, tzinfo=UTC)
+    engine.issue_code("dave")
+    engine.handle(Signup(event_id="e-signup-erin", participant_id="erin", at=at))
+    engine.handle(
+        Purchase(
+            event_id="e-order-erin",
+            participant_id="erin",
+            order_id="order-erin",
+            amount=_usd("30.00"),
+            at=at + timedelta(hours=1),
+        )
+    )
+    engine.reattribute("carol", "dave", actor="ops", reason="contract", now=at)
+    engine.reattribute("erin", "dave", actor="ops", reason="contract", now=at)
+    engine.reattribute("carol", "dave", actor="ops", reason="contract", now=at)  # a retry
+    engine.erase_participant("bob")
 
 
 def _engine_run(store: Store) -> _Run:
