@@ -1589,7 +1589,7 @@ class Engine(Reattribution, LedgerOperations):
                 )
             )
             if grant.milestone is not None or reward.unit.kind == "points":
-                self._granted_extra(uow, reward, grant, ev, notifications)
+                self._granted_extra(uow, reward, grant, ev, notifications, salt)
         if spend:
             uow.counters.add((pid, Counter.PROGRAM_SPEND.value, ""), spend)
         if plan is not None:
@@ -1641,6 +1641,7 @@ class Engine(Reattribution, LedgerOperations):
         grant: RewardGrant,
         ev: Signup | Purchase,
         notifications: list[Notification],
+        salt: tuple[str, ...] = (),
     ) -> None:
         """Milestone bookkeeping and lifetime points for a reward just granted."""
         pid = self._program_id
@@ -1662,7 +1663,8 @@ class Engine(Reattribution, LedgerOperations):
                 )
             )
         if reward.unit.kind == "points":
-            self._points_earned(uow, reward, reward.value.quantity, ev.at, ev.event_id)
+            cause = "/".join((*salt, ev.event_id)) if salt else ev.event_id
+            self._points_earned(uow, reward, reward.value.quantity, ev.at, cause)
 
     def _points_earned(
         self, uow: UnitOfWork, reward: Reward, quantity: Decimal, at: datetime, cause: str

@@ -61,7 +61,7 @@ _ONE = Decimal(1)
 
 REATTRIBUTED = "referral.reattributed"
 """The reason code of the audit decision a re-attribution appends to the explanation."""
-_CAUSE = "rat"  # prefix of a re-attribution's id: the cause of the reversals it writes
+_CAUSE = "reattribution"  # prefix of a re-attribution's id, the cause of its reversals
 _CONVERSIONS = "referral.conversions"
 _ORDER_REVERSED = "order.reversed"
 _ORDER_CLOSED = "order.closed"
@@ -166,8 +166,9 @@ class Reattribution:
         too, is taken back: reversed, or clawed back when already paid (the participant owes
         it, netted against their next payout). The old referrer's counters go back as a
         full refund would move them (referrals, successful referrals, revenue referred, the
-        spend of caps and budget, points earned, status level; a milestone stays granted
-        once). Then the referee's sign-up (when the program binds at sign-up) and their
+        spend of caps and budget, points earned, status level; a milestone reward the
+        referral triggered is reversed and stays used, as milestones are granted once
+        ever). Then the referee's sign-up (when the program binds at sign-up) and their
         purchases since the referral was made are evaluated for the new referrer under the
         same qualification rules, as if the referral had been theirs from the start; the
         new rewards have ids of their own. A held referral becomes active (the operator

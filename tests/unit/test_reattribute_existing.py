@@ -356,23 +356,25 @@ def _play(e: rk.Engine, referrer: str | None, others: dict[str, str], amounts: l
         e.handle(purchase("bob", n, amount, START + (3 + n) * DAY))
 
 
-@settings(max_examples=40, deadline=None)
+@settings(max_examples=60, deadline=None)
 @given(
     amounts=st.lists(st.integers(min_value=1, max_value=120), max_size=4),
     others=st.dictionaries(
         st.sampled_from(["f1", "f2", "f3"]), st.sampled_from(["alice", "carol"]), max_size=3
     ),
+    kind=st.sampled_from(sorted(STORES)),
 )
 def test_reattributing_gives_the_ledger_of_a_referral_made_so_from_the_start(
-    amounts: list[int], others: dict[str, str]
+    amounts: list[int], others: dict[str, str], kind: str
 ) -> None:
     """carol -> alice: alice and bob end as if bob had used alice's code, carol as if bob
     had never been referred by her (balances, and the counters policies read)."""
 
-    def engine() -> rk.Engine:
-        return rk.Engine(tiered_program(), rk.InMemoryStore(), clock=rk.ManualClock(START))
+    def engine(store: rk.Store | None = None) -> rk.Engine:
+        store = store or rk.InMemoryStore()
+        return rk.Engine(tiered_program(), store, clock=rk.ManualClock(START))
 
-    moved, alice_from_start, nobody = engine(), engine(), engine()
+    moved, alice_from_start, nobody = engine(STORES[kind]()), engine(), engine()
     _play(moved, "carol", others, amounts)
     _play(alice_from_start, "alice", others, amounts)
     _play(nobody, None, others, amounts)
@@ -384,7 +386,75 @@ def test_reattributing_gives_the_ledger_of_a_referral_made_so_from_the_start(
     assert got == [line for line in nobody.balance("carol") if line.lifetime or line.owed]
     assert counters(moved.store, "carol") == counters(nobody.store, "carol")
     check_all(moved.store, moved)
-    # and the next events agree too
+    # and the next events agree too: a purchase, a partial refund of the first order
     for e in (moved, alice_from_start):
         e.handle(purchase("bob", 9, 50, START + 20 * DAY))
-    assert moved.balance("alice") == alice_from_start.balance("alice")
+        if amounts:
+            refund = rk.Refund(
+                event_id="r-1",
+                refund_id="rf-1",
+                order_id="o-bob-0",
+                amount=usd(max(amounts[0] // 2, 1)),
+                at=START + 21 * DAY,
+            )
+            e.handle(refund)
+    for who in ("alice", "bob"):
+        assert moved.balance(who) == alice_from_start.balance(who), who
+        assert counters(moved.store, who) == counters(alice_from_start.store, who), who
+    check_all(moved.store, moved)
+
+
+def _milestone_engine(*policies: rk.RewardPolicy) -> rk.Engine:
+    program = rk.Program(
+        id="friends",
+        effective_at=START - timedelta(days=30),
+        currency="USD",
+        policies=[rk.SingleSided(referrer=rk.Cash(usd(10))), *policies],
+    )
+    return rk.Engine(program, rk.InMemoryStore(), clock=rk.ManualClock(START))
+
+
+def test_milestones_and_status_levels_follow_the_referral() -> None:
+    e = _milestone_engine(
+        rk.Milestones([rk.Milestone(1, rk.Cash(usd(5)), name="first")]),
+        rk.StatusLevels([rk.Level("bronze", 1)]),
+    )
+    code = e.issue_code("alice")
+    e.issue_code("carol")
+    e.handle(signup("bob", START, code=code))
+    e.handle(purchase("bob", 1, 50, START + DAY))
+    assert (e.status_of("alice"), lifetime(e, "alice")) == ("bronze", 15)
+    e.reattribute("bob", "carol", actor="ops", reason="ticket 3")
+    assert (e.status_of("alice"), lifetime(e, "alice")) == (None, 0)
+    assert (e.status_of("carol"), lifetime(e, "carol")) == ("bronze", 15)
+    changes = [
+        (n.recipient_id, n.data["new"])
+        for n in e.store.dump()["outbox"]
+        if n.kind == "status_changed"
+    ]
+    assert sorted(changes) == [("alice", ""), ("alice", "bronze"), ("carol", "bronze")]
+    check_all(e.store, e)
+    # the milestone stays used for alice: granted once ever
+    e.handle(signup("dan", START + 2 * DAY, code=code))
+    e.handle(purchase("dan", 1, 50, START + 3 * DAY))
+    assert lifetime(e, "alice") == 10
+    check_all(e.store, e)
+
+
+def test_points_and_a_points_status_of_the_referee_are_reissued() -> None:
+    e = _milestone_engine(
+        rk.DoubleSided(rk.Points(100), rk.Points(150), name="points"),
+        rk.StatusLevels([rk.Level("silver", 100)], basis="points"),
+    )
+    code = e.issue_code("alice")
+    e.issue_code("carol")
+    e.handle(signup("bob", START, code=code))
+    e.handle(purchase("bob", 1, 50, START + DAY))
+    assert (e.status_of("alice"), e.status_of("bob")) == ("silver", "silver")
+    e.reattribute("bob", "carol", actor="ops", reason="ticket 4")
+    assert (e.status_of("alice"), e.status_of("bob"), e.status_of("carol")) == (
+        None,
+        "silver",
+        "silver",
+    )
+    check_all(e.store, e)

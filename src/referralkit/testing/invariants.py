@@ -232,10 +232,8 @@ def check_ledger(store: Store, engine: Engine | None = None) -> None:
 
 def _moved(entries: Iterable[Entry]) -> bool:
     """Whether ``Engine.reattribute`` took this reward back (its reversal's cause)."""
-    return any(
-        e.kind in (EntryKind.REVERSED, EntryKind.CLAWED_BACK) and e.cause.startswith("rat_")
-        for e in entries
-    )
+    taken = (EntryKind.REVERSED, EntryKind.CLAWED_BACK)
+    return any(e.kind in taken and e.cause.startswith("reattribution_") for e in entries)
 
 
 def _check_moved(bad: _Violations, reward: Reward, referral: Referral, items: list[Entry]) -> None:
