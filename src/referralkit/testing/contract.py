@@ -1761,7 +1761,7 @@ class StoreContract:
         mine, reference = _engine_run(store), _engine_run(InMemoryStore())
         for run in (mine, reference):
             _reattribute_and_erase(run.engine)
-        got, want = store.dump(), reference.engine.store.dump()
+        got, want = dict(store.dump()), dict(reference.engine.store.dump())
         # codes are random: compare referrals without them, and the log by its erasure
         got["referrals"] = [attrs.evolve(r, code="") for r in got["referrals"]]
         want["referrals"] = [attrs.evolve(r, code="") for r in want["referrals"]]
