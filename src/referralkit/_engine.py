@@ -6,7 +6,7 @@ import contextlib
 import functools
 import logging
 from collections.abc import Callable, Iterable, Sequence
-from datetime import UTC, datetime, timedelta
+from datetime import datetime, timedelta
 from decimal import Decimal
 from typing import TypeVar
 
@@ -24,6 +24,7 @@ from referralkit._errors import (
     ReferralKitError,
     UnknownOrderError,
 )
+from referralkit._fraud_context import chain_depth, fraud_context, velocity_keys
 from referralkit._ledger import (
     Balance,
     RewardView,
@@ -72,7 +73,6 @@ from referralkit.attribution._codes import generate_code, normalise_code
 from referralkit.attribution._fraud import (
     FraudAction,
     FraudCheck,
-    FraudContext,
     FraudVerdict,
     IdentityFacts,
     combine,
@@ -139,8 +139,6 @@ _REFERRAL_HELD = "referral held for review"
 _FRAUD_ACTOR = "fraud_check"
 _CODE_DEACTIVATED = "code.deactivated"
 _EXISTING_CUSTOMER = "participant.existing_customer"
-_REFERRALS_HOUR = "referrer.referrals.hour"
-_REFERRALS_DAY = "referrer.referrals.day"
 _IDENTITY_FIELDS = ("device", "payment_fingerprint", "payout_account", "ip")
 _TOUCH_VERDICTS: dict[TouchVerdict, tuple[Verdict, str]] = {
     TouchVerdict.WON: (Verdict.NOTED, "touch.won"),
@@ -1019,11 +1017,9 @@ class Engine(Reattribution, LedgerOperations):
         pid = self._program_id
         if referrer_email is None:
             referrer_email = uow.participants.email_of(pid, referrer)
-        hour, day = self._velocity_keys(referrer, ev.at)
-        counts = uow.counters.get([hour, day])
-        above = uow.referrals.by_referee(pid, referrer)
-        context = FraudContext(
-            program_id=pid,
+        context = fraud_context(
+            uow,
+            pid,
             referrer_id=referrer,
             referee_id=who,
             at=ev.at,
@@ -1031,9 +1027,7 @@ class Engine(Reattribution, LedgerOperations):
             referee=self._identity(uow, who, email),
             code=winner.code,
             channel=winner.channel,
-            referrer_of_referrer=None if above is None else above.referrer_id,
-            referrals_this_hour=int(counts[hour]) + 1,
-            referrals_today=int(counts[day]) + 1,
+            depth=chain_depth(self._fraud_checks),
         )
         return combine(check.check(context) for check in self._fraud_checks)
 
@@ -1048,12 +1042,7 @@ class Engine(Reattribution, LedgerOperations):
         )
 
     def _velocity_keys(self, referrer: str, at: datetime) -> tuple[CounterKey, CounterKey]:
-        utc = at.astimezone(UTC)
-        pid = self._program_id
-        return (
-            (pid, f"{_REFERRALS_HOUR}:{utc:%Y-%m-%dT%H}", referrer),
-            (pid, f"{_REFERRALS_DAY}:{utc:%Y-%m-%d}", referrer),
-        )
+        return velocity_keys(self._program_id, referrer, at)
 
     def _add_referral(self, uow: UnitOfWork, referral: Referral, held: FraudVerdict | None) -> None:
         pid = self._program_id

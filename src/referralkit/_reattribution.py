@@ -21,6 +21,7 @@ from typing import TYPE_CHECKING, TypeVar
 import attrs
 
 from referralkit._errors import InvalidInputError
+from referralkit._fraud_context import chain_depth, fraud_context
 from referralkit._ledger import RewardView, reversal_entry
 from referralkit._ports import CounterKey, UnitOfWork
 from referralkit._program import Program
@@ -44,7 +45,6 @@ from referralkit._values.rewards import describe
 from referralkit.attribution._fraud import (
     FraudAction,
     FraudCheck,
-    FraudContext,
     FraudVerdict,
     IdentityFacts,
     combine,
@@ -141,8 +141,6 @@ class Reattribution:
         ) -> tuple[tuple[RewardGrant, ...], tuple[str, ...], list[Decision]]: ...
 
         def _identity(self, uow: UnitOfWork, who: str, email: str | None) -> IdentityFacts: ...
-
-        def _velocity_keys(self, referrer: str, at: datetime) -> tuple[CounterKey, CounterKey]: ...
 
     def reattribute(
         self,
@@ -253,7 +251,7 @@ class Reattribution:
                 )
             since = current.created_at if current is not None else who.signed_up_at
             since = since or who.first_seen_at
-            checks = self._operator_checks(uow, who, referrer_id, code, since, above, email)
+            checks = self._operator_checks(uow, who, referrer_id, code, since, email)
             old = "" if current is None else current.referrer_id
             n = 0 if current is None else _count(current)
             params: dict[str, str] = {
@@ -316,7 +314,6 @@ class Reattribution:
         referrer_id: str,
         code: CodeRecord,
         at: datetime,
-        above: Referral | None,
         email: str | None,
     ) -> list[Decision]:
         """The program's checks on the operator's pair, as decisions to record; a block
@@ -341,11 +338,10 @@ class Reattribution:
             )
         if not self._fraud_checks:
             return decisions
-        hour, day = self._velocity_keys(referrer_id, at)
-        counts = uow.counters.get([hour, day])
         referrer_email = uow.participants.email_of(pid, referrer_id)
-        context = FraudContext(
-            program_id=pid,
+        context = fraud_context(
+            uow,
+            pid,
             referrer_id=referrer_id,
             referee_id=referee_id,
             at=at,
@@ -353,9 +349,7 @@ class Reattribution:
             referee=self._identity(uow, referee_id, email),
             code=code.code,
             channel="other",
-            referrer_of_referrer=None if above is None else above.referrer_id,
-            referrals_this_hour=int(counts[hour]) + 1,
-            referrals_today=int(counts[day]) + 1,
+            depth=chain_depth(self._fraud_checks),
         )
         verdict = combine(check.check(context) for check in self._fraud_checks)
         reasons = ",".join(verdict.reasons)

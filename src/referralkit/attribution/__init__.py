@@ -33,9 +33,11 @@ from referralkit.attribution._fraud import (
     FraudVerdict,
     IdentityFacts,
     check_circular,
+    check_loop,
     check_same_identity,
     check_velocity,
     combine,
+    sliding_count,
 )
 from referralkit.attribution._identity import (
     DEFAULT_EMAIL_RULES,
@@ -84,6 +86,7 @@ __all__ = [
     "TouchVerdict",
     "VelocityCheck",
     "check_circular",
+    "check_loop",
     "check_same_identity",
     "check_vanity_code",
     "check_velocity",
@@ -101,4 +104,5 @@ __all__ = [
     "normalise_code",
     "normalise_email",
     "resolve_attribution",
+    "sliding_count",
 ]

@@ -20,6 +20,7 @@ from referralkit.attribution._fraud import (
     FraudContext,
     FraudVerdict,
     check_circular,
+    check_loop,
     check_same_identity,
     check_velocity,
 )
@@ -87,12 +88,17 @@ def _limit(_: object, attribute: attrs.Attribute[int | None], value: object) -> 
 class VelocityCheck:
     """A referrer brings in referrals faster than a person plausibly can.
 
-    Counts are kept per clock hour and per day (UTC) by the engine's counters.
+    Counts are kept per clock hour and per day (UTC) by the engine's counters. By default a
+    limit applies to each clock hour and each day; with ``sliding=True`` it applies to the
+    last 60 minutes and the last 24 hours at every referral (estimated from the current and
+    the previous bucket, see [`sliding_count`][referralkit.attribution.sliding_count]), so
+    a burst across a boundary (ten at 10:59, ten at 11:01) is one burst.
 
     Args:
-        per_hour: Referrals allowed in one clock hour; ``None`` for no limit.
+        per_hour: Referrals allowed in one hour; ``None`` for no limit.
         per_day: Referrals allowed in one day; ``None`` for no limit.
         action: What to do above a limit (hold, by default).
+        sliding: Sliding windows instead of clock hours and days.
     """
 
     per_hour: int | None = attrs.field(default=None, validator=_limit)
@@ -101,18 +107,19 @@ class VelocityCheck:
         default=FraudAction.HOLD,
         converter=_action,
     )
+    sliding: bool = attrs.field(default=False, validator=attrs.validators.instance_of(bool))
 
     def check(self, context: FraudContext) -> FraudVerdict:
         """Allow within both limits; ``action`` with ``"fraud.velocity"`` above either."""
         verdicts = []
+        if self.sliding:
+            hour, day = context.referrals_past_hour, context.referrals_past_day
+        else:
+            hour, day = context.referrals_this_hour, context.referrals_today
         if self.per_hour is not None:
-            verdicts.append(
-                check_velocity(context.referrals_this_hour, self.per_hour, action=self.action)
-            )
+            verdicts.append(check_velocity(hour, self.per_hour, action=self.action))
         if self.per_day is not None:
-            verdicts.append(
-                check_velocity(context.referrals_today, self.per_day, action=self.action)
-            )
+            verdicts.append(check_velocity(day, self.per_day, action=self.action))
         strictest = FraudVerdict.allow()
         for verdict in verdicts:
             if verdict.action.severity > strictest.action.severity:
@@ -120,13 +127,36 @@ class VelocityCheck:
         return strictest
 
 
+def _depth(_: object, attribute: attrs.Attribute[int], value: object) -> None:
+    if isinstance(value, bool) or not isinstance(value, int) or value < 2:
+        raise InvalidInputError(attribute.name, value, "must be a whole number >= 2")
+
+
 @attrs.frozen
 class CircularCheck:
-    """A referral that closes a loop (A referred B, now B would refer A) is blocked."""
+    """A referral that closes a loop is blocked: A referred B, now B would refer A (a loop
+    of 2), or with ``depth=3`` also A referred B, B referred C, now C would refer A.
+
+    Args:
+        depth: The longest loop looked for, >= 2. The engine looks up ``depth - 1``
+            referrers above the referrer (one indexed read each) for every referral.
+    """
+
+    depth: int = attrs.field(default=2, validator=_depth)
+
+    @property
+    def chain_depth(self) -> int:
+        """How many referrers above the referrer the check reads from the context."""
+        return self.depth - 1
 
     def check(self, context: FraudContext) -> FraudVerdict:
-        """The verdict of ``check_circular``."""
-        return check_circular(context.referrer_id, context.referee_id, context.referrer_of_referrer)
+        """The verdict of ``check_circular``, and of ``check_loop`` over the chain."""
+        verdict = check_circular(
+            context.referrer_id, context.referee_id, context.referrer_of_referrer
+        )
+        if verdict.action is FraudAction.ALLOW and self.depth > 2:
+            return check_loop(context.referee_id, context.referrer_chain, self.depth)
+        return verdict
 
 
 def _domains(value: Iterable[str]) -> frozenset[str]:

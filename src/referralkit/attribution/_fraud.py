@@ -11,8 +11,8 @@ from __future__ import annotations
 
 import enum
 import re
-from collections.abc import Iterable, Mapping
-from datetime import datetime
+from collections.abc import Iterable, Mapping, Sequence
+from datetime import datetime, timedelta
 from types import MappingProxyType
 from typing import Any, Protocol, runtime_checkable
 
@@ -30,9 +30,11 @@ __all__ = [
     "FraudVerdict",
     "IdentityFacts",
     "check_circular",
+    "check_loop",
     "check_same_identity",
     "check_velocity",
     "combine",
+    "sliding_count",
 ]
 
 
@@ -282,6 +284,65 @@ def check_circular(
     return _ALLOW
 
 
+def sliding_count(current: int, previous: int, elapsed: timedelta, width: timedelta) -> int:
+    """Events in the window of ``width`` that ends now, estimated from two fixed buckets.
+
+    The window covers the whole current bucket (``current`` events, ``elapsed`` since it
+    began) and the last ``width - elapsed`` of the previous one, whose ``previous`` events
+    are taken as spread evenly over it: the estimate is ``current + previous * (width -
+    elapsed) / width``, rounded up (a check errs towards counting a burst). A burst that
+    straddles a bucket boundary (ten sign-ups at 10:59, ten at 11:01) is counted whole,
+    which per-bucket counts miss.
+
+    Args:
+        current: Events in the current bucket so far.
+        previous: Events in the previous bucket.
+        elapsed: Time since the current bucket began, in ``[0, width)``.
+        width: The bucket's and the window's length.
+
+    Raises:
+        InvalidInputError: a negative count, ``width`` not positive, or ``elapsed``
+            outside ``[0, width)``.
+    """
+    _count("current", current, 0)
+    _count("previous", previous, 0)
+    if not isinstance(width, timedelta) or width <= timedelta(0):
+        raise InvalidInputError("width", width, "must be a positive timedelta")
+    if not isinstance(elapsed, timedelta) or not timedelta(0) <= elapsed < width:
+        raise InvalidInputError("elapsed", elapsed, f"must be in [0, {width})")
+    unit = timedelta(microseconds=1)
+    left, whole = (width - elapsed) // unit, width // unit
+    return current + -(-previous * left // whole)
+
+
+def check_loop(referee_id: str, chain: Sequence[str], depth: int) -> FraudVerdict:
+    """Whether a referral would close a loop of up to ``depth`` people: A refers B, B refers
+    C, and now C would refer A (a loop of 3).
+
+    Args:
+        referee_id: Who would be referred.
+        chain: Who referred the referrer, who referred them, and so on, nearest first.
+        depth: The longest loop to look for, >= 2 (2: B would refer A who referred B).
+
+    Returns:
+        Block with ``"fraud.circular"`` when the referee is among the first ``depth - 1``
+        of ``chain``; allow otherwise.
+
+    Raises:
+        InvalidInputError: ``depth`` below 2.
+    """
+    _count("depth", depth, 2)
+    if referee_id in chain[: depth - 1]:
+        return FraudVerdict(FraudAction.BLOCK, ("fraud.circular",))
+    return _ALLOW
+
+
+def _names(value: Iterable[str]) -> tuple[str, ...]:
+    if isinstance(value, str):
+        raise InvalidInputError("fraud_context.referrer_chain", value, "must be a sequence of ids")
+    return tuple(value)
+
+
 @attrs.frozen(kw_only=True)
 class FraudContext:
     """What a [`FraudCheck`][referralkit.attribution.FraudCheck] is told about a referral.
@@ -299,6 +360,15 @@ class FraudContext:
         referrals_this_hour: The referrer's referrals made in this clock hour (UTC),
             counting this one.
         referrals_today: The referrer's referrals made on this day (UTC), counting this one.
+        referrals_past_hour: The referrer's referrals in the 60 minutes up to ``at``,
+            counting this one: a sliding window, estimated by
+            [`sliding_count`][referralkit.attribution.sliding_count] from this clock hour's
+            and the previous one's counts.
+        referrals_past_day: The same over the 24 hours up to ``at``, from this day's and
+            the previous day's counts.
+        referrer_chain: Who referred the referrer, who referred them, and so on, nearest
+            first: as many as the engine's checks ask for (``CircularCheck(depth=...)``),
+            at least ``referrer_of_referrer`` when there is one.
     """
 
     program_id: str
@@ -312,6 +382,9 @@ class FraudContext:
     referrer_of_referrer: str | None = None
     referrals_this_hour: int = 0
     referrals_today: int = 0
+    referrals_past_hour: int = 0
+    referrals_past_day: int = 0
+    referrer_chain: tuple[str, ...] = attrs.field(default=(), converter=_names)
 
     def __attrs_post_init__(self) -> None:
         require_id("fraud_context.program_id", self.program_id)
