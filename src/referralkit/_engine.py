@@ -1227,8 +1227,11 @@ class Engine(Reattribution, LedgerOperations):
         purchases_key = (pid, Counter.REFEREE_PURCHASES.value, who)
         referral = uow.referrals.by_referee(pid, who)
         bound: list[Decision] = []
+        at_bind: tuple[tuple[RewardGrant, ...], tuple[str, ...]] = ((), ())
         if referral is None:
             referral, bound = self._bind_at_purchase(uow, ev, purchases_key)
+            if referral is not None:
+                at_bind = self._signup_rewards_at_bind(uow, referral, ev, bound)
         elif ev.code is not None:
             bound = self._not_binding(uow, ev, referral)
         if referral is not None and ev.at < referral.created_at:
@@ -1320,8 +1323,8 @@ class Engine(Reattribution, LedgerOperations):
             ev.event_id,
             ev.kind,
             referral_id=referral.referral_id,
-            grants=grants,
-            reward_ids=reward_ids,
+            grants=(*at_bind[0], *grants),
+            reward_ids=(*at_bind[1], *reward_ids),
             decisions=tuple(decisions),
         )
 

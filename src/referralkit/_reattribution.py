@@ -306,6 +306,35 @@ class Reattribution:
 
         return self._transact(work)
 
+    # -- sign-up rewards of a referral bound at the first purchase -----------------------
+    def _signup_rewards_at_bind(
+        self,
+        uow: UnitOfWork,
+        referral: Referral,
+        ev: Purchase,
+        decisions: list[Decision],
+        salt: tuple[str, ...] = (),
+    ) -> tuple[tuple[RewardGrant, ...], tuple[str, ...]]:
+        """The sign-up policies' rewards of a referral just bound at the referee's first
+        purchase (``bind_at="first_purchase"``), paid then, as if at the sign-up: their
+        source event is the binding purchase, but they belong to no order (a refund does
+        not reverse them, as it would not a sign-up reward). A buyer who never signed up
+        earns none. Their decisions are appended to ``decisions``."""
+        version = self._version(referral.program_version, referral.referral_id)
+        if not any(p.trigger is Trigger.SIGNUP for p in version.policies):
+            return (), ()
+        who = uow.participants.get(self._program_id, referral.referee_id)
+        if who is None or who.signed_up_at is None:
+            return (), ()
+        carrier = Signup(event_id=ev.event_id, participant_id=referral.referee_id, at=ev.at)
+        snapshot = self._snapshot(uow, version, referral)
+        on_signup = frozenset({Trigger.SIGNUP})
+        grants, ids, made = self._reward(
+            uow, version, referral, carrier, on_signup, snapshot, None, (*salt, "signup")
+        )
+        decisions.extend(d for d in made if d.code != "policy.not_trigger")
+        return grants, ids
+
     # -- checks on the operator's choice ------------------------------------------------
     def _operator_checks(
         self,
@@ -514,7 +543,11 @@ class Reattribution:
         salt = (cause,)
         audits = _audits(referral)
         by_operator = bool(audits) and audits[0].param_map.get("old_referrer") == ""
-        if signup is not None and (version.attribution.bind_at == "signup" or by_operator):
+        bound_at = uow.events.get(pid, referral.event_id)
+        if not by_operator and bound_at is not None and isinstance(bound_at.event, Purchase):
+            # Bound at the first purchase: the sign-up policies paid then.
+            self._signup_rewards_at_bind(uow, referral, bound_at.event, [], salt)
+        elif signup is not None and (version.attribution.bind_at == "signup" or by_operator):
             # Sign-up policies pay when the program binds at sign-up, and for a referral an
             # operator made (its backfill paid the sign-up).
             snapshot = self._snapshot(uow, version, referral)
