@@ -575,14 +575,23 @@ class Engine(Reattribution, LedgerOperations):
         people: list[str] = []
         orders: list[str] = []
         codes: list[str] = []
+        visitors: list[str] = []
+        refunds: list[str] = []
+        refunded: list[str] = []
         for event in batch:
             if isinstance(event, Signup | Purchase):
                 people.append(event.participant_id)
             if isinstance(event, Purchase | Refund | Chargeback):
                 orders.append(event.order_id)
-            if isinstance(event, Signup) and event.code is not None:
+            if isinstance(event, Refund | Chargeback):
+                refunded.append(event.order_id)
+                if isinstance(event, Refund):
+                    refunds.append(event.refund_id)
+            elif event.code is not None:
                 with contextlib.suppress(InvalidInputError):
                     codes.append(normalise_code(event.code))
+            if isinstance(event, Click | Signup) and event.visitor_id is not None:
+                visitors.append(event.visitor_id)
         pid = self._program_id
         referrals = [derive_id("ref", pid, who) for who in people]
         prefetch(
@@ -591,7 +600,10 @@ class Engine(Reattribution, LedgerOperations):
             participant_ids=people,
             order_ids=orders,
             codes=codes,
-            counter_subjects=[*people, *referrals, *orders],
+            counter_subjects=[*people, *referrals, *orders, *codes],
+            visitor_ids=visitors,
+            refund_ids=refunds,
+            refunded_orders=refunded,
         )
 
     def _handle_item(self, item: tuple[Event, str], uow: UnitOfWork) -> Outcome:
@@ -733,14 +745,16 @@ class Engine(Reattribution, LedgerOperations):
             and ev.at > self._clock.now() + self._future_tolerance
         ):
             raise InvalidEventError("click.at", ev.at, "is in the future")
-        fresh, refused = self._event_touches(uow, ev, None, ev.visitor_id)
-        if ev.visitor_id is None or not fresh:
-            return Outcome(ev.event_id, ev.kind, decisions=tuple(refused))
-        known = uow.touches.of_visitor(self._program_id, ev.visitor_id)
-        owners = {t.participant_id for t in known if t.participant_id is not None}
-        owner = owners.pop() if len(owners) == 1 else None  # the visitor signed up already
-        for record in fresh:
-            uow.touches.add(attrs.evolve(record, participant_id=owner))
+        owner = None
+        if ev.visitor_id is not None and (ev.code is not None or ev.link_token is not None):
+            known = uow.touches.of_visitor(self._program_id, ev.visitor_id)
+            owners = {t.participant_id for t in known if t.participant_id is not None}
+            if len(owners) == 1:  # the visitor signed up already
+                owner = owners.pop()
+        fresh, refused = self._event_touches(uow, ev, owner, ev.visitor_id)
+        if ev.visitor_id is not None:
+            for record in fresh:
+                uow.touches.add(record)
         return Outcome(ev.event_id, ev.kind, decisions=tuple(refused))
 
     def _event_touches(

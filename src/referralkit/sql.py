@@ -145,6 +145,7 @@ events: Final = sa.Table(
     sa.Column("event", _text(), nullable=False),
     sa.Column("outcome", _text(), nullable=False),
     sa.UniqueConstraint("program_id", "event_id"),
+    sa.Index("rk_events_log", "program_id", "seq"),
     sqlite_autoincrement=True,
     **_TABLE_OPTIONS,
 )
@@ -309,6 +310,7 @@ counters: Final = sa.Table(
     sa.Column("name", _id(), primary_key=True),
     sa.Column("subject", _id(), primary_key=True),
     sa.Column("value_scaled", sa.BigInteger, nullable=False),
+    sa.Index("rk_counters_subject", "program_id", "subject"),
     **_TABLE_OPTIONS,
 )
 """``rk_counters``: exact counters in 10⁻⁶ units; updated atomically (``value + delta``)."""

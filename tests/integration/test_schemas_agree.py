@@ -38,3 +38,43 @@ def test_both_stores_write_the_same_schema_version() -> None:
     from referralkit._adapters import sqlite
 
     assert sqlite.SCHEMA_VERSION == sql.SCHEMA_VERSION
+
+
+def sqlite_indexes() -> dict[str, tuple[str, list[str]]]:
+    conn = sqlite3.connect(":memory:")
+    for statement in _SCHEMA.split(";"):
+        if statement.strip():
+            conn.execute(statement)
+    rows = conn.execute(
+        "SELECT name, tbl_name FROM sqlite_master WHERE type = 'index' AND sql IS NOT NULL"
+    ).fetchall()
+    return {
+        name: (table, [r[2] for r in conn.execute(f"PRAGMA index_info({name})")])
+        for name, table in sorted(rows)
+    }
+
+
+def test_both_stores_define_the_same_indexes() -> None:
+    """The explicit indexes (not the ones primary keys and unique constraints make) agree,
+    so the indexed queries the engine relies on are indexed on every store. A partial
+    index is compared by name and table only: the metadata's version leads with the
+    columns of its condition, for MariaDB, which has no partial indexes."""
+    metadata_indexes = {
+        index.name: (table.name, [column.name for column in index.columns])
+        for table in sql.metadata.sorted_tables
+        for index in table.indexes
+    }
+    partial = {
+        index.name
+        for table in sql.metadata.sorted_tables
+        for index in table.indexes
+        if index.dialect_options["sqlite"]["where"] is not None
+    }
+    ours = sqlite_indexes()
+    assert sorted(ours) == sorted(metadata_indexes)
+    for name in sorted(metadata_indexes):
+        table, columns = metadata_indexes[name]
+        assert ours[name][0] == table, name
+        if name not in partial:
+            assert ours[name][1] == columns, name
+    assert "rk_outbox_fresh" in partial

@@ -13,12 +13,12 @@ from __future__ import annotations
 import os
 import sqlite3
 import threading
-from collections.abc import Iterable, Iterator, Mapping, Sequence
+from collections.abc import Callable, Iterable, Iterator, Mapping, Sequence
 from contextlib import contextmanager
 from datetime import datetime
 from decimal import Decimal
 from types import TracebackType
-from typing import Any, Final, Self
+from typing import Any, Final, Self, TypeVar
 
 import attrs
 
@@ -68,6 +68,8 @@ __all__ = ["SCHEMA_VERSION", "SQLiteStore"]
 SCHEMA_VERSION: Final = 2
 
 
+T = TypeVar("T")
+
 _SCHEMA: Final = """
 CREATE TABLE IF NOT EXISTS rk_schema (
     id INTEGER PRIMARY KEY CHECK (id = 1),
@@ -92,6 +94,8 @@ CREATE TABLE IF NOT EXISTS rk_events (
     outcome TEXT NOT NULL,
     UNIQUE (program_id, event_id)
 );
+-- The log read in order, page by page (Engine.event_log).
+CREATE INDEX IF NOT EXISTS rk_events_log ON rk_events (program_id, seq);
 CREATE TABLE IF NOT EXISTS rk_participants (
     program_id TEXT NOT NULL,
     participant_id TEXT NOT NULL,
@@ -210,6 +214,8 @@ CREATE TABLE IF NOT EXISTS rk_counters (
     value_scaled INTEGER NOT NULL,
     PRIMARY KEY (program_id, name, subject)
 );
+-- A batch loads every counter of its subjects (participants, referrals, orders, codes).
+CREATE INDEX IF NOT EXISTS rk_counters_subject ON rk_counters (program_id, subject);
 CREATE TABLE IF NOT EXISTS rk_outbox (
     seq INTEGER PRIMARY KEY AUTOINCREMENT,
     notification_id TEXT NOT NULL UNIQUE,
@@ -756,6 +762,11 @@ class _SQLiteUnitOfWork:
         self._deltas: dict[CounterKey, int] = {}
         self._subjects: set[tuple[str, str]] = set()  # (program, subject) counters all loaded
         self._new_touches: dict[tuple[str, str], TouchRecord] = {}  # inserted at flush
+        self._new_of_visitor: dict[tuple[str, str], list[tuple[str, str]]] = {}  # their keys
+        # Rows prefetched for a batch, valid until the next flush (which inserts new rows).
+        self._visitor_touches: dict[tuple[str, str], list[TouchRecord]] = {}
+        self._order_rewards: dict[tuple[str, str], list[Reward]] = {}
+        self._stored_entries: dict[str, list[Entry]] = {}
 
     # -- transaction -----------------------------------------------------------------------
     def __enter__(self) -> Self:
@@ -864,9 +875,13 @@ class _SQLiteUnitOfWork:
 
     def flush(self) -> None:
         """Write the buffered rows (in the order the tables depend on each other)."""
+        self._visitor_touches = {}
+        self._order_rewards = {}
+        self._stored_entries = {}
         if self._new_touches:
             self._xm(_INSERT_TOUCH, [_touch_row(r) for r in self._new_touches.values()])
             self._new_touches = {}
+            self._new_of_visitor = {}
         if self._upserts:
             for sql, rows in self._upserts.items():
                 self._xm(sql, list(rows.values()))
@@ -903,26 +918,19 @@ class _SQLiteUnitOfWork:
         order_ids: Sequence[str] = (),
         codes: Sequence[str] = (),
         counter_subjects: Sequence[str] = (),
+        visitor_ids: Sequence[str] = (),
+        refund_ids: Sequence[str] = (),
+        refunded_orders: Sequence[str] = (),
     ) -> None:
         """Load the rows a batch of events will look up, a few queries for the batch.
 
         ``counter_subjects``: every counter of these subjects is loaded, so a counter of
-        theirs that has no row reads as 0 without a query.
+        theirs that has no row reads as 0 without a query; the counters of the referrers
+        of the referrals found (by referee, or by the orders' referral ids) and of the
+        codes' owners are loaded too. ``visitor_ids``: their touches.
+        ``refunded_orders``: the rewards those orders earned.
         """
-        subjects = sorted({s for s in counter_subjects if (program_id, s) not in self._subjects})
-        for chunk in _chunks(subjects):
-            marks = ", ".join("?" * len(chunk))
-            rows = self._x(
-                "SELECT program_id, name, subject, value_scaled FROM rk_counters "
-                f"WHERE program_id = ? AND subject IN ({marks})",
-                (program_id, *chunk),
-            ).fetchall()
-            for pid, name, subject, scaled in rows:
-                key = (pid, name, subject)
-                if key not in self._counters:
-                    value = Decimal(scaled + self._deltas.get(key, 0)).scaleb(-_COUNTER_SCALE)
-                    self._counters[key] = value
-            self._subjects.update((program_id, subject) for subject in chunk)
+        self._prefetch_counters(program_id, counter_subjects)
         self._load(
             self._events,
             event_ids,
@@ -959,6 +967,110 @@ class _SQLiteUnitOfWork:
             program_id,
             lambda r: ((r[0], r[1]), _code(r)),
         )
+        self._load(
+            self._refunds,
+            refund_ids,
+            f"SELECT {_REFUND_COLUMNS} FROM rk_refunds WHERE program_id = ? AND refund_id IN",
+            program_id,
+            lambda r: ((r[0], r[1]), _refund(r)),
+        )
+        found = [r for r in self._referral_of.values() if r is not None]
+        for referral in found:
+            self._referrals.setdefault(referral.referral_id, referral)
+        by_id = sorted(
+            {
+                o.referral_id
+                for o in self._orders.values()
+                if o is not None and o.referral_id is not None
+            }
+            - self._referrals.keys()
+        )
+        for chunk in _chunks(by_id):
+            for key in chunk:
+                self._referrals[key] = None
+            marks = ", ".join("?" * len(chunk))
+            for row in self._x(
+                f"SELECT {_REFERRAL_COLUMNS} FROM rk_referrals WHERE referral_id IN ({marks})",
+                chunk,
+            ).fetchall():
+                self._referrals[row[0]] = _referral(row)
+        people = {r.referrer_id for r in self._referrals.values() if r is not None}
+        people.update(c.participant_id for c in self._code_owner.values() if c is not None)
+        self._prefetch_counters(program_id, sorted(people))
+        self._prefetch_touches(program_id, visitor_ids)
+        self._prefetch_rewards(program_id, refunded_orders)
+
+    def _prefetch_counters(self, program_id: str, counter_subjects: Sequence[str]) -> None:
+        subjects = sorted({s for s in counter_subjects if (program_id, s) not in self._subjects})
+        for chunk in _chunks(subjects):
+            marks = ", ".join("?" * len(chunk))
+            rows = self._x(
+                "SELECT program_id, name, subject, value_scaled FROM rk_counters "
+                f"WHERE program_id = ? AND subject IN ({marks})",
+                (program_id, *chunk),
+            ).fetchall()
+            for pid, name, subject, scaled in rows:
+                key = (pid, name, subject)
+                if key not in self._counters:
+                    value = Decimal(scaled + self._deltas.get(key, 0)).scaleb(-_COUNTER_SCALE)
+                    self._counters[key] = value
+            self._subjects.update((program_id, subject) for subject in chunk)
+
+    def _prefetch_touches(self, program_id: str, visitor_ids: Sequence[str]) -> None:
+        self._load_groups(
+            self._visitor_touches,
+            visitor_ids,
+            f"SELECT {_TOUCH_COLUMNS} FROM rk_touches WHERE program_id = ? AND visitor_id IN",
+            program_id,
+            _touch,
+            lambda touch: (touch.program_id, touch.visitor_id or ""),
+        )
+
+    def _prefetch_rewards(self, program_id: str, order_ids: Sequence[str]) -> None:
+        found = self._load_groups(
+            self._order_rewards,
+            order_ids,
+            f"SELECT {_REWARD_COLUMNS} FROM rk_rewards WHERE program_id = ? AND order_id IN",
+            program_id,
+            _reward,
+            lambda reward: (reward.program_id, reward.order_id or ""),
+            order_by="seq",
+        )
+        for reward in found:
+            self._exponents[reward.reward_id] = reward.value.unit.exponent
+            self._stored_entries[reward.reward_id] = []
+        for chunk in _chunks([r.reward_id for r in found]):
+            marks = ", ".join("?" * len(chunk))
+            for row in self._x(
+                f"SELECT {_ENTRY_COLUMNS} FROM rk_entries WHERE reward_id IN ({marks}) "
+                "ORDER BY seq",
+                chunk,
+            ).fetchall():
+                self._stored_entries[row[1]].append(_entry(row))
+
+    def _load_groups(
+        self,
+        cache: dict[tuple[str, str], list[T]],
+        ids: Sequence[str],
+        sql: str,
+        program_id: str,
+        decode: Callable[[Sequence[Any]], T],
+        key: Callable[[T], tuple[str, str]],
+        order_by: str | None = None,
+    ) -> list[T]:
+        """Load the rows of each of ``ids`` (several per id) into ``cache``; returns them."""
+        found: list[T] = []
+        wanted = sorted({i for i in ids if (program_id, i) not in cache})
+        order = f" ORDER BY {order_by}" if order_by else ""
+        for chunk in _chunks(wanted):
+            for one in chunk:
+                cache[(program_id, one)] = []
+            marks = ", ".join("?" * len(chunk))
+            for row in self._x(f"{sql} ({marks}){order}", (program_id, *chunk)).fetchall():
+                record = decode(row)
+                cache[key(record)].append(record)
+                found.append(record)
+        return found
 
     def _load(
         self,
@@ -1320,18 +1432,30 @@ class _Touches(_Repo):
         if not self._u._open:
             self._u._require_open()
         self._u._new_touches[key] = record
+        if record.visitor_id is not None:
+            self._u._new_of_visitor.setdefault((record.program_id, record.visitor_id), []).append(
+                key
+            )
 
     def _query(self, field: str, program_id: str, value: str) -> list[TouchRecord]:
-        rows = self._u._x(
-            f"SELECT {_TOUCH_COLUMNS} FROM rk_touches WHERE program_id = ? AND {field} = ?",
-            (program_id, value),
-        ).fetchall()
-        found = [_touch(r) for r in rows]
-        found.extend(
-            r
-            for r in self._u._new_touches.values()
-            if r.program_id == program_id and getattr(r, field) == value
+        cached = (
+            self._u._visitor_touches.get((program_id, value)) if field == "visitor_id" else None
         )
+        if cached is not None:
+            found = list(cached)
+        else:
+            rows = self._u._x(
+                f"SELECT {_TOUCH_COLUMNS} FROM rk_touches WHERE program_id = ? AND {field} = ?",
+                (program_id, value),
+            ).fetchall()
+            found = [_touch(r) for r in rows]
+        new = self._u._new_touches
+        if field == "visitor_id":
+            found.extend(new[key] for key in self._u._new_of_visitor.get((program_id, value), ()))
+        else:
+            found.extend(
+                r for r in new.values() if r.program_id == program_id and getattr(r, field) == value
+            )
         return sorted(found, key=lambda r: (r.at, r.touch_id))
 
     def of_visitor(self, program_id: str, visitor_id: str) -> list[TouchRecord]:
@@ -1346,6 +1470,12 @@ class _Touches(_Repo):
             "WHERE program_id = ? AND visitor_id = ? AND participant_id IS NULL",
             (participant_id, program_id, visitor_id),
         )
+        cached = self._u._visitor_touches.get((program_id, visitor_id))
+        if cached is not None:
+            cached[:] = [
+                attrs.evolve(r, participant_id=participant_id) if r.participant_id is None else r
+                for r in cached
+            ]
         pending = self._u._new_touches
         for key, record in pending.items():
             if (
@@ -1535,12 +1665,16 @@ class _Ledger(_Repo):
             if participant_id is not None
             else ("order_id", order_id or "")
         )
-        rows = self._u._x(
-            f"SELECT {_REWARD_COLUMNS} FROM rk_rewards WHERE program_id = ? AND {column} = ? "
-            "ORDER BY seq",
-            (program_id, key),
-        ).fetchall()
-        found = [_reward(r) for r in rows]
+        cached = self._u._order_rewards.get((program_id, key)) if order_id is not None else None
+        if cached is not None:
+            found = list(cached)
+        else:
+            rows = self._u._x(
+                f"SELECT {_REWARD_COLUMNS} FROM rk_rewards WHERE program_id = ? AND {column} = ? "
+                "ORDER BY seq",
+                (program_id, key),
+            ).fetchall()
+            found = [_reward(r) for r in rows]
         found.extend(
             r
             for r in self._u._new_rewards.values()
@@ -1552,7 +1686,13 @@ class _Ledger(_Repo):
         ids = list(reward_ids)
         out: dict[str, list[Entry]] = {i: [] for i in ids}
         new = self._u._new_entries
-        stored = [i for i in ids if i not in self._u._new_rewards]
+        cached = self._u._stored_entries
+        stored = []
+        for i in ids:
+            if i in cached:
+                out[i].extend(cached[i])
+            elif i not in self._u._new_rewards:
+                stored.append(i)
         for chunk in _chunks(stored):
             marks = ", ".join("?" * len(chunk))
             rows = self._u._x(

@@ -69,7 +69,32 @@ _ENCODERS: dict[type, Callable[[Any], Any]] = {
 }
 _ATTRS_FIELDS: dict[type, tuple[str, ...]] = {}
 
-_DUMPS = json.JSONEncoder(separators=(",", ":"), ensure_ascii=False).encode
+
+def _compact_dumps() -> Callable[[Any], str]:
+    """Compact JSON text (``separators=(",", ":")``, non-ASCII kept), as
+    ``json.JSONEncoder.encode`` writes it, through the C encoder made once: the standard
+    ``encode`` makes a new one on every call, which costs more than encoding a small
+    record. referralkit's values are never circular, so there is no cycle check."""
+    standard = json.JSONEncoder(separators=(",", ":"), ensure_ascii=False).encode
+    make = getattr(json.encoder, "c_make_encoder", None)
+    if make is None:  # pragma: no cover - an interpreter without the C accelerator
+        return standard
+
+    def default(value: Any) -> Any:
+        raise TypeError(f"Object of type {type(value).__name__} is not JSON serializable")
+
+    encoder = make(
+        None, default, json.encoder.encode_basestring, None, ":", ",", False, False, True
+    )
+
+    def dumps(value: Any) -> str:
+        return "".join(encoder(value, 0))
+
+    return dumps
+
+
+compact_json: Callable[[Any], str] = _compact_dumps()
+_DUMPS = compact_json
 
 
 def _public_fields(cls: type) -> tuple[str, ...]:

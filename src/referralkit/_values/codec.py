@@ -18,6 +18,7 @@ from typing import Any
 import attrs
 
 from referralkit._values import decisions, events, records, rewards
+from referralkit._values.canonical import compact_json
 from referralkit._values.money import Money
 
 __all__ = ["CodecError", "decode", "dumps", "encode", "loads"]
@@ -38,23 +39,66 @@ def _registry() -> dict[str, type]:
 
 
 _CLASSES: dict[str, type] = _registry()
-_INIT_FIELDS: dict[type, tuple[tuple[str, str], ...]] = {}
+_INIT_FIELDS: dict[type, tuple[tuple[str, str, Any], ...]] = {}
+_REQUIRED = object()  # a field that is always encoded
+_EMPTY = object()  # a field whose default is an empty container
 
 
-def _init_fields(cls: type) -> tuple[tuple[str, str], ...]:
+def _omittable(default: Any) -> Any:
+    """What a field's value may equal to be left out of the encoding (the decoder's
+    constructor call fills the default in again): None, a bool, a str or an int default,
+    or ``_EMPTY`` for an empty-container default; else ``_REQUIRED``."""
+    if default is None or type(default) in (bool, str, int):
+        return default
+    if default == () or (
+        isinstance(default, attrs.Factory)  # type: ignore[arg-type]
+        and not default.takes_self
+        and default.factory in (dict, list, tuple, frozenset)
+    ):
+        return _EMPTY
+    return _REQUIRED
+
+
+def _init_fields(cls: type) -> tuple[tuple[str, str, Any], ...]:
     fields = _INIT_FIELDS.get(cls)
     if fields is None:
-        fields = tuple((f.name, f.alias or f.name) for f in attrs.fields(cls) if f.init)
+        fields = tuple(
+            (f.name, f.alias or f.name, _omittable(f.default)) for f in attrs.fields(cls) if f.init
+        )
         _INIT_FIELDS[cls] = fields
     return fields
 
 
 def _encode_attrs(value: Any) -> Any:
+    """``{"$t": class name, "f": fields}``, leaving out fields that hold their default."""
     cls = type(value)
-    return {
-        "$t": cls.__name__,
-        "f": {alias: encode(getattr(value, name)) for name, alias in _init_fields(cls)},
-    }
+    encoded: dict[str, Any] = {}
+    for name, alias, default in _init_fields(cls):
+        field = getattr(value, name)
+        if field is default:
+            continue
+        if default is _EMPTY:
+            if not field and type(field) in _EMPTY_TYPES:
+                continue
+        elif default is not _REQUIRED and type(field) is type(default) and field == default:
+            continue
+        encoded[alias] = encode(field)
+    return {"$t": cls.__name__, "f": encoded}
+
+
+_EMPTY_TYPES = frozenset({dict, list, tuple, frozenset, MappingProxyType})
+
+
+def _encode_decision(d: decisions.Decision) -> Any:
+    """Decisions are stored in explanations and notifications: a positional form."""
+    return {"$D": [d.source, d.verdict.value, d.code, [[k, v] for k, v in d.params]]}
+
+
+def _decode_decision(data: list[Any]) -> decisions.Decision:
+    source, verdict, code, params = data
+    return decisions.Decision(
+        source, decisions.Verdict(verdict), code, tuple((k, v) for k, v in params)
+    )
 
 
 def _encode_enum(value: enum.Enum) -> Any:
@@ -65,7 +109,13 @@ def _plain(value: Any) -> Any:
     return value
 
 
+_SCALARS = frozenset({str, int, bool, type(None)})
+
+
 def _encode_mapping(value: Mapping[Any, Any]) -> Any:
+    scalars = _SCALARS
+    if all(type(v) in scalars for v in value.values()):  # notification data, mostly
+        return {"$map": {str(k): v for k, v in value.items()}}
     return {"$map": {str(k): encode(v) for k, v in value.items()}}
 
 
@@ -144,6 +194,7 @@ for _cls in _CLASSES.values():
     elif _cls is not Money:
         _BY_TYPE[_cls] = _encode_attrs
 _BY_TYPE[records.Outcome] = _encode_outcome
+_BY_TYPE[decisions.Decision] = _encode_decision
 
 
 def encode(value: Any) -> Any:
@@ -185,6 +236,8 @@ def _decode_tagged(data: dict[str, Any]) -> Any:
         return cls(**fields)
     if "$o" in data:
         return _decode_outcome(data["$o"])
+    if "$D" in data:
+        return _decode_decision(data["$D"])
     if "$m" in data:
         amount, currency = data["$m"]
         return Money(Decimal(amount), currency)
@@ -223,7 +276,7 @@ def decode(data: Any) -> Any:
     return data
 
 
-_DUMPS: Callable[[Any], str] = json.JSONEncoder(separators=(",", ":"), ensure_ascii=False).encode
+_DUMPS: Callable[[Any], str] = compact_json
 
 
 def dumps(value: Any) -> str:

@@ -51,6 +51,9 @@ def _frozen_map(data: Mapping[str, Any]) -> Mapping[str, Any]:
     return MappingProxyType(dict(data))
 
 
+_NO_ITEMS: frozenset[tuple[str, str]] = frozenset()
+
+
 def _decisions(value: Iterable[Decision]) -> tuple[Decision, ...]:
     return tuple(value)
 
@@ -190,7 +193,7 @@ class TouchRecord:
 
     @_data_items.default
     def _freeze_data(self) -> frozenset[tuple[str, str]]:
-        return frozenset(self.data.items())
+        return frozenset(self.data.items()) if self.data else _NO_ITEMS
 
 
 @attrs.frozen
