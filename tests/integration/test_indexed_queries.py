@@ -68,7 +68,11 @@ def workload(store: rk.SQLiteStore) -> None:
         clock=clock,
         notifier=Recorder(),
         fulfiller=Bank(),
-        fraud_checks=[VelocityCheck(per_hour=50), CircularCheck()],
+        fraud_checks=[
+            VelocityCheck(per_hour=50),
+            VelocityCheck(per_day=500, sliding=True),
+            CircularCheck(depth=3),
+        ],
     )
     code = engine.issue_code("alice")
     other = engine.issue_code("zoe", max_uses=10)
@@ -131,6 +135,8 @@ def workload(store: rk.SQLiteStore) -> None:
     engine.event_log()
     engine.status_of("alice")
     engine.reattribute("lone", "alice", actor="ops", reason="support ticket")
+    engine.reattribute("friend4", "zoe", actor="ops", reason="moved", operation_id="op-1")
+    engine.reattribute("friend4", "zoe", actor="ops", reason="moved", operation_id="op-1")
     engine.purge_touches(timedelta(days=30))
     engine.erase_participant("friend7")
 
