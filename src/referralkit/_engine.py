@@ -1337,8 +1337,8 @@ class Engine(Reattribution, LedgerOperations):
             ev.event_id,
             ev.kind,
             referral_id=referral.referral_id,
-            grants=(*at_bind[0], *grants),
-            reward_ids=(*at_bind[1], *reward_ids),
+            grants=(*at_bind[0], *grants) if at_bind[0] else grants,
+            reward_ids=(*at_bind[1], *reward_ids) if at_bind[1] else reward_ids,
             decisions=tuple(decisions),
         )
 

@@ -458,3 +458,20 @@ def test_points_and_a_points_status_of_the_referee_are_reissued() -> None:
         "silver",
     )
     check_all(e.store, e)
+
+
+def test_operator_decisions_after_a_move_act_on_the_new_rewards_only() -> None:
+    store = rk.InMemoryStore()
+    e = make(store)
+    world(e)
+    referral = e.reattribute("bob", "alice", actor="ops-1", reason="ticket 7")
+    held = e.hold_referral(referral.referral_id, reason="check", actor="ops-2")
+    assert {v.reward.participant_id for v in held if v.state is rk.RewardState.HELD} == {
+        "alice",
+        "bob",
+    }
+    rejected = e.reject_referral(referral.referral_id, actor="ops-2")
+    assert {v.state for v in rejected} <= {rk.RewardState.REJECTED, rk.RewardState.REVERSED}
+    assert lifetime(e, "alice") == 0
+    assert lifetime(e, "carol") == Decimal(11)  # dave's, untouched
+    check_all(store, e)
