@@ -232,3 +232,18 @@ def test_engine_bench_prints_one_line() -> None:
         r"handle_many\(batch_size=500\) [\d,]+ events/s\n",
         done.stdout,
     )
+
+
+def test_codes_bench_prints_rate_and_collisions() -> None:
+    done = subprocess.run(
+        [sys.executable, str(ROOT / "benchmarks" / "codes_bench.py"), "--codes", "1000"],
+        capture_output=True,
+        text=True,
+        timeout=120,
+        check=True,
+    )
+    assert re.fullmatch(
+        r"codes_bench: 1,000 codes of 8 characters \(40\.0 bits\) in [\d.]+ s, [\d,]+ codes/s; "
+        r"\d+ collision\(s\), [\d.e-]+ equal pairs expected, birthday bound [\d.e-]+\n",
+        done.stdout,
+    )
