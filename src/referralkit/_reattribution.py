@@ -22,13 +22,13 @@ import attrs
 
 from referralkit._errors import InvalidInputError
 from referralkit._fraud_context import chain_depth, fraud_context
-from referralkit._ledger import RewardView, reversal_entry
+from referralkit._ledger import RewardView, reversal_entry, target_reversed
 from referralkit._ports import CounterKey, UnitOfWork
 from referralkit._program import Program
 from referralkit._values._checks import require_aware, require_id
 from referralkit._values.clock import Clock
 from referralkit._values.decisions import Decision, Verdict
-from referralkit._values.events import Purchase, Signup
+from referralkit._values.events import Chargeback, Purchase, Refund, Signup
 from referralkit._values.ids import derive_id, sub_id
 from referralkit._values.money import Money
 from referralkit._values.records import (
@@ -166,18 +166,20 @@ class Reattribution:
         full refund would move them (referrals, successful referrals, revenue referred, the
         spend of caps and budget, points earned, status level; a milestone reward the
         referral triggered is reversed and stays used, as milestones are granted once
-        ever). Then the referee's sign-up (when the program binds at sign-up) and their
-        purchases since the referral was made are evaluated for the new referrer under the
-        same qualification rules, as if the referral had been theirs from the start; the
-        new rewards have ids of their own. A held referral becomes active (the operator
-        decided). No other referral is touched.
+        ever). Then the referee's sign-up rewards (when the referral was made at the
+        sign-up, or at a first purchase that paid them) and their purchases since the
+        referral was made are evaluated for the new referrer under the same qualification
+        rules, and the refunds and chargebacks of those orders are applied again in log
+        order (pro rata, as they were), as if the referral had been theirs from the start;
+        the new rewards have ids of their own. A held referral becomes active (the
+        operator decided). No other referral is touched.
 
         Either way the referral's explanation gets the fraud checks' verdicts on the new
         pair and a ``referral.reattributed`` decision (actor, reason, old and new referrer,
         and ``operation`` when given), and a ``referral_reattributed`` notification goes to
-        the new referrer. Orders refunded or charged back before the call earn the new
-        referrer nothing. The event log is read from the start: a call costs time in
-        proportion to it.
+        the new referrer. For a referee who had no referrer, orders refunded or charged
+        back before the call earn nothing. The event log is read from the start: a call
+        costs time in proportion to it.
 
         Checks on the operator's choice: a self-referral (the referee themself, or the
         same normalised email) is refused, and so is a circular referral (the new referrer
@@ -416,9 +418,11 @@ class Reattribution:
         cause = derive_id(_CAUSE, rid, str(n))
         version = self._version(current.program_version, rid)
         self._take_back(uow, self._referral_views(uow, rid), at, cause)
-        signup, purchases = self._history(uow, current)
+        signup, steps = self._history(uow, current)
         lost_conversions = 0
-        for _, order in purchases:
+        for ev, order in steps:
+            if not isinstance(ev, Purchase):
+                continue
             counted = self._backfilled(uow, order)
             if counted.referral_id != rid:
                 continue
@@ -457,7 +461,7 @@ class Reattribution:
             explanation=(*current.explanation, *notes),
         )
         uow.referrals.update(moved)
-        self._earn_again(uow, version, moved, signup, purchases, cause)
+        self._earn_again(uow, version, moved, signup, steps, cause)
         return moved
 
     def _take_back(
@@ -503,29 +507,38 @@ class Reattribution:
         if spend:
             uow.counters.add((pid, Counter.PROGRAM_SPEND.value, ""), -spend)
 
-    def _history(
-        self, uow: UnitOfWork, referral: Referral
-    ) -> tuple[Signup | None, list[tuple[Purchase, OrderRecord]]]:
-        """The referee's sign-up and purchases in log order, each purchase with its order
-        (the whole log is read: a re-attribution is an operator's call, not the event
-        path)."""
+    def _history(self, uow: UnitOfWork, referral: Referral) -> tuple[Signup | None, list[_Step]]:
+        """The referee's sign-up, and their purchases with the refunds and chargebacks of
+        those orders in log order, each with its order (the whole log is read: a
+        re-attribution is an operator's call, not the event path)."""
         pid = self._program_id
+        who = referral.referee_id
         signup: Signup | None = None
-        found: list[tuple[Purchase, OrderRecord]] = []
+        steps: list[_Step] = []
+        orders: dict[str, OrderRecord] = {}
         after = 0
         while True:
             page = uow.events.since(pid, after, 1000)
             if not page:
-                return signup, found
+                return signup, steps
             after = page[-1][0]
             for _, record in page:
                 ev = record.event
-                if isinstance(ev, Signup) and ev.participant_id == referral.referee_id:
+                if isinstance(ev, Signup) and ev.participant_id == who:
                     signup = signup or ev
-                elif isinstance(ev, Purchase) and ev.participant_id == referral.referee_id:
+                elif isinstance(ev, Purchase) and ev.participant_id == who:
                     order = uow.orders.get(pid, ev.order_id)
                     if order is not None and order.event_id == ev.event_id:
-                        found.append((ev, order))
+                        orders[order.order_id] = order
+                        steps.append((ev, order))
+                elif isinstance(ev, Refund) and ev.order_id in orders:
+                    refund = uow.orders.refund(pid, ev.refund_id)
+                    if refund is not None and refund.event_id == ev.event_id:
+                        steps.append((ev, orders[ev.order_id]))
+                elif isinstance(ev, Chargeback) and ev.order_id in orders:
+                    chargeback = uow.orders.chargeback(pid, ev.chargeback_id)
+                    if chargeback is not None and chargeback.event_id == ev.event_id:
+                        steps.append((ev, orders[ev.order_id]))
 
     def _earn_again(
         self,
@@ -533,7 +546,7 @@ class Reattribution:
         version: Program,
         referral: Referral,
         signup: Signup | None,
-        purchases: Sequence[tuple[Purchase, OrderRecord]],
+        steps: Sequence[_Step],
         cause: str,
     ) -> None:
         """Evaluate the referee's sign-up and purchases for the referral's new referrer, as
@@ -554,47 +567,67 @@ class Reattribution:
             on_signup = frozenset({Trigger.SIGNUP})
             self._reward(uow, version, referral, signup, on_signup, snapshot, None, salt)
         purchases_key = (pid, Counter.REFEREE_PURCHASES.value, referral.referee_id)
-        converted = False
-        for number, (ev, order) in enumerate(purchases, start=1):
+        revenue_key = (pid, Counter.REFERRER_REVENUE_REFERRED.value, referral.referrer_id)
+        successful_key = (pid, Counter.REFERRER_SUCCESSFUL_REFERRALS.value, referral.referrer_id)
+        conversions = 0  # converted orders not wholly refunded, as the engine counts them
+        number = 0
+        replayed: dict[str, _Replayed] = {}
+        for ev, order in steps:
+            if not isinstance(ev, Purchase):
+                done = replayed.get(order.order_id)
+                if done is None:
+                    continue  # an order from before the referral
+                if isinstance(ev, Refund):
+                    total = min(done.refunded + ev.amount.amount, order.amount.amount)
+                else:
+                    total = order.amount.amount
+                newly = total - done.refunded
+                done.refunded = total
+                if newly > 0:
+                    uow.counters.add(revenue_key, -newly)
+                if total >= order.amount.amount and not done.closed:
+                    done.closed = True
+                    if done.converted:
+                        conversions -= 1
+                        uow.counters.add((pid, _CONVERSIONS, rid), -_ONE)
+                        uow.counters.add(successful_key, -_ONE)
+                        self._update_status(
+                            uow,
+                            referral.referrer_id,
+                            ev.at,
+                            f"{cause}/{ev.event_id}",
+                            StatusBasis.SUCCESSFUL_REFERRALS,
+                        )
+                self._reverse_again(uow, version, order, ev, total, done.reward_ids)
+                continue
+            number += 1
             if ev.at < referral.created_at:
                 continue  # paid before the referral existed: nobody's referral
             mark_key = (pid, _ORDER_BACKFILLED, order.order_id)
-            keys = [(pid, _ORDER_REVERSED, order.order_id), mark_key]
-            state = uow.counters.get(keys)
-            if state[mark_key]:
-                uow.counters.add(mark_key, -state[mark_key])  # the order record says it now
-            if state[keys[0]] > 0:
-                # Refunded or charged back before the call: it earns the new referrer
-                # nothing and no longer counts for the referral.
-                if order.referral_id is not None or order.converted:
-                    uow.orders.update(attrs.evolve(order, referral_id=None, converted=False))
-                continue
+            mark = uow.counters.get([mark_key])[mark_key]
+            if mark:
+                uow.counters.add(mark_key, -mark)  # the order record says it now
             triggers: set[Trigger] = set()
             qualifies = not (version.first_purchase_only and number > 1) and not (
                 version.min_order is not None and ev.amount < version.min_order
             )
             if qualifies:
                 triggers.add(Trigger.EVERY_PURCHASE)
-                if not converted:
+                if not conversions:
                     triggers.add(Trigger.FIRST_PURCHASE)
             snapshot = self._snapshot(uow, version, referral, extra=[purchases_key])
             snapshot[purchases_key] = Decimal(number - 1)
-            grants, _, decisions = self._reward(
+            grants, reward_ids, decisions = self._reward(
                 uow, version, referral, ev, frozenset(triggers), snapshot, ev.amount, salt
             )
             earned = bool(grants) or any(d.code in _LIMITED for d in decisions)
-            converts = earned and not converted and Trigger.FIRST_PURCHASE in triggers
-            uow.counters.add(
-                (pid, Counter.REFERRER_REVENUE_REFERRED.value, referral.referrer_id),
-                ev.amount.amount,
-            )
+            converts = earned and not conversions and Trigger.FIRST_PURCHASE in triggers
+            replayed[order.order_id] = _Replayed(frozenset(reward_ids), converts)
+            uow.counters.add(revenue_key, ev.amount.amount)
             if converts:
-                converted = True
+                conversions += 1
                 uow.counters.add((pid, _CONVERSIONS, rid), _ONE)
-                uow.counters.add(
-                    (pid, Counter.REFERRER_SUCCESSFUL_REFERRALS.value, referral.referrer_id),
-                    _ONE,
-                )
+                uow.counters.add(successful_key, _ONE)
                 self._update_status(
                     uow,
                     referral.referrer_id,
@@ -604,6 +637,81 @@ class Reattribution:
                 )
             if order.referral_id != rid or order.converted != converts:
                 uow.orders.update(attrs.evolve(order, referral_id=rid, converted=converts))
+
+    def _reverse_again(
+        self,
+        uow: UnitOfWork,
+        version: Program,
+        order: OrderRecord,
+        ev: Refund | Chargeback,
+        total: Decimal,
+        reward_ids: frozenset[str],
+    ) -> None:
+        """Reverse the rewards just granted again for ``order`` as the refund or chargeback
+        ``ev`` did at the time (``total`` refunded so far), the way ``Engine.handle`` does."""
+        pid = self._program_id
+        rewards = [
+            r for r in uow.ledger.rewards(pid, order_id=order.order_id) if r.reward_id in reward_ids
+        ]
+        items = ev.items if isinstance(ev, Refund) else ()
+        if items:  # a refund of named line items reverses their per-item rewards wholly
+            rewards = [r for r in rewards if r.item in items]
+        if not rewards:
+            return
+        entries = uow.ledger.entries(r.reward_id for r in rewards)
+        refunded = Money._trusted(total, order.amount.currency)
+        appended = []
+        notifications = []
+        spend = _ZERO
+        for reward in rewards:
+            view = RewardView(reward, tuple(entries[reward.reward_id]))
+            base = reward.base_amount or order.amount
+            target = (
+                view.granted if items else target_reversed(view, refunded, base, version.rounding)
+            )
+            entry = reversal_entry(view, target, ev.at, ev.event_id)
+            if entry is None:
+                continue
+            appended.append(entry)
+            if reward.unit.is_money:
+                spend += entry.quantity
+                self._give_back(uow, reward, entry.quantity)
+            elif reward.unit.kind == "points":
+                self._points_earned(uow, reward, -entry.quantity, ev.at, ev.event_id)
+            notifications.append(
+                Notification(
+                    notification_id=f"ntf_{entry.entry_id}",
+                    program_id=pid,
+                    kind="reward_reversed",
+                    recipient_id=reward.participant_id,
+                    created_at=ev.at,
+                    data={
+                        "reward_id": reward.reward_id,
+                        "quantity": str(entry.quantity),
+                        "value": describe(reward.value, entry.quantity),
+                        "unit": str(reward.unit),
+                        "cause": ev.kind,
+                    },
+                )
+            )
+        if appended:
+            uow.ledger.append(appended)
+            uow.outbox.add(notifications)
+        if spend:
+            uow.counters.add((pid, Counter.PROGRAM_SPEND.value, ""), -spend)
+
+
+@attrs.define
+class _Replayed:
+    """An order as the re-attribution's replay has it so far."""
+
+    reward_ids: frozenset[str]
+    converted: bool
+    refunded: Decimal = _ZERO
+    closed: bool = False
+
+
+_Step = tuple[Purchase | Refund | Chargeback, OrderRecord]
 
 
 def _audits(referral: Referral) -> list[Decision]:

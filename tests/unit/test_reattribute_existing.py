@@ -343,8 +343,16 @@ def tiered_program() -> rk.Program:
     )
 
 
-def _play(e: rk.Engine, referrer: str | None, others: dict[str, str], amounts: list[int]) -> None:
-    """The referrers' other referees first, then bob (with ``referrer``'s code or none)."""
+def _play(
+    e: rk.Engine,
+    referrer: str | None,
+    others: dict[str, str],
+    amounts: list[int],
+    refunds: dict[int, int] | None = None,
+) -> None:
+    """The referrers' other referees first, then bob (with ``referrer``'s code or none):
+    his purchases, each followed half a day later by its refund when ``refunds`` names it
+    (a percentage of the order; 100 or more is a chargeback)."""
     codes = {who: e.issue_code(who) for who in ("alice", "carol")}
     for who in ("alice", "carol"):
         e.handle(signup(who, START))
@@ -354,6 +362,24 @@ def _play(e: rk.Engine, referrer: str | None, others: dict[str, str], amounts: l
     e.handle(signup("bob", START + 2 * DAY, code=None if referrer is None else codes[referrer]))
     for n, amount in enumerate(amounts):
         e.handle(purchase("bob", n, amount, START + (3 + n) * DAY))
+        percent = (refunds or {}).get(n)
+        at = START + (3 + n) * DAY + timedelta(hours=12)
+        if percent is not None and percent >= 100:
+            e.handle(
+                rk.Chargeback(
+                    event_id=f"cb-{n}", chargeback_id=f"cb-{n}", order_id=f"o-bob-{n}", at=at
+                )
+            )
+        elif percent:
+            e.handle(
+                rk.Refund(
+                    event_id=f"rb-{n}",
+                    refund_id=f"rfb-{n}",
+                    order_id=f"o-bob-{n}",
+                    amount=rk.Money(Decimal(amount * percent).scaleb(-2), "USD"),
+                    at=at,
+                )
+            )
 
 
 @settings(max_examples=60, deadline=None)
@@ -363,21 +389,23 @@ def _play(e: rk.Engine, referrer: str | None, others: dict[str, str], amounts: l
         st.sampled_from(["f1", "f2", "f3"]), st.sampled_from(["alice", "carol"]), max_size=3
     ),
     kind=st.sampled_from(sorted(STORES)),
+    refunds=st.dictionaries(st.integers(0, 3), st.sampled_from([10, 50, 99, 100, 120])),
 )
 def test_reattributing_gives_the_ledger_of_a_referral_made_so_from_the_start(
-    amounts: list[int], others: dict[str, str], kind: str
+    amounts: list[int], others: dict[str, str], kind: str, refunds: dict[int, int]
 ) -> None:
     """carol -> alice: alice and bob end as if bob had used alice's code, carol as if bob
-    had never been referred by her (balances, and the counters policies read)."""
+    had never been referred by her (balances, and the counters policies read), with
+    refunds and chargebacks before the move applied again to alice's rewards."""
 
     def engine(store: rk.Store | None = None) -> rk.Engine:
         store = store or rk.InMemoryStore()
         return rk.Engine(tiered_program(), store, clock=rk.ManualClock(START))
 
     moved, alice_from_start, nobody = engine(STORES[kind]()), engine(), engine()
-    _play(moved, "carol", others, amounts)
-    _play(alice_from_start, "alice", others, amounts)
-    _play(nobody, None, others, amounts)
+    _play(moved, "carol", others, amounts, refunds)
+    _play(alice_from_start, "alice", others, amounts, refunds)
+    _play(nobody, None, others, amounts, refunds)
     moved.reattribute("bob", "alice", actor="ops", reason="property")
     for who in ("alice", "bob"):
         assert moved.balance(who) == alice_from_start.balance(who), who
@@ -389,7 +417,7 @@ def test_reattributing_gives_the_ledger_of_a_referral_made_so_from_the_start(
     # and the next events agree too: a purchase, a partial refund of the first order
     for e in (moved, alice_from_start):
         e.handle(purchase("bob", 9, 50, START + 20 * DAY))
-        if amounts:
+        if amounts and 0 not in refunds:
             refund = rk.Refund(
                 event_id="r-1",
                 refund_id="rf-1",
@@ -474,4 +502,31 @@ def test_operator_decisions_after_a_move_act_on_the_new_rewards_only() -> None:
     assert {v.state for v in rejected} <= {rk.RewardState.REJECTED, rk.RewardState.REVERSED}
     assert lifetime(e, "alice") == 0
     assert lifetime(e, "carol") == Decimal(11)  # dave's, untouched
+    check_all(store, e)
+
+
+@pytest.mark.parametrize("kind", sorted(STORES))
+def test_refunds_before_the_move_are_applied_again_to_the_new_rewards(kind: str) -> None:
+    """A full refund of the converting order before the move: the new referrer's first
+    purchase reward is granted and reversed, and the next purchase converts again."""
+    store = STORES[kind]()
+    e = make(store)
+    world(e)  # bob (carol's): o-bob-1 80 converts, o-bob-2 30
+    e.handle(
+        rk.Refund(
+            event_id="r-0", refund_id="rf-0", order_id="o-bob-1", amount=usd(80), at=START + 5 * DAY
+        )
+    )
+    e.handle(purchase("bob", 3, 60, START + 6 * DAY))  # converts again for carol
+    assert lifetime(e, "carol") == Decimal(22)  # dave's 11, bob's sign-up 1 and o-bob-3 10
+    e.reattribute("bob", "alice", actor="ops-1", reason="ticket 7")
+    assert lifetime(e, "carol") == Decimal(11)
+    assert lifetime(e, "alice") == Decimal(11)
+    assert counters(store, "alice") == (1, 1, 90)  # 30 + 60 referred; o-bob-3 converted
+    reversed_ = [v for v in e.rewards_for("alice") if v.reward.order_id == "o-bob-1"]
+    assert [v.state for v in reversed_] == [rk.RewardState.REVERSED]
+    assert reversed_[0].entries[-1].cause == "r-0"  # the refund, applied again
+    with store.unit_of_work() as uow:
+        orders = [uow.orders.get("friends", f"o-bob-{n}") for n in (1, 2, 3)]
+    assert [(o.converted if o else None) for o in orders] == [True, False, True]
     check_all(store, e)

@@ -198,9 +198,12 @@ def check_ledger(store: Store, engine: Engine | None = None) -> None:
         referral = referrals.get(reward.referral_id)
         if referral is None:
             bad.add(f"reward {reward.reward_id} names unknown referral {reward.referral_id}")
-        elif _moved(entries.get(reward.reward_id, [])):
-            # Taken back when an operator changed the referral's referrer: wholly, and it
-            # went to someone who was the referral's referrer, or to its referee.
+        elif _moved(entries.get(reward.reward_id, [])) or (
+            reward.role is Role.REFERRER and reward.participant_id != referral.referrer_id
+        ):
+            # Taken back when an operator changed the referral's referrer (or reversed
+            # before): wholly, and it went to a former referrer of the referral, or to its
+            # referee.
             _check_moved(bad, reward, referral, entries[reward.reward_id])
             continue
         else:
