@@ -161,7 +161,10 @@ def check_ledger(store: Store, engine: Engine | None = None) -> None:
       reversals final); a reward is paid at most once; recovered and written-off
       quantities never exceed what was clawed back;
     - each reward belongs to a referral, to its referrer or referee as its role says, under
-      the referral's program version (terms lock), and to the order it names;
+      the referral's program version (terms lock), and to the order it names; a reward an
+      operator's re-attribution took back (``Engine.reattribute``), or one to a former
+      referrer of a moved referral, is wholly reversed (or clawed back, rejected, used) and
+      went to a former referrer or the referee;
     - with ``engine``: every participant's balance (pending, available, held, paid, owed,
       lifetime) equals the sums of their entries.
 
@@ -580,7 +583,10 @@ def check_outbox(store: Store) -> None:
     ``reward_approved`` per approval entry and one ``reward_reversed`` per reversal entry,
     one ``reward_held``, ``reward_released``, ``reward_rejected``, ``review_due`` or
     ``reward_clawed_back`` per entry of that kind, and one ``reward_paid`` per paid payout,
-    each sent to the person concerned; no notification names a missing record.
+    each sent to the person concerned; one ``referral_reattributed`` per re-attribution in
+    a referral's explanation, to its new referrer (``referral_created`` went to the first
+    referrer); ``referral_held`` to one of the referral's referrers; no notification names
+    a missing record.
 
     Raises:
         AssertionError: listing every violation.
