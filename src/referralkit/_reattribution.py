@@ -253,7 +253,12 @@ class Reattribution:
                 )
             since = current.created_at if current is not None else who.signed_up_at
             since = since or who.first_seen_at
-            checks = self._operator_checks(uow, who, referrer_id, code, since, email)
+            version = (
+                self._in_force(since)
+                if current is None
+                else self._version(current.program_version, current.referral_id)
+            )
+            checks = self._operator_checks(uow, version, who, referrer_id, code, since, email)
             old = "" if current is None else current.referrer_id
             n = 0 if current is None else _count(current)
             params: dict[str, str] = {
@@ -266,7 +271,6 @@ class Reattribution:
                 params["operation"] = operation_id
             audit = Decision.of("operator", Verdict.NOTED, REATTRIBUTED, **params)
             if current is None:
-                version = self._in_force(since)
                 referral = Referral(
                     referral_id=derive_id("ref", pid, referee_id),
                     program_id=pid,
@@ -341,6 +345,7 @@ class Reattribution:
     def _operator_checks(
         self,
         uow: UnitOfWork,
+        version: Program,
         who: ParticipantRecord,
         referrer_id: str,
         code: CodeRecord,
@@ -353,7 +358,6 @@ class Reattribution:
         pid = self._program_id
         referee_id = who.participant_id
         decisions: list[Decision] = []
-        version = self._in_force(at)
         key = (pid, _EXISTING_CUSTOMER, referee_id)
         customer = uow.counters.get([key])[key] > 0 or (
             who.signed_up_at is not None and who.first_seen_at < who.signed_up_at
