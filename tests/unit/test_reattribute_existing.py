@@ -530,3 +530,45 @@ def test_refunds_before_the_move_are_applied_again_to_the_new_rewards(kind: str)
         orders = [uow.orders.get("friends", f"o-bob-{n}") for n in (1, 2, 3)]
     assert [(o.converted if o else None) for o in orders] == [True, False, True]
     check_all(store, e)
+
+
+def test_a_refund_of_named_items_is_applied_again_to_the_new_per_item_rewards() -> None:
+    program = rk.Program(
+        id="friends",
+        effective_at=START - timedelta(days=30),
+        currency="USD",
+        policies=[rk.PerItem(referrer=rk.Cash(usd(5)))],
+    )
+    e = rk.Engine(program, rk.InMemoryStore(), clock=rk.ManualClock(START))
+    code = e.issue_code("carol")
+    e.issue_code("alice")
+    e.handle(signup("bob", START, code=code))
+    e.handle(
+        rk.Purchase(
+            event_id="p",
+            participant_id="bob",
+            order_id="o1",
+            amount=usd(60),
+            at=START + DAY,
+            items=(
+                rk.LineItem(sku="hat", quantity=2, unit_price=usd(10)),
+                rk.LineItem(sku="coat", unit_price=usd(40)),
+            ),
+        )
+    )
+    e.handle(
+        rk.Refund(
+            event_id="r",
+            refund_id="r1",
+            order_id="o1",
+            amount=usd(40),
+            at=START + 2 * DAY,
+            items=("coat",),
+        )
+    )
+    e.reattribute("bob", "alice", actor="ops", reason="ticket")
+    states = {v.reward.item: v.state for v in e.rewards_for("alice")}
+    assert states == {"hat": rk.RewardState.PENDING, "coat": rk.RewardState.REVERSED}
+    assert lifetime(e, "alice") == Decimal(10)  # two hats
+    assert lifetime(e, "carol") == 0
+    check_all(e.store, e)
