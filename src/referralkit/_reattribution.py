@@ -7,8 +7,13 @@ Two cases share one entry point:
 - the referee had one: the referral keeps its id (it is derived from the referee) and gets
   the new referrer. Every reward it earned is taken back (reversed, or clawed back when
   paid), the old referrer's counters go back as a full refund would move them, and the
-  referee's sign-up and purchases are evaluated again for the new referrer, with reward ids
-  of their own.
+  referee's sign-up rewards, purchases, refunds and chargebacks are replayed from the event
+  log for the new referrer, with reward ids of their own (salted with the re-attribution's
+  id, so they never collide with the rewards taken back).
+
+It also holds the sign-up rewards of a referral bound at the first purchase, which the
+engine pays at that purchase and a re-attribution pays again. ``_LIMITED`` repeats the
+engine's list of reason codes that still count as a conversion: keep the two equal.
 """
 
 from __future__ import annotations
