@@ -572,3 +572,11 @@ def test_a_refund_of_named_items_is_applied_again_to_the_new_per_item_rewards() 
     assert lifetime(e, "alice") == Decimal(10)  # two hats
     assert lifetime(e, "carol") == 0
     check_all(e.store, e)
+
+
+def test_the_replay_counts_conversions_as_the_engine_does() -> None:
+    """The re-attribution's copy of the codes that still count as a conversion is the
+    engine's."""
+    from referralkit import _engine, _reattribution
+
+    assert _reattribution._LIMITED == _engine._LIMITED
