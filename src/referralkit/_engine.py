@@ -37,7 +37,15 @@ from referralkit._ledger import (
     target_reversed,
 )
 from referralkit._ledger_ops import LedgerOperations, PayoutCheck, Veto, reward_note
-from referralkit._ports import CounterKey, ExchangeRates, Fulfiller, Notifier, Store, UnitOfWork
+from referralkit._ports import (
+    CounterKey,
+    ExchangeRates,
+    Fulfiller,
+    Notifier,
+    Store,
+    UnitOfWork,
+    whole_log,
+)
 from referralkit._program import LIMITED, Program, qualifying_triggers
 from referralkit._reattribution import Reattribution
 from referralkit._values._checks import require_aware, require_id
@@ -2778,17 +2786,11 @@ class Engine(Reattribution, LedgerOperations):
         """Grant a new referral the rewards of its referee's past sign-up and purchases."""
         pid = self._program_id
         who = referral.referee_id
-        past: list[Signup | Purchase] = []
-        after = 0
-        while True:
-            page = uow.events.since(pid, after, 1000)
-            if not page:
-                break
-            after = page[-1][0]
-            for _, record in page:
-                ev = record.event
-                if isinstance(ev, Signup | Purchase) and ev.participant_id == who:
-                    past.append(ev)
+        past = [
+            r.event
+            for r in whole_log(uow, pid)
+            if isinstance(r.event, Signup | Purchase) and r.event.participant_id == who
+        ]
         number = 0
         first = 0
         converted = False
@@ -2796,18 +2798,7 @@ class Engine(Reattribution, LedgerOperations):
         country = None if referee is None else referee.country
         for ev in past:
             if isinstance(ev, Signup):
-                snapshot = self._snapshot(uow, version, referral)
-                self._reward(
-                    uow,
-                    version,
-                    referral,
-                    ev,
-                    frozenset({Trigger.SIGNUP}),
-                    snapshot,
-                    None,
-                    None,
-                    country,
-                )
+                self._signup_reward(uow, version, referral, ev, country)
                 continue
             number += 1
             if ev.at < referral.created_at:
@@ -2843,6 +2834,30 @@ class Engine(Reattribution, LedgerOperations):
             )
             mark = Decimal(2) if converted and number == first else _ONE
             uow.counters.add((pid, _ORDER_BACKFILLED, ev.order_id), mark)
+
+    def _signup_reward(
+        self,
+        uow: UnitOfWork,
+        version: Program,
+        referral: Referral,
+        ev: Signup,
+        country: str | None,
+        salt: tuple[str, ...] = (),
+    ) -> tuple[tuple[RewardGrant, ...], tuple[str, ...], list[Decision]]:
+        """The sign-up policies' rewards of ``referral`` for ``ev``, paid after the fact (a
+        backfill, a re-attribution, a referral bound at the first purchase)."""
+        snapshot = self._snapshot(uow, version, referral)
+        return self._reward(
+            uow,
+            version,
+            referral,
+            ev,
+            frozenset({Trigger.SIGNUP}),
+            snapshot,
+            None,
+            country=country,
+            salt=salt,
+        )
 
     def _replay_purchase(
         self,

@@ -8,7 +8,7 @@ from __future__ import annotations
 
 import attrs
 
-from referralkit._ports import UnitOfWork
+from referralkit._ports import UnitOfWork, whole_log
 from referralkit._values.events import Chargeback, Click, Event, Purchase, Refund, Signup
 from referralkit._values.ids import derive_id
 
@@ -43,32 +43,26 @@ def redact_events(uow: UnitOfWork, program_id: str, participant_id: str) -> int:
     Returns:
         How many events were rewritten.
     """
-    mine: list[tuple[Signup | Purchase, int]] = []
+    mine: list[Signup | Purchase] = []
     visitors: set[str] = set()
     orders: set[str] = set()
     others: list[Click | Refund | Chargeback] = []
-    after = 0
-    while True:
-        page = uow.events.since(program_id, after, 1000)
-        if not page:
-            break
-        after = page[-1][0]
-        for position, record in page:
-            ev = record.event
-            if isinstance(ev, Signup | Purchase):
-                if ev.participant_id != participant_id:
-                    continue
-                mine.append((ev, position))
-                if isinstance(ev, Signup) and ev.visitor_id is not None:
-                    visitors.add(ev.visitor_id)
-                elif isinstance(ev, Purchase):
-                    orders.add(ev.order_id)
-            elif (isinstance(ev, Click) and ev.visitor_id is not None) or isinstance(
-                ev, Refund | Chargeback
-            ):
-                others.append(ev)
+    for record in whole_log(uow, program_id):
+        ev = record.event
+        if isinstance(ev, Signup | Purchase):
+            if ev.participant_id != participant_id:
+                continue
+            mine.append(ev)
+            if isinstance(ev, Signup) and ev.visitor_id is not None:
+                visitors.add(ev.visitor_id)
+            elif isinstance(ev, Purchase):
+                orders.add(ev.order_id)
+        elif (isinstance(ev, Click) and ev.visitor_id is not None) or isinstance(
+            ev, Refund | Chargeback
+        ):
+            others.append(ev)
     changed: list[Event] = []
-    for ev, _ in mine:
+    for ev in mine:
         if isinstance(ev, Signup):
             email = None if ev.email is None else email_pseudonym(program_id, participant_id)
             visitor = None if ev.visitor_id is None else _visitor(program_id, ev.visitor_id)

@@ -7,7 +7,7 @@ handful of narrow, indexed queries; nothing scans history per event.
 
 from __future__ import annotations
 
-from collections.abc import Iterable, Mapping, Sequence
+from collections.abc import Iterable, Iterator, Mapping, Sequence
 from datetime import datetime
 from decimal import Decimal
 from types import TracebackType
@@ -50,6 +50,7 @@ __all__ = [
     "Store",
     "Touches",
     "UnitOfWork",
+    "whole_log",
 ]
 
 CounterKey = tuple[str, str, str]
@@ -519,3 +520,16 @@ class ExchangeRates(Protocol):
         """What one unit of ``base`` is worth in ``quote`` for a purchase paid at ``on``
         (timezone-aware): the rate in force then, with the date it was published for."""
         ...
+
+
+def whole_log(uow: UnitOfWork, program_id: str, page: int = 1000) -> Iterator[EventRecord]:
+    """Every logged event of the program, in log order, read ``page`` at a time (for the
+    operator's calls that replay or rewrite a participant's history, not the event path)."""
+    after = 0
+    while True:
+        records = uow.events.since(program_id, after, page)
+        if not records:
+            return
+        after = records[-1][0]
+        for _, record in records:
+            yield record

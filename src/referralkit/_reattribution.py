@@ -28,7 +28,7 @@ import attrs
 from referralkit._errors import InvalidInputError
 from referralkit._fraud_context import chain_depth, fraud_context
 from referralkit._ledger import RewardView, reversal_entry
-from referralkit._ports import CounterKey, UnitOfWork
+from referralkit._ports import CounterKey, UnitOfWork, whole_log
 from referralkit._program import Program
 from referralkit._values._checks import require_aware, require_id
 from referralkit._values.clock import Clock
@@ -159,6 +159,16 @@ class Reattribution:
             total: Decimal,
             rewards: Sequence[Reward],
         ) -> tuple[list[Reversal], list[Decision]]: ...
+
+        def _signup_reward(
+            self,
+            uow: UnitOfWork,
+            version: Program,
+            referral: Referral,
+            ev: Signup,
+            country: str | None,
+            salt: tuple[str, ...] = (),
+        ) -> tuple[tuple[RewardGrant, ...], tuple[str, ...], list[Decision]]: ...
 
         def _replay_purchase(
             self,
@@ -378,18 +388,8 @@ class Reattribution:
         if who is None or who.signed_up_at is None:
             return (), ()
         carrier = Signup(event_id=ev.event_id, participant_id=referral.referee_id, at=ev.at)
-        snapshot = self._snapshot(uow, version, referral)
-        on_signup = frozenset({Trigger.SIGNUP})
-        grants, ids, made = self._reward(
-            uow,
-            version,
-            referral,
-            carrier,
-            on_signup,
-            snapshot,
-            None,
-            country=who.country,
-            salt=(*salt, "signup"),
+        grants, ids, made = self._signup_reward(
+            uow, version, referral, carrier, who.country, (*salt, "signup")
         )
         decisions.extend(d for d in made if d.code != "policy.not_trigger")
         return grants, ids
@@ -579,29 +579,24 @@ class Reattribution:
         signup: Signup | None = None
         steps: list[_Step] = []
         orders: dict[str, OrderRecord] = {}
-        after = 0
-        while True:
-            page = uow.events.since(pid, after, 1000)
-            if not page:
-                return signup, steps
-            after = page[-1][0]
-            for _, record in page:
-                ev = record.event
-                if isinstance(ev, Signup) and ev.participant_id == who:
-                    signup = signup or ev
-                elif isinstance(ev, Purchase) and ev.participant_id == who:
-                    order = uow.orders.get(pid, ev.order_id)
-                    if order is not None and order.event_id == ev.event_id:
-                        orders[order.order_id] = order
-                        steps.append((ev, order))
-                elif isinstance(ev, Refund) and ev.order_id in orders:
-                    refund = uow.orders.refund(pid, ev.refund_id)
-                    if refund is not None and refund.event_id == ev.event_id:
-                        steps.append((ev, orders[ev.order_id]))
-                elif isinstance(ev, Chargeback) and ev.order_id in orders:
-                    chargeback = uow.orders.chargeback(pid, ev.chargeback_id)
-                    if chargeback is not None and chargeback.event_id == ev.event_id:
-                        steps.append((ev, orders[ev.order_id]))
+        for record in whole_log(uow, pid):
+            ev = record.event
+            if isinstance(ev, Signup) and ev.participant_id == who:
+                signup = signup or ev
+            elif isinstance(ev, Purchase) and ev.participant_id == who:
+                order = uow.orders.get(pid, ev.order_id)
+                if order is not None and order.event_id == ev.event_id:
+                    orders[order.order_id] = order
+                    steps.append((ev, order))
+            elif isinstance(ev, Refund) and ev.order_id in orders:
+                refund = uow.orders.refund(pid, ev.refund_id)
+                if refund is not None and refund.event_id == ev.event_id:
+                    steps.append((ev, orders[ev.order_id]))
+            elif isinstance(ev, Chargeback) and ev.order_id in orders:
+                chargeback = uow.orders.chargeback(pid, ev.chargeback_id)
+                if chargeback is not None and chargeback.event_id == ev.event_id:
+                    steps.append((ev, orders[ev.order_id]))
+        return signup, steps
 
     def _earn_again(
         self,
@@ -628,19 +623,7 @@ class Reattribution:
         elif signup is not None and (version.attribution.bind_at == "signup" or by_operator):
             # Sign-up policies pay when the program binds at sign-up, and for a referral an
             # operator made (its backfill paid the sign-up).
-            snapshot = self._snapshot(uow, version, referral)
-            on_signup = frozenset({Trigger.SIGNUP})
-            self._reward(
-                uow,
-                version,
-                referral,
-                signup,
-                on_signup,
-                snapshot,
-                None,
-                country=signup.country,
-                salt=salt,
-            )
+            self._signup_reward(uow, version, referral, signup, signup.country, salt)
         revenue_key = (pid, Counter.REFERRER_REVENUE_REFERRED.value, referral.referrer_id)
         successful_key = (pid, Counter.REFERRER_SUCCESSFUL_REFERRALS.value, referral.referrer_id)
         conversions = 0  # converted orders not wholly refunded, as the engine counts them
