@@ -10,6 +10,7 @@ half-way, so several processes can share one file.
 
 from __future__ import annotations
 
+import json
 import os
 import sqlite3
 import threading
@@ -295,6 +296,15 @@ _ADDED_COLUMNS: Final = (
 )
 
 
+def _has_json_each(conn: sqlite3.Connection) -> bool:
+    """Whether this SQLite has ``json_each`` (built in since 3.38, and in most builds before)."""
+    try:
+        conn.execute("SELECT value FROM json_each('[]')").fetchall()
+    except sqlite3.OperationalError:
+        return False
+    return True
+
+
 def _add_missing_columns(conn: sqlite3.Connection) -> None:
     for table, column, definition in _ADDED_COLUMNS:
         present = {row[1] for row in conn.execute(f"PRAGMA table_info({table})")}
@@ -351,6 +361,7 @@ class SQLiteStore:
             conn.execute("PRAGMA foreign_keys=ON")
             conn.execute(f"PRAGMA busy_timeout={int(busy_timeout * 1000)}")
             self._migrate()
+            self._json_ids = _has_json_each(conn)
         except sqlite3.Error as exc:
             conn.close()
             raise StoreUnavailableError(
@@ -654,6 +665,26 @@ def _chunks(items: Sequence[Any], size: int = 400) -> Iterator[Sequence[Any]]:
         yield items[start : start + size]
 
 
+# The batch prefetch's queries, each completed by ``IN (...)`` (see ``_rows_in``).
+_EVENTS_IN: Final = f"SELECT {_EVENT_COLUMNS} FROM rk_events WHERE program_id = ? AND event_id"
+_PARTICIPANTS_IN: Final = (
+    f"SELECT {_PARTICIPANT_COLUMNS} FROM rk_participants WHERE program_id = ? AND participant_id"
+)
+_REFEREES_IN: Final = (
+    f"SELECT {_REFERRAL_COLUMNS} FROM rk_referrals WHERE program_id = ? AND referee_id"
+)
+_REFERRALS_IN: Final = f"SELECT {_REFERRAL_COLUMNS} FROM rk_referrals WHERE referral_id"
+_ORDERS_IN: Final = f"SELECT {_ORDER_COLUMNS} FROM rk_orders WHERE program_id = ? AND order_id"
+_CODES_IN: Final = f"SELECT {_CODE_COLUMNS} FROM rk_codes WHERE program_id = ? AND code"
+_REFUNDS_IN: Final = f"SELECT {_REFUND_COLUMNS} FROM rk_refunds WHERE program_id = ? AND refund_id"
+_COUNTERS_IN: Final = (
+    "SELECT name, subject, value_scaled FROM rk_counters WHERE program_id = ? AND subject"
+)
+_TOUCHES_IN: Final = f"SELECT {_TOUCH_COLUMNS} FROM rk_touches WHERE program_id = ? AND visitor_id"
+_REWARDS_IN: Final = f"SELECT {_REWARD_COLUMNS} FROM rk_rewards WHERE program_id = ? AND order_id"
+_ENTRIES_IN: Final = f"SELECT {_ENTRY_COLUMNS} FROM rk_entries WHERE reward_id"
+
+
 class _SQLiteUnitOfWork:
     """One ``BEGIN IMMEDIATE`` transaction; the store's connection is held for its length.
 
@@ -685,6 +716,9 @@ class _SQLiteUnitOfWork:
         self._refunds: dict[tuple[str, str], RefundRecord | None] = {}
         self._chargebacks: dict[tuple[str, str], ChargebackRecord | None] = {}
         self._counters: dict[CounterKey, Decimal] = {}
+        # Counters a prefetch loaded and nothing has read or changed yet: the stored
+        # value, scaled (a Decimal is made when one is first read or changed).
+        self._stored: dict[CounterKey, int] = {}
         self._exponents: dict[str, int] = {}
         self._new_rewards: dict[str, Reward] = {}
         self._new_entries: dict[str, list[Entry]] = {}
@@ -692,12 +726,15 @@ class _SQLiteUnitOfWork:
         self._pending: dict[str, list[Sequence[Any]]] = {}
         self._upserts: dict[str, dict[Any, Sequence[Any]]] = {}
         self._deltas: dict[CounterKey, int] = {}
-        self._subjects: set[tuple[str, str]] = set()  # (program, subject) counters all loaded
+        # By program: the subjects whose counters are all loaded (a counter of theirs with
+        # no row is 0), and those whose counters load with the first read of one of them.
+        self._subjects: dict[str, set[str]] = {}
+        self._deferred: dict[str, set[str]] = {}
         self._new_touches: dict[tuple[str, str], TouchRecord] = {}  # inserted at flush
         self._new_of_visitor: dict[tuple[str, str], list[tuple[str, str]]] = {}  # their keys
         # Rows prefetched for a batch, valid until the next flush (which inserts new rows).
-        self._visitor_touches: dict[tuple[str, str], list[TouchRecord]] = {}
-        self._order_rewards: dict[tuple[str, str], list[Reward]] = {}
+        self._visitor_touches: dict[tuple[str, str], Sequence[TouchRecord]] = {}
+        self._order_rewards: dict[tuple[str, str], Sequence[Reward]] = {}
         self._stored_entries: dict[str, list[Entry]] = {}
 
     # -- transaction -----------------------------------------------------------------------
@@ -857,169 +894,158 @@ class _SQLiteUnitOfWork:
         """Load the rows a batch of events will look up, a few queries for the batch.
 
         ``counter_subjects``: every counter of these subjects is loaded, so a counter of
-        theirs that has no row reads as 0 without a query; the counters of the referrers
+        theirs that has no row reads as 0 without a query. The counters of the referrers
         of the referrals found (by referee, or by the orders' referral ids) and of the
-        codes' owners are loaded too. ``visitor_ids``: their touches.
-        ``refunded_orders``: the rewards those orders earned.
+        codes' owners are loaded too, in one query at the first read of one of them: many
+        batches only add to them (which needs no read), and then they are not loaded.
+        ``visitor_ids``: their touches. ``refunded_orders``: the rewards those orders
+        earned.
         """
+        self._load(self._events, event_ids, _EVENTS_IN, program_id, _event_record, 0, 1)
+        self._load(
+            self._participants, participant_ids, _PARTICIPANTS_IN, program_id, _participant, 0, 1
+        )
+        self._load(self._referral_of, participant_ids, _REFEREES_IN, program_id, _referral, 1, 4)
+        self._load(self._orders, order_ids, _ORDERS_IN, program_id, _order, 0, 1)
+        self._load(self._code_owner, codes, _CODES_IN, program_id, _code, 0, 1)
+        self._load(self._refunds, refund_ids, _REFUNDS_IN, program_id, _refund, 0, 1)
+        referrals = self._referrals
+        for referral in self._referral_of.values():
+            if referral is not None and referral.referral_id not in referrals:
+                referrals[referral.referral_id] = referral
+        by_id = dict.fromkeys(
+            o.referral_id
+            for o in self._orders.values()
+            if o is not None and o.referral_id is not None and o.referral_id not in referrals
+        )
+        if by_id:
+            referrals.update(by_id)  # no row, until one is found
+            for row in self._rows_in(_REFERRALS_IN, (), list(by_id)):
+                referrals[row[0]] = _referral(row)
         self._prefetch_counters(program_id, counter_subjects)
-        self._load(
-            self._events,
-            event_ids,
-            f"SELECT {_EVENT_COLUMNS} FROM rk_events WHERE program_id = ? AND event_id IN",
-            program_id,
-            lambda r: ((r[0], r[1]), _event_record(r)),
-        )
-        self._load(
-            self._participants,
-            participant_ids,
-            f"SELECT {_PARTICIPANT_COLUMNS} FROM rk_participants "
-            "WHERE program_id = ? AND participant_id IN",
-            program_id,
-            lambda r: ((r[0], r[1]), _participant(r)),
-        )
-        self._load(
-            self._referral_of,
-            participant_ids,
-            f"SELECT {_REFERRAL_COLUMNS} FROM rk_referrals WHERE program_id = ? AND referee_id IN",
-            program_id,
-            lambda r: ((r[1], r[4]), _referral(r)),
-        )
-        self._load(
-            self._orders,
-            order_ids,
-            f"SELECT {_ORDER_COLUMNS} FROM rk_orders WHERE program_id = ? AND order_id IN",
-            program_id,
-            lambda r: ((r[0], r[1]), _order(r)),
-        )
-        self._load(
-            self._code_owner,
-            codes,
-            f"SELECT {_CODE_COLUMNS} FROM rk_codes WHERE program_id = ? AND code IN",
-            program_id,
-            lambda r: ((r[0], r[1]), _code(r)),
-        )
-        self._load(
-            self._refunds,
-            refund_ids,
-            f"SELECT {_REFUND_COLUMNS} FROM rk_refunds WHERE program_id = ? AND refund_id IN",
-            program_id,
-            lambda r: ((r[0], r[1]), _refund(r)),
-        )
-        found = [r for r in self._referral_of.values() if r is not None]
-        for referral in found:
-            self._referrals.setdefault(referral.referral_id, referral)
-        by_id = sorted(
-            {
-                o.referral_id
-                for o in self._orders.values()
-                if o is not None and o.referral_id is not None
-            }
-            - self._referrals.keys()
-        )
-        for chunk in _chunks(by_id):
-            for key in chunk:
-                self._referrals[key] = None
-            marks = ", ".join("?" * len(chunk))
-            for row in self._x(
-                f"SELECT {_REFERRAL_COLUMNS} FROM rk_referrals WHERE referral_id IN ({marks})",
-                chunk,
-            ).fetchall():
-                self._referrals[row[0]] = _referral(row)
-        people = {r.referrer_id for r in self._referrals.values() if r is not None}
+        people = {r.referrer_id for r in referrals.values() if r is not None}
         people.update(c.participant_id for c in self._code_owner.values() if c is not None)
-        self._prefetch_counters(program_id, sorted(people))
+        people.difference_update(self._subjects.get(program_id, ()))
+        if people:
+            self._deferred.setdefault(program_id, set()).update(people)
         self._prefetch_touches(program_id, visitor_ids)
         self._prefetch_rewards(program_id, refunded_orders)
 
-    def _prefetch_counters(self, program_id: str, counter_subjects: Sequence[str]) -> None:
-        subjects = sorted({s for s in counter_subjects if (program_id, s) not in self._subjects})
-        for chunk in _chunks(subjects):
-            marks = ", ".join("?" * len(chunk))
-            rows = self._x(
-                "SELECT program_id, name, subject, value_scaled FROM rk_counters "
-                f"WHERE program_id = ? AND subject IN ({marks})",
-                (program_id, *chunk),
-            ).fetchall()
-            for pid, name, subject, scaled in rows:
-                key = (pid, name, subject)
-                if key not in self._counters:
-                    value = Decimal(scaled + self._deltas.get(key, 0)).scaleb(-_COUNTER_SCALE)
-                    self._counters[key] = value
-            self._subjects.update((program_id, subject) for subject in chunk)
+    def _rows_in(
+        self, sql: str, lead: tuple[Any, ...], ids: list[str], tail: str = ""
+    ) -> Iterable[Sequence[Any]]:
+        """The rows of ``{sql} IN (ids){tail}``, with ``lead`` bound before the ids.
 
-    def _prefetch_touches(self, program_id: str, visitor_ids: Sequence[str]) -> None:
-        self._load_groups(
-            self._visitor_touches,
-            visitor_ids,
-            f"SELECT {_TOUCH_COLUMNS} FROM rk_touches WHERE program_id = ? AND visitor_id IN",
-            program_id,
-            _touch,
-            lambda touch: (touch.program_id, touch.visitor_id or ""),
-        )
-
-    def _prefetch_rewards(self, program_id: str, order_ids: Sequence[str]) -> None:
-        found = self._load_groups(
-            self._order_rewards,
-            order_ids,
-            f"SELECT {_REWARD_COLUMNS} FROM rk_rewards WHERE program_id = ? AND order_id IN",
-            program_id,
-            _reward,
-            lambda reward: (reward.program_id, reward.order_id or ""),
-            order_by="seq",
-        )
-        for reward in found:
-            self._exponents[reward.reward_id] = reward.value.unit.exponent
-            self._stored_entries[reward.reward_id] = []
-        for chunk in _chunks([r.reward_id for r in found]):
+        Where SQLite has ``json_each`` the ids go as one JSON array: one statement however
+        many they are, with the same text for every batch, so the connection prepares it
+        once. Otherwise (or for an id with a NUL, which JSON text cannot carry to SQLite)
+        the ids are bound in chunks of ``?`` marks.
+        """
+        if self._store._json_ids:
+            array = json.dumps(ids, ensure_ascii=False)
+            if "\\u0000" not in array:
+                return self._x(f"{sql} IN (SELECT value FROM json_each(?)){tail}", (*lead, array))
+        rows: list[Sequence[Any]] = []
+        for chunk in _chunks(ids):
             marks = ", ".join("?" * len(chunk))
-            for row in self._x(
-                f"SELECT {_ENTRY_COLUMNS} FROM rk_entries WHERE reward_id IN ({marks}) "
-                "ORDER BY seq",
-                chunk,
-            ).fetchall():
-                self._stored_entries[row[1]].append(_entry(row))
-
-    def _load_groups(
-        self,
-        cache: dict[tuple[str, str], list[T]],
-        ids: Sequence[str],
-        sql: str,
-        program_id: str,
-        decode: Callable[[Sequence[Any]], T],
-        key: Callable[[T], tuple[str, str]],
-        order_by: str | None = None,
-    ) -> list[T]:
-        """Load the rows of each of ``ids`` (several per id) into ``cache``; returns them."""
-        found: list[T] = []
-        wanted = sorted({i for i in ids if (program_id, i) not in cache})
-        order = f" ORDER BY {order_by}" if order_by else ""
-        for chunk in _chunks(wanted):
-            for one in chunk:
-                cache[(program_id, one)] = []
-            marks = ", ".join("?" * len(chunk))
-            for row in self._x(f"{sql} ({marks}){order}", (program_id, *chunk)).fetchall():
-                record = decode(row)
-                cache[key(record)].append(record)
-                found.append(record)
-        return found
+            rows.extend(self._x(f"{sql} ({marks}){tail}", (*lead, *chunk)))
+        return rows
 
     def _load(
         self,
-        cache: dict[Any, Any],
-        ids: Sequence[str],
+        cache: dict[tuple[str, str], T | None],
+        ids: Iterable[str],
         sql: str,
         program_id: str,
-        decode: Any,
+        decode: Callable[[Sequence[Any]], T],
+        k0: int,
+        k1: int,
     ) -> None:
-        wanted = sorted({i for i in ids if (program_id, i) not in cache})
-        for chunk in _chunks(wanted):
-            for key in chunk:
-                cache[(program_id, key)] = _ABSENT
-            marks = ", ".join("?" * len(chunk))
-            for row in self._x(f"{sql} ({marks})", (program_id, *chunk)).fetchall():
-                key, record = decode(row)
-                cache[key] = record
+        """Load the row of each of ``ids`` not cached yet into ``cache`` (None: no row),
+        keyed by the row's columns ``k0`` and ``k1``."""
+        wanted: dict[tuple[str, str], T | None] = {}
+        for i in ids:
+            key = (program_id, i)
+            if key not in cache:
+                wanted[key] = _ABSENT
+        if not wanted:
+            return
+        cache.update(wanted)
+        for row in self._rows_in(sql, (program_id,), [key[1] for key in wanted]):
+            cache[(row[k0], row[k1])] = decode(row)
+
+    def _prefetch_counters(self, program_id: str, counter_subjects: Iterable[str]) -> None:
+        loaded = self._subjects.get(program_id)
+        if loaded is None:
+            loaded = self._subjects[program_id] = set()
+        wanted = [s for s in dict.fromkeys(counter_subjects) if s not in loaded]
+        if not wanted:
+            return
+        counters, stored, deltas = self._counters, self._stored, self._deltas
+        for name, subject, scaled in self._rows_in(_COUNTERS_IN, (program_id,), wanted):
+            key = (program_id, name, subject)
+            if key in counters:
+                continue
+            if key in deltas:  # changed by this unit before it was loaded
+                counters[key] = Decimal(scaled + deltas[key]).scaleb(-_COUNTER_SCALE)
+            else:  # made a Decimal when read (a batch reads about half of them)
+                stored[key] = scaled
+        loaded.update(wanted)
+
+    def _load_deferred(self) -> None:
+        """Load the counters of the subjects whose load a prefetch deferred."""
+        deferred, self._deferred = self._deferred, {}
+        for program_id, subjects in deferred.items():
+            self._prefetch_counters(program_id, subjects)
+
+    def _prefetch_touches(self, program_id: str, visitor_ids: Sequence[str]) -> None:
+        self._load_groups(self._visitor_touches, visitor_ids, _TOUCHES_IN, program_id, _touch, 0, 5)
+
+    def _prefetch_rewards(self, program_id: str, order_ids: Sequence[str]) -> None:
+        found = self._load_groups(
+            self._order_rewards, order_ids, _REWARDS_IN, program_id, _reward, 2, 10, " ORDER BY seq"
+        )
+        if not found:
+            return
+        entries = self._stored_entries
+        for reward in found:
+            self._exponents[reward.reward_id] = reward.value.unit.exponent
+            entries[reward.reward_id] = []
+        for row in self._rows_in(_ENTRIES_IN, (), [r.reward_id for r in found], " ORDER BY seq"):
+            entries[row[1]].append(_entry(row))
+
+    def _load_groups(
+        self,
+        cache: dict[tuple[str, str], Sequence[T]],
+        ids: Iterable[str],
+        sql: str,
+        program_id: str,
+        decode: Callable[[Sequence[Any]], T],
+        k0: int,
+        k1: int,
+        tail: str = "",
+    ) -> list[T]:
+        """Load the rows of each of ``ids`` (several per id, keyed by the row's columns
+        ``k0`` and ``k1``) into ``cache``; returns them."""
+        wanted: dict[tuple[str, str], Sequence[T]] = {}
+        for i in ids:
+            key = (program_id, i)
+            if key not in cache:
+                wanted[key] = ()
+        if not wanted:
+            return []
+        cache.update(wanted)
+        found: list[T] = []
+        for row in self._rows_in(sql, (program_id,), [key[1] for key in wanted], tail):
+            record = decode(row)
+            key = (row[k0], row[k1])
+            group = cache[key]
+            if isinstance(group, list):
+                group.append(record)
+            else:
+                cache[key] = [record]
+            found.append(record)
+        return found
 
     # -- event log (the unit is its own EventLog) ----------------------------------------
     def get(self, program_id: str, event_id: str) -> EventRecord | None:
@@ -1407,7 +1433,7 @@ class _Touches(_Repo):
         )
         cached = self._u._visitor_touches.get((program_id, visitor_id))
         if cached is not None:
-            cached[:] = [
+            self._u._visitor_touches[(program_id, visitor_id)] = [
                 attrs.evolve(r, participant_id=participant_id) if r.participant_id is None else r
                 for r in cached
             ]
@@ -1688,30 +1714,39 @@ class _Ledger(_Repo):
 class _Counters(_Repo):
     def get(self, keys: Iterable[CounterKey]) -> dict[CounterKey, Decimal]:
         u = self._u
-        wanted = list(keys)
-        missing = []
-        for key in dict.fromkeys(wanted):
-            if key in u._counters:
+        counters = u._counters
+        wanted = keys if isinstance(keys, list) else list(keys)
+        missing: dict[CounterKey, None] = {}
+        for key in wanted:
+            if key in counters:
                 continue
-            if (key[0], key[2]) in u._subjects:  # loaded with its subject: no row, so 0
+            scaled = u._stored.pop(key, None)
+            if scaled is None and u._deferred and key[2] in u._deferred.get(key[0], ()):
+                u._load_deferred()
+                if key in counters:  # changed before it was loaded
+                    continue
+                scaled = u._stored.pop(key, None)
+            if scaled is not None:  # prefetched, not read or changed since
+                counters[key] = Decimal(scaled).scaleb(-_COUNTER_SCALE)
+            elif key[2] in u._subjects.get(key[0], ()):  # loaded with its subject: no row, so 0
                 delta = u._deltas.get((key[0], str(key[1]), key[2]), 0)
-                u._counters[key] = Decimal(delta).scaleb(-_COUNTER_SCALE)
-                continue
-            missing.append(key)
-        for chunk in _chunks(missing, 300):
+                counters[key] = Decimal(delta).scaleb(-_COUNTER_SCALE)
+            else:
+                missing[key] = None
+        for chunk in _chunks(list(missing), 300):
             for key in chunk:
-                u._counters[key] = Decimal(0)
+                counters[key] = Decimal(0)
             where = " OR ".join(["(program_id = ? AND name = ? AND subject = ?)"] * len(chunk))
             params = [part for key in chunk for part in (key[0], str(key[1]), key[2])]
             for program_id, name, subject, scaled in u._x(
                 f"SELECT program_id, name, subject, value_scaled FROM rk_counters WHERE {where}",
                 params,
             ).fetchall():
-                u._counters[(program_id, name, subject)] = Decimal(scaled).scaleb(-_COUNTER_SCALE)
+                counters[(program_id, name, subject)] = Decimal(scaled).scaleb(-_COUNTER_SCALE)
             for key in chunk:  # this unit's own updates made before the first read
                 if key in u._deltas:
-                    u._counters[key] += Decimal(u._deltas[key]).scaleb(-_COUNTER_SCALE)
-        return {k: u._counters[k] for k in wanted}
+                    counters[key] += Decimal(u._deltas[key]).scaleb(-_COUNTER_SCALE)
+        return {k: counters[k] for k in wanted}
 
     def add(self, key: CounterKey, delta: Decimal) -> None:
         if not delta:
@@ -1719,15 +1754,26 @@ class _Counters(_Repo):
         u = self._u
         if not u._open:
             u._require_open()
-        scaled = _scaled(Decimal(delta), _COUNTER_SCALE, "counter delta")
-        key = (key[0], str(key[1]), key[2])
-        u._deltas[key] = u._deltas.get(key, 0) + scaled
-        if key in u._counters:
-            u._counters[key] += Decimal(scaled).scaleb(-_COUNTER_SCALE)
-        elif (key[0], key[2]) in u._subjects:
+        scaled = _scaled(
+            delta if type(delta) is Decimal else Decimal(delta), _COUNTER_SCALE, "counter delta"
+        )
+        if type(key) is not tuple or len(key) != 3 or type(key[1]) is not str:
+            key = (key[0], str(key[1]), key[2])
+        deltas = u._deltas
+        total = deltas[key] = deltas.get(key, 0) + scaled
+        counters = u._counters
+        if key in counters:
+            counters[key] += Decimal(scaled).scaleb(-_COUNTER_SCALE)
+            return
+        stored = u._stored.pop(key, None)
+        if stored is not None:
+            # Prefetched and not read yet: no change of this unit's was made before it
+            # was loaded (those are added at the load), so ``total`` is this one alone.
+            counters[key] = Decimal(stored + total).scaleb(-_COUNTER_SCALE)
+        elif key[2] in u._subjects.get(key[0], ()):
             # Loaded with its subject and no row: this unit's changes are the value. Kept
             # now, as a flush moves the changes to the table without re-reading it.
-            u._counters[key] = Decimal(u._deltas[key]).scaleb(-_COUNTER_SCALE)
+            counters[key] = Decimal(total).scaleb(-_COUNTER_SCALE)
 
 
 class _Outbox(_Repo):
