@@ -362,6 +362,10 @@ class SQLiteStore:
             conn.execute(f"PRAGMA busy_timeout={int(busy_timeout * 1000)}")
             self._migrate()
             self._json_ids = _has_json_each(conn)
+            # Records decoded by batch prefetches, by table and by the row they were read
+            # from: a batch reads the same codes, buyers and referrals as the batch before
+            # it, and a record is a frozen value, so an equal row gives the record again.
+            self._decoded: dict[str, dict[Any, Any]] = {}
         except sqlite3.Error as exc:
             conn.close()
             raise StoreUnavailableError(
@@ -655,6 +659,8 @@ def _dead_letter(r: Sequence[Any]) -> DeadLetter:
 # -- the unit of work -------------------------------------------------------------------------
 
 _ABSENT: Final[Any] = None  # a cached lookup that found no row
+#: Records kept per table by ``_SQLiteUnitOfWork._load`` for the next batches (then cleared).
+_DECODED_ROWS: Final = 2048
 _EVENT_COLUMNS: Final = "program_id, event_id, digest, schema_version, event, outcome"
 _PARTICIPANT_COLUMNS: Final = "program_id, participant_id, first_seen_at, signed_up_at, country"
 _CODE_COLUMNS: Final = "program_id, code, participant_id, created_at, max_uses, expires_at"
@@ -835,12 +841,18 @@ class _SQLiteUnitOfWork:
     def _buffer(self, sql: str, row: Sequence[Any]) -> None:
         if not self._open:
             self._require_open()
-        self._pending.setdefault(sql, []).append(row)
+        rows = self._pending.get(sql)
+        if rows is None:
+            rows = self._pending[sql] = []
+        rows.append(row)
 
     def _buffer_upsert(self, sql: str, key: Any, row: Sequence[Any]) -> None:
         if not self._open:
             self._require_open()
-        self._upserts.setdefault(sql, {})[key] = row
+        rows = self._upserts.get(sql)
+        if rows is None:
+            rows = self._upserts[sql] = {}
+        rows[key] = row
 
     def flush(self) -> None:
         """Write the buffered rows (in the order the tables depend on each other)."""
@@ -903,11 +915,27 @@ class _SQLiteUnitOfWork:
         """
         self._load(self._events, event_ids, _EVENTS_IN, program_id, _event_record, 0, 1)
         self._load(
-            self._participants, participant_ids, _PARTICIPANTS_IN, program_id, _participant, 0, 1
+            self._participants,
+            participant_ids,
+            _PARTICIPANTS_IN,
+            program_id,
+            _participant,
+            0,
+            1,
+            "rk_participants",
         )
-        self._load(self._referral_of, participant_ids, _REFEREES_IN, program_id, _referral, 1, 4)
+        self._load(
+            self._referral_of,
+            participant_ids,
+            _REFEREES_IN,
+            program_id,
+            _referral,
+            1,
+            4,
+            "rk_referrals",
+        )
         self._load(self._orders, order_ids, _ORDERS_IN, program_id, _order, 0, 1)
-        self._load(self._code_owner, codes, _CODES_IN, program_id, _code, 0, 1)
+        self._load(self._code_owner, codes, _CODES_IN, program_id, _code, 0, 1, "rk_codes")
         self._load(self._refunds, refund_ids, _REFUNDS_IN, program_id, _refund, 0, 1)
         referrals = self._referrals
         for referral in self._referral_of.values():
@@ -920,8 +948,12 @@ class _SQLiteUnitOfWork:
         )
         if by_id:
             referrals.update(by_id)  # no row, until one is found
+            decoded = self._decoded("rk_referrals")
             for row in self._rows_in(_REFERRALS_IN, (), list(by_id)):
-                referrals[row[0]] = _referral(row)
+                referral = decoded.get(row)
+                if referral is None:
+                    referral = decoded[row] = _referral(row)
+                referrals[row[0]] = referral
         self._prefetch_counters(program_id, counter_subjects)
         people = {r.referrer_id for r in referrals.values() if r is not None}
         people.update(c.participant_id for c in self._code_owner.values() if c is not None)
@@ -960,9 +992,11 @@ class _SQLiteUnitOfWork:
         decode: Callable[[Sequence[Any]], T],
         k0: int,
         k1: int,
+        table: str | None = None,
     ) -> None:
         """Load the row of each of ``ids`` not cached yet into ``cache`` (None: no row),
-        keyed by the row's columns ``k0`` and ``k1``."""
+        keyed by the row's columns ``k0`` and ``k1``. With ``table``, a row read again
+        (equal in every column) gives the record its first read decoded."""
         wanted: dict[tuple[str, str], T | None] = {}
         for i in ids:
             key = (program_id, i)
@@ -971,8 +1005,24 @@ class _SQLiteUnitOfWork:
         if not wanted:
             return
         cache.update(wanted)
-        for row in self._rows_in(sql, (program_id,), [key[1] for key in wanted]):
-            cache[(row[k0], row[k1])] = decode(row)
+        rows = self._rows_in(sql, (program_id,), [key[1] for key in wanted])
+        if table is None:
+            for row in rows:
+                cache[(row[k0], row[k1])] = decode(row)
+            return
+        decoded = self._decoded(table)
+        for row in rows:
+            record = decoded.get(row)
+            if record is None:
+                record = decoded[row] = decode(row)
+            cache[(row[k0], row[k1])] = record
+
+    def _decoded(self, table: str) -> dict[Any, Any]:
+        """The records prefetches decoded from ``table``, by row (emptied when full)."""
+        decoded = self._store._decoded.get(table)
+        if decoded is None or len(decoded) >= _DECODED_ROWS:
+            decoded = self._store._decoded[table] = {}
+        return decoded
 
     def _prefetch_counters(self, program_id: str, counter_subjects: Iterable[str]) -> None:
         loaded = self._subjects.get(program_id)
@@ -1065,7 +1115,7 @@ class _SQLiteUnitOfWork:
             raise self._conflict(f"event {key!r} already exists")
         self._events[key] = record
         self._buffer(
-            f"INSERT INTO rk_events ({_EVENT_COLUMNS}) VALUES (?, ?, ?, ?, ?, ?)",
+            _INSERT_EVENT,
             (
                 record.program_id,
                 record.event_id,
@@ -1137,6 +1187,26 @@ class _SQLiteUnitOfWork:
         return _Touches(self)
 
 
+_INSERT_EVENT: Final = f"INSERT INTO rk_events ({_EVENT_COLUMNS}) VALUES (?, ?, ?, ?, ?, ?)"
+_UPSERT_PARTICIPANT: Final = (
+    f"INSERT INTO rk_participants ({_PARTICIPANT_COLUMNS}) VALUES (?, ?, ?, ?, ?) "
+    "ON CONFLICT (program_id, participant_id) DO UPDATE SET "
+    "first_seen_at = excluded.first_seen_at, signed_up_at = excluded.signed_up_at, "
+    "country = excluded.country"
+)
+_UPSERT_EMAIL: Final = (
+    "INSERT INTO rk_personal_data (program_id, participant_id, email) VALUES (?, ?, ?) "
+    "ON CONFLICT (program_id, participant_id) DO UPDATE SET email = excluded.email"
+)
+_INSERT_ORDER: Final = (
+    f"INSERT INTO rk_orders ({_ORDER_COLUMNS}) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)"
+)
+_INSERT_REFUND: Final = (
+    f"INSERT INTO rk_refunds ({_REFUND_COLUMNS}) VALUES (?, ?, ?, ?, ?, ?, ?, ?)"
+)
+_INSERT_CHARGEBACK: Final = (
+    f"INSERT INTO rk_chargebacks ({_CHARGEBACK_COLUMNS}) VALUES (?, ?, ?, ?, ?, ?)"
+)
 _INSERT_TOUCH: Final = (
     f"INSERT INTO rk_touches ({_TOUCH_COLUMNS}) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)"
 )
@@ -1241,10 +1311,7 @@ class _Participants(_Repo):
         key = (record.program_id, record.participant_id)
         self._u._participants[key] = record
         self._u._buffer_upsert(
-            f"INSERT INTO rk_participants ({_PARTICIPANT_COLUMNS}) VALUES (?, ?, ?, ?, ?) "
-            "ON CONFLICT (program_id, participant_id) DO UPDATE SET "
-            "first_seen_at = excluded.first_seen_at, signed_up_at = excluded.signed_up_at, "
-            "country = excluded.country",
+            _UPSERT_PARTICIPANT,
             key,
             (*key, _ts(record.first_seen_at), _opt_ts(record.signed_up_at), record.country),
         )
@@ -1297,8 +1364,7 @@ class _Participants(_Repo):
         key = (program_id, participant_id)
         self._u._emails[key] = email
         self._u._buffer_upsert(
-            "INSERT INTO rk_personal_data (program_id, participant_id, email) VALUES (?, ?, ?) "
-            "ON CONFLICT (program_id, participant_id) DO UPDATE SET email = excluded.email",
+            _UPSERT_EMAIL,
             key,
             (*key, email),
         )
@@ -1481,7 +1547,7 @@ class _Orders(_Repo):
             raise self._u._conflict(f"order {key!r} already exists")
         self._u._orders[key] = r
         self._u._buffer(
-            f"INSERT INTO rk_orders ({_ORDER_COLUMNS}) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
+            _INSERT_ORDER,
             (
                 r.program_id,
                 r.order_id,
@@ -1529,7 +1595,7 @@ class _Orders(_Repo):
             raise self._u._conflict(f"refund {key!r} already exists")
         self._u._refunds[key] = r
         self._u._buffer(
-            f"INSERT INTO rk_refunds ({_REFUND_COLUMNS}) VALUES (?, ?, ?, ?, ?, ?, ?, ?)",
+            _INSERT_REFUND,
             (
                 r.program_id,
                 r.refund_id,
@@ -1562,7 +1628,7 @@ class _Orders(_Repo):
             raise self._u._conflict(f"chargeback {key!r} already exists")
         self._u._chargebacks[key] = r
         self._u._buffer(
-            f"INSERT INTO rk_chargebacks ({_CHARGEBACK_COLUMNS}) VALUES (?, ?, ?, ?, ?, ?)",
+            _INSERT_CHARGEBACK,
             (r.program_id, r.chargeback_id, r.order_id, _ts(r.at), r.event_id, r.digest),
         )
 
@@ -1581,8 +1647,9 @@ class _Ledger(_Repo):
         u = self._u
         if not u._open:
             u._require_open()
-        unknown = sorted({e.reward_id for e in entries} - u._exponents.keys())
-        for chunk in _chunks(unknown):
+        exponents = u._exponents
+        unknown = [e.reward_id for e in entries if e.reward_id not in exponents]
+        for chunk in _chunks(sorted(set(unknown)) if unknown else ()):
             marks = ", ".join("?" * len(chunk))
             for rid, kind, code in u._x(
                 "SELECT reward_id, unit_kind, unit_code FROM rk_rewards "
@@ -1610,7 +1677,11 @@ class _Ledger(_Repo):
                     e.actor,
                 ),
             )
-            u._new_entries.setdefault(e.reward_id, []).append(e)
+            added = u._new_entries.get(e.reward_id)
+            if added is None:
+                u._new_entries[e.reward_id] = [e]
+            else:
+                added.append(e)
             u._state[e.reward_id] = e.state_after
 
     def rewards(
@@ -1711,12 +1782,16 @@ class _Ledger(_Repo):
         return [_reward(r) for r in rows]
 
 
+#: Counter deltas already scaled (the engine mostly adds 1 and -1), by value.
+_SCALED_DELTAS: dict[Any, int] = {}
+
+
 class _Counters(_Repo):
     def get(self, keys: Iterable[CounterKey]) -> dict[CounterKey, Decimal]:
         u = self._u
         counters = u._counters
         wanted = keys if isinstance(keys, list) else list(keys)
-        missing: dict[CounterKey, None] = {}
+        missing: dict[CounterKey, None] | None = None
         for key in wanted:
             if key in counters:
                 continue
@@ -1729,10 +1804,17 @@ class _Counters(_Repo):
             if scaled is not None:  # prefetched, not read or changed since
                 counters[key] = Decimal(scaled).scaleb(-_COUNTER_SCALE)
             elif key[2] in u._subjects.get(key[0], ()):  # loaded with its subject: no row, so 0
-                delta = u._deltas.get((key[0], str(key[1]), key[2]), 0)
+                if type(key) is not tuple or len(key) != 3 or type(key[1]) is not str:
+                    delta = u._deltas.get((key[0], str(key[1]), key[2]), 0)
+                else:
+                    delta = u._deltas.get(key, 0)
                 counters[key] = Decimal(delta).scaleb(-_COUNTER_SCALE)
+            elif missing is None:
+                missing = {key: None}
             else:
                 missing[key] = None
+        if missing is None:
+            return {k: counters[k] for k in wanted}
         for chunk in _chunks(list(missing), 300):
             for key in chunk:
                 counters[key] = Decimal(0)
@@ -1754,9 +1836,14 @@ class _Counters(_Repo):
         u = self._u
         if not u._open:
             u._require_open()
-        scaled = _scaled(
-            delta if type(delta) is Decimal else Decimal(delta), _COUNTER_SCALE, "counter delta"
-        )
+        try:
+            scaled = _SCALED_DELTAS.get(delta)
+        except TypeError:  # a signalling NaN has no hash
+            scaled = None
+        if scaled is None:
+            scaled = _scaled(Decimal(delta), _COUNTER_SCALE, "counter delta")
+            if len(_SCALED_DELTAS) < 64:
+                _SCALED_DELTAS[delta] = scaled
         if type(key) is not tuple or len(key) != 3 or type(key[1]) is not str:
             key = (key[0], str(key[1]), key[2])
         deltas = u._deltas
