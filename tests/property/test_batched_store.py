@@ -31,3 +31,14 @@ def _results(playback: Playback) -> list[object]:
 @given(event_streams(), st.integers(min_value=2, max_value=12))
 def test_batched_deliveries_on_sqlite_equal_single_deliveries_in_memory(scenario, batch_size):
     assert_batched_equals_single(scenario, rk.SQLiteStore(":memory:"), batch_size)
+
+
+@given(event_streams(), st.integers(min_value=2, max_value=12))
+def test_batched_deliveries_on_sqlite_without_json_each_equal_single_deliveries_in_memory(
+    scenario, batch_size
+):
+    """The same on a SQLite without ``json_each``, where a prefetch binds its ids one by
+    one."""
+    store = rk.SQLiteStore(":memory:")
+    store._json_ids = False
+    assert_batched_equals_single(scenario, store, batch_size)

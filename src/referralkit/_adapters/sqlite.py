@@ -671,24 +671,58 @@ def _chunks(items: Sequence[Any], size: int = 400) -> Iterator[Sequence[Any]]:
         yield items[start : start + size]
 
 
-# The batch prefetch's queries, each completed by ``IN (...)`` (see ``_rows_in``).
-_EVENTS_IN: Final = f"SELECT {_EVENT_COLUMNS} FROM rk_events WHERE program_id = ? AND event_id"
-_PARTICIPANTS_IN: Final = (
-    f"SELECT {_PARTICIPANT_COLUMNS} FROM rk_participants WHERE program_id = ? AND participant_id"
+def _json_array(ids: list[str]) -> str | None:
+    """``ids`` as a JSON array for ``json_each``; None if JSON cannot carry one of them to
+    SQLite as it is (a NUL, which SQLite's JSON functions take as the string's end, or an
+    id that is not text), so that they are bound one by one."""
+    try:
+        plain = "".join(ids)
+    except TypeError:
+        return None
+    if plain.isprintable() and '"' not in plain and "\\" not in plain:
+        return '["' + '","'.join(ids) + '"]'  # nothing to escape: json.dumps's text, faster
+    array = json.dumps(ids, ensure_ascii=False)
+    return None if "\\u0000" in array else array
+
+
+class _Lookup:
+    """A batch prefetch's query: the rows of ``table`` (its ``columns``) whose ``column``
+    is one of some ids, in one program unless ``by_program`` is False, sorted by ``order``.
+    """
+
+    __slots__ = ("by_program", "joined", "listed")
+
+    def __init__(
+        self, table: str, columns: str, column: str, *, by_program: bool = True, order: str = ""
+    ) -> None:
+        qualified = ", ".join(f"t.{name.strip()}" for name in columns.split(","))
+        program = "t.program_id = ? AND " if by_program else ""
+        #: The ids as one JSON array that drives the loop: one index search per id (CROSS
+        #: JOIN fixes the order), and the same text for any number of ids, prepared once.
+        self.joined = (
+            f"SELECT {qualified} FROM json_each(?) AS j CROSS JOIN {table} AS t "
+            f"ON {program}t.{column} = j.value" + (f" ORDER BY t.{order}" if order else "")
+        )
+        #: The ids bound one ``?`` each (``{}``: the marks), where ``joined`` cannot serve.
+        self.listed = f"SELECT {columns} FROM {table} WHERE {program[2:]}{column} IN ({{}})" + (
+            f" ORDER BY {order}" if order else ""
+        )
+        self.by_program = by_program
+
+
+_EVENTS_IN: Final = _Lookup("rk_events", _EVENT_COLUMNS, "event_id")
+_PARTICIPANTS_IN: Final = _Lookup("rk_participants", _PARTICIPANT_COLUMNS, "participant_id")
+_REFEREES_IN: Final = _Lookup("rk_referrals", _REFERRAL_COLUMNS, "referee_id")
+_REFERRALS_IN: Final = _Lookup("rk_referrals", _REFERRAL_COLUMNS, "referral_id", by_program=False)
+_ORDERS_IN: Final = _Lookup("rk_orders", _ORDER_COLUMNS, "order_id")
+_CODES_IN: Final = _Lookup("rk_codes", _CODE_COLUMNS, "code")
+_REFUNDS_IN: Final = _Lookup("rk_refunds", _REFUND_COLUMNS, "refund_id")
+_COUNTERS_IN: Final = _Lookup("rk_counters", "name, subject, value_scaled", "subject")
+_TOUCHES_IN: Final = _Lookup("rk_touches", _TOUCH_COLUMNS, "visitor_id")
+_REWARDS_IN: Final = _Lookup("rk_rewards", _REWARD_COLUMNS, "order_id", order="seq")
+_ENTRIES_IN: Final = _Lookup(
+    "rk_entries", _ENTRY_COLUMNS, "reward_id", by_program=False, order="seq"
 )
-_REFEREES_IN: Final = (
-    f"SELECT {_REFERRAL_COLUMNS} FROM rk_referrals WHERE program_id = ? AND referee_id"
-)
-_REFERRALS_IN: Final = f"SELECT {_REFERRAL_COLUMNS} FROM rk_referrals WHERE referral_id"
-_ORDERS_IN: Final = f"SELECT {_ORDER_COLUMNS} FROM rk_orders WHERE program_id = ? AND order_id"
-_CODES_IN: Final = f"SELECT {_CODE_COLUMNS} FROM rk_codes WHERE program_id = ? AND code"
-_REFUNDS_IN: Final = f"SELECT {_REFUND_COLUMNS} FROM rk_refunds WHERE program_id = ? AND refund_id"
-_COUNTERS_IN: Final = (
-    "SELECT name, subject, value_scaled FROM rk_counters WHERE program_id = ? AND subject"
-)
-_TOUCHES_IN: Final = f"SELECT {_TOUCH_COLUMNS} FROM rk_touches WHERE program_id = ? AND visitor_id"
-_REWARDS_IN: Final = f"SELECT {_REWARD_COLUMNS} FROM rk_rewards WHERE program_id = ? AND order_id"
-_ENTRIES_IN: Final = f"SELECT {_ENTRY_COLUMNS} FROM rk_entries WHERE reward_id"
 
 
 class _SQLiteUnitOfWork:
@@ -949,7 +983,7 @@ class _SQLiteUnitOfWork:
         if by_id:
             referrals.update(by_id)  # no row, until one is found
             decoded = self._decoded("rk_referrals")
-            for row in self._rows_in(_REFERRALS_IN, (), list(by_id)):
+            for row in self._rows_in(_REFERRALS_IN, program_id, list(by_id)):
                 referral = decoded.get(row)
                 if referral is None:
                     referral = decoded[row] = _referral(row)
@@ -963,31 +997,32 @@ class _SQLiteUnitOfWork:
         self._prefetch_touches(program_id, visitor_ids)
         self._prefetch_rewards(program_id, refunded_orders)
 
-    def _rows_in(
-        self, sql: str, lead: tuple[Any, ...], ids: list[str], tail: str = ""
-    ) -> Iterable[Sequence[Any]]:
-        """The rows of ``{sql} IN (ids){tail}``, with ``lead`` bound before the ids.
+    def _rows_in(self, lookup: _Lookup, program_id: str, ids: list[str]) -> Iterable[Sequence[Any]]:
+        """The rows ``lookup`` finds for ``ids`` (distinct) in ``program_id``.
 
-        Where SQLite has ``json_each`` the ids go as one JSON array: one statement however
-        many they are, with the same text for every batch, so the connection prepares it
-        once. Otherwise (or for an id with a NUL, which JSON text cannot carry to SQLite)
-        the ids are bound in chunks of ``?`` marks.
+        Where SQLite has ``json_each`` the ids go as one JSON array, in one statement.
+        Otherwise (or for an id with a NUL, which JSON text cannot carry to SQLite) they
+        are bound in chunks of ``?`` marks.
         """
+        if not ids:
+            return ()
         if self._store._json_ids:
-            array = json.dumps(ids, ensure_ascii=False)
-            if "\\u0000" not in array:
-                return self._x(f"{sql} IN (SELECT value FROM json_each(?)){tail}", (*lead, array))
+            array = _json_array(ids)
+            if array is not None:
+                params = (array, program_id) if lookup.by_program else (array,)
+                return self._x(lookup.joined, params)
+        lead = (program_id,) if lookup.by_program else ()
         rows: list[Sequence[Any]] = []
         for chunk in _chunks(ids):
-            marks = ", ".join("?" * len(chunk))
-            rows.extend(self._x(f"{sql} ({marks}){tail}", (*lead, *chunk)))
+            sql = lookup.listed.format(", ".join("?" * len(chunk)))
+            rows.extend(self._x(sql, (*lead, *chunk)))
         return rows
 
     def _load(
         self,
         cache: dict[tuple[str, str], T | None],
         ids: Iterable[str],
-        sql: str,
+        lookup: _Lookup,
         program_id: str,
         decode: Callable[[Sequence[Any]], T],
         k0: int,
@@ -1005,7 +1040,7 @@ class _SQLiteUnitOfWork:
         if not wanted:
             return
         cache.update(wanted)
-        rows = self._rows_in(sql, (program_id,), [key[1] for key in wanted])
+        rows = self._rows_in(lookup, program_id, [key[1] for key in wanted])
         if table is None:
             for row in rows:
                 cache[(row[k0], row[k1])] = decode(row)
@@ -1032,7 +1067,7 @@ class _SQLiteUnitOfWork:
         if not wanted:
             return
         counters, stored, deltas = self._counters, self._stored, self._deltas
-        for name, subject, scaled in self._rows_in(_COUNTERS_IN, (program_id,), wanted):
+        for name, subject, scaled in self._rows_in(_COUNTERS_IN, program_id, wanted):
             key = (program_id, name, subject)
             if key in counters:
                 continue
@@ -1053,7 +1088,7 @@ class _SQLiteUnitOfWork:
 
     def _prefetch_rewards(self, program_id: str, order_ids: Sequence[str]) -> None:
         found = self._load_groups(
-            self._order_rewards, order_ids, _REWARDS_IN, program_id, _reward, 2, 10, " ORDER BY seq"
+            self._order_rewards, order_ids, _REWARDS_IN, program_id, _reward, 2, 10
         )
         if not found:
             return
@@ -1061,19 +1096,18 @@ class _SQLiteUnitOfWork:
         for reward in found:
             self._exponents[reward.reward_id] = reward.value.unit.exponent
             entries[reward.reward_id] = []
-        for row in self._rows_in(_ENTRIES_IN, (), [r.reward_id for r in found], " ORDER BY seq"):
+        for row in self._rows_in(_ENTRIES_IN, program_id, [r.reward_id for r in found]):
             entries[row[1]].append(_entry(row))
 
     def _load_groups(
         self,
         cache: dict[tuple[str, str], Sequence[T]],
         ids: Iterable[str],
-        sql: str,
+        lookup: _Lookup,
         program_id: str,
         decode: Callable[[Sequence[Any]], T],
         k0: int,
         k1: int,
-        tail: str = "",
     ) -> list[T]:
         """Load the rows of each of ``ids`` (several per id, keyed by the row's columns
         ``k0`` and ``k1``) into ``cache``; returns them."""
@@ -1086,7 +1120,7 @@ class _SQLiteUnitOfWork:
             return []
         cache.update(wanted)
         found: list[T] = []
-        for row in self._rows_in(sql, (program_id,), [key[1] for key in wanted], tail):
+        for row in self._rows_in(lookup, program_id, [key[1] for key in wanted]):
             record = decode(row)
             key = (row[k0], row[k1])
             group = cache[key]
