@@ -1032,15 +1032,15 @@ class _SQLiteUnitOfWork:
         """Load the row of each of ``ids`` not cached yet into ``cache`` (None: no row),
         keyed by the row's columns ``k0`` and ``k1``. With ``table``, a row read again
         (equal in every column) gives the record its first read decoded."""
-        wanted: dict[tuple[str, str], T | None] = {}
+        wanted: list[str] = []
         for i in ids:
             key = (program_id, i)
             if key not in cache:
-                wanted[key] = _ABSENT
+                cache[key] = _ABSENT  # until its row is found
+                wanted.append(i)
         if not wanted:
             return
-        cache.update(wanted)
-        rows = self._rows_in(lookup, program_id, [key[1] for key in wanted])
+        rows = self._rows_in(lookup, program_id, wanted)
         if table is None:
             for row in rows:
                 cache[(row[k0], row[k1])] = decode(row)
@@ -1111,16 +1111,16 @@ class _SQLiteUnitOfWork:
     ) -> list[T]:
         """Load the rows of each of ``ids`` (several per id, keyed by the row's columns
         ``k0`` and ``k1``) into ``cache``; returns them."""
-        wanted: dict[tuple[str, str], Sequence[T]] = {}
+        wanted: list[str] = []
         for i in ids:
             key = (program_id, i)
             if key not in cache:
-                wanted[key] = ()
+                cache[key] = ()  # until its rows are found
+                wanted.append(i)
         if not wanted:
             return []
-        cache.update(wanted)
         found: list[T] = []
-        for row in self._rows_in(lookup, program_id, [key[1] for key in wanted]):
+        for row in self._rows_in(lookup, program_id, wanted):
             record = decode(row)
             key = (row[k0], row[k1])
             group = cache[key]
