@@ -643,7 +643,7 @@ class Engine(Reattribution, LedgerOperations):
             "participant_ids": people,
             "order_ids": orders,
             "codes": codes,
-            "counter_subjects": [*people, *referrals, *orders, *codes],
+            "counter_subjects": [*people, *referrals, *refunded, *codes],
             "visitor_ids": visitors,
             "refund_ids": refunds,
             "refunded_orders": refunded,
