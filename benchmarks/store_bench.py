@@ -11,7 +11,9 @@ refunds) on:
   ``REFERRALKIT_TEST_MARIADB_URL`` is set and the ``mariadb`` extra is installed (the
   SQLAlchemy rows also print the SQL statements sent per event: each is a round trip);
 - the floor: the rows the batched SQLite run wrote, inserted into an empty database with the
-  same schema by raw ``sqlite3`` ``executemany`` in one transaction.
+  same schema by raw ``sqlite3`` ``executemany`` in one transaction; and again in as many
+  transactions as the batched run committed, which shows what committing in batches costs
+  by itself (each commit writes the index pages it changed to the WAL, and syncs it).
 
 Each SQLite store gets a new file in a temporary directory; referralkit's tables in a server
 database are dropped and created again first. Run it with::
@@ -110,8 +112,11 @@ def _count_statements(store: rk.Store) -> list[int]:
     return counter
 
 
-def floor(source: Path, target: Path, synchronous: str, events_n: int) -> float:
-    """Events/s equivalent of inserting the rows ``source`` holds with raw executemany."""
+def floor(
+    source: Path, target: Path, synchronous: str, events_n: int, transactions: int = 1
+) -> float:
+    """Events/s equivalent of inserting the rows ``source`` holds with raw executemany, in
+    ``transactions`` transactions (each takes its share of every table's rows, in order)."""
     src = sqlite3.connect(source)
     rows = {t: src.execute(f"SELECT * FROM {t}").fetchall() for t in TABLES}
     src.close()
@@ -122,12 +127,15 @@ def floor(source: Path, target: Path, synchronous: str, events_n: int) -> float:
         if statement.strip():
             conn.execute(statement)
     t0 = time.perf_counter()
-    conn.execute("BEGIN IMMEDIATE")
-    for table in TABLES:
-        if rows[table]:
-            marks = ", ".join("?" * len(rows[table][0]))
-            conn.executemany(f"INSERT INTO {table} VALUES ({marks})", rows[table])
-    conn.execute("COMMIT")
+    for part in range(transactions):
+        conn.execute("BEGIN IMMEDIATE")
+        for table in TABLES:
+            n = len(rows[table])
+            share = rows[table][part * n // transactions : (part + 1) * n // transactions]
+            if share:
+                marks = ", ".join("?" * len(share[0]))
+                conn.executemany(f"INSERT INTO {table} VALUES ({marks})", share)
+        conn.execute("COMMIT")
     elapsed = time.perf_counter() - t0
     conn.close()
     return events_n / elapsed
@@ -187,6 +195,15 @@ def main(argv: Sequence[str] | None = None) -> int:
                 directory / "batched.db", directory / "floor.db", args.synchronous, args.events
             )
             results.append(("raw sqlite3 executemany floor (same rows)", raw, None))
+            batches = -(-args.events // args.batch)
+            split = floor(
+                directory / "batched.db",
+                directory / "floor-split.db",
+                args.synchronous,
+                args.events,
+                batches,
+            )
+            results.append((f"the same rows in {batches} transactions", split, None))
 
     print(
         f"store_bench: {args.events} events ({per_event_n} for one transaction per event), "

@@ -14,6 +14,20 @@ from typing import TypeVar
 import attrs
 from dateutil.relativedelta import relativedelta
 
+from referralkit._counter_names import (
+    CODE_DEACTIVATED,
+    CODE_USES,
+    CONVERSIONS,
+    EXISTING_CUSTOMER,
+    MILESTONE,
+    ORDER_BACKFILLED,
+    ORDER_CLOSED,
+    ORDER_REVERSED,
+    ORDER_SLOT,
+    POINTS_EARNED,
+    STATUS_LEVEL,
+    STATUS_MONTH,
+)
 from referralkit._erasure import email_pseudonym, redact_events
 from referralkit._errors import (
     ConcurrencyError,
@@ -132,23 +146,10 @@ _ZERO = Decimal(0)
 _ONE = Decimal(1)
 _EVENT_TYPES = (Click, Signup, Purchase, Refund, Chargeback)
 
-# Engine-internal counters (policies see only the public Counter names).
-_CONVERSIONS = "referral.conversions"
-_ORDER_REVERSED = "order.reversed"
-_ORDER_CLOSED = "order.closed"
-_ORDER_BACKFILLED = "order.backfilled"  # 1: counted for a re-attributed referral, 2: converted
-_ORDER_SLOT = "order.referee_slot"  # 1: the order used one of its referee's purchase slots
 _PURCHASE_TRIGGERS = frozenset({Trigger.FIRST_PURCHASE, Trigger.EVERY_PURCHASE})
 _MARK_BATCH = 100  # delivery attempts recorded per unit of work
-_MILESTONE = "milestone.granted"
-_POINTS_EARNED = "points.earned"
-_STATUS_LEVEL = "status.level"
-_STATUS_MONTH = "status.month"  # subject: participant/basis/YYYY-MM (rolling status levels)
-_CODE_USES = "code.uses"
 _REFERRAL_HELD = "referral held for review"
 _FRAUD_ACTOR = "fraud_check"
-_CODE_DEACTIVATED = "code.deactivated"
-_EXISTING_CUSTOMER = Counter.REFEREE_EXISTING_CUSTOMER.value
 _IDENTITY_FIELDS = ("device", "payment_fingerprint", "payout_account", "ip")
 _TOUCH_VERDICTS: dict[TouchVerdict, tuple[Verdict, str]] = {
     TouchVerdict.WON: (Verdict.NOTED, "touch.won"),
@@ -474,7 +475,7 @@ class Engine(Reattribution, LedgerOperations):
         def work(uow: UnitOfWork) -> bool:
             if uow.participants.code_owner(pid, normalised) is None:
                 raise InvalidInputError("code", code, "no participant owns this code")
-            key = (pid, _CODE_DEACTIVATED, normalised)
+            key = (pid, CODE_DEACTIVATED, normalised)
             if uow.counters.get([key])[key] > 0:
                 return False
             uow.counters.add(key, _ONE)
@@ -642,7 +643,7 @@ class Engine(Reattribution, LedgerOperations):
             "participant_ids": people,
             "order_ids": orders,
             "codes": codes,
-            "counter_subjects": [*people, *referrals, *orders, *codes],
+            "counter_subjects": [*people, *referrals, *refunded, *codes],
             "visitor_ids": visitors,
             "refund_ids": refunds,
             "refunded_orders": refunded,
@@ -735,7 +736,7 @@ class Engine(Reattribution, LedgerOperations):
                 )
             )
         if ev.existing_customer:
-            uow.counters.add((pid, _EXISTING_CUSTOMER, who), _ONE)
+            uow.counters.add((pid, EXISTING_CUSTOMER, who), _ONE)
         fresh, refused = self._event_touches(uow, ev, who, ev.visitor_id)
         if rules.bind_at == "first_purchase":
             for record in fresh:
@@ -759,7 +760,7 @@ class Engine(Reattribution, LedgerOperations):
         if existing is not None and not ev.existing_customer:
             # Seen buying before this sign-up, and referrable all the same: the counter
             # tells ``referee.new_customer`` they were a customer before the referral.
-            uow.counters.add((pid, _EXISTING_CUSTOMER, who), _ONE)
+            uow.counters.add((pid, EXISTING_CUSTOMER, who), _ONE)
         snapshot = self._snapshot(uow, version, referral)
         self._add_referral(uow, referral, held)
         grants, reward_ids, policy_decisions = self._reward(
@@ -932,8 +933,8 @@ class Engine(Reattribution, LedgerOperations):
                 "attribution", Verdict.REFUSED, "referral.self_referral", referee=who, via=via
             )
         owner = uow.participants.code_owner(pid, code)
-        deactivated = (pid, _CODE_DEACTIVATED, code)
-        uses = (pid, _CODE_USES, code)
+        deactivated = (pid, CODE_DEACTIVATED, code)
+        uses = (pid, CODE_USES, code)
         counters = uow.counters.get([deactivated, uses])
         if owner is None or counters[deactivated] > 0:
             return Decision.of(
@@ -1124,7 +1125,7 @@ class Engine(Reattribution, LedgerOperations):
         pid = self._program_id
         uow.referrals.add(referral)
         uow.counters.add((pid, Counter.REFERRER_REFERRALS.value, referral.referrer_id), _ONE)
-        uow.counters.add((pid, _CODE_USES, referral.code), _ONE)
+        uow.counters.add((pid, CODE_USES, referral.code), _ONE)
         if self._fraud_checks:
             for key in self._velocity_keys(referral.referrer_id, referral.created_at):
                 uow.counters.add(key, _ONE)
@@ -1341,7 +1342,7 @@ class Engine(Reattribution, LedgerOperations):
         priced = ev if rate is None else convert_purchase(ev, rate, currency, version.rounding)
         if rate is not None:
             bound.append(self._converted(ev, priced, rate))
-        conversions_key = (pid, _CONVERSIONS, referral.referral_id)
+        conversions_key = (pid, CONVERSIONS, referral.referral_id)
         keys = [purchases_key, conversions_key]
         snapshot = self._snapshot(uow, version, referral, extra=keys)
         number = int(snapshot.get(purchases_key, _ZERO)) + 1
@@ -1420,7 +1421,7 @@ class Engine(Reattribution, LedgerOperations):
                 "attribution", Verdict.SKIPPED, "attribution.not_at_purchase", code=ev.code
             )
             return None, [d]
-        existing_key = (pid, _EXISTING_CUSTOMER, who)
+        existing_key = (pid, EXISTING_CUSTOMER, who)
         counts = uow.counters.get([purchases_key, existing_key])
         if counts[purchases_key] > 0:
             return None, []  # only the first purchase binds
@@ -1712,7 +1713,7 @@ class Engine(Reattribution, LedgerOperations):
     def _milestone_key(self, grant: RewardGrant) -> CounterKey:
         assert grant.milestone is not None
         subject = derive_id("ms", grant.participant_id, grant.policy, grant.milestone.name)
-        return (self._program_id, _MILESTONE, subject)
+        return (self._program_id, MILESTONE, subject)
 
     def _once(
         self, uow: UnitOfWork, grants: Sequence[RewardGrant], decisions: list[Decision]
@@ -1771,7 +1772,7 @@ class Engine(Reattribution, LedgerOperations):
     def _points_earned(
         self, uow: UnitOfWork, reward: Reward, quantity: Decimal, at: datetime, cause: str
     ) -> None:
-        key = (self._program_id, _POINTS_EARNED, f"{reward.participant_id}/{reward.unit.code}")
+        key = (self._program_id, POINTS_EARNED, f"{reward.participant_id}/{reward.unit.code}")
         uow.counters.add(key, quantity)
         self._update_status(
             uow,
@@ -1811,7 +1812,7 @@ class Engine(Reattribution, LedgerOperations):
 
     def _month_key(self, participant: str, basis: str, at: datetime) -> CounterKey:
         local = at.astimezone(self._in_force(at).zone)
-        return (self._program_id, _STATUS_MONTH, f"{participant}/{basis}/{local:%Y-%m}")
+        return (self._program_id, STATUS_MONTH, f"{participant}/{basis}/{local:%Y-%m}")
 
     def _status_count(
         self, uow: UnitOfWork, levels: StatusLevels, participant: str, at: datetime
@@ -1827,7 +1828,7 @@ class Engine(Reattribution, LedgerOperations):
             ]
             return sum(uow.counters.get(keys).values(), _ZERO)
         if levels.basis is StatusBasis.POINTS:
-            key = (pid, _POINTS_EARNED, f"{participant}/{levels.account}")
+            key = (pid, POINTS_EARNED, f"{participant}/{levels.account}")
         else:
             key = (pid, Counter.REFERRER_SUCCESSFUL_REFERRALS.value, participant)
         return uow.counters.get([key])[key]
@@ -1855,7 +1856,7 @@ class Engine(Reattribution, LedgerOperations):
         pid = self._program_id
         new = levels.level_for(self._status_count(uow, levels, participant, at))
         new_index = 0 if new is None else levels.levels.index(new) + 1
-        key = (pid, _STATUS_LEVEL, participant)
+        key = (pid, STATUS_LEVEL, participant)
         old_index = int(uow.counters.get([key])[key])
         if new_index == old_index:
             return
@@ -1967,7 +1968,7 @@ class Engine(Reattribution, LedgerOperations):
             return
         if isinstance(ev, Purchase):
             uow.counters.add(purchases, _ONE)
-            uow.counters.add((self._program_id, _ORDER_SLOT, ev.order_id), _ONE)
+            uow.counters.add((self._program_id, ORDER_SLOT, ev.order_id), _ONE)
         if not uow.counters.get([first])[first]:
             uow.counters.add(first, Decimal(int(ev.at.timestamp())))
 
@@ -2084,7 +2085,7 @@ class Engine(Reattribution, LedgerOperations):
                 ev.amount,
                 f"must be in the order's currency {order.amount.currency}",
             )
-        reversed_key = (pid, _ORDER_REVERSED, order.order_id)
+        reversed_key = (pid, ORDER_REVERSED, order.order_id)
         before = uow.counters.get([reversed_key])[reversed_key]
         remaining = order.amount.amount - before
         if ev.amount.amount > remaining:
@@ -2135,7 +2136,7 @@ class Engine(Reattribution, LedgerOperations):
         version = self._version(referral.program_version, referral_id)
         if not version.caps.max_referee_purchases:
             return
-        slot = (self._program_id, _ORDER_SLOT, order.order_id)
+        slot = (self._program_id, ORDER_SLOT, order.order_id)
         if uow.counters.get([slot])[slot] <= 0:
             return
         purchases, _ = self._referee_keys(referral)
@@ -2157,8 +2158,8 @@ class Engine(Reattribution, LedgerOperations):
         """Bring the order's reversals up to ``total`` refunded of its amount."""
         pid = self._program_id
         order = self._backfilled(uow, order)
-        reversed_key = (pid, _ORDER_REVERSED, order.order_id)
-        closed_key = (pid, _ORDER_CLOSED, order.order_id)
+        reversed_key = (pid, ORDER_REVERSED, order.order_id)
+        closed_key = (pid, ORDER_CLOSED, order.order_id)
         state = uow.counters.get([reversed_key, closed_key])
         newly = total - state[reversed_key]
         if newly > 0:
@@ -2183,7 +2184,7 @@ class Engine(Reattribution, LedgerOperations):
             if order.converted and order.referral_id is not None:
                 referral = uow.referrals.get(order.referral_id)
                 assert referral is not None
-                uow.counters.add((pid, _CONVERSIONS, referral.referral_id), -_ONE)
+                uow.counters.add((pid, CONVERSIONS, referral.referral_id), -_ONE)
                 uow.counters.add(
                     (pid, Counter.REFERRER_SUCCESSFUL_REFERRALS.value, referral.referrer_id), -_ONE
                 )
@@ -2804,7 +2805,7 @@ class Engine(Reattribution, LedgerOperations):
             if ev.at < referral.created_at:
                 continue  # paid before the referral existed, as Engine.handle decides
             order = uow.orders.get(pid, ev.order_id)
-            reversed_key = (pid, _ORDER_REVERSED, ev.order_id)
+            reversed_key = (pid, ORDER_REVERSED, ev.order_id)
             if order is None or order.referral_id is not None:
                 continue
             if uow.counters.get([reversed_key])[reversed_key] > 0:
@@ -2815,7 +2816,7 @@ class Engine(Reattribution, LedgerOperations):
             if converts:
                 converted = True
                 first = number
-                uow.counters.add((pid, _CONVERSIONS, referral.referral_id), _ONE)
+                uow.counters.add((pid, CONVERSIONS, referral.referral_id), _ONE)
                 uow.counters.add(
                     (pid, Counter.REFERRER_SUCCESSFUL_REFERRALS.value, referral.referrer_id),
                     _ONE,
@@ -2833,7 +2834,7 @@ class Engine(Reattribution, LedgerOperations):
                 priced.amount.amount,
             )
             mark = Decimal(2) if converted and number == first else _ONE
-            uow.counters.add((pid, _ORDER_BACKFILLED, ev.order_id), mark)
+            uow.counters.add((pid, ORDER_BACKFILLED, ev.order_id), mark)
 
     def _signup_reward(
         self,
@@ -2905,7 +2906,7 @@ class Engine(Reattribution, LedgerOperations):
         """An order counted for a referral by ``reattribute`` after it was recorded."""
         if order.referral_id is not None:
             return order
-        key = (self._program_id, _ORDER_BACKFILLED, order.order_id)
+        key = (self._program_id, ORDER_BACKFILLED, order.order_id)
         mark = uow.counters.get([key])[key]
         if not mark:
             return order

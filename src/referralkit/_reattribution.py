@@ -25,6 +25,14 @@ from typing import TYPE_CHECKING, TypeVar
 
 import attrs
 
+from referralkit._counter_names import (
+    CODE_USES,
+    CONVERSIONS,
+    EXISTING_CUSTOMER,
+    ORDER_BACKFILLED,
+    ORDER_CLOSED,
+    ORDER_REVERSED,
+)
 from referralkit._errors import InvalidInputError
 from referralkit._fraud_context import chain_depth, fraud_context
 from referralkit._ledger import RewardView, reversal_entry
@@ -69,12 +77,6 @@ _ONE = Decimal(1)
 REATTRIBUTED = "referral.reattributed"
 """The reason code of the audit decision a re-attribution appends to the explanation."""
 _CAUSE = "reattribution"  # prefix of a re-attribution's id, the cause of its reversals
-_CONVERSIONS = "referral.conversions"
-_ORDER_REVERSED = "order.reversed"
-_ORDER_CLOSED = "order.closed"
-_ORDER_BACKFILLED = "order.backfilled"
-_CODE_USES = "code.uses"
-_EXISTING_CUSTOMER = "participant.existing_customer"
 
 
 class Reattribution:
@@ -411,7 +413,7 @@ class Reattribution:
         pid = self._program_id
         referee_id = who.participant_id
         decisions: list[Decision] = []
-        key = (pid, _EXISTING_CUSTOMER, referee_id)
+        key = (pid, EXISTING_CUSTOMER, referee_id)
         customer = uow.counters.get([key])[key] > 0 or (
             who.signed_up_at is not None and who.first_seen_at < who.signed_up_at
         )
@@ -483,9 +485,9 @@ class Reattribution:
             counted = self._backfilled(uow, order)
             if counted.referral_id != rid:
                 continue
-            state = uow.counters.get([(pid, _ORDER_REVERSED, order.order_id)])
-            refunded = state[(pid, _ORDER_REVERSED, order.order_id)]
-            closed_key = (pid, _ORDER_CLOSED, order.order_id)
+            state = uow.counters.get([(pid, ORDER_REVERSED, order.order_id)])
+            refunded = state[(pid, ORDER_REVERSED, order.order_id)]
+            closed_key = (pid, ORDER_CLOSED, order.order_id)
             closed = uow.counters.get([closed_key])[closed_key] > 0
             left = order.amount.amount - refunded
             if left and order.exchange_rate is not None:  # counted in program currency
@@ -499,7 +501,7 @@ class Reattribution:
                 # it leaves the month it converted in, for rolling status levels
                 self._count_rolling(uow, old, StatusBasis.SUCCESSFUL_REFERRALS, order.at, -_ONE)
         if lost_conversions:
-            uow.counters.add((pid, _CONVERSIONS, rid), Decimal(-lost_conversions))
+            uow.counters.add((pid, CONVERSIONS, rid), Decimal(-lost_conversions))
             uow.counters.add(
                 (pid, Counter.REFERRER_SUCCESSFUL_REFERRALS.value, old),
                 Decimal(-lost_conversions),
@@ -507,8 +509,8 @@ class Reattribution:
             self._update_status(uow, old, at, cause, StatusBasis.SUCCESSFUL_REFERRALS)
         uow.counters.add((pid, Counter.REFERRER_REFERRALS.value, old), -_ONE)
         uow.counters.add((pid, Counter.REFERRER_REFERRALS.value, new), _ONE)
-        uow.counters.add((pid, _CODE_USES, current.code), -_ONE)
-        uow.counters.add((pid, _CODE_USES, code.code), _ONE)
+        uow.counters.add((pid, CODE_USES, current.code), -_ONE)
+        uow.counters.add((pid, CODE_USES, code.code), _ONE)
         referee_keys = [
             (pid, REFEREE_PURCHASES_REWARDED, current.referee_id),
             (pid, REFEREE_FIRST_REWARD, current.referee_id),
@@ -652,7 +654,7 @@ class Reattribution:
                     done.closed = True
                     if done.converted:
                         conversions -= 1
-                        uow.counters.add((pid, _CONVERSIONS, rid), -_ONE)
+                        uow.counters.add((pid, CONVERSIONS, rid), -_ONE)
                         uow.counters.add(successful_key, -_ONE)
                         self._update_status(
                             uow,
@@ -667,7 +669,7 @@ class Reattribution:
             number += 1
             if ev.at < referral.created_at:
                 continue  # paid before the referral existed: nobody's referral
-            mark_key = (pid, _ORDER_BACKFILLED, order.order_id)
+            mark_key = (pid, ORDER_BACKFILLED, order.order_id)
             mark = uow.counters.get([mark_key])[mark_key]
             if mark:
                 uow.counters.add(mark_key, -mark)  # the order record says it now
@@ -678,7 +680,7 @@ class Reattribution:
             uow.counters.add(revenue_key, priced.amount.amount)
             if converts:
                 conversions += 1
-                uow.counters.add((pid, _CONVERSIONS, rid), _ONE)
+                uow.counters.add((pid, CONVERSIONS, rid), _ONE)
                 uow.counters.add(successful_key, _ONE)
                 self._update_status(
                     uow,

@@ -247,3 +247,37 @@ def test_codes_bench_prints_rate_and_collisions() -> None:
         r"\d+ collision\(s\), [\d.e-]+ equal pairs expected, birthday bound [\d.e-]+\n",
         done.stdout,
     )
+
+
+def test_store_bench_prints_each_store_against_both_floors() -> None:
+    done = subprocess.run(
+        [
+            sys.executable,
+            str(ROOT / "benchmarks" / "store_bench.py"),
+            "--events",
+            "400",
+            "--batch",
+            "100",
+            "--postgres",
+            "",
+            "--mariadb",
+            "",
+        ],
+        capture_output=True,
+        text=True,
+        timeout=120,
+        check=True,
+    )
+    lines = done.stdout.splitlines()
+    assert (
+        lines[0] == "store_bench: 400 events (100 for one transaction per event), synchronous=FULL"
+    )
+    labels = [re.split(r"\s{2,}", line.strip())[0] for line in lines[1:]]
+    assert labels == [
+        "SQLite, one transaction per event",
+        "SQLite, batched (100 per transaction)",
+        "raw sqlite3 executemany floor (same rows)",
+        "the same rows in 4 transactions",
+    ]
+    for line in lines[1:]:
+        assert re.search(r"[\d,]+ events/s  floor is +[\d.]+x faster$", line), line

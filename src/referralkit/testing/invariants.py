@@ -31,6 +31,7 @@ from typing import TYPE_CHECKING, Any, TypeVar
 
 import attrs
 
+from referralkit._counter_names import ORDER_BACKFILLED
 from referralkit._values.events import Refund
 from referralkit._values.ids import derive_id
 from referralkit._values.records import (
@@ -182,7 +183,7 @@ def check_ledger(store: Store, engine: Engine | None = None) -> None:
     orders = {(o.program_id, o.order_id): o for o in _table(dump, "orders", OrderRecord)}
     for (pid, name, order_id), mark in dump.get("counters", []):
         order = orders.get((pid, order_id))
-        if name == "order.backfilled" and mark and order is not None and not order.referral_id:
+        if name == ORDER_BACKFILLED and mark and order is not None and not order.referral_id:
             # counted by Engine.reattribute for the referee's referral after it was recorded
             referral_id = derive_id("ref", pid, order.participant_id)
             orders[(pid, order_id)] = attrs.evolve(order, referral_id=referral_id)
