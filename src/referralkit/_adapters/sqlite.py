@@ -989,9 +989,17 @@ class _SQLiteUnitOfWork:
                     referral = decoded[row] = _referral(row)
                 referrals[row[0]] = referral
         self._prefetch_counters(program_id, counter_subjects)
-        people = {r.referrer_id for r in referrals.values() if r is not None}
-        people.update(c.participant_id for c in self._code_owner.values() if c is not None)
-        people.difference_update(self._subjects.get(program_id, ()))
+        loaded = self._subjects[program_id]  # made by _prefetch_counters
+        people = {
+            r.referrer_id
+            for r in referrals.values()
+            if r is not None and r.referrer_id not in loaded
+        }
+        people.update(
+            c.participant_id
+            for c in self._code_owner.values()
+            if c is not None and c.participant_id not in loaded
+        )
         if people:
             self._deferred.setdefault(program_id, set()).update(people)
         self._prefetch_touches(program_id, visitor_ids)
@@ -1067,14 +1075,19 @@ class _SQLiteUnitOfWork:
         if not wanted:
             return
         counters, stored, deltas = self._counters, self._stored, self._deltas
-        for name, subject, scaled in self._rows_in(_COUNTERS_IN, program_id, wanted):
-            key = (program_id, name, subject)
-            if key in counters:
-                continue
-            if key in deltas:  # changed by this unit before it was loaded
-                counters[key] = Decimal(scaled + deltas[key]).scaleb(-_COUNTER_SCALE)
-            else:  # made a Decimal when read (a batch reads about half of them)
-                stored[key] = scaled
+        rows = self._rows_in(_COUNTERS_IN, program_id, wanted)
+        if not counters and not deltas:  # the usual start of a batch
+            # Made a Decimal when first read (a batch reads about half of them).
+            stored.update(((program_id, name, subject), scaled) for name, subject, scaled in rows)
+        else:
+            for name, subject, scaled in rows:
+                key = (program_id, name, subject)
+                if key in counters:
+                    continue
+                if key in deltas:  # changed by this unit before it was loaded
+                    counters[key] = Decimal(scaled + deltas[key]).scaleb(-_COUNTER_SCALE)
+                else:
+                    stored[key] = scaled
         loaded.update(wanted)
 
     def _load_deferred(self) -> None:
