@@ -35,6 +35,7 @@ from referralkit._values.records import (
     Role,
     TouchRecord,
 )
+from referralkit._values.rewards import Badge, Cash, Credit, Discount, FreePeriod, Points
 
 __all__ = [
     "CHARGEBACK_COLUMNS",
@@ -368,8 +369,8 @@ def reward(r: Sequence[Any]) -> Reward:
         program_version=r[2],
         referral_id=r[3],
         participant_id=r[4],
-        role=Role(r[5]),
-        value=codec.loads(r[6]),
+        role=_ROLES.get(r[5]) or Role(r[5]),
+        value=_reward_value(r[6]),
         policy=r[7],
         source_event_id=r[8],
         order_id=r[9],
@@ -379,6 +380,31 @@ def reward(r: Sequence[Any]) -> Reward:
         item=r[14],
         exchange_rate=rate(r[15], r[16]),
     )
+
+
+#: Reward values read lately, by their text: a program pays a few values many times over,
+#: and a value is frozen, so one decoded value serves every reward with that text.
+_VALUES: dict[str, Any] = {}
+_VALUES_KEPT: Final = 256
+_VALUE_TYPES: Final = (Cash, Credit, Discount, FreePeriod, Points, Badge)
+
+
+def _reward_value(text: str) -> Any:
+    value = _VALUES.get(text)
+    if value is None:
+        value = codec.loads(text)
+        if isinstance(value, _VALUE_TYPES):
+            if len(_VALUES) >= _VALUES_KEPT:
+                _VALUES.clear()
+            _VALUES[text] = value
+    return value
+
+
+#: Enum members by value, looked up faster than by calling the enum (which still reports a
+#: value that is none of them).
+_ROLES: Final[dict[Any, Role]] = {m.value: m for m in Role}
+_ENTRY_KINDS: Final[dict[Any, EntryKind]] = {m.value: m for m in EntryKind}
+_STATES: Final[dict[Any, RewardState]] = {m.value: m for m in RewardState}
 
 
 #: The columns of ``rk_entries`` in the order ``entry`` reads them.
@@ -404,11 +430,11 @@ def entry(r: Sequence[Any]) -> Entry:
         reward_id=r[1],
         program_id=r[2],
         participant_id=r[3],
-        kind=EntryKind(r[4]),
+        kind=_ENTRY_KINDS.get(r[4]) or EntryKind(r[4]),
         quantity=Decimal(r[5]).scaleb(-r[6]),
         at=_aware(r[7]),
         cause=r[8],
-        state_after=RewardState(r[9]),
+        state_after=_STATES.get(r[9]) or RewardState(r[9]),
         actor=r[10],
     )
 

@@ -658,7 +658,6 @@ def _dead_letter(r: Sequence[Any]) -> DeadLetter:
 
 # -- the unit of work -------------------------------------------------------------------------
 
-_ABSENT: Final[Any] = None  # a cached lookup that found no row
 #: Records kept per table by ``_SQLiteUnitOfWork._load`` for the next batches (then cleared).
 _DECODED_ROWS: Final = 2048
 _EVENT_COLUMNS: Final = "program_id, event_id, digest, schema_version, event, outcome"
@@ -747,6 +746,9 @@ class _SQLiteUnitOfWork:
         # Read caches (a key mapped to None: known to have no row) that also hold this
         # unit's own writes, and the rows waiting to be flushed.
         self._events: dict[tuple[str, str], EventRecord | None] = {}
+        # By (cache, program): the ids a prefetch loaded. One without a record in its
+        # cache has no row (a set of ids costs less than a None per id in the cache).
+        self._prefetched: dict[tuple[str, str], set[str]] = {}
         self._participants: dict[tuple[str, str], ParticipantRecord | None] = {}
         self._emails: dict[tuple[str, str], str | None] = {}
         self._code_owner: dict[tuple[str, str], CodeRecord | None] = {}
@@ -947,9 +949,10 @@ class _SQLiteUnitOfWork:
         ``visitor_ids``: their touches. ``refunded_orders``: the rewards those orders
         earned.
         """
-        self._load(self._events, event_ids, _EVENTS_IN, program_id, _event_record, 0, 1)
+        self._load(self._events, "events", event_ids, _EVENTS_IN, program_id, _event_record, 0, 1)
         self._load(
             self._participants,
+            "participants",
             participant_ids,
             _PARTICIPANTS_IN,
             program_id,
@@ -960,6 +963,7 @@ class _SQLiteUnitOfWork:
         )
         self._load(
             self._referral_of,
+            "referral_of",
             participant_ids,
             _REFEREES_IN,
             program_id,
@@ -968,9 +972,9 @@ class _SQLiteUnitOfWork:
             4,
             "rk_referrals",
         )
-        self._load(self._orders, order_ids, _ORDERS_IN, program_id, _order, 0, 1)
-        self._load(self._code_owner, codes, _CODES_IN, program_id, _code, 0, 1, "rk_codes")
-        self._load(self._refunds, refund_ids, _REFUNDS_IN, program_id, _refund, 0, 1)
+        self._load(self._orders, "orders", order_ids, _ORDERS_IN, program_id, _order, 0, 1)
+        self._load(self._code_owner, "codes", codes, _CODES_IN, program_id, _code, 0, 1, "rk_codes")
+        self._load(self._refunds, "refunds", refund_ids, _REFUNDS_IN, program_id, _refund, 0, 1)
         referrals = self._referrals
         for referral in self._referral_of.values():
             if referral is not None and referral.referral_id not in referrals:
@@ -1029,6 +1033,7 @@ class _SQLiteUnitOfWork:
     def _load(
         self,
         cache: dict[tuple[str, str], T | None],
+        name: str,
         ids: Iterable[str],
         lookup: _Lookup,
         program_id: str,
@@ -1037,28 +1042,38 @@ class _SQLiteUnitOfWork:
         k1: int,
         table: str | None = None,
     ) -> None:
-        """Load the row of each of ``ids`` not cached yet into ``cache`` (None: no row),
-        keyed by the row's columns ``k0`` and ``k1``. With ``table``, a row read again
-        (equal in every column) gives the record its first read decoded."""
-        wanted: list[str] = []
-        for i in ids:
-            key = (program_id, i)
-            if key not in cache:
-                cache[key] = _ABSENT  # until its row is found
-                wanted.append(i)
+        """Load the rows of ``ids`` that no prefetch loaded yet into ``cache``, keyed by the
+        row's columns ``k0`` and ``k1``, and note the ids as loaded under ``name`` (see
+        ``_absent``). A record the cache holds already stays: this unit's own, or read
+        since. With ``table``, a row read again (equal in every column) gives the record
+        its first read decoded."""
+        loaded = self._prefetched.get((name, program_id))
+        if loaded is None:
+            loaded = self._prefetched[(name, program_id)] = set()
+        wanted = [i for i in dict.fromkeys(ids) if i not in loaded]
         if not wanted:
             return
+        loaded.update(wanted)
         rows = self._rows_in(lookup, program_id, wanted)
         if table is None:
             for row in rows:
-                cache[(row[k0], row[k1])] = decode(row)
+                key = (row[k0], row[k1])
+                if key not in cache:
+                    cache[key] = decode(row)
             return
         decoded = self._decoded(table)
         for row in rows:
-            record = decoded.get(row)
-            if record is None:
-                record = decoded[row] = decode(row)
-            cache[(row[k0], row[k1])] = record
+            key = (row[k0], row[k1])
+            if key not in cache:
+                record = decoded.get(row)
+                if record is None:
+                    record = decoded[row] = decode(row)
+                cache[key] = record
+
+    def _absent(self, name: str, program_id: str, key: str) -> bool:
+        """Whether a prefetch found no row for ``key`` (the caller's cache has no record)."""
+        loaded = self._prefetched.get((name, program_id))
+        return loaded is not None and key in loaded
 
     def _decoded(self, table: str) -> dict[Any, Any]:
         """The records prefetches decoded from ``table``, by row (emptied when full)."""
@@ -1149,6 +1164,8 @@ class _SQLiteUnitOfWork:
         key = (program_id, event_id)
         if key in self._events:
             return self._events[key]
+        if self._prefetched and self._absent("events", program_id, event_id):
+            return None
         row = self._one(
             f"SELECT {_EVENT_COLUMNS} FROM rk_events WHERE program_id = ? AND event_id = ?", key
         )
@@ -1346,6 +1363,8 @@ class _Participants(_Repo):
         cache = self._u._participants
         if key in cache:
             return cache[key]
+        if self._u._prefetched and self._u._absent("participants", program_id, participant_id):
+            return None
         row = self._u._one(
             f"SELECT {_PARTICIPANT_COLUMNS} FROM rk_participants "
             "WHERE program_id = ? AND participant_id = ?",
@@ -1368,6 +1387,8 @@ class _Participants(_Repo):
         cache = self._u._code_owner
         if key in cache:
             return cache[key]
+        if self._u._prefetched and self._u._absent("codes", program_id, code):
+            return None
         row = self._u._one(
             f"SELECT {_CODE_COLUMNS} FROM rk_codes WHERE program_id = ? AND code = ?", key
         )
@@ -1423,6 +1444,8 @@ class _Referrals(_Repo):
         cache = self._u._referral_of
         if key in cache:
             return cache[key]
+        if self._u._prefetched and self._u._absent("referral_of", program_id, referee_id):
+            return None
         row = self._u._one(
             f"SELECT {_REFERRAL_COLUMNS} FROM rk_referrals WHERE program_id = ? AND referee_id = ?",
             key,
@@ -1581,6 +1604,8 @@ class _Orders(_Repo):
         cache = self._u._orders
         if key in cache:
             return cache[key]
+        if self._u._prefetched and self._u._absent("orders", program_id, order_id):
+            return None
         row = self._u._one(
             f"SELECT {_ORDER_COLUMNS} FROM rk_orders WHERE program_id = ? AND order_id = ?", key
         )
@@ -1629,6 +1654,8 @@ class _Orders(_Repo):
         cache = self._u._refunds
         if key in cache:
             return cache[key]
+        if self._u._prefetched and self._u._absent("refunds", program_id, refund_id):
+            return None
         row = self._u._one(
             f"SELECT {_REFUND_COLUMNS} FROM rk_refunds WHERE program_id = ? AND refund_id = ?", key
         )
