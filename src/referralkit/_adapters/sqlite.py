@@ -363,8 +363,8 @@ class SQLiteStore:
             self._migrate()
             self._json_ids = _has_json_each(conn)
             # Records decoded by batch prefetches, by table and by the row they were read
-            # from: a batch reads the same codes, buyers and referrals as the batch before
-            # it, and a record is a frozen value, so an equal row gives the record again.
+            # from: a batch reads many of the codes and referrals the batches before it
+            # read, and a record is a frozen value, so an equal row gives it again.
             self._decoded: dict[str, dict[Any, Any]] = {}
         except sqlite3.Error as exc:
             conn.close()
@@ -959,7 +959,6 @@ class _SQLiteUnitOfWork:
             _participant,
             0,
             1,
-            "rk_participants",
         )
         self._load(
             self._referral_of,
