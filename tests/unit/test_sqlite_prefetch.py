@@ -210,6 +210,11 @@ def test_a_row_corrupted_since_an_earlier_batch_raises_corrupt_record_error(
         uow.prefetch(P, codes=["bob"])
     assert "rk_codes" in str(info.value)
     assert "bob" in str(info.value)
+    with store.unit_of_work() as uow:  # the failed read left nothing behind
+        uow.participants.put(participant("cy"))
+        uow.commit()
+    with store.unit_of_work() as uow:
+        assert uow.participants.get(P, "cy") == participant("cy")
     store.close()
 
 

@@ -695,15 +695,16 @@ class _Lookup:
         self, table: str, columns: str, column: str, *, by_program: bool = True, order: str = ""
     ) -> None:
         qualified = ", ".join(f"t.{name.strip()}" for name in columns.split(","))
-        program = "t.program_id = ? AND " if by_program else ""
+        in_program = "program_id = ? AND " if by_program else ""
         #: The ids as one JSON array that drives the loop: one index search per id (CROSS
         #: JOIN fixes the order), and the same text for any number of ids, prepared once.
         self.joined = (
             f"SELECT {qualified} FROM json_each(?) AS j CROSS JOIN {table} AS t "
-            f"ON {program}t.{column} = j.value" + (f" ORDER BY t.{order}" if order else "")
+            f"ON {in_program and 't.' + in_program}t.{column} = j.value"
+            + (f" ORDER BY t.{order}" if order else "")
         )
         #: The ids bound one ``?`` each (``{}``: the marks), where ``joined`` cannot serve.
-        self.listed = f"SELECT {columns} FROM {table} WHERE {program[2:]}{column} IN ({{}})" + (
+        self.listed = f"SELECT {columns} FROM {table} WHERE {in_program}{column} IN ({{}})" + (
             f" ORDER BY {order}" if order else ""
         )
         self.by_program = by_program
@@ -746,9 +747,6 @@ class _SQLiteUnitOfWork:
         # Read caches (a key mapped to None: known to have no row) that also hold this
         # unit's own writes, and the rows waiting to be flushed.
         self._events: dict[tuple[str, str], EventRecord | None] = {}
-        # By (cache, program): the ids a prefetch loaded. One without a record in its
-        # cache has no row (a set of ids costs less than a None per id in the cache).
-        self._prefetched: dict[tuple[str, str], set[str]] = {}
         self._participants: dict[tuple[str, str], ParticipantRecord | None] = {}
         self._emails: dict[tuple[str, str], str | None] = {}
         self._code_owner: dict[tuple[str, str], CodeRecord | None] = {}
@@ -757,6 +755,9 @@ class _SQLiteUnitOfWork:
         self._orders: dict[tuple[str, str], OrderRecord | None] = {}
         self._refunds: dict[tuple[str, str], RefundRecord | None] = {}
         self._chargebacks: dict[tuple[str, str], ChargebackRecord | None] = {}
+        # By (cache, program): the ids a prefetch loaded. One without a record in its
+        # cache has no row (a set of ids costs less than a None per id in the cache).
+        self._prefetched: dict[tuple[str, str], set[str]] = {}
         self._counters: dict[CounterKey, Decimal] = {}
         # Counters a prefetch loaded and nothing has read or changed yet: the stored
         # value, scaled (a Decimal is made when one is first read or changed).
