@@ -333,10 +333,16 @@ def _ref_digest_fields(cls: type) -> tuple[tuple[str, Any], ...]:
     return tuple(out)
 
 
+_REF_DIGEST_FIELDS: dict[type, tuple[tuple[str, Any], ...]] = {}
+
+
 def ref_record_digest(value: Any) -> str:
     cls = type(value)
+    fields = _REF_DIGEST_FIELDS.get(cls)
+    if fields is None:
+        fields = _REF_DIGEST_FIELDS[cls] = _ref_digest_fields(cls)
     parts: list[Any] = [cls.__name__]
-    for name, default in _ref_digest_fields(cls):
+    for name, default in fields:
         field = getattr(value, name)
         if field is default:
             continue

@@ -505,11 +505,13 @@ def _write_grant(g: records.RewardGrant) -> str:
 def _reversal_row(r: records.Reversal) -> str:
     """A reversal as ``_encode_outcome`` lists it, as text."""
     unit = r.unit
-    row = [r.reward_id, r.participant_id, unit.kind, unit.code, str(r.quantity)]
     try:
-        return "[" + ",".join(map(_string, row)) + "]"
+        return (
+            f"[{_string(r.reward_id)},{_string(r.participant_id)},{_string(unit.kind)},"
+            f"{_string(unit.code)},{_string(str(r.quantity))}]"
+        )
     except TypeError:  # a value that is not a str: as the JSON encoder writes it
-        return _DUMPS(row)
+        return _DUMPS([r.reward_id, r.participant_id, unit.kind, unit.code, str(r.quantity)])
 
 
 def _write_outcome(o: records.Outcome) -> str:
@@ -520,10 +522,15 @@ def _write_outcome(o: records.Outcome) -> str:
         grants_text = "[]"
     else:
         grants_text = "[" + ",".join([_write_grant(g) for g in grants]) + "]"
-    if type(reward_ids) is tuple:
-        ids_text = _DUMPS(reward_ids) if reward_ids else "[]"
-    else:
+    if type(reward_ids) is not tuple:
         ids_text = _DUMPS(list(reward_ids))
+    elif not reward_ids:
+        ids_text = "[]"
+    else:
+        try:
+            ids_text = "[" + ",".join(map(_string, reward_ids)) + "]"
+        except TypeError:  # an id that is not a str: as the JSON encoder writes it
+            ids_text = _DUMPS(reward_ids)
     if type(reversals) is tuple and not reversals:
         reversals_text = "[]"
     else:
