@@ -321,20 +321,28 @@ def first_guess(annotation: Any) -> str | None:
     return names.pop() if len(names) == 1 else None
 
 
-def _digest_source(cls: type) -> list[str]:
+def _digest_source(cls: type, namespace: dict[str, Any]) -> list[str]:
     """The source of ``digest(value)`` for ``cls``: one block per public field, leaving out
-    a field that holds its default, adding its name and flattened value otherwise."""
+    a field that holds its default, adding its name and flattened value otherwise. The
+    classes with an encoder of their own (``Money``) that it names go into ``namespace``."""
     lines = [
         f"def digest(value: {cls.__qualname__!r}) -> str:",
         f"    text = {'[' + _string(cls.__name__)!r}",
     ]
     guesses = {f.name: first_guess(f.type) for f in attrs.fields(cls)}
+    encoded = {t.__name__: t for t in _ENCODERS if t.__module__ != "builtins"}
     for name, default in _digest_fields(cls):
         guess = guesses[name]
         if guess == "datetime":
             flat = "_string(_utc(field)) if type(field) is datetime else _flat_json(field)"
         elif guess == "str":
             flat = "_string(field) if type(field) is str else _flat_json(field)"
+        elif guess in encoded:  # Money, as _flat_json does it, without the other tests
+            namespace[f"_{guess}"] = encoded[guess]
+            flat = (
+                f"scalar_json(_ENCODERS[_{guess}](field)) if type(field) is _{guess} "
+                "else _flat_json(field)"
+            )
         else:
             flat = "_flat_json(field)"
         test = when_not_default(default, _EMPTY, "_CONTAINERS")
@@ -367,12 +375,15 @@ def record_digest(value: Any) -> str:
             "_utc": _utc,
             "datetime": datetime,
             "sha256": hashlib.sha256,
+            "scalar_json": scalar_json,
             "_CONTAINERS": _CONTAINERS,
+            "_ENCODERS": _ENCODERS,
             "_flat_json": _flat_json,
             "_string": _string,
         }
+        source = _digest_source(cls, namespace)
         digest_of = _DIGESTERS[cls] = generated_function(
-            "digest", _digest_source(cls), namespace, about=f"record_digest of {cls.__qualname__}"
+            "digest", source, namespace, about=f"record_digest of {cls.__qualname__}"
         )
     return digest_of(value)
 
