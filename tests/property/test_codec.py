@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import json
 from datetime import UTC, datetime
+from decimal import Decimal
 
 from hypothesis import given
 from hypothesis import strategies as st
@@ -80,3 +81,80 @@ def test_compact_json_writes_what_the_standard_encoder_writes(value):
     the same settings, so digests and stored text do not change."""
     standard = json.JSONEncoder(separators=(",", ":"), ensure_ascii=False).encode
     assert compact_json(value) == standard(value)
+
+
+def test_the_stored_text_of_an_event_an_outcome_and_an_explanation_does_not_change():
+    """Pinned as earlier releases wrote it: stores hold this text, and readers of their
+    tables may compare it."""
+    at = datetime(2026, 1, 5, 9, 0, 0, 25, tzinfo=UTC)
+    purchase = rk.Purchase(
+        event_id="p1",
+        participant_id="bob",
+        order_id="o1",
+        amount=rk.Money("80.00", "USD"),
+        at=at,
+        items=(rk.LineItem(sku="sku-1", quantity=2, unit_price=rk.Money("40.00", "USD")),),
+        metadata={"note": 'gift "x"', "n": [1, 2.5, None]},
+    )
+    outcome = rk.Outcome(
+        "e6",
+        "purchase",
+        False,
+        "ref_1",
+        grants=(
+            rk.RewardGrant(
+                rk.Role.REFERRER, "ann", rk.Cash(rk.Money("20.00", "USD")), "double_sided"
+            ),
+            rk.RewardGrant(
+                rk.Role.REFEREE,
+                "bob",
+                rk.Points(5),
+                "m",
+                milestone=rk.MilestoneReached("first", 1, 1),
+                item="sku-1",
+            ),
+        ),
+        reward_ids=("rwd_1", "rwd_2"),
+        reversals=(rk.Reversal("rwd_0", "ann", rk.Unit("cash", "USD"), Decimal("15.35")),),
+        decisions=(
+            rk.Decision.of(
+                "double_sided",
+                rk.Verdict.GRANTED,
+                "policy.granted",
+                role="referrer",
+                value="20.00 USD cash",
+            ),
+        ),
+    )
+    explanation = (
+        rk.Decision.of(
+            "attribution",
+            rk.Verdict.NOTED,
+            "touch.won",
+            kind="code",
+            at="2026-01-05T09:00:44+00:00",
+        ),
+    )
+    assert codec.dumps(purchase) == (
+        '{"$t":"Purchase","f":{"event_id":"p1","participant_id":"bob","order_id":"o1",'
+        '"amount":{"$m":["80.00","USD"]},"at":{"$dt":"2026-01-05T09:00:00.000025+00:00"},'
+        '"items":{"$tu":[{"$t":"LineItem","f":{"sku":"sku-1","quantity":2,'
+        '"unit_price":{"$m":["40.00","USD"]}}}]},'
+        '"metadata":{"$map":{"note":"gift \\"x\\"","n":[1,2.5,null]}}}}'
+    )
+    assert codec.dumps(outcome) == (
+        '{"$o":["e6","purchase",false,"ref_1",'
+        '[["referrer","ann",{"$t":"Cash","f":{"amount":{"$m":["20.00","USD"]}}},'
+        '"double_sided","policy.granted"],'
+        '["referee","bob",{"$t":"Points","f":{"points":5}},"m","policy.granted",'
+        '{"$t":"MilestoneReached","f":{"name":"first","threshold":1,"count":1}},"sku-1"]],'
+        '["rwd_1","rwd_2"],[["rwd_0","ann","cash","USD","15.35"]],'
+        '[["double_sided","granted","policy.granted",'
+        '[["role","referrer"],["value","20.00 USD cash"]]]]]}'
+    )
+    assert codec.dumps(explanation) == (
+        '{"$tu":[{"$D":["attribution","noted","touch.won",'
+        '[["kind","code"],["at","2026-01-05T09:00:44+00:00"]]]}]}'
+    )
+    for value in (purchase, outcome, explanation):
+        assert codec.loads(codec.dumps(value)) == value

@@ -155,7 +155,12 @@ class Decision:
     @classmethod
     def of(cls, source: str, verdict: Verdict, code: str, /, **params: object) -> Decision:
         """A decision whose parameters are given as keywords (converted to strings)."""
-        return cls(source, verdict, code, tuple((k, str(v)) for k, v in params.items()))
+        return cls(
+            source,
+            verdict,
+            code,
+            tuple([(k, v if type(v) is str else str(v)) for k, v in params.items()]),
+        )
 
     @property
     def param_map(self) -> dict[str, str]:

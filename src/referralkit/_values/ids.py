@@ -6,6 +6,8 @@ import hashlib
 
 __all__ = ["derive_id", "sub_id"]
 
+_sha256 = hashlib.sha256
+
 
 def derive_id(prefix: str, *parts: str) -> str:
     """An id such as ``rwd_3f2a...`` derived from ``parts`` with SHA-256.
@@ -13,8 +15,8 @@ def derive_id(prefix: str, *parts: str) -> str:
     The parts are joined with a separator that cannot occur in them unnoticed (each part is
     length-prefixed, in characters), so ``("ab", "c")`` and ``("a", "bc")`` give different ids.
     """
-    text = "".join(f"{len(part)}:{part}" for part in parts)
-    return f"{prefix}_{hashlib.sha256(text.encode()).hexdigest()[:24]}"
+    text = "".join([f"{len(part)}:{part}" for part in parts])
+    return f"{prefix}_{_sha256(text.encode()).hexdigest()[:24]}"
 
 
 def sub_id(prefix: str, parent_id: str, suffix: str) -> str:
