@@ -23,6 +23,7 @@ from referralkit._values.canonical import (
     compact_json,
     first_guess,
     generated_function,
+    scalar_json,
     utc_isoformat,
     when_not_default,
 )
@@ -366,27 +367,21 @@ _DUMPS: Callable[[Any], str] = compact_json
 _string: Callable[[str], str] = json.encoder.encode_basestring  # as compact_json writes a str
 
 
-def _raw(value: Any) -> str:
-    """A value that the tagged form hands to the JSON encoder as it is."""
-    if type(value) is str:
-        return _string(value)
-    if value is None:
-        return "null"
-    if value is True:
-        return "true"
-    if value is False:
-        return "false"
-    return _DUMPS(value)
+_raw = scalar_json  # a value the tagged form hands to the JSON encoder as it is
 
 
-def _text(value: Any) -> str:
-    """``compact_json(encode(value))``."""
+def dumps(value: Any) -> str:
+    """``value`` encoded as compact JSON text: ``compact_json(encode(value))``, written
+    directly."""
     if type(value) is str:
         return _string(value)
     writer = _WRITERS.get(type(value))
     if writer is not None:
         return writer(value)
     return _DUMPS(encode(value))
+
+
+_text = dumps  # the name the generated writers call
 
 
 def _write_money(m: Money) -> str:
@@ -583,17 +578,6 @@ for _cls in _CLASSES.values():
         _WRITERS[_cls] = _write_enum
     elif _cls not in _WRITERS:
         _WRITERS[_cls] = _write_attrs  # replaced by the class's own writer on first use
-
-
-def dumps(value: Any) -> str:
-    """``value`` encoded as compact JSON text: ``compact_json(encode(value))``, written
-    directly."""
-    if type(value) is str:
-        return _string(value)
-    writer = _WRITERS.get(type(value))
-    if writer is not None:
-        return writer(value)
-    return _DUMPS(encode(value))
 
 
 def loads(text: str) -> Any:
