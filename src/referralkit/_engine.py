@@ -158,6 +158,45 @@ _TOUCH_VERDICTS: dict[TouchVerdict, tuple[Verdict, str]] = {
 }
 
 
+class _VersionPlan:
+    """What the engine reads of a program version on every event, worked out once."""
+
+    __slots__ = (
+        "caps",
+        "limits",
+        "needs",
+        "referee_limits",
+        "status_levels",
+        "when",
+    )
+
+    def __init__(self, version: Program) -> None:
+        caps = version.caps
+        # (counter, its stored name, whose it is: 0 the program, 1 the referee, 2 the
+        # referrer), in the order ``version.needs()`` iterates.
+        needs: list[tuple[Counter, str, int]] = []
+        for counter in version.needs():
+            if counter is Counter.PROGRAM_SPEND:
+                whose = 0
+            elif (
+                counter is Counter.REFEREE_PURCHASES or counter is Counter.REFEREE_EXISTING_CUSTOMER
+            ):
+                whose = 1
+            else:
+                whose = 2
+            needs.append((counter, counter.value, whose))
+        self.needs: tuple[tuple[Counter, str, int], ...] = tuple(needs)
+        self.caps = bool(caps)
+        self.referee_limits = bool(caps.max_referee_purchases or caps.referee_window)
+        self.limits = self.caps or version.budget is not None
+        self.when = version.precedence != "all" and any(
+            isinstance(policy, When) for policy in version.policies
+        )
+        self.status_levels: StatusLevels | None = next(
+            (p for p in version.policies if isinstance(p, StatusLevels)), None
+        )
+
+
 def _touch_decision(record: TouchRecord, verdict: TouchVerdict, reason: str) -> Decision:
     """One line of an attribution explanation: a touch, what became of it, and why."""
     outcome, code = _TOUCH_VERDICTS[verdict]
@@ -304,6 +343,10 @@ class Engine(Reattribution, LedgerOperations):
         self._program_id = program.id
         self._versions: dict[int, Program] = {}
         self._by_effective: list[Program] = []
+        self._plans: dict[int, _VersionPlan] = {}
+        self._latest: Program = program
+        self._single: Program | None = None  # the only version, when there is one
+        self._slots_counted = False  # a version caps the referee's rewarded purchases
         self._rolling: frozenset[str] = frozenset()  # bases counted per month
         for version in (*history, program):
             self.publish(version)
@@ -312,7 +355,7 @@ class Engine(Reattribution, LedgerOperations):
     @property
     def program(self) -> Program:
         """The latest published version."""
-        return self._versions[max(self._versions)]
+        return self._latest
 
     @property
     def store(self) -> Store:
@@ -371,9 +414,13 @@ class Engine(Reattribution, LedgerOperations):
         # Workers starting together may publish at once: the loser retries and finds it.
         record = self._transact(work)
         self._versions[program.version] = program
+        self._plans[program.version] = _VersionPlan(program)
+        self._latest = self._versions[max(self._versions)]
         self._by_effective = sorted(
             self._versions.values(), key=lambda p: (p.effective_at, p.version)
         )
+        self._single = self._by_effective[0] if len(self._by_effective) == 1 else None
+        self._slots_counted = any(v.caps.max_referee_purchases for v in self._by_effective)
         self._rolling = frozenset(
             self._rolling_basis(policy.basis, policy.account)
             for version in self._by_effective
@@ -383,11 +430,20 @@ class Engine(Reattribution, LedgerOperations):
         return record
 
     def _in_force(self, at: datetime) -> Program:
+        if self._single is not None:
+            return self._single
         chosen = self._by_effective[0]
         for version in self._by_effective:
             if version.effective_at <= at:
                 chosen = version
         return chosen
+
+    def _plan(self, version: Program) -> _VersionPlan:
+        """The worked-out terms of ``version`` (a published one, or any other)."""
+        plan = self._plans.get(version.version)
+        if plan is None or self._versions[version.version] is not version:
+            return _VersionPlan(version)
+        return plan
 
     def _version(self, version: int, referral_id: str) -> Program:
         try:
@@ -1529,8 +1585,14 @@ class Engine(Reattribution, LedgerOperations):
         referral: Referral,
         extra: Sequence[CounterKey] = (),
     ) -> dict[CounterKey, Decimal]:
-        keys = [self._counter_key(c, referral) for c in version.needs()]
-        return uow.counters.get([*keys, *extra])
+        needs = self._plan(version).needs
+        if not needs:
+            return uow.counters.get(list(extra))
+        pid = self._program_id
+        whose = ("", referral.referee_id, referral.referrer_id)
+        keys: list[CounterKey] = [(pid, name, whose[w]) for _, name, w in needs]
+        keys.extend(extra)
+        return uow.counters.get(keys)
 
     def _counter_key(self, counter: Counter, referral: Referral) -> CounterKey:
         if counter is Counter.PROGRAM_SPEND:
@@ -1560,10 +1622,18 @@ class Engine(Reattribution, LedgerOperations):
                 "engine", Verdict.REFUSED, "referral.rejected", referral_id=referral.referral_id
             )
             return (), (), [refused]
-        counters = {c: snapshot.get(self._counter_key(c, referral), _ZERO) for c in version.needs()}
+        plan = self._plan(version)
+        counters: dict[Counter, Decimal] = {}
+        if plan.needs:
+            whose = ("", referral.referee_id, referral.referrer_id)
+            for counter, name, w in plan.needs:
+                counters[counter] = snapshot.get((pid, name, whose[w]), _ZERO)
+        is_purchase = isinstance(ev, Purchase)
+        currency = version.currency
         decisions: list[Decision] = []
         grants: list[RewardGrant] = []
         conditional: list[tuple[str, PolicyResult]] = []
+        base_of = None
         for policy in version.policies:
             trigger = policy.trigger
             if trigger not in triggers:
@@ -1580,26 +1650,30 @@ class Engine(Reattribution, LedgerOperations):
                         )
                     )
                 continue
+            if base_of is None:
+                base_of = (
+                    (None,)
+                    if not is_purchase or version.commissionable_base == "total"
+                    else (ev.net(),)  # type: ignore[union-attr]
+                )
             ctx = PolicyContext(
                 program_id=pid,
                 program_version=version.version,
-                currency=version.currency,
+                currency=currency,
                 rounding=version.rounding,
                 referral=referral,
                 event=ev,
                 trigger=trigger,
                 counters=counters,
-                base=None
-                if not isinstance(ev, Purchase) or version.commissionable_base == "total"
-                else ev.net(),
+                base=base_of[0],
                 referee_country=country,
             )
             result = policy.evaluate(ctx)
             for grant in result.grants:
                 amount = getattr(grant.value, "amount", None)
-                if isinstance(amount, Money) and amount.currency != version.currency:
+                if isinstance(amount, Money) and amount.currency != currency:
                     raise InvalidProgramError(
-                        f"{policy.name}.grant", grant.value, f"must be in {version.currency}"
+                        f"{policy.name}.grant", grant.value, f"must be in {currency}"
                     )
                 if grant.participant_id not in (referral.referrer_id, referral.referee_id):
                     raise InvalidProgramError(
@@ -1607,7 +1681,7 @@ class Engine(Reattribution, LedgerOperations):
                         grant.participant_id,
                         "must be the referral's referrer or referee",
                     )
-            if version.precedence != "all" and isinstance(policy, When):
+            if plan.when and isinstance(policy, When):
                 conditional.append((policy.name, result))
                 continue
             grants.extend(result.grants)
@@ -1619,85 +1693,125 @@ class Engine(Reattribution, LedgerOperations):
                 if i in kept:
                     grants.extend(result.grants)
             decisions.extend(dropped)
+        if not grants:
+            if plan.referee_limits:
+                self._referee_used(uow, referral, ev, False, False)
+            return (), (), decisions
         gate = None
-        if grants and (version.caps.max_referee_purchases or version.caps.referee_window):
+        if plan.referee_limits:
             gate = self._referee_gate(uow, version, referral, ev)
             if gate is not None:
                 grants = []
                 decisions.append(gate)
-        if any(g.milestone is not None for g in grants):
+        milestones = False
+        for grant in grants:
+            if grant.milestone is not None:
+                milestones = True
+                break
+        if milestones:
             grants = self._once(uow, grants, decisions)
-        plan = None
-        if grants and (version.caps or version.budget is not None):
-            plan = self._limits(uow, version, referral, ev.at, grants)
-            grants = list(plan.grants)
-            decisions.extend(plan.decisions)
+        limits = None
+        if grants and plan.limits:
+            limits = self._limits(uow, version, referral, ev.at, grants)
+            grants = list(limits.grants)
+            decisions.extend(limits.decisions)
         seen: dict[tuple[str, str], int] = {}
         reward_ids: list[str] = []
         notifications: list[Notification] = []
         spend = _ZERO
+        at = ev.at
+        event_id = ev.event_id
+        order_id = ev.order_id if is_purchase else None  # type: ignore[union-attr]
+        held = referral.status == "held"
+        referral_id = referral.referral_id
+        referee = referral.referee_id
+        version_number = version.version
+        add_reward = uow.ledger.add_reward
+        payable_at_of = version.payable_at
+        payable: dict[str, datetime] = {}
         for grant in grants:
-            n = seen.get((grant.policy, grant.role), 0)
-            seen[(grant.policy, grant.role)] = n + 1
-            payable_at = version.payable_at(ev.at, grant.policy)
-            reward = Reward(
-                reward_id=derive_id(
-                    "rwd", pid, ev.event_id, grant.policy, grant.role, str(n), *salt
+            name = grant.policy
+            role = grant.role
+            milestone = grant.milestone
+            n = seen.get((name, role), 0)
+            seen[(name, role)] = n + 1
+            payable_at = payable.get(name)
+            if payable_at is None:
+                payable_at = payable[name] = payable_at_of(at, name)
+            value = grant.value
+            if milestone is None:
+                reward = Reward(
+                    derive_id("rwd", pid, event_id, name, role, str(n), *salt),
+                    pid,
+                    version_number,
+                    referral_id,
+                    grant.participant_id,
+                    role,
+                    value,
+                    name,
+                    event_id,
+                    order_id,
+                    base,
+                    at,
+                    payable_at,
+                    grant.item,
+                    rate,
                 )
-                if grant.milestone is None
-                else self._milestone_id(grant),
-                program_id=pid,
-                program_version=version.version,
-                referral_id=referral.referral_id,
-                participant_id=grant.participant_id,
-                role=grant.role,
-                value=grant.value,
-                policy=grant.policy,
-                source_event_id=ev.event_id,
-                order_id=ev.order_id
-                if isinstance(ev, Purchase) and grant.milestone is None
-                else None,
-                base_amount=base if grant.milestone is None else None,
-                created_at=ev.at,
-                payable_at=payable_at,
-                item=grant.item,
-                exchange_rate=rate if grant.milestone is None else None,
-            )
+            else:
+                reward = Reward(
+                    self._milestone_id(grant),
+                    pid,
+                    version_number,
+                    referral_id,
+                    grant.participant_id,
+                    role,
+                    value,
+                    name,
+                    event_id,
+                    None,
+                    None,
+                    at,
+                    payable_at,
+                    grant.item,
+                    None,
+                )
+            reward_id = reward.reward_id
             granted = grant_entry(reward)
-            uow.ledger.add_reward(reward, granted)
-            if referral.status == "held":
+            add_reward(reward, granted)
+            if held:
                 # A referral held by a fraud check (or a later finding): its rewards wait
                 # for an operator's decision (Engine.release_referral / reject_referral).
                 self._hold_in(
-                    uow, RewardView(reward, (granted,)), ev.at, _REFERRAL_HELD, _FRAUD_ACTOR, None
+                    uow, RewardView(reward, (granted,)), at, _REFERRAL_HELD, _FRAUD_ACTOR, None
                 )
-            reward_ids.append(reward.reward_id)
-            if reward.unit.is_money:
-                spend += reward.value.quantity
+            reward_ids.append(reward_id)
+            unit = value.unit
+            if unit.is_money:
+                spend += value.quantity
             notifications.append(
                 Notification(
-                    notification_id=sub_id("ntf", reward.reward_id, "earned"),
-                    program_id=pid,
-                    kind="reward_earned",
-                    recipient_id=grant.participant_id,
-                    created_at=ev.at,
-                    data={
-                        "reward_id": reward.reward_id,
-                        "role": grant.role.value,
-                        "value": str(grant.value),
+                    sub_id("ntf", reward_id, "earned"),
+                    pid,
+                    "reward_earned",
+                    grant.participant_id,
+                    at,
+                    {
+                        "reward_id": reward_id,
+                        "role": role.value,
+                        "value": str(value),
                         "payable_on": payable_at.date().isoformat(),
-                        "referral_id": referral.referral_id,
-                        "referee": referral.referee_id,
+                        "referral_id": referral_id,
+                        "referee": referee,
                     },
                 )
             )
-            if grant.milestone is not None or reward.unit.kind == "points":
+            if milestone is not None or unit.kind == "points":
                 self._granted_extra(uow, reward, grant, ev, notifications, salt)
         if spend:
             uow.counters.add((pid, Counter.PROGRAM_SPEND.value, ""), spend)
-        if plan is not None:
-            self._spend(uow, version, plan, ev.at, notifications)
-        if version.caps.max_referee_purchases or version.caps.referee_window:
+        if limits is not None:
+            self._spend(uow, version, limits, at, notifications)
+        if plan.referee_limits:
             self._referee_used(uow, referral, ev, bool(grants), gate is not None)
         if notifications:
             uow.outbox.add(notifications)
@@ -1785,10 +1899,7 @@ class Engine(Reattribution, LedgerOperations):
         )
 
     def _status_levels(self, at: datetime) -> StatusLevels | None:
-        for policy in self._in_force(at).policies:
-            if isinstance(policy, StatusLevels):
-                return policy
-        return None
+        return self._plan(self._in_force(at)).status_levels
 
     def _count_rolling(
         self,
@@ -2052,7 +2163,7 @@ class Engine(Reattribution, LedgerOperations):
     def _give_back(self, uow: UnitOfWork, reward: Reward, quantity: Decimal) -> None:
         """Return a reversed money quantity to the spend counters it was counted in."""
         version = self._version(reward.program_version, reward.referral_id)
-        if not version.caps:
+        if not self._plan(version).caps:
             return
         keys = spend_keys(
             version.caps,
@@ -2129,7 +2240,7 @@ class Engine(Reattribution, LedgerOperations):
     def _free_slot(self, uow: UnitOfWork, order: OrderRecord, referral_id: str) -> None:
         """A wholly refunded or charged-back order gives back the purchase slot it used
         under ``Caps(max_referee_purchases=...)``, so a later purchase may earn again."""
-        if not any(v.caps.max_referee_purchases for v in self._by_effective):
+        if not self._slots_counted:
             return  # no version counts slots: no read
         referral = uow.referrals.get(referral_id)
         assert referral is not None
