@@ -151,6 +151,15 @@ _MARK_BATCH = 100  # delivery attempts recorded per unit of work
 _REFERRAL_HELD = "referral held for review"
 _FRAUD_ACTOR = "fraud_check"
 _IDENTITY_FIELDS = ("device", "payment_fingerprint", "payout_account", "ip")
+# The counters' stored names, read once (an enum's .value is a property).
+_PROGRAM_SPEND = Counter.PROGRAM_SPEND.value
+_REFEREE_PURCHASES = Counter.REFEREE_PURCHASES.value
+_REFERRER_REFERRALS = Counter.REFERRER_REFERRALS.value
+_REFERRER_REVENUE_REFERRED = Counter.REFERRER_REVENUE_REFERRED.value
+_REFERRER_SUCCESSFUL_REFERRALS = Counter.REFERRER_SUCCESSFUL_REFERRALS.value
+_NO_DATA: dict[str, str] = {}  # never changed: the data of touches without any
+_SIGNUP_TRIGGERS = frozenset({Trigger.SIGNUP})
+_NO_CODE = Decision("attribution", Verdict.NOTED, "referral.no_code")
 _TOUCH_VERDICTS: dict[TouchVerdict, tuple[Verdict, str]] = {
     TouchVerdict.WON: (Verdict.NOTED, "touch.won"),
     TouchVerdict.LOST: (Verdict.SKIPPED, "touch.lost"),
@@ -195,6 +204,10 @@ class _VersionPlan:
         self.status_levels: StatusLevels | None = next(
             (p for p in version.policies if isinstance(p, StatusLevels)), None
         )
+
+
+def _touch_order(record: TouchRecord) -> tuple[datetime, str]:
+    return record.at, record.touch_id
 
 
 def _touch_decision(record: TouchRecord, verdict: TouchVerdict, reason: str) -> Decision:
@@ -621,10 +634,14 @@ class Engine(Reattribution, LedgerOperations):
             try:
                 with self._store.unit_of_work() as uow:
                     self._prefetch(uow, batch)
-                    outcomes: list[Outcome | ReferralKitError] = [
-                        item if isinstance(item, ReferralKitError) else self._handle_in(uow, *item)
-                        for item in prepared
-                    ]
+                    handle_in = self._handle_in
+                    outcomes: list[Outcome | ReferralKitError] = []
+                    append = outcomes.append
+                    for item in prepared:
+                        if isinstance(item, tuple):
+                            append(handle_in(uow, item[0], item[1]))
+                        else:
+                            append(item)
                     uow.commit()
                 return outcomes
             except ReferralKitError:
@@ -738,7 +755,16 @@ class Engine(Reattribution, LedgerOperations):
                     "event_id", event.event_id, "was recorded before with a different payload"
                 )
             return attrs.evolve(seen.outcome, duplicate=True)
-        if isinstance(event, Signup):
+        kind = type(event)
+        if kind is Click:
+            outcome = self._click(uow, event)  # type: ignore[arg-type]
+        elif kind is Purchase:
+            outcome = self._purchase(uow, event)  # type: ignore[arg-type]
+        elif kind is Signup:
+            outcome = self._signup(uow, event)  # type: ignore[arg-type]
+        elif kind is Refund:
+            outcome = self._refund(uow, event)  # type: ignore[arg-type]
+        elif isinstance(event, Signup):
             outcome = self._signup(uow, event)
         elif isinstance(event, Purchase):
             outcome = self._purchase(uow, event)
@@ -775,7 +801,15 @@ class Engine(Reattribution, LedgerOperations):
             late = self._hold_late_self_referrals(uow, who, email, ev.at)
         version = self._in_force(ev.at)
         rules = version.attribution
-        identity = {name: getattr(ev, name) for name in _IDENTITY_FIELDS if getattr(ev, name)}
+        identity: dict[str, str] = {}  # _IDENTITY_FIELDS that are set, in that order
+        if ev.device:
+            identity["device"] = ev.device
+        if ev.payment_fingerprint:
+            identity["payment_fingerprint"] = ev.payment_fingerprint
+        if ev.payout_account:
+            identity["payout_account"] = ev.payout_account
+        if ev.ip:
+            identity["ip"] = ev.ip
         if ev.visitor_id is not None or identity:
             # The visitor and the keyed hashes are remembered for later decisions.
             uow.touches.add(
@@ -807,12 +841,24 @@ class Engine(Reattribution, LedgerOperations):
             uow.touches.attach(pid, ev.visitor_id, who)
         was_customer = existing is not None or ev.existing_customer
         referral, decisions, held = self._attribute(
-            uow, version, rules, ev, who, [*stored, *fresh], refused, was_customer, email
+            uow,
+            version,
+            rules,
+            ev,
+            who,
+            [*stored, *fresh] if stored else fresh,
+            refused,
+            was_customer,
+            email,
         )
         if referral is None:
             if not decisions:
-                decisions = [Decision.of("attribution", Verdict.NOTED, "referral.no_code")]
-            return Outcome(ev.event_id, ev.kind, decisions=(*late, *decisions))
+                decisions = [_NO_CODE]
+            return Outcome(
+                ev.event_id,
+                ev.kind,
+                decisions=(*late, *decisions) if late else tuple(decisions),
+            )
         if existing is not None and not ev.existing_customer:
             # Seen buying before this sign-up, and referrable all the same: the counter
             # tells ``referee.new_customer`` they were a customer before the referral.
@@ -824,19 +870,22 @@ class Engine(Reattribution, LedgerOperations):
             version,
             referral,
             ev,
-            frozenset({Trigger.SIGNUP}),
+            _SIGNUP_TRIGGERS,
             snapshot,
             None,
             None,
             ev.country,
         )
+        if late:
+            decisions[:0] = late
+        decisions.extend(policy_decisions)
         return Outcome(
             ev.event_id,
             ev.kind,
             referral_id=referral.referral_id,
             grants=grants,
             reward_ids=reward_ids,
-            decisions=(*late, *decisions, *policy_decisions),
+            decisions=tuple(decisions),
         )
 
     def _repeated_signup(self, uow: UnitOfWork, ev: Signup) -> Outcome:
@@ -865,16 +914,18 @@ class Engine(Reattribution, LedgerOperations):
         ):
             raise InvalidEventError("click.at", ev.at, "is in the future")
         owner = None
-        if ev.visitor_id is not None and (ev.code is not None or ev.link_token is not None):
-            known = uow.touches.of_visitor(self._program_id, ev.visitor_id)
-            owners = {t.participant_id for t in known if t.participant_id is not None}
-            if len(owners) == 1:  # the visitor signed up already
-                owner = owners.pop()
-        fresh, refused = self._event_touches(uow, ev, owner, ev.visitor_id)
-        if ev.visitor_id is not None:
+        visitor = ev.visitor_id
+        if visitor is not None and (ev.code is not None or ev.link_token is not None):
+            known = uow.touches.of_visitor(self._program_id, visitor)
+            if known:
+                owners = {t.participant_id for t in known if t.participant_id is not None}
+                if len(owners) == 1:  # the visitor signed up already
+                    owner = owners.pop()
+        fresh, refused = self._event_touches(uow, ev, owner, visitor)
+        if visitor is not None:
             for record in fresh:
                 uow.touches.add(record)
-        return Outcome(ev.event_id, ev.kind, decisions=tuple(refused))
+        return Outcome(ev.event_id, ev.kind, decisions=tuple(refused) if refused else ())
 
     def _event_touches(
         self, uow: UnitOfWork, ev: Click | Signup | Purchase, who: str | None, visitor: str | None
@@ -885,17 +936,23 @@ class Engine(Reattribution, LedgerOperations):
         records: list[TouchRecord] = []
         refused: list[Decision] = []
         sources: list[tuple[str, str, str]] = []  # (kind, code as given, channel)
-        if isinstance(ev, Click):
-            data = {
-                name: value
-                for name in ("utm_source", "utm_medium", "utm_content", "utm_term")
-                if (value := getattr(ev, name)) is not None
-            }
-            campaign = ev.campaign
+        data: dict[str, str]
+        is_click = isinstance(ev, Click)
+        if is_click:
+            data = {}
+            if ev.utm_source is not None:  # type: ignore[union-attr]
+                data["utm_source"] = ev.utm_source  # type: ignore[union-attr]
+            if ev.utm_medium is not None:  # type: ignore[union-attr]
+                data["utm_medium"] = ev.utm_medium  # type: ignore[union-attr]
+            if ev.utm_content is not None:  # type: ignore[union-attr]
+                data["utm_content"] = ev.utm_content  # type: ignore[union-attr]
+            if ev.utm_term is not None:  # type: ignore[union-attr]
+                data["utm_term"] = ev.utm_term  # type: ignore[union-attr]
+            campaign = ev.campaign  # type: ignore[union-attr]
             if ev.code is not None:
-                sources.append(("click", ev.code, ev.channel))
+                sources.append(("click", ev.code, ev.channel))  # type: ignore[union-attr]
         else:
-            data, campaign = {}, None
+            data, campaign = _NO_DATA, None
             if ev.code is not None:
                 sources.append(("code", ev.code, ev.channel if isinstance(ev, Signup) else "code"))
         token = getattr(ev, "link_token", None)
@@ -922,16 +979,19 @@ class Engine(Reattribution, LedgerOperations):
                         )
                     )
                 else:
-                    channel = ev.channel if isinstance(ev, Click) else "link"
+                    channel = ev.channel if is_click else "link"  # type: ignore[union-attr]
                     sources.append(("click", payload, channel))
+        if not sources:
+            return records, refused
+        code_owner = uow.participants.code_owner
         for n, (kind, given, channel) in enumerate(sources):
             try:
                 code = normalise_code(given, f"{ev.kind}.code")
             except InvalidInputError:
                 code = ""
-            owner = uow.participants.code_owner(pid, code) if code else None
+            owner = code_owner(pid, code) if code else None
             if owner is None:
-                if not isinstance(ev, Click):
+                if not is_click:
                     refused.append(
                         Decision.of(
                             "attribution",
@@ -944,7 +1004,7 @@ class Engine(Reattribution, LedgerOperations):
             records.append(
                 TouchRecord(
                     pid,
-                    derive_id("tch", pid, ev.event_id, kind, str(n)),
+                    derive_id("tch", pid, ev.event_id, kind, "0" if n == 0 else str(n)),
                     kind,
                     ev.at,
                     ev.event_id,
@@ -964,6 +1024,8 @@ class Engine(Reattribution, LedgerOperations):
     ) -> list[TouchRecord]:
         """The participant's recorded clicks and codes (``mine``: they may have some of
         their own already), and their visitor's that no one else claimed."""
+        if not mine and visitor is None:
+            return []
         pid = self._program_id
         found: dict[str, TouchRecord] = {}
         if mine:
@@ -1034,11 +1096,16 @@ class Engine(Reattribution, LedgerOperations):
         pid = self._program_id
         rejected: list[Decision] = list(refused)
         usable: list[TouchRecord] = []
-        seen: set[str] = set()
-        for record in sorted(records, key=lambda r: (r.at, r.touch_id)):
-            if record.touch_id in seen:
-                continue
-            seen.add(record.touch_id)
+        if len(records) > 1:
+            seen: set[str] = set()
+            ordered: list[TouchRecord] = []
+            for record in sorted(records, key=_touch_order):
+                if record.touch_id not in seen:
+                    seen.add(record.touch_id)
+                    ordered.append(record)
+        else:
+            ordered = list(records)
+        for record in ordered:
             problem = self._usable(uow, record, who, ev.at)
             if problem is not None:
                 rejected.append(problem)
@@ -1098,7 +1165,11 @@ class Engine(Reattribution, LedgerOperations):
                 "attribution", Verdict.REFUSED, "referral.existing_customer", referee=who
             )
             return None, [refusal, *shown], None
-        fraud_verdict = self._fraud_verdict(uow, ev, who, referrer, winner, email, referrer_email)
+        fraud_verdict = (
+            self._fraud_verdict(uow, ev, who, referrer, winner, email, referrer_email)
+            if self._fraud_checks
+            else None
+        )
         fraud: list[Decision] = []
         if fraud_verdict is not None and fraud_verdict.action is not FraudAction.ALLOW:
             reasons = ",".join(fraud_verdict.reasons)
@@ -1180,7 +1251,7 @@ class Engine(Reattribution, LedgerOperations):
     def _add_referral(self, uow: UnitOfWork, referral: Referral, held: FraudVerdict | None) -> None:
         pid = self._program_id
         uow.referrals.add(referral)
-        uow.counters.add((pid, Counter.REFERRER_REFERRALS.value, referral.referrer_id), _ONE)
+        uow.counters.add((pid, _REFERRER_REFERRALS, referral.referrer_id), _ONE)
         uow.counters.add((pid, CODE_USES, referral.code), _ONE)
         if self._fraud_checks:
             for key in self._velocity_keys(referral.referrer_id, referral.created_at):
@@ -1343,11 +1414,15 @@ class Engine(Reattribution, LedgerOperations):
     def _purchase(self, uow: UnitOfWork, ev: Purchase) -> Outcome:
         pid = self._program_id
         who = ev.participant_id
-        currency = self.program.currency
-        order_digest = parts_digest(who, ev.amount, ev.items)
-        parts = (ev.subtotal, ev.discount, ev.tax, ev.shipping)
-        if any(p is not None for p in parts):  # digests of orders without them stay as they were
-            order_digest = parts_digest(who, ev.amount, ev.items, *parts)
+        currency = self._latest.currency
+        if (
+            ev.subtotal is None and ev.discount is None and ev.tax is None and ev.shipping is None
+        ):  # digests of orders without these parts stay as they were
+            order_digest = parts_digest(who, ev.amount, ev.items)
+        else:
+            order_digest = parts_digest(
+                who, ev.amount, ev.items, ev.subtotal, ev.discount, ev.tax, ev.shipping
+            )
         existing = uow.orders.get(pid, ev.order_id)
         if existing is not None:
             return self._repeat(existing.digest, order_digest, "order_id", ev.order_id, ev)
@@ -1357,7 +1432,7 @@ class Engine(Reattribution, LedgerOperations):
         buyer = uow.participants.get(pid, who)
         if buyer is None:
             uow.participants.put(ParticipantRecord(pid, who, ev.at, signed_up_at=None))
-        purchases_key = (pid, Counter.REFEREE_PURCHASES.value, who)
+        purchases_key = (pid, _REFEREE_PURCHASES, who)
         referral = uow.referrals.by_referee(pid, who)
         bound: list[Decision] = []
         at_bind: tuple[tuple[RewardGrant, ...], tuple[str, ...]] = ((), ())
@@ -1399,14 +1474,17 @@ class Engine(Reattribution, LedgerOperations):
         if rate is not None:
             bound.append(self._converted(ev, priced, rate))
         conversions_key = (pid, CONVERSIONS, referral.referral_id)
-        keys = [purchases_key, conversions_key]
-        snapshot = self._snapshot(uow, version, referral, extra=keys)
+        snapshot = self._snapshot(uow, version, referral, extra=(purchases_key, conversions_key))
         number = int(snapshot.get(purchases_key, _ZERO)) + 1
         converted_before = snapshot.get(conversions_key, _ZERO) > 0
         triggers, qualification = qualifying_triggers(
             version, number, priced.amount, converted_before
         )
-        decisions: list[Decision] = [*bound, *qualification]
+        if bound:
+            bound.extend(qualification)
+            decisions = bound
+        else:
+            decisions = qualification
         grants, reward_ids, policy_decisions = self._reward(
             uow,
             version,
@@ -1419,18 +1497,21 @@ class Engine(Reattribution, LedgerOperations):
             None if buyer is None else buyer.country,
         )
         decisions.extend(policy_decisions)
-        earned = bool(grants) or any(d.code in LIMITED for d in policy_decisions)
+        earned = bool(grants)
+        if not earned:
+            for d in policy_decisions:
+                if d.code in LIMITED:
+                    earned = True
+                    break
         converted = earned and not converted_before and Trigger.FIRST_PURCHASE in triggers
         uow.counters.add(purchases_key, _ONE)
         uow.counters.add(
-            (pid, Counter.REFERRER_REVENUE_REFERRED.value, referral.referrer_id),
+            (pid, _REFERRER_REVENUE_REFERRED, referral.referrer_id),
             priced.amount.amount,
         )
         if converted:
             uow.counters.add(conversions_key, _ONE)
-            uow.counters.add(
-                (pid, Counter.REFERRER_SUCCESSFUL_REFERRALS.value, referral.referrer_id), _ONE
-            )
+            uow.counters.add((pid, _REFERRER_SUCCESSFUL_REFERRALS, referral.referrer_id), _ONE)
             self._update_status(
                 uow,
                 referral.referrer_id,
@@ -1808,7 +1889,7 @@ class Engine(Reattribution, LedgerOperations):
             if milestone is not None or unit.kind == "points":
                 self._granted_extra(uow, reward, grant, ev, notifications, salt)
         if spend:
-            uow.counters.add((pid, Counter.PROGRAM_SPEND.value, ""), spend)
+            uow.counters.add((pid, _PROGRAM_SPEND, ""), spend)
         if limits is not None:
             self._spend(uow, version, limits, at, notifications)
         if plan.referee_limits:
@@ -1941,7 +2022,7 @@ class Engine(Reattribution, LedgerOperations):
         if levels.basis is StatusBasis.POINTS:
             key = (pid, POINTS_EARNED, f"{participant}/{levels.account}")
         else:
-            key = (pid, Counter.REFERRER_SUCCESSFUL_REFERRALS.value, participant)
+            key = (pid, _REFERRER_SUCCESSFUL_REFERRALS, participant)
         return uow.counters.get([key])[key]
 
     def _update_status(
@@ -2003,7 +2084,7 @@ class Engine(Reattribution, LedgerOperations):
         levels = self._status_levels(self._clock.now())
         pid = self._program_id
         with self._store.unit_of_work() as uow:
-            key = (pid, Counter.REFERRER_SUCCESSFUL_REFERRALS.value, participant_id)
+            key = (pid, _REFERRER_SUCCESSFUL_REFERRALS, participant_id)
             count = int(uow.counters.get([key])[key])
             level = upcoming = to_level = None
             if levels is not None:
@@ -2105,7 +2186,7 @@ class Engine(Reattribution, LedgerOperations):
                     version.zone,
                 )
                 keys.update(found.values())
-        spend_key = (pid, Counter.PROGRAM_SPEND.value, "")
+        spend_key = (pid, _PROGRAM_SPEND, "")
         values = uow.counters.get([spend_key, *((pid, n, s) for n, s in sorted(keys))])
         return apply_limits(
             grants,
@@ -2137,7 +2218,7 @@ class Engine(Reattribution, LedgerOperations):
             # the counters it read without changing them.
             untouched = [(pid, n, s) for n, s in sorted(plan.read) if (n, s) not in plan.spend]
             if version.budget is not None and not plan.program_spend:
-                untouched.append((pid, Counter.PROGRAM_SPEND.value, ""))
+                untouched.append((pid, _PROGRAM_SPEND, ""))
             for key in untouched:
                 uow.counters.add(key, _ONE)
                 uow.counters.add(key, -_ONE)
@@ -2278,7 +2359,7 @@ class Engine(Reattribution, LedgerOperations):
             if order.referral_id is not None:
                 referral = uow.referrals.get(order.referral_id)
                 assert referral is not None
-                key = (pid, Counter.REFERRER_REVENUE_REFERRED.value, referral.referrer_id)
+                key = (pid, _REFERRER_REVENUE_REFERRED, referral.referrer_id)
                 revenue = newly
                 if order.exchange_rate is not None:
                     # At the order's rate: the refunds' converted parts add up to the
@@ -2296,9 +2377,7 @@ class Engine(Reattribution, LedgerOperations):
                 referral = uow.referrals.get(order.referral_id)
                 assert referral is not None
                 uow.counters.add((pid, CONVERSIONS, referral.referral_id), -_ONE)
-                uow.counters.add(
-                    (pid, Counter.REFERRER_SUCCESSFUL_REFERRALS.value, referral.referrer_id), -_ONE
-                )
+                uow.counters.add((pid, _REFERRER_SUCCESSFUL_REFERRALS, referral.referrer_id), -_ONE)
                 self._update_status(
                     uow,
                     referral.referrer_id,
@@ -2391,7 +2470,7 @@ class Engine(Reattribution, LedgerOperations):
             uow.ledger.append(appended)
             uow.outbox.add(notifications)
         if spend:
-            uow.counters.add((pid, Counter.PROGRAM_SPEND.value, ""), -spend)
+            uow.counters.add((pid, _PROGRAM_SPEND, ""), -spend)
         return reversals, decisions
 
     # -- ledger operations ---------------------------------------------------------------
@@ -2929,7 +3008,7 @@ class Engine(Reattribution, LedgerOperations):
                 first = number
                 uow.counters.add((pid, CONVERSIONS, referral.referral_id), _ONE)
                 uow.counters.add(
-                    (pid, Counter.REFERRER_SUCCESSFUL_REFERRALS.value, referral.referrer_id),
+                    (pid, _REFERRER_SUCCESSFUL_REFERRALS, referral.referrer_id),
                     _ONE,
                 )
                 self._update_status(
@@ -2941,7 +3020,7 @@ class Engine(Reattribution, LedgerOperations):
                     (ev.at, _ONE),
                 )
             uow.counters.add(
-                (pid, Counter.REFERRER_REVENUE_REFERRED.value, referral.referrer_id),
+                (pid, _REFERRER_REVENUE_REFERRED, referral.referrer_id),
                 priced.amount.amount,
             )
             mark = Decimal(2) if converted and number == first else _ONE
@@ -2964,7 +3043,7 @@ class Engine(Reattribution, LedgerOperations):
             version,
             referral,
             ev,
-            frozenset({Trigger.SIGNUP}),
+            _SIGNUP_TRIGGERS,
             snapshot,
             None,
             country=country,
@@ -2994,7 +3073,7 @@ class Engine(Reattribution, LedgerOperations):
         triggers, _ = qualifying_triggers(version, number, priced.amount, converted_before)
         if not triggers:
             return priced, (), False
-        purchases_key = (self._program_id, Counter.REFEREE_PURCHASES.value, referral.referee_id)
+        purchases_key = (self._program_id, _REFEREE_PURCHASES, referral.referee_id)
         snapshot = self._snapshot(uow, version, referral, extra=[purchases_key])
         snapshot[purchases_key] = Decimal(number - 1)
         grants, reward_ids, decisions = self._reward(
