@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import contextlib
 import functools
 import inspect
 import logging
@@ -145,6 +144,10 @@ T = TypeVar("T")
 _ZERO = Decimal(0)
 _ONE = Decimal(1)
 _EVENT_TYPES = (Click, Signup, Purchase, Refund, Chargeback)
+_PEOPLE_EVENTS = (Signup, Purchase)
+_ORDER_EVENTS = (Purchase, Refund, Chargeback)
+_REVERSING_EVENTS = (Refund, Chargeback)
+_VISITOR_EVENTS = (Click, Signup)
 
 _PURCHASE_TRIGGERS = frozenset({Trigger.FIRST_PURCHASE, Trigger.EVERY_PURCHASE})
 _MARK_BATCH = 100  # delivery attempts recorded per unit of work
@@ -174,6 +177,7 @@ class _VersionPlan:
         "caps",
         "limits",
         "needs",
+        "not_trigger",
         "referee_limits",
         "status_levels",
         "when",
@@ -201,6 +205,9 @@ class _VersionPlan:
         self.when = version.precedence != "all" and any(
             isinstance(policy, When) for policy in version.policies
         )
+        # The "policy.not_trigger" decisions made so far, by (policy name, trigger, event
+        # kind): the same three values always make the same decision.
+        self.not_trigger: dict[tuple[str, Trigger, str], Decision] = {}
         self.status_levels: StatusLevels | None = next(
             (p for p in version.policies if isinstance(p, StatusLevels)), None
         )
@@ -696,18 +703,22 @@ class Engine(Reattribution, LedgerOperations):
         refunds: list[str] = []
         refunded: list[str] = []
         for event in batch:
-            if isinstance(event, Signup | Purchase):
+            if isinstance(event, _PEOPLE_EVENTS):
                 people.append(event.participant_id)
-            if isinstance(event, Purchase | Refund | Chargeback):
+            if isinstance(event, _ORDER_EVENTS):
                 orders.append(event.order_id)
-            if isinstance(event, Refund | Chargeback):
+            if isinstance(event, _REVERSING_EVENTS):
                 refunded.append(event.order_id)
                 if isinstance(event, Refund):
                     refunds.append(event.refund_id)
             elif event.code is not None:
-                with contextlib.suppress(InvalidInputError):
-                    codes.append(normalise_code(event.code))
-            if isinstance(event, Click | Signup) and event.visitor_id is not None:
+                try:
+                    code = normalise_code(event.code)
+                except InvalidInputError:
+                    code = ""  # never a normalised code
+                if code:
+                    codes.append(code)
+            if isinstance(event, _VISITOR_EVENTS) and event.visitor_id is not None:
                 visitors.append(event.visitor_id)
         pid = self._program_id
         referrals = [derive_id("ref", pid, who) for who in people]
@@ -1721,15 +1732,17 @@ class Engine(Reattribution, LedgerOperations):
                 # Say why a policy was not asked; a purchase-paying policy skipped on a
                 # purchase is explained by the qualification decision instead.
                 if isinstance(ev, Signup) or trigger is Trigger.SIGNUP:
-                    decisions.append(
-                        Decision.of(
-                            policy.name,
+                    key = (policy.name, trigger, ev.kind)
+                    skipped = plan.not_trigger.get(key)
+                    if skipped is None:
+                        skipped = plan.not_trigger[key] = Decision.of(
+                            key[0],
                             Verdict.SKIPPED,
                             "policy.not_trigger",
-                            trigger=trigger,
-                            event=ev.kind,
+                            trigger=key[1],
+                            event=key[2],
                         )
-                    )
+                    decisions.append(skipped)
                 continue
             if base_of is None:
                 base_of = (
@@ -2419,38 +2432,42 @@ class Engine(Reattribution, LedgerOperations):
         items = ev.items if isinstance(ev, Refund) else ()
         if items:  # a refund of named line items reverses their per-item rewards wholly
             rewards = [r for r in rewards if r.item in items]
-        entries = uow.ledger.entries(r.reward_id for r in rewards)
+        if not rewards:
+            return [], []
+        entries = uow.ledger.entries([r.reward_id for r in rewards])
         refunded = Money._trusted(total, order.amount.currency)
         reversals: list[Reversal] = []
         decisions: list[Decision] = []
         notifications: list[Notification] = []
         appended = []
         spend = _ZERO
+        at = ev.at
+        cause = ev.kind
         for reward in rewards:
-            view = RewardView(reward, tuple(entries[reward.reward_id]))
+            reward_id = reward.reward_id
+            view = RewardView(reward, tuple(entries[reward_id]))
             base = reward.base_amount or order.amount
             rounding = self._version(reward.program_version, reward.referral_id).rounding
             target = view.granted if items else target_reversed(view, refunded, base, rounding)
-            entry = reversal_entry(view, target, ev.at, ev.event_id)
+            entry = reversal_entry(view, target, at, ev.event_id)
             if entry is None:
                 continue
             appended.append(entry)
-            reversals.append(
-                Reversal(reward.reward_id, reward.participant_id, reward.unit, entry.quantity)
-            )
-            if reward.unit.is_money:
-                spend += entry.quantity
-                self._give_back(uow, reward, entry.quantity)
-            elif reward.unit.kind == "points":
-                self._points_earned(uow, reward, -entry.quantity, ev.at, ev.event_id)
+            quantity = entry.quantity
+            unit = reward.unit
+            reversals.append(Reversal(reward_id, reward.participant_id, unit, quantity))
+            if unit.is_money:
+                spend += quantity
+                self._give_back(uow, reward, quantity)
+            elif unit.kind == "points":
+                self._points_earned(uow, reward, -quantity, at, ev.event_id)
+            text = describe(reward.value, quantity)
             decisions.append(
-                Decision.of(
+                Decision(
                     "ledger",
                     Verdict.NOTED,
                     "reward.reversed",
-                    reward_id=reward.reward_id,
-                    quantity=describe(reward.value, entry.quantity),
-                    cause=ev.kind,
+                    (("reward_id", reward_id), ("quantity", text), ("cause", cause)),
                 )
             )
             clawback = entry.kind is EntryKind.CLAWED_BACK
@@ -2459,11 +2476,11 @@ class Engine(Reattribution, LedgerOperations):
                     "reward_clawed_back" if clawback else "reward_reversed",
                     entry.entry_id,
                     reward,
-                    ev.at,
-                    quantity=str(entry.quantity),
-                    value=describe(reward.value, entry.quantity),
-                    unit=str(reward.unit),
-                    cause=ev.kind,
+                    at,
+                    quantity=str(quantity),
+                    value=text,
+                    unit=str(unit),
+                    cause=cause,
                 )
             )
         if appended:

@@ -423,14 +423,28 @@ def reversal_entry(view: RewardView, target: Decimal, at: datetime, cause: str) 
     state = view.state
     if state in FINAL_STATES:
         return None
+    # The sums of RewardView's properties, in one pass (each added up in entry order).
+    granted = reversed_ = used = outstanding = _ZERO
+    for e in view.entries:
+        kind = e.kind
+        if kind is EntryKind.GRANTED:
+            granted += e.quantity
+            outstanding += e.quantity
+        elif kind in _REMOVED:
+            if kind is not EntryKind.REJECTED:
+                reversed_ += e.quantity
+            outstanding += -e.quantity
+        elif kind in _USED:
+            used += e.quantity
+            outstanding += -e.quantity
     # Points already redeemed or expired are gone: a reversal takes at most what is left.
-    quantity = min(min(target, view.granted) - view.reversed, view.outstanding)
+    quantity = min(min(target, granted) - reversed_, outstanding)
     if quantity <= 0:
         return None
     name = derive_id("rev", cause)
     if state is RewardState.PAID:
         return _entry(view, name, EntryKind.CLAWED_BACK, quantity, at, cause, state, "engine")
-    full = view.reversed + view.used + quantity >= view.granted
+    full = reversed_ + used + quantity >= granted
     after = RewardState.REVERSED if full else state
     return _entry(view, name, EntryKind.REVERSED, quantity, at, cause, after, "engine")
 
