@@ -178,6 +178,7 @@ class _VersionPlan:
         "limits",
         "needs",
         "not_trigger",
+        "pays_signup",
         "referee_limits",
         "status_levels",
         "when",
@@ -208,9 +209,18 @@ class _VersionPlan:
         # The "policy.not_trigger" decisions made so far, by (policy name, trigger, event
         # kind): the same three values always make the same decision.
         self.not_trigger: dict[tuple[str, Trigger, str], Decision] = {}
+        self.pays_signup = any(p.trigger is Trigger.SIGNUP for p in version.policies)
         self.status_levels: StatusLevels | None = next(
             (p for p in version.policies if isinstance(p, StatusLevels)), None
         )
+
+
+def _text(value: str) -> str:
+    """A decision parameter as ``Decision.of`` converts it (an exact ``str``)."""
+    return value if type(value) is str else str(value)
+
+
+_ROLE_VALUE = {role: role.value for role in Role}
 
 
 def _touch_order(record: TouchRecord) -> tuple[datetime, str]:
@@ -220,16 +230,16 @@ def _touch_order(record: TouchRecord) -> tuple[datetime, str]:
 def _touch_decision(record: TouchRecord, verdict: TouchVerdict, reason: str) -> Decision:
     """One line of an attribution explanation: a touch, what became of it, and why."""
     outcome, code = _TOUCH_VERDICTS[verdict]
-    params = [
+    params: tuple[tuple[str, str], ...] = (
         ("kind", "code" if record.kind == "code" else "click"),
         ("referrer", str(record.referrer_id)),
         ("at", record.at.isoformat()),
         ("channel", record.channel),
         ("reason", reason),
-    ]
+    )
     if record.campaign:
-        params.append(("campaign", record.campaign))
-    return Decision("attribution", outcome, code, tuple(params))
+        params += (("campaign", record.campaign),)
+    return Decision("attribution", outcome, code, params)
 
 
 @attrs.frozen
@@ -433,8 +443,11 @@ class Engine(Reattribution, LedgerOperations):
 
         # Workers starting together may publish at once: the loser retries and finds it.
         record = self._transact(work)
+        replaced = self._versions.get(program.version)
+        if replaced is not None:
+            del self._plans[id(replaced)]
         self._versions[program.version] = program
-        self._plans[program.version] = _VersionPlan(program)
+        self._plans[id(program)] = _VersionPlan(program)
         self._latest = self._versions[max(self._versions)]
         self._by_effective = sorted(
             self._versions.values(), key=lambda p: (p.effective_at, p.version)
@@ -460,10 +473,10 @@ class Engine(Reattribution, LedgerOperations):
 
     def _plan(self, version: Program) -> _VersionPlan:
         """The worked-out terms of ``version`` (a published one, or any other)."""
-        plan = self._plans.get(version.version)
-        if plan is None or self._versions[version.version] is not version:
-            return _VersionPlan(version)
-        return plan
+        # Keyed by id: the engine keeps every published version alive, so no other object
+        # can have the id of one.
+        plan = self._plans.get(id(version))
+        return _VersionPlan(version) if plan is None else plan
 
     def _version(self, version: int, referral_id: str) -> Program:
         try:
@@ -631,12 +644,6 @@ class Engine(Reattribution, LedgerOperations):
         return results
 
     def _handle_batch(self, batch: Sequence[Event]) -> list[Outcome | ReferralKitError]:
-        prepared: list[tuple[Event, str] | ReferralKitError] = []
-        for event in batch:
-            if isinstance(event, _EVENT_TYPES):
-                prepared.append((event, record_digest(event)))
-            else:  # a caller without type checking passed something else
-                prepared.append(InvalidInputError("event", event, "must be an event"))  # type: ignore[unreachable]
         if len(batch) > 1:
             try:
                 with self._store.unit_of_work() as uow:
@@ -644,20 +651,21 @@ class Engine(Reattribution, LedgerOperations):
                     handle_in = self._handle_in
                     outcomes: list[Outcome | ReferralKitError] = []
                     append = outcomes.append
-                    for item in prepared:
-                        if isinstance(item, tuple):
-                            append(handle_in(uow, item[0], item[1]))
-                        else:
-                            append(item)
+                    for event in batch:
+                        if isinstance(event, _EVENT_TYPES):
+                            append(handle_in(uow, event, record_digest(event)))
+                        else:  # a caller without type checking passed something else
+                            append(InvalidInputError("event", event, "must be an event"))  # type: ignore[unreachable]
                     uow.commit()
                 return outcomes
             except ReferralKitError:
                 log.debug("a batch of %d events failed; handling them one by one", len(batch))
         results: list[Outcome | ReferralKitError] = []
-        for item in prepared:
-            if isinstance(item, ReferralKitError):
-                results.append(item)
+        for event in batch:
+            if not isinstance(event, _EVENT_TYPES):
+                results.append(InvalidInputError("event", event, "must be an event"))  # type: ignore[unreachable]
                 continue
+            item = (event, record_digest(event))
             try:
                 results.append(self._transact(functools.partial(self._handle_item, item)))
             except ReferralKitError as exc:
@@ -703,6 +711,38 @@ class Engine(Reattribution, LedgerOperations):
         refunds: list[str] = []
         refunded: list[str] = []
         for event in batch:
+            kind = type(event)
+            if kind is Click:
+                code = event.code  # type: ignore[union-attr]
+                if code is not None:
+                    try:
+                        code = normalise_code(code)
+                    except InvalidInputError:
+                        code = ""  # never a normalised code
+                    if code:
+                        codes.append(code)
+                visitor = event.visitor_id  # type: ignore[union-attr]
+                if visitor is not None:
+                    visitors.append(visitor)
+                continue
+            if kind is Purchase:
+                people.append(event.participant_id)  # type: ignore[arg-type]
+                orders.append(event.order_id)  # type: ignore[union-attr]
+                code = event.code  # type: ignore[union-attr]
+                if code is not None:
+                    try:
+                        code = normalise_code(code)
+                    except InvalidInputError:
+                        code = ""
+                    if code:
+                        codes.append(code)
+                continue
+            if kind is Refund:
+                orders.append(event.order_id)  # type: ignore[union-attr]
+                refunded.append(event.order_id)  # type: ignore[union-attr]
+                refunds.append(event.refund_id)  # type: ignore[union-attr]
+                continue
+            # Any other event (a sign-up, a chargeback, a subclass): the general rules.
             if isinstance(event, _PEOPLE_EVENTS):
                 people.append(event.participant_id)
             if isinstance(event, _ORDER_EVENTS):
@@ -1207,13 +1247,11 @@ class Engine(Reattribution, LedgerOperations):
             status="held" if held else "active",
             explanation=(*rejected, *explanation, *fraud),
         )
-        created = Decision.of(
+        created = Decision(  # Decision.of(..., referee=who, referrer=referrer, code=...)
             "attribution",
             Verdict.NOTED,
             "referral.created",
-            referee=who,
-            referrer=referrer,
-            code=winner.code,
+            (("referee", _text(who)), ("referrer", _text(referrer)), ("code", _text(winner.code))),
         )
         return referral, [*shown, created, *fraud], fraud_verdict if held else None
 
@@ -1475,8 +1513,10 @@ class Engine(Reattribution, LedgerOperations):
                     rate,
                 )
             )
-            d = Decision.of("engine", Verdict.NOTED, reason, participant=who)
-            return Outcome(ev.event_id, ev.kind, decisions=(*bound, d))
+            d = Decision(  # Decision.of("engine", Verdict.NOTED, reason, participant=who)
+                "engine", Verdict.NOTED, reason, (("participant", _text(who)),)
+            )
+            return Outcome(ev.event_id, ev.kind, decisions=(*bound, d) if bound else (d,))
 
         version = self._version(referral.program_version, referral.referral_id)
         # A purchase in another currency: the policies see it converted (rounded with the
@@ -1496,18 +1536,23 @@ class Engine(Reattribution, LedgerOperations):
             decisions = bound
         else:
             decisions = qualification
-        grants, reward_ids, policy_decisions = self._reward(
-            uow,
-            version,
-            referral,
-            priced,
-            frozenset(triggers),
-            snapshot,
-            ev.amount,
-            rate,
-            None if buyer is None else buyer.country,
-        )
-        decisions.extend(policy_decisions)
+        grants: tuple[RewardGrant, ...] = ()
+        reward_ids: tuple[str, ...] = ()
+        policy_decisions: list[Decision] = []
+        if triggers or referral.status == "rejected" or self._plan(version).pays_signup:
+            # (Otherwise no policy is asked and none is explained: _reward does nothing.)
+            grants, reward_ids, policy_decisions = self._reward(
+                uow,
+                version,
+                referral,
+                priced,
+                frozenset(triggers),
+                snapshot,
+                ev.amount,
+                rate,
+                None if buyer is None else buyer.country,
+            )
+            decisions.extend(policy_decisions)
         earned = bool(grants)
         if not earned:
             for d in policy_decisions:
@@ -1679,7 +1724,7 @@ class Engine(Reattribution, LedgerOperations):
     ) -> dict[CounterKey, Decimal]:
         needs = self._plan(version).needs
         if not needs:
-            return uow.counters.get(list(extra))
+            return uow.counters.get(list(extra)) if extra else {}
         pid = self._program_id
         whose = ("", referral.referee_id, referral.referrer_id)
         keys: list[CounterKey] = [(pid, name, whose[w]) for _, name, w in needs]
@@ -1891,7 +1936,7 @@ class Engine(Reattribution, LedgerOperations):
                     at,
                     {
                         "reward_id": reward_id,
-                        "role": role.value,
+                        "role": _ROLE_VALUE[role],
                         "value": str(value),
                         "payable_on": payable_at.date().isoformat(),
                         "referral_id": referral_id,
