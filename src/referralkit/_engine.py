@@ -631,14 +631,18 @@ class Engine(Reattribution, LedgerOperations):
         if isinstance(batch_size, bool) or not isinstance(batch_size, int) or batch_size < 1:
             raise InvalidInputError("batch_size", batch_size, "must be an int >= 1")
         results: list[Outcome | ReferralKitError] = []
-        batch: list[Event] = []
-        for event in events:
-            batch.append(event)
-            if len(batch) >= batch_size:
+        if type(events) is list or type(events) is tuple:  # cut into batches by slicing
+            for start in range(0, len(events), batch_size):
+                results.extend(self._handle_batch(events[start : start + batch_size]))
+        else:
+            batch: list[Event] = []
+            for event in events:
+                batch.append(event)
+                if len(batch) >= batch_size:
+                    results.extend(self._handle_batch(batch))
+                    batch = []
+            if batch:
                 results.extend(self._handle_batch(batch))
-                batch = []
-        if batch:
-            results.extend(self._handle_batch(batch))
         if self._auto_dispatch:
             self.dispatch()
         return results
@@ -837,12 +841,8 @@ class Engine(Reattribution, LedgerOperations):
         if existing is not None and existing.signed_up_at is not None:
             return self._repeated_signup(uow, ev)
         uow.participants.put(
-            ParticipantRecord(
-                pid,
-                who,
-                existing.first_seen_at if existing else ev.at,
-                signed_up_at=ev.at,
-                country=ev.country,
+            ParticipantRecord(  # first_seen_at, signed_up_at, country
+                pid, who, existing.first_seen_at if existing else ev.at, ev.at, ev.country
             )
         )
         email = normalise_email(ev.email) if ev.email is not None else None
@@ -1053,19 +1053,19 @@ class Engine(Reattribution, LedgerOperations):
                     )
                 continue
             records.append(
-                TouchRecord(
+                TouchRecord(  # positional: program_id ... visitor_id, participant_id, ...
                     pid,
                     derive_id("tch", pid, ev.event_id, kind, "0" if n == 0 else str(n)),
                     kind,
                     ev.at,
                     ev.event_id,
-                    visitor_id=visitor,
-                    participant_id=who,
-                    referrer_id=owner.participant_id,
-                    code=code,
-                    channel=channel,
-                    campaign=campaign,
-                    data=data,
+                    visitor,
+                    who,
+                    owner.participant_id,
+                    code,
+                    channel,
+                    campaign,
+                    data,
                 )
             )
         return records, refused
@@ -1234,18 +1234,18 @@ class Engine(Reattribution, LedgerOperations):
             )
             fraud.append(Decision.of("fraud", Verdict.NOTED, code, reasons=reasons))
         held = fraud_verdict is not None and fraud_verdict.action is FraudAction.HOLD
-        referral = Referral(
-            referral_id=derive_id("ref", pid, who),
-            program_id=pid,
-            program_version=version.version,
-            referrer_id=referrer,
-            referee_id=who,
-            code=winner.code,
-            channel=winner.channel,
-            created_at=ev.at,
-            event_id=ev.event_id,
-            status="held" if held else "active",
-            explanation=(*rejected, *explanation, *fraud),
+        referral = Referral(  # referral_id, program_id, program_version, referrer_id, ...
+            derive_id("ref", pid, who),
+            pid,
+            version.version,
+            referrer,
+            who,
+            winner.code,
+            winner.channel,
+            ev.at,
+            ev.event_id,
+            "held" if held else "active",
+            (*rejected, *explanation, *fraud),
         )
         created = Decision(  # Decision.of(..., referee=who, referrer=referrer, code=...)
             "attribution",
@@ -1480,7 +1480,7 @@ class Engine(Reattribution, LedgerOperations):
             rate = self._rate(ev, currency)
         buyer = uow.participants.get(pid, who)
         if buyer is None:
-            uow.participants.put(ParticipantRecord(pid, who, ev.at, signed_up_at=None))
+            uow.participants.put(ParticipantRecord(pid, who, ev.at, None))
         purchases_key = (pid, _REFEREE_PURCHASES, who)
         referral = uow.referrals.by_referee(pid, who)
         bound: list[Decision] = []
@@ -1514,7 +1514,10 @@ class Engine(Reattribution, LedgerOperations):
                 )
             )
             d = Decision(  # Decision.of("engine", Verdict.NOTED, reason, participant=who)
-                "engine", Verdict.NOTED, reason, (("participant", _text(who)),)
+                "engine",
+                Verdict.NOTED,
+                reason,
+                (("participant", who if type(who) is str else str(who)),),
             )
             return Outcome(ev.event_id, ev.kind, decisions=(*bound, d) if bound else (d,))
 
@@ -1525,7 +1528,11 @@ class Engine(Reattribution, LedgerOperations):
         if rate is not None:
             bound.append(self._converted(ev, priced, rate))
         conversions_key = (pid, CONVERSIONS, referral.referral_id)
-        snapshot = self._snapshot(uow, version, referral, extra=(purchases_key, conversions_key))
+        plan = self._plan(version)
+        if plan.needs:
+            snapshot = self._snapshot(uow, version, referral, (purchases_key, conversions_key))
+        else:
+            snapshot = uow.counters.get([purchases_key, conversions_key])
         number = int(snapshot.get(purchases_key, _ZERO)) + 1
         converted_before = snapshot.get(conversions_key, _ZERO) > 0
         triggers, qualification = qualifying_triggers(
@@ -1539,7 +1546,7 @@ class Engine(Reattribution, LedgerOperations):
         grants: tuple[RewardGrant, ...] = ()
         reward_ids: tuple[str, ...] = ()
         policy_decisions: list[Decision] = []
-        if triggers or referral.status == "rejected" or self._plan(version).pays_signup:
+        if triggers or referral.status == "rejected" or plan.pays_signup:
             # (Otherwise no policy is asked and none is explained: _reward does nothing.)
             grants, reward_ids, policy_decisions = self._reward(
                 uow,
