@@ -908,7 +908,12 @@ class Engine(Reattribution, LedgerOperations):
             return Outcome(
                 ev.event_id,
                 ev.kind,
-                decisions=(*late, *decisions) if late else tuple(decisions),
+                False,
+                None,
+                (),
+                (),
+                (),
+                (*late, *decisions) if late else tuple(decisions),
             )
         if existing is not None and not ev.existing_customer:
             # Seen buying before this sign-up, and referrable all the same: the counter
@@ -933,10 +938,12 @@ class Engine(Reattribution, LedgerOperations):
         return Outcome(
             ev.event_id,
             ev.kind,
-            referral_id=referral.referral_id,
-            grants=grants,
-            reward_ids=reward_ids,
-            decisions=tuple(decisions),
+            False,
+            referral.referral_id,
+            grants,
+            reward_ids,
+            (),
+            tuple(decisions),
         )
 
     def _repeated_signup(self, uow: UnitOfWork, ev: Signup) -> Outcome:
@@ -976,7 +983,9 @@ class Engine(Reattribution, LedgerOperations):
         if visitor is not None:
             for record in fresh:
                 uow.touches.add(record)
-        return Outcome(ev.event_id, ev.kind, decisions=tuple(refused) if refused else ())
+        return Outcome(
+            ev.event_id, ev.kind, False, None, (), (), (), tuple(refused) if refused else ()
+        )
 
     def _event_touches(
         self, uow: UnitOfWork, ev: Click | Signup | Purchase, who: str | None, visitor: str | None
@@ -1147,15 +1156,16 @@ class Engine(Reattribution, LedgerOperations):
         pid = self._program_id
         rejected: list[Decision] = list(refused)
         usable: list[TouchRecord] = []
+        ordered: Sequence[TouchRecord]
         if len(records) > 1:
             seen: set[str] = set()
-            ordered: list[TouchRecord] = []
+            ordered = []
             for record in sorted(records, key=_touch_order):
                 if record.touch_id not in seen:
                     seen.add(record.touch_id)
                     ordered.append(record)
         else:
-            ordered = list(records)
+            ordered = records
         for record in ordered:
             problem = self._usable(uow, record, who, ev.at)
             if problem is not None:
@@ -1306,13 +1316,13 @@ class Engine(Reattribution, LedgerOperations):
             for key in self._velocity_keys(referral.referrer_id, referral.created_at):
                 uow.counters.add(key, _ONE)
         notes = [
-            Notification(
-                notification_id=sub_id("ntf", referral.referral_id, "created"),
-                program_id=pid,
-                kind="referral_created",
-                recipient_id=referral.referrer_id,
-                created_at=referral.created_at,
-                data={
+            Notification(  # notification_id, program_id, kind, recipient_id, created_at, data
+                sub_id("ntf", referral.referral_id, "created"),
+                pid,
+                "referral_created",
+                referral.referrer_id,
+                referral.created_at,
+                {
                     "referee": referral.referee_id,
                     "referral_id": referral.referral_id,
                     "code": referral.code,
@@ -1519,7 +1529,9 @@ class Engine(Reattribution, LedgerOperations):
                 reason,
                 (("participant", who if type(who) is str else str(who)),),
             )
-            return Outcome(ev.event_id, ev.kind, decisions=(*bound, d) if bound else (d,))
+            return Outcome(
+                ev.event_id, ev.kind, False, None, (), (), (), (*bound, d) if bound else (d,)
+            )
 
         version = self._version(referral.program_version, referral.referral_id)
         # A purchase in another currency: the policies see it converted (rounded with the
@@ -1600,10 +1612,12 @@ class Engine(Reattribution, LedgerOperations):
         return Outcome(
             ev.event_id,
             ev.kind,
-            referral_id=referral.referral_id,
-            grants=(*at_bind[0], *grants) if at_bind[0] else grants,
-            reward_ids=(*at_bind[1], *reward_ids) if at_bind[1] else reward_ids,
-            decisions=tuple(decisions),
+            False,
+            referral.referral_id,
+            (*at_bind[0], *grants) if at_bind[0] else grants,
+            (*at_bind[1], *reward_ids) if at_bind[1] else reward_ids,
+            (),
+            tuple(decisions),
         )
 
     def _bind_at_purchase(
@@ -1802,17 +1816,17 @@ class Engine(Reattribution, LedgerOperations):
                     if not is_purchase or version.commissionable_base == "total"
                     else (ev.net(),)  # type: ignore[union-attr]
                 )
-            ctx = PolicyContext(
-                program_id=pid,
-                program_version=version.version,
-                currency=currency,
-                rounding=version.rounding,
-                referral=referral,
-                event=ev,
-                trigger=trigger,
-                counters=counters,
-                base=base_of[0],
-                referee_country=country,
+            ctx = PolicyContext(  # program_id, program_version, currency, rounding, referral,
+                pid,  # event, trigger, counters, base, referee_country
+                version.version,
+                currency,
+                version.rounding,
+                referral,
+                ev,
+                trigger,
+                counters,
+                base_of[0],
+                country,
             )
             result = policy.evaluate(ctx)
             for grant in result.grants:
@@ -2462,9 +2476,12 @@ class Engine(Reattribution, LedgerOperations):
         return Outcome(
             ev.event_id,
             ev.kind,
-            referral_id=order.referral_id,
-            reversals=tuple(reversals),
-            decisions=tuple(decisions),
+            False,
+            order.referral_id,
+            (),
+            (),
+            tuple(reversals),
+            tuple(decisions),
         )
 
     def _reverse_rewards(

@@ -194,32 +194,33 @@ def _entry(
     actor: str,
 ) -> Entry:
     reward = view.reward
-    return Entry(
-        entry_id=sub_id("ent", reward.reward_id, name),
-        reward_id=reward.reward_id,
-        program_id=reward.program_id,
-        participant_id=reward.participant_id,
-        kind=kind,
-        quantity=quantity,
-        at=at,
-        cause=cause,
-        state_after=state,
-        actor=actor,
+    return Entry(  # entry_id, reward_id, program_id, participant_id, kind, quantity, at,
+        sub_id("ent", reward.reward_id, name),  # cause, state_after, actor
+        reward.reward_id,
+        reward.program_id,
+        reward.participant_id,
+        kind,
+        quantity,
+        at,
+        cause,
+        state,
+        actor,
     )
 
 
 def grant_entry(reward: Reward) -> Entry:
     """The first entry of a new reward: granted, pending until ``payable_at``."""
-    return Entry(
-        entry_id=sub_id("ent", reward.reward_id, "granted"),
-        reward_id=reward.reward_id,
-        program_id=reward.program_id,
-        participant_id=reward.participant_id,
-        kind=EntryKind.GRANTED,
-        quantity=reward.value.quantity,
-        at=reward.created_at,
-        cause=reward.source_event_id,
-        state_after=RewardState.PENDING,
+    reward_id = reward.reward_id
+    return Entry(  # entry_id, reward_id, program_id, participant_id, kind, quantity, at,
+        sub_id("ent", reward_id, "granted"),  # cause, state_after
+        reward_id,
+        reward.program_id,
+        reward.participant_id,
+        EntryKind.GRANTED,
+        reward.value.quantity,
+        reward.created_at,
+        reward.source_event_id,
+        RewardState.PENDING,
     )
 
 
