@@ -846,7 +846,7 @@ class Engine(Reattribution, LedgerOperations):
             )
         )
         email = normalise_email(ev.email) if ev.email is not None else None
-        late: list[Decision] = []
+        late: Sequence[Decision] = ()
         if email is not None:
             uow.participants.set_email(pid, who, email)
             late = self._hold_late_self_referrals(uow, who, email, ev.at)
@@ -1231,7 +1231,7 @@ class Engine(Reattribution, LedgerOperations):
             if self._fraud_checks
             else None
         )
-        fraud: list[Decision] = []
+        fraud: Sequence[Decision] = ()
         if fraud_verdict is not None and fraud_verdict.action is not FraudAction.ALLOW:
             reasons = ",".join(fraud_verdict.reasons)
             if fraud_verdict.action is FraudAction.BLOCK:
@@ -1242,7 +1242,7 @@ class Engine(Reattribution, LedgerOperations):
             code = (
                 "referral.held" if fraud_verdict.action is FraudAction.HOLD else "referral.flagged"
             )
-            fraud.append(Decision.of("fraud", Verdict.NOTED, code, reasons=reasons))
+            fraud = [Decision.of("fraud", Verdict.NOTED, code, reasons=reasons)]
         held = fraud_verdict is not None and fraud_verdict.action is FraudAction.HOLD
         referral = Referral(  # referral_id, program_id, program_version, referrer_id, ...
             derive_id("ref", pid, who),
@@ -1790,7 +1790,7 @@ class Engine(Reattribution, LedgerOperations):
         currency = version.currency
         decisions: list[Decision] = []
         grants: list[RewardGrant] = []
-        conditional: list[tuple[str, PolicyResult]] = []
+        conditional: list[tuple[str, PolicyResult]] | None = None  # made when needed
         base_of = None
         for policy in version.policies:
             trigger = policy.trigger
@@ -1842,6 +1842,8 @@ class Engine(Reattribution, LedgerOperations):
                         "must be the referral's referrer or referee",
                     )
             if plan.when and isinstance(policy, When):
+                if conditional is None:
+                    conditional = []
                 conditional.append((policy.name, result))
                 continue
             grants.extend(result.grants)
@@ -2468,9 +2470,12 @@ class Engine(Reattribution, LedgerOperations):
         rewards = uow.ledger.rewards(pid, order_id=order.order_id)
         reversals, decisions = self._reverse_rewards(uow, order, ev, total, rewards)
         if not reversals:
-            decisions.append(
-                Decision.of(
-                    "ledger", Verdict.SKIPPED, "reward.nothing_to_reverse", order_id=order.order_id
+            decisions.append(  # Decision.of(..., order_id=order.order_id)
+                Decision(
+                    "ledger",
+                    Verdict.SKIPPED,
+                    "reward.nothing_to_reverse",
+                    (("order_id", _text(order.order_id)),),
                 )
             )
         return Outcome(

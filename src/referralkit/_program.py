@@ -535,21 +535,23 @@ def qualifying_triggers(
     decisions: list[Decision] = []
     not_first = version.first_purchase_only and number > 1
     if not_first:
-        decisions.append(
-            Decision.of(
-                "qualification", Verdict.SKIPPED, "qualify.not_first_purchase", number=number
+        decisions.append(  # Decision.of(..., number=number), without the keyword packing
+            Decision(
+                "qualification",
+                Verdict.SKIPPED,
+                "qualify.not_first_purchase",
+                (("number", str(number)),),
             )
         )
         if not version._pays_every:
             return set(), decisions
     if version.min_order is not None and amount < version.min_order:
-        decisions.append(
-            Decision.of(
+        decisions.append(  # Decision.of(..., amount=amount, minimum=version.min_order)
+            Decision(
                 "qualification",
                 Verdict.SKIPPED,
                 "qualify.below_minimum",
-                amount=amount,
-                minimum=version.min_order,
+                (("amount", str(amount)), ("minimum", str(version.min_order))),
             )
         )
         return set(), decisions
