@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import contextlib
 import functools
 import inspect
 import logging
@@ -145,12 +144,25 @@ T = TypeVar("T")
 _ZERO = Decimal(0)
 _ONE = Decimal(1)
 _EVENT_TYPES = (Click, Signup, Purchase, Refund, Chargeback)
+_PEOPLE_EVENTS = (Signup, Purchase)
+_ORDER_EVENTS = (Purchase, Refund, Chargeback)
+_REVERSING_EVENTS = (Refund, Chargeback)
+_VISITOR_EVENTS = (Click, Signup)
 
 _PURCHASE_TRIGGERS = frozenset({Trigger.FIRST_PURCHASE, Trigger.EVERY_PURCHASE})
 _MARK_BATCH = 100  # delivery attempts recorded per unit of work
 _REFERRAL_HELD = "referral held for review"
 _FRAUD_ACTOR = "fraud_check"
 _IDENTITY_FIELDS = ("device", "payment_fingerprint", "payout_account", "ip")
+# The counters' stored names, read once (an enum's .value is a property).
+_PROGRAM_SPEND = Counter.PROGRAM_SPEND.value
+_REFEREE_PURCHASES = Counter.REFEREE_PURCHASES.value
+_REFERRER_REFERRALS = Counter.REFERRER_REFERRALS.value
+_REFERRER_REVENUE_REFERRED = Counter.REFERRER_REVENUE_REFERRED.value
+_REFERRER_SUCCESSFUL_REFERRALS = Counter.REFERRER_SUCCESSFUL_REFERRALS.value
+_NO_DATA: dict[str, str] = {}  # never changed: the data of touches without any
+_SIGNUP_TRIGGERS = frozenset({Trigger.SIGNUP})
+_NO_CODE = Decision("attribution", Verdict.NOTED, "referral.no_code")
 _TOUCH_VERDICTS: dict[TouchVerdict, tuple[Verdict, str]] = {
     TouchVerdict.WON: (Verdict.NOTED, "touch.won"),
     TouchVerdict.LOST: (Verdict.SKIPPED, "touch.lost"),
@@ -158,19 +170,76 @@ _TOUCH_VERDICTS: dict[TouchVerdict, tuple[Verdict, str]] = {
 }
 
 
+class _VersionPlan:
+    """What the engine reads of a program version on every event, worked out once."""
+
+    __slots__ = (
+        "caps",
+        "limits",
+        "needs",
+        "not_trigger",
+        "pays_signup",
+        "referee_limits",
+        "status_levels",
+        "when",
+    )
+
+    def __init__(self, version: Program) -> None:
+        caps = version.caps
+        # (counter, its stored name, whose it is: 0 the program, 1 the referee, 2 the
+        # referrer), in the order ``version.needs()`` iterates.
+        needs: list[tuple[Counter, str, int]] = []
+        for counter in version.needs():
+            if counter is Counter.PROGRAM_SPEND:
+                whose = 0
+            elif (
+                counter is Counter.REFEREE_PURCHASES or counter is Counter.REFEREE_EXISTING_CUSTOMER
+            ):
+                whose = 1
+            else:
+                whose = 2
+            needs.append((counter, counter.value, whose))
+        self.needs: tuple[tuple[Counter, str, int], ...] = tuple(needs)
+        self.caps = bool(caps)
+        self.referee_limits = bool(caps.max_referee_purchases or caps.referee_window)
+        self.limits = self.caps or version.budget is not None
+        self.when = version.precedence != "all" and any(
+            isinstance(policy, When) for policy in version.policies
+        )
+        # The "policy.not_trigger" decisions made so far, by (policy name, trigger, event
+        # kind): the same three values always make the same decision.
+        self.not_trigger: dict[tuple[str, Trigger, str], Decision] = {}
+        self.pays_signup = any(p.trigger is Trigger.SIGNUP for p in version.policies)
+        self.status_levels: StatusLevels | None = next(
+            (p for p in version.policies if isinstance(p, StatusLevels)), None
+        )
+
+
+def _text(value: str) -> str:
+    """A decision parameter as ``Decision.of`` converts it (an exact ``str``)."""
+    return value if type(value) is str else str(value)
+
+
+_ROLE_VALUE = {role: role.value for role in Role}
+
+
+def _touch_order(record: TouchRecord) -> tuple[datetime, str]:
+    return record.at, record.touch_id
+
+
 def _touch_decision(record: TouchRecord, verdict: TouchVerdict, reason: str) -> Decision:
     """One line of an attribution explanation: a touch, what became of it, and why."""
     outcome, code = _TOUCH_VERDICTS[verdict]
-    params = [
+    params: tuple[tuple[str, str], ...] = (
         ("kind", "code" if record.kind == "code" else "click"),
         ("referrer", str(record.referrer_id)),
         ("at", record.at.isoformat()),
         ("channel", record.channel),
         ("reason", reason),
-    ]
+    )
     if record.campaign:
-        params.append(("campaign", record.campaign))
-    return Decision("attribution", outcome, code, tuple(params))
+        params += (("campaign", record.campaign),)
+    return Decision("attribution", outcome, code, params)
 
 
 @attrs.frozen
@@ -304,6 +373,10 @@ class Engine(Reattribution, LedgerOperations):
         self._program_id = program.id
         self._versions: dict[int, Program] = {}
         self._by_effective: list[Program] = []
+        self._plans: dict[int, _VersionPlan] = {}
+        self._latest: Program = program
+        self._single: Program | None = None  # the only version, when there is one
+        self._slots_counted = False  # a version caps the referee's rewarded purchases
         self._rolling: frozenset[str] = frozenset()  # bases counted per month
         for version in (*history, program):
             self.publish(version)
@@ -312,7 +385,7 @@ class Engine(Reattribution, LedgerOperations):
     @property
     def program(self) -> Program:
         """The latest published version."""
-        return self._versions[max(self._versions)]
+        return self._latest
 
     @property
     def store(self) -> Store:
@@ -370,10 +443,17 @@ class Engine(Reattribution, LedgerOperations):
 
         # Workers starting together may publish at once: the loser retries and finds it.
         record = self._transact(work)
+        replaced = self._versions.get(program.version)
+        if replaced is not None:
+            del self._plans[id(replaced)]
         self._versions[program.version] = program
+        self._plans[id(program)] = _VersionPlan(program)
+        self._latest = self._versions[max(self._versions)]
         self._by_effective = sorted(
             self._versions.values(), key=lambda p: (p.effective_at, p.version)
         )
+        self._single = self._by_effective[0] if len(self._by_effective) == 1 else None
+        self._slots_counted = any(v.caps.max_referee_purchases for v in self._by_effective)
         self._rolling = frozenset(
             self._rolling_basis(policy.basis, policy.account)
             for version in self._by_effective
@@ -383,11 +463,20 @@ class Engine(Reattribution, LedgerOperations):
         return record
 
     def _in_force(self, at: datetime) -> Program:
+        if self._single is not None:
+            return self._single
         chosen = self._by_effective[0]
         for version in self._by_effective:
             if version.effective_at <= at:
                 chosen = version
         return chosen
+
+    def _plan(self, version: Program) -> _VersionPlan:
+        """The worked-out terms of ``version`` (a published one, or any other)."""
+        # Keyed by id: the engine keeps every published version alive, so no other object
+        # can have the id of one.
+        plan = self._plans.get(id(version))
+        return _VersionPlan(version) if plan is None else plan
 
     def _version(self, version: int, referral_id: str) -> Program:
         try:
@@ -542,42 +631,45 @@ class Engine(Reattribution, LedgerOperations):
         if isinstance(batch_size, bool) or not isinstance(batch_size, int) or batch_size < 1:
             raise InvalidInputError("batch_size", batch_size, "must be an int >= 1")
         results: list[Outcome | ReferralKitError] = []
-        batch: list[Event] = []
-        for event in events:
-            batch.append(event)
-            if len(batch) >= batch_size:
+        if type(events) is list or type(events) is tuple:  # cut into batches by slicing
+            for start in range(0, len(events), batch_size):
+                results.extend(self._handle_batch(events[start : start + batch_size]))
+        else:
+            batch: list[Event] = []
+            for event in events:
+                batch.append(event)
+                if len(batch) >= batch_size:
+                    results.extend(self._handle_batch(batch))
+                    batch = []
+            if batch:
                 results.extend(self._handle_batch(batch))
-                batch = []
-        if batch:
-            results.extend(self._handle_batch(batch))
         if self._auto_dispatch:
             self.dispatch()
         return results
 
     def _handle_batch(self, batch: Sequence[Event]) -> list[Outcome | ReferralKitError]:
-        prepared: list[tuple[Event, str] | ReferralKitError] = []
-        for event in batch:
-            if isinstance(event, _EVENT_TYPES):
-                prepared.append((event, record_digest(event)))
-            else:  # a caller without type checking passed something else
-                prepared.append(InvalidInputError("event", event, "must be an event"))  # type: ignore[unreachable]
         if len(batch) > 1:
             try:
                 with self._store.unit_of_work() as uow:
                     self._prefetch(uow, batch)
-                    outcomes: list[Outcome | ReferralKitError] = [
-                        item if isinstance(item, ReferralKitError) else self._handle_in(uow, *item)
-                        for item in prepared
-                    ]
+                    handle_in = self._handle_in
+                    outcomes: list[Outcome | ReferralKitError] = []
+                    append = outcomes.append
+                    for event in batch:
+                        if isinstance(event, _EVENT_TYPES):
+                            append(handle_in(uow, event, record_digest(event)))
+                        else:  # a caller without type checking passed something else
+                            append(InvalidInputError("event", event, "must be an event"))  # type: ignore[unreachable]
                     uow.commit()
                 return outcomes
             except ReferralKitError:
                 log.debug("a batch of %d events failed; handling them one by one", len(batch))
         results: list[Outcome | ReferralKitError] = []
-        for item in prepared:
-            if isinstance(item, ReferralKitError):
-                results.append(item)
+        for event in batch:
+            if not isinstance(event, _EVENT_TYPES):
+                results.append(InvalidInputError("event", event, "must be an event"))  # type: ignore[unreachable]
                 continue
+            item = (event, record_digest(event))
             try:
                 results.append(self._transact(functools.partial(self._handle_item, item)))
             except ReferralKitError as exc:
@@ -623,18 +715,54 @@ class Engine(Reattribution, LedgerOperations):
         refunds: list[str] = []
         refunded: list[str] = []
         for event in batch:
-            if isinstance(event, Signup | Purchase):
+            kind = type(event)
+            if kind is Click:
+                code = event.code  # type: ignore[union-attr]
+                if code is not None:
+                    try:
+                        code = normalise_code(code)
+                    except InvalidInputError:
+                        code = ""  # never a normalised code
+                    if code:
+                        codes.append(code)
+                visitor = event.visitor_id  # type: ignore[union-attr]
+                if visitor is not None:
+                    visitors.append(visitor)
+                continue
+            if kind is Purchase:
+                people.append(event.participant_id)  # type: ignore[arg-type]
+                orders.append(event.order_id)  # type: ignore[union-attr]
+                code = event.code  # type: ignore[union-attr]
+                if code is not None:
+                    try:
+                        code = normalise_code(code)
+                    except InvalidInputError:
+                        code = ""
+                    if code:
+                        codes.append(code)
+                continue
+            if kind is Refund:
+                orders.append(event.order_id)  # type: ignore[union-attr]
+                refunded.append(event.order_id)  # type: ignore[union-attr]
+                refunds.append(event.refund_id)  # type: ignore[union-attr]
+                continue
+            # Any other event (a sign-up, a chargeback, a subclass): the general rules.
+            if isinstance(event, _PEOPLE_EVENTS):
                 people.append(event.participant_id)
-            if isinstance(event, Purchase | Refund | Chargeback):
+            if isinstance(event, _ORDER_EVENTS):
                 orders.append(event.order_id)
-            if isinstance(event, Refund | Chargeback):
+            if isinstance(event, _REVERSING_EVENTS):
                 refunded.append(event.order_id)
                 if isinstance(event, Refund):
                     refunds.append(event.refund_id)
             elif event.code is not None:
-                with contextlib.suppress(InvalidInputError):
-                    codes.append(normalise_code(event.code))
-            if isinstance(event, Click | Signup) and event.visitor_id is not None:
+                try:
+                    code = normalise_code(event.code)
+                except InvalidInputError:
+                    code = ""  # never a normalised code
+                if code:
+                    codes.append(code)
+            if isinstance(event, _VISITOR_EVENTS) and event.visitor_id is not None:
                 visitors.append(event.visitor_id)
         pid = self._program_id
         referrals = [derive_id("ref", pid, who) for who in people]
@@ -682,7 +810,16 @@ class Engine(Reattribution, LedgerOperations):
                     "event_id", event.event_id, "was recorded before with a different payload"
                 )
             return attrs.evolve(seen.outcome, duplicate=True)
-        if isinstance(event, Signup):
+        kind = type(event)
+        if kind is Click:
+            outcome = self._click(uow, event)  # type: ignore[arg-type]
+        elif kind is Purchase:
+            outcome = self._purchase(uow, event)  # type: ignore[arg-type]
+        elif kind is Signup:
+            outcome = self._signup(uow, event)  # type: ignore[arg-type]
+        elif kind is Refund:
+            outcome = self._refund(uow, event)  # type: ignore[arg-type]
+        elif isinstance(event, Signup):
             outcome = self._signup(uow, event)
         elif isinstance(event, Purchase):
             outcome = self._purchase(uow, event)
@@ -704,22 +841,26 @@ class Engine(Reattribution, LedgerOperations):
         if existing is not None and existing.signed_up_at is not None:
             return self._repeated_signup(uow, ev)
         uow.participants.put(
-            ParticipantRecord(
-                pid,
-                who,
-                existing.first_seen_at if existing else ev.at,
-                signed_up_at=ev.at,
-                country=ev.country,
+            ParticipantRecord(  # first_seen_at, signed_up_at, country
+                pid, who, existing.first_seen_at if existing else ev.at, ev.at, ev.country
             )
         )
         email = normalise_email(ev.email) if ev.email is not None else None
-        late: list[Decision] = []
+        late: Sequence[Decision] = ()
         if email is not None:
             uow.participants.set_email(pid, who, email)
             late = self._hold_late_self_referrals(uow, who, email, ev.at)
         version = self._in_force(ev.at)
         rules = version.attribution
-        identity = {name: getattr(ev, name) for name in _IDENTITY_FIELDS if getattr(ev, name)}
+        identity: dict[str, str] = {}  # _IDENTITY_FIELDS that are set, in that order
+        if ev.device:
+            identity["device"] = ev.device
+        if ev.payment_fingerprint:
+            identity["payment_fingerprint"] = ev.payment_fingerprint
+        if ev.payout_account:
+            identity["payout_account"] = ev.payout_account
+        if ev.ip:
+            identity["ip"] = ev.ip
         if ev.visitor_id is not None or identity:
             # The visitor and the keyed hashes are remembered for later decisions.
             uow.touches.add(
@@ -751,12 +892,29 @@ class Engine(Reattribution, LedgerOperations):
             uow.touches.attach(pid, ev.visitor_id, who)
         was_customer = existing is not None or ev.existing_customer
         referral, decisions, held = self._attribute(
-            uow, version, rules, ev, who, [*stored, *fresh], refused, was_customer, email
+            uow,
+            version,
+            rules,
+            ev,
+            who,
+            [*stored, *fresh] if stored else fresh,
+            refused,
+            was_customer,
+            email,
         )
         if referral is None:
             if not decisions:
-                decisions = [Decision.of("attribution", Verdict.NOTED, "referral.no_code")]
-            return Outcome(ev.event_id, ev.kind, decisions=(*late, *decisions))
+                decisions = [_NO_CODE]
+            return Outcome(
+                ev.event_id,
+                ev.kind,
+                False,
+                None,
+                (),
+                (),
+                (),
+                (*late, *decisions) if late else tuple(decisions),
+            )
         if existing is not None and not ev.existing_customer:
             # Seen buying before this sign-up, and referrable all the same: the counter
             # tells ``referee.new_customer`` they were a customer before the referral.
@@ -768,19 +926,24 @@ class Engine(Reattribution, LedgerOperations):
             version,
             referral,
             ev,
-            frozenset({Trigger.SIGNUP}),
+            _SIGNUP_TRIGGERS,
             snapshot,
             None,
             None,
             ev.country,
         )
+        if late:
+            decisions[:0] = late
+        decisions.extend(policy_decisions)
         return Outcome(
             ev.event_id,
             ev.kind,
-            referral_id=referral.referral_id,
-            grants=grants,
-            reward_ids=reward_ids,
-            decisions=(*late, *decisions, *policy_decisions),
+            False,
+            referral.referral_id,
+            grants,
+            reward_ids,
+            (),
+            tuple(decisions),
         )
 
     def _repeated_signup(self, uow: UnitOfWork, ev: Signup) -> Outcome:
@@ -809,16 +972,20 @@ class Engine(Reattribution, LedgerOperations):
         ):
             raise InvalidEventError("click.at", ev.at, "is in the future")
         owner = None
-        if ev.visitor_id is not None and (ev.code is not None or ev.link_token is not None):
-            known = uow.touches.of_visitor(self._program_id, ev.visitor_id)
-            owners = {t.participant_id for t in known if t.participant_id is not None}
-            if len(owners) == 1:  # the visitor signed up already
-                owner = owners.pop()
-        fresh, refused = self._event_touches(uow, ev, owner, ev.visitor_id)
-        if ev.visitor_id is not None:
+        visitor = ev.visitor_id
+        if visitor is not None and (ev.code is not None or ev.link_token is not None):
+            known = uow.touches.of_visitor(self._program_id, visitor)
+            if known:
+                owners = {t.participant_id for t in known if t.participant_id is not None}
+                if len(owners) == 1:  # the visitor signed up already
+                    owner = owners.pop()
+        fresh, refused = self._event_touches(uow, ev, owner, visitor)
+        if visitor is not None:
             for record in fresh:
                 uow.touches.add(record)
-        return Outcome(ev.event_id, ev.kind, decisions=tuple(refused))
+        return Outcome(
+            ev.event_id, ev.kind, False, None, (), (), (), tuple(refused) if refused else ()
+        )
 
     def _event_touches(
         self, uow: UnitOfWork, ev: Click | Signup | Purchase, who: str | None, visitor: str | None
@@ -829,17 +996,23 @@ class Engine(Reattribution, LedgerOperations):
         records: list[TouchRecord] = []
         refused: list[Decision] = []
         sources: list[tuple[str, str, str]] = []  # (kind, code as given, channel)
-        if isinstance(ev, Click):
-            data = {
-                name: value
-                for name in ("utm_source", "utm_medium", "utm_content", "utm_term")
-                if (value := getattr(ev, name)) is not None
-            }
-            campaign = ev.campaign
+        data: dict[str, str]
+        is_click = isinstance(ev, Click)
+        if is_click:
+            data = {}
+            if ev.utm_source is not None:  # type: ignore[union-attr]
+                data["utm_source"] = ev.utm_source  # type: ignore[union-attr]
+            if ev.utm_medium is not None:  # type: ignore[union-attr]
+                data["utm_medium"] = ev.utm_medium  # type: ignore[union-attr]
+            if ev.utm_content is not None:  # type: ignore[union-attr]
+                data["utm_content"] = ev.utm_content  # type: ignore[union-attr]
+            if ev.utm_term is not None:  # type: ignore[union-attr]
+                data["utm_term"] = ev.utm_term  # type: ignore[union-attr]
+            campaign = ev.campaign  # type: ignore[union-attr]
             if ev.code is not None:
-                sources.append(("click", ev.code, ev.channel))
+                sources.append(("click", ev.code, ev.channel))  # type: ignore[union-attr]
         else:
-            data, campaign = {}, None
+            data, campaign = _NO_DATA, None
             if ev.code is not None:
                 sources.append(("code", ev.code, ev.channel if isinstance(ev, Signup) else "code"))
         token = getattr(ev, "link_token", None)
@@ -866,16 +1039,19 @@ class Engine(Reattribution, LedgerOperations):
                         )
                     )
                 else:
-                    channel = ev.channel if isinstance(ev, Click) else "link"
+                    channel = ev.channel if is_click else "link"  # type: ignore[union-attr]
                     sources.append(("click", payload, channel))
+        if not sources:
+            return records, refused
+        code_owner = uow.participants.code_owner
         for n, (kind, given, channel) in enumerate(sources):
             try:
                 code = normalise_code(given, f"{ev.kind}.code")
             except InvalidInputError:
                 code = ""
-            owner = uow.participants.code_owner(pid, code) if code else None
+            owner = code_owner(pid, code) if code else None
             if owner is None:
-                if not isinstance(ev, Click):
+                if not is_click:
                     refused.append(
                         Decision.of(
                             "attribution",
@@ -886,19 +1062,19 @@ class Engine(Reattribution, LedgerOperations):
                     )
                 continue
             records.append(
-                TouchRecord(
+                TouchRecord(  # positional: program_id ... visitor_id, participant_id, ...
                     pid,
-                    derive_id("tch", pid, ev.event_id, kind, str(n)),
+                    derive_id("tch", pid, ev.event_id, kind, "0" if n == 0 else str(n)),
                     kind,
                     ev.at,
                     ev.event_id,
-                    visitor_id=visitor,
-                    participant_id=who,
-                    referrer_id=owner.participant_id,
-                    code=code,
-                    channel=channel,
-                    campaign=campaign,
-                    data=data,
+                    visitor,
+                    who,
+                    owner.participant_id,
+                    code,
+                    channel,
+                    campaign,
+                    data,
                 )
             )
         return records, refused
@@ -908,6 +1084,8 @@ class Engine(Reattribution, LedgerOperations):
     ) -> list[TouchRecord]:
         """The participant's recorded clicks and codes (``mine``: they may have some of
         their own already), and their visitor's that no one else claimed."""
+        if not mine and visitor is None:
+            return []
         pid = self._program_id
         found: dict[str, TouchRecord] = {}
         if mine:
@@ -978,11 +1156,17 @@ class Engine(Reattribution, LedgerOperations):
         pid = self._program_id
         rejected: list[Decision] = list(refused)
         usable: list[TouchRecord] = []
-        seen: set[str] = set()
-        for record in sorted(records, key=lambda r: (r.at, r.touch_id)):
-            if record.touch_id in seen:
-                continue
-            seen.add(record.touch_id)
+        ordered: Sequence[TouchRecord]
+        if len(records) > 1:
+            seen: set[str] = set()
+            ordered = []
+            for record in sorted(records, key=_touch_order):
+                if record.touch_id not in seen:
+                    seen.add(record.touch_id)
+                    ordered.append(record)
+        else:
+            ordered = records
+        for record in ordered:
             problem = self._usable(uow, record, who, ev.at)
             if problem is not None:
                 rejected.append(problem)
@@ -1042,8 +1226,12 @@ class Engine(Reattribution, LedgerOperations):
                 "attribution", Verdict.REFUSED, "referral.existing_customer", referee=who
             )
             return None, [refusal, *shown], None
-        fraud_verdict = self._fraud_verdict(uow, ev, who, referrer, winner, email, referrer_email)
-        fraud: list[Decision] = []
+        fraud_verdict = (
+            self._fraud_verdict(uow, ev, who, referrer, winner, email, referrer_email)
+            if self._fraud_checks
+            else None
+        )
+        fraud: Sequence[Decision] = ()
         if fraud_verdict is not None and fraud_verdict.action is not FraudAction.ALLOW:
             reasons = ",".join(fraud_verdict.reasons)
             if fraud_verdict.action is FraudAction.BLOCK:
@@ -1054,28 +1242,26 @@ class Engine(Reattribution, LedgerOperations):
             code = (
                 "referral.held" if fraud_verdict.action is FraudAction.HOLD else "referral.flagged"
             )
-            fraud.append(Decision.of("fraud", Verdict.NOTED, code, reasons=reasons))
+            fraud = [Decision.of("fraud", Verdict.NOTED, code, reasons=reasons)]
         held = fraud_verdict is not None and fraud_verdict.action is FraudAction.HOLD
-        referral = Referral(
-            referral_id=derive_id("ref", pid, who),
-            program_id=pid,
-            program_version=version.version,
-            referrer_id=referrer,
-            referee_id=who,
-            code=winner.code,
-            channel=winner.channel,
-            created_at=ev.at,
-            event_id=ev.event_id,
-            status="held" if held else "active",
-            explanation=(*rejected, *explanation, *fraud),
+        referral = Referral(  # referral_id, program_id, program_version, referrer_id, ...
+            derive_id("ref", pid, who),
+            pid,
+            version.version,
+            referrer,
+            who,
+            winner.code,
+            winner.channel,
+            ev.at,
+            ev.event_id,
+            "held" if held else "active",
+            (*rejected, *explanation, *fraud),
         )
-        created = Decision.of(
+        created = Decision(  # Decision.of(..., referee=who, referrer=referrer, code=...)
             "attribution",
             Verdict.NOTED,
             "referral.created",
-            referee=who,
-            referrer=referrer,
-            code=winner.code,
+            (("referee", _text(who)), ("referrer", _text(referrer)), ("code", _text(winner.code))),
         )
         return referral, [*shown, created, *fraud], fraud_verdict if held else None
 
@@ -1124,19 +1310,19 @@ class Engine(Reattribution, LedgerOperations):
     def _add_referral(self, uow: UnitOfWork, referral: Referral, held: FraudVerdict | None) -> None:
         pid = self._program_id
         uow.referrals.add(referral)
-        uow.counters.add((pid, Counter.REFERRER_REFERRALS.value, referral.referrer_id), _ONE)
+        uow.counters.add((pid, _REFERRER_REFERRALS, referral.referrer_id), _ONE)
         uow.counters.add((pid, CODE_USES, referral.code), _ONE)
         if self._fraud_checks:
             for key in self._velocity_keys(referral.referrer_id, referral.created_at):
                 uow.counters.add(key, _ONE)
         notes = [
-            Notification(
-                notification_id=sub_id("ntf", referral.referral_id, "created"),
-                program_id=pid,
-                kind="referral_created",
-                recipient_id=referral.referrer_id,
-                created_at=referral.created_at,
-                data={
+            Notification(  # notification_id, program_id, kind, recipient_id, created_at, data
+                sub_id("ntf", referral.referral_id, "created"),
+                pid,
+                "referral_created",
+                referral.referrer_id,
+                referral.created_at,
+                {
                     "referee": referral.referee_id,
                     "referral_id": referral.referral_id,
                     "code": referral.code,
@@ -1287,11 +1473,15 @@ class Engine(Reattribution, LedgerOperations):
     def _purchase(self, uow: UnitOfWork, ev: Purchase) -> Outcome:
         pid = self._program_id
         who = ev.participant_id
-        currency = self.program.currency
-        order_digest = parts_digest(who, ev.amount, ev.items)
-        parts = (ev.subtotal, ev.discount, ev.tax, ev.shipping)
-        if any(p is not None for p in parts):  # digests of orders without them stay as they were
-            order_digest = parts_digest(who, ev.amount, ev.items, *parts)
+        currency = self._latest.currency
+        if (
+            ev.subtotal is None and ev.discount is None and ev.tax is None and ev.shipping is None
+        ):  # digests of orders without these parts stay as they were
+            order_digest = parts_digest(who, ev.amount, ev.items)
+        else:
+            order_digest = parts_digest(
+                who, ev.amount, ev.items, ev.subtotal, ev.discount, ev.tax, ev.shipping
+            )
         existing = uow.orders.get(pid, ev.order_id)
         if existing is not None:
             return self._repeat(existing.digest, order_digest, "order_id", ev.order_id, ev)
@@ -1300,8 +1490,8 @@ class Engine(Reattribution, LedgerOperations):
             rate = self._rate(ev, currency)
         buyer = uow.participants.get(pid, who)
         if buyer is None:
-            uow.participants.put(ParticipantRecord(pid, who, ev.at, signed_up_at=None))
-        purchases_key = (pid, Counter.REFEREE_PURCHASES.value, who)
+            uow.participants.put(ParticipantRecord(pid, who, ev.at, None))
+        purchases_key = (pid, _REFEREE_PURCHASES, who)
         referral = uow.referrals.by_referee(pid, who)
         bound: list[Decision] = []
         at_bind: tuple[tuple[RewardGrant, ...], tuple[str, ...]] = ((), ())
@@ -1333,8 +1523,15 @@ class Engine(Reattribution, LedgerOperations):
                     rate,
                 )
             )
-            d = Decision.of("engine", Verdict.NOTED, reason, participant=who)
-            return Outcome(ev.event_id, ev.kind, decisions=(*bound, d))
+            d = Decision(  # Decision.of("engine", Verdict.NOTED, reason, participant=who)
+                "engine",
+                Verdict.NOTED,
+                reason,
+                (("participant", who if type(who) is str else str(who)),),
+            )
+            return Outcome(
+                ev.event_id, ev.kind, False, None, (), (), (), (*bound, d) if bound else (d,)
+            )
 
         version = self._version(referral.program_version, referral.referral_id)
         # A purchase in another currency: the policies see it converted (rounded with the
@@ -1343,38 +1540,53 @@ class Engine(Reattribution, LedgerOperations):
         if rate is not None:
             bound.append(self._converted(ev, priced, rate))
         conversions_key = (pid, CONVERSIONS, referral.referral_id)
-        keys = [purchases_key, conversions_key]
-        snapshot = self._snapshot(uow, version, referral, extra=keys)
+        plan = self._plan(version)
+        if plan.needs:
+            snapshot = self._snapshot(uow, version, referral, (purchases_key, conversions_key))
+        else:
+            snapshot = uow.counters.get([purchases_key, conversions_key])
         number = int(snapshot.get(purchases_key, _ZERO)) + 1
         converted_before = snapshot.get(conversions_key, _ZERO) > 0
         triggers, qualification = qualifying_triggers(
             version, number, priced.amount, converted_before
         )
-        decisions: list[Decision] = [*bound, *qualification]
-        grants, reward_ids, policy_decisions = self._reward(
-            uow,
-            version,
-            referral,
-            priced,
-            frozenset(triggers),
-            snapshot,
-            ev.amount,
-            rate,
-            None if buyer is None else buyer.country,
-        )
-        decisions.extend(policy_decisions)
-        earned = bool(grants) or any(d.code in LIMITED for d in policy_decisions)
+        if bound:
+            bound.extend(qualification)
+            decisions = bound
+        else:
+            decisions = qualification
+        grants: tuple[RewardGrant, ...] = ()
+        reward_ids: tuple[str, ...] = ()
+        policy_decisions: list[Decision] = []
+        if triggers or referral.status == "rejected" or plan.pays_signup:
+            # (Otherwise no policy is asked and none is explained: _reward does nothing.)
+            grants, reward_ids, policy_decisions = self._reward(
+                uow,
+                version,
+                referral,
+                priced,
+                frozenset(triggers),
+                snapshot,
+                ev.amount,
+                rate,
+                None if buyer is None else buyer.country,
+            )
+            decisions.extend(policy_decisions)
+        earned = bool(grants)
+        if not earned:
+            for d in policy_decisions:
+                if d.code in LIMITED:
+                    earned = True
+                    break
         converted = earned and not converted_before and Trigger.FIRST_PURCHASE in triggers
         uow.counters.add(purchases_key, _ONE)
         uow.counters.add(
-            (pid, Counter.REFERRER_REVENUE_REFERRED.value, referral.referrer_id),
+            (pid, _REFERRER_REVENUE_REFERRED, referral.referrer_id),
             priced.amount.amount,
         )
         if converted:
             uow.counters.add(conversions_key, _ONE)
-            uow.counters.add(
-                (pid, Counter.REFERRER_SUCCESSFUL_REFERRALS.value, referral.referrer_id), _ONE
-            )
+            uow.counters.add((pid, _REFERRER_SUCCESSFUL_REFERRALS, referral.referrer_id), _ONE)
             self._update_status(
                 uow,
                 referral.referrer_id,
@@ -1400,10 +1612,12 @@ class Engine(Reattribution, LedgerOperations):
         return Outcome(
             ev.event_id,
             ev.kind,
-            referral_id=referral.referral_id,
-            grants=(*at_bind[0], *grants) if at_bind[0] else grants,
-            reward_ids=(*at_bind[1], *reward_ids) if at_bind[1] else reward_ids,
-            decisions=tuple(decisions),
+            False,
+            referral.referral_id,
+            (*at_bind[0], *grants) if at_bind[0] else grants,
+            (*at_bind[1], *reward_ids) if at_bind[1] else reward_ids,
+            (),
+            tuple(decisions),
         )
 
     def _bind_at_purchase(
@@ -1529,8 +1743,14 @@ class Engine(Reattribution, LedgerOperations):
         referral: Referral,
         extra: Sequence[CounterKey] = (),
     ) -> dict[CounterKey, Decimal]:
-        keys = [self._counter_key(c, referral) for c in version.needs()]
-        return uow.counters.get([*keys, *extra])
+        needs = self._plan(version).needs
+        if not needs:
+            return uow.counters.get(list(extra)) if extra else {}
+        pid = self._program_id
+        whose = ("", referral.referee_id, referral.referrer_id)
+        keys: list[CounterKey] = [(pid, name, whose[w]) for _, name, w in needs]
+        keys.extend(extra)
+        return uow.counters.get(keys)
 
     def _counter_key(self, counter: Counter, referral: Referral) -> CounterKey:
         if counter is Counter.PROGRAM_SPEND:
@@ -1560,46 +1780,60 @@ class Engine(Reattribution, LedgerOperations):
                 "engine", Verdict.REFUSED, "referral.rejected", referral_id=referral.referral_id
             )
             return (), (), [refused]
-        counters = {c: snapshot.get(self._counter_key(c, referral), _ZERO) for c in version.needs()}
+        plan = self._plan(version)
+        counters: dict[Counter, Decimal] = {}
+        if plan.needs:
+            whose = ("", referral.referee_id, referral.referrer_id)
+            for counter, name, w in plan.needs:
+                counters[counter] = snapshot.get((pid, name, whose[w]), _ZERO)
+        is_purchase = isinstance(ev, Purchase)
+        currency = version.currency
         decisions: list[Decision] = []
         grants: list[RewardGrant] = []
-        conditional: list[tuple[str, PolicyResult]] = []
+        conditional: list[tuple[str, PolicyResult]] | None = None  # made when needed
+        base_of = None
         for policy in version.policies:
             trigger = policy.trigger
             if trigger not in triggers:
                 # Say why a policy was not asked; a purchase-paying policy skipped on a
                 # purchase is explained by the qualification decision instead.
                 if isinstance(ev, Signup) or trigger is Trigger.SIGNUP:
-                    decisions.append(
-                        Decision.of(
-                            policy.name,
+                    key = (policy.name, trigger, ev.kind)
+                    skipped = plan.not_trigger.get(key)
+                    if skipped is None:
+                        skipped = plan.not_trigger[key] = Decision.of(
+                            key[0],
                             Verdict.SKIPPED,
                             "policy.not_trigger",
-                            trigger=trigger,
-                            event=ev.kind,
+                            trigger=key[1],
+                            event=key[2],
                         )
-                    )
+                    decisions.append(skipped)
                 continue
-            ctx = PolicyContext(
-                program_id=pid,
-                program_version=version.version,
-                currency=version.currency,
-                rounding=version.rounding,
-                referral=referral,
-                event=ev,
-                trigger=trigger,
-                counters=counters,
-                base=None
-                if not isinstance(ev, Purchase) or version.commissionable_base == "total"
-                else ev.net(),
-                referee_country=country,
+            if base_of is None:
+                base_of = (
+                    (None,)
+                    if not is_purchase or version.commissionable_base == "total"
+                    else (ev.net(),)  # type: ignore[union-attr]
+                )
+            ctx = PolicyContext(  # program_id, program_version, currency, rounding, referral,
+                pid,  # event, trigger, counters, base, referee_country
+                version.version,
+                currency,
+                version.rounding,
+                referral,
+                ev,
+                trigger,
+                counters,
+                base_of[0],
+                country,
             )
             result = policy.evaluate(ctx)
             for grant in result.grants:
                 amount = getattr(grant.value, "amount", None)
-                if isinstance(amount, Money) and amount.currency != version.currency:
+                if isinstance(amount, Money) and amount.currency != currency:
                     raise InvalidProgramError(
-                        f"{policy.name}.grant", grant.value, f"must be in {version.currency}"
+                        f"{policy.name}.grant", grant.value, f"must be in {currency}"
                     )
                 if grant.participant_id not in (referral.referrer_id, referral.referee_id):
                     raise InvalidProgramError(
@@ -1607,7 +1841,9 @@ class Engine(Reattribution, LedgerOperations):
                         grant.participant_id,
                         "must be the referral's referrer or referee",
                     )
-            if version.precedence != "all" and isinstance(policy, When):
+            if plan.when and isinstance(policy, When):
+                if conditional is None:
+                    conditional = []
                 conditional.append((policy.name, result))
                 continue
             grants.extend(result.grants)
@@ -1619,85 +1855,125 @@ class Engine(Reattribution, LedgerOperations):
                 if i in kept:
                     grants.extend(result.grants)
             decisions.extend(dropped)
+        if not grants:
+            if plan.referee_limits:
+                self._referee_used(uow, referral, ev, False, False)
+            return (), (), decisions
         gate = None
-        if grants and (version.caps.max_referee_purchases or version.caps.referee_window):
+        if plan.referee_limits:
             gate = self._referee_gate(uow, version, referral, ev)
             if gate is not None:
                 grants = []
                 decisions.append(gate)
-        if any(g.milestone is not None for g in grants):
+        milestones = False
+        for grant in grants:
+            if grant.milestone is not None:
+                milestones = True
+                break
+        if milestones:
             grants = self._once(uow, grants, decisions)
-        plan = None
-        if grants and (version.caps or version.budget is not None):
-            plan = self._limits(uow, version, referral, ev.at, grants)
-            grants = list(plan.grants)
-            decisions.extend(plan.decisions)
+        limits = None
+        if grants and plan.limits:
+            limits = self._limits(uow, version, referral, ev.at, grants)
+            grants = list(limits.grants)
+            decisions.extend(limits.decisions)
         seen: dict[tuple[str, str], int] = {}
         reward_ids: list[str] = []
         notifications: list[Notification] = []
         spend = _ZERO
+        at = ev.at
+        event_id = ev.event_id
+        order_id = ev.order_id if is_purchase else None  # type: ignore[union-attr]
+        held = referral.status == "held"
+        referral_id = referral.referral_id
+        referee = referral.referee_id
+        version_number = version.version
+        add_reward = uow.ledger.add_reward
+        payable_at_of = version.payable_at
+        payable: dict[str, datetime] = {}
         for grant in grants:
-            n = seen.get((grant.policy, grant.role), 0)
-            seen[(grant.policy, grant.role)] = n + 1
-            payable_at = version.payable_at(ev.at, grant.policy)
-            reward = Reward(
-                reward_id=derive_id(
-                    "rwd", pid, ev.event_id, grant.policy, grant.role, str(n), *salt
+            name = grant.policy
+            role = grant.role
+            milestone = grant.milestone
+            n = seen.get((name, role), 0)
+            seen[(name, role)] = n + 1
+            payable_at = payable.get(name)
+            if payable_at is None:
+                payable_at = payable[name] = payable_at_of(at, name)
+            value = grant.value
+            if milestone is None:
+                reward = Reward(
+                    derive_id("rwd", pid, event_id, name, role, str(n), *salt),
+                    pid,
+                    version_number,
+                    referral_id,
+                    grant.participant_id,
+                    role,
+                    value,
+                    name,
+                    event_id,
+                    order_id,
+                    base,
+                    at,
+                    payable_at,
+                    grant.item,
+                    rate,
                 )
-                if grant.milestone is None
-                else self._milestone_id(grant),
-                program_id=pid,
-                program_version=version.version,
-                referral_id=referral.referral_id,
-                participant_id=grant.participant_id,
-                role=grant.role,
-                value=grant.value,
-                policy=grant.policy,
-                source_event_id=ev.event_id,
-                order_id=ev.order_id
-                if isinstance(ev, Purchase) and grant.milestone is None
-                else None,
-                base_amount=base if grant.milestone is None else None,
-                created_at=ev.at,
-                payable_at=payable_at,
-                item=grant.item,
-                exchange_rate=rate if grant.milestone is None else None,
-            )
+            else:
+                reward = Reward(
+                    self._milestone_id(grant),
+                    pid,
+                    version_number,
+                    referral_id,
+                    grant.participant_id,
+                    role,
+                    value,
+                    name,
+                    event_id,
+                    None,
+                    None,
+                    at,
+                    payable_at,
+                    grant.item,
+                    None,
+                )
+            reward_id = reward.reward_id
             granted = grant_entry(reward)
-            uow.ledger.add_reward(reward, granted)
-            if referral.status == "held":
+            add_reward(reward, granted)
+            if held:
                 # A referral held by a fraud check (or a later finding): its rewards wait
                 # for an operator's decision (Engine.release_referral / reject_referral).
                 self._hold_in(
-                    uow, RewardView(reward, (granted,)), ev.at, _REFERRAL_HELD, _FRAUD_ACTOR, None
+                    uow, RewardView(reward, (granted,)), at, _REFERRAL_HELD, _FRAUD_ACTOR, None
                 )
-            reward_ids.append(reward.reward_id)
-            if reward.unit.is_money:
-                spend += reward.value.quantity
+            reward_ids.append(reward_id)
+            unit = value.unit
+            if unit.is_money:
+                spend += value.quantity
             notifications.append(
                 Notification(
-                    notification_id=sub_id("ntf", reward.reward_id, "earned"),
-                    program_id=pid,
-                    kind="reward_earned",
-                    recipient_id=grant.participant_id,
-                    created_at=ev.at,
-                    data={
-                        "reward_id": reward.reward_id,
-                        "role": grant.role.value,
-                        "value": str(grant.value),
+                    sub_id("ntf", reward_id, "earned"),
+                    pid,
+                    "reward_earned",
+                    grant.participant_id,
+                    at,
+                    {
+                        "reward_id": reward_id,
+                        "role": _ROLE_VALUE[role],
+                        "value": str(value),
                         "payable_on": payable_at.date().isoformat(),
-                        "referral_id": referral.referral_id,
-                        "referee": referral.referee_id,
+                        "referral_id": referral_id,
+                        "referee": referee,
                     },
                 )
             )
-            if grant.milestone is not None or reward.unit.kind == "points":
+            if milestone is not None or unit.kind == "points":
                 self._granted_extra(uow, reward, grant, ev, notifications, salt)
         if spend:
-            uow.counters.add((pid, Counter.PROGRAM_SPEND.value, ""), spend)
-        if plan is not None:
-            self._spend(uow, version, plan, ev.at, notifications)
-        if version.caps.max_referee_purchases or version.caps.referee_window:
+            uow.counters.add((pid, _PROGRAM_SPEND, ""), spend)
+        if limits is not None:
+            self._spend(uow, version, limits, at, notifications)
+        if plan.referee_limits:
             self._referee_used(uow, referral, ev, bool(grants), gate is not None)
         if notifications:
             uow.outbox.add(notifications)
@@ -1785,10 +2061,7 @@ class Engine(Reattribution, LedgerOperations):
         )
 
     def _status_levels(self, at: datetime) -> StatusLevels | None:
-        for policy in self._in_force(at).policies:
-            if isinstance(policy, StatusLevels):
-                return policy
-        return None
+        return self._plan(self._in_force(at)).status_levels
 
     def _count_rolling(
         self,
@@ -1830,7 +2103,7 @@ class Engine(Reattribution, LedgerOperations):
         if levels.basis is StatusBasis.POINTS:
             key = (pid, POINTS_EARNED, f"{participant}/{levels.account}")
         else:
-            key = (pid, Counter.REFERRER_SUCCESSFUL_REFERRALS.value, participant)
+            key = (pid, _REFERRER_SUCCESSFUL_REFERRALS, participant)
         return uow.counters.get([key])[key]
 
     def _update_status(
@@ -1892,7 +2165,7 @@ class Engine(Reattribution, LedgerOperations):
         levels = self._status_levels(self._clock.now())
         pid = self._program_id
         with self._store.unit_of_work() as uow:
-            key = (pid, Counter.REFERRER_SUCCESSFUL_REFERRALS.value, participant_id)
+            key = (pid, _REFERRER_SUCCESSFUL_REFERRALS, participant_id)
             count = int(uow.counters.get([key])[key])
             level = upcoming = to_level = None
             if levels is not None:
@@ -1994,7 +2267,7 @@ class Engine(Reattribution, LedgerOperations):
                     version.zone,
                 )
                 keys.update(found.values())
-        spend_key = (pid, Counter.PROGRAM_SPEND.value, "")
+        spend_key = (pid, _PROGRAM_SPEND, "")
         values = uow.counters.get([spend_key, *((pid, n, s) for n, s in sorted(keys))])
         return apply_limits(
             grants,
@@ -2026,7 +2299,7 @@ class Engine(Reattribution, LedgerOperations):
             # the counters it read without changing them.
             untouched = [(pid, n, s) for n, s in sorted(plan.read) if (n, s) not in plan.spend]
             if version.budget is not None and not plan.program_spend:
-                untouched.append((pid, Counter.PROGRAM_SPEND.value, ""))
+                untouched.append((pid, _PROGRAM_SPEND, ""))
             for key in untouched:
                 uow.counters.add(key, _ONE)
                 uow.counters.add(key, -_ONE)
@@ -2052,7 +2325,7 @@ class Engine(Reattribution, LedgerOperations):
     def _give_back(self, uow: UnitOfWork, reward: Reward, quantity: Decimal) -> None:
         """Return a reversed money quantity to the spend counters it was counted in."""
         version = self._version(reward.program_version, reward.referral_id)
-        if not version.caps:
+        if not self._plan(version).caps:
             return
         keys = spend_keys(
             version.caps,
@@ -2129,7 +2402,7 @@ class Engine(Reattribution, LedgerOperations):
     def _free_slot(self, uow: UnitOfWork, order: OrderRecord, referral_id: str) -> None:
         """A wholly refunded or charged-back order gives back the purchase slot it used
         under ``Caps(max_referee_purchases=...)``, so a later purchase may earn again."""
-        if not any(v.caps.max_referee_purchases for v in self._by_effective):
+        if not self._slots_counted:
             return  # no version counts slots: no read
         referral = uow.referrals.get(referral_id)
         assert referral is not None
@@ -2167,7 +2440,7 @@ class Engine(Reattribution, LedgerOperations):
             if order.referral_id is not None:
                 referral = uow.referrals.get(order.referral_id)
                 assert referral is not None
-                key = (pid, Counter.REFERRER_REVENUE_REFERRED.value, referral.referrer_id)
+                key = (pid, _REFERRER_REVENUE_REFERRED, referral.referrer_id)
                 revenue = newly
                 if order.exchange_rate is not None:
                     # At the order's rate: the refunds' converted parts add up to the
@@ -2185,9 +2458,7 @@ class Engine(Reattribution, LedgerOperations):
                 referral = uow.referrals.get(order.referral_id)
                 assert referral is not None
                 uow.counters.add((pid, CONVERSIONS, referral.referral_id), -_ONE)
-                uow.counters.add(
-                    (pid, Counter.REFERRER_SUCCESSFUL_REFERRALS.value, referral.referrer_id), -_ONE
-                )
+                uow.counters.add((pid, _REFERRER_SUCCESSFUL_REFERRALS, referral.referrer_id), -_ONE)
                 self._update_status(
                     uow,
                     referral.referrer_id,
@@ -2199,17 +2470,23 @@ class Engine(Reattribution, LedgerOperations):
         rewards = uow.ledger.rewards(pid, order_id=order.order_id)
         reversals, decisions = self._reverse_rewards(uow, order, ev, total, rewards)
         if not reversals:
-            decisions.append(
-                Decision.of(
-                    "ledger", Verdict.SKIPPED, "reward.nothing_to_reverse", order_id=order.order_id
+            decisions.append(  # Decision.of(..., order_id=order.order_id)
+                Decision(
+                    "ledger",
+                    Verdict.SKIPPED,
+                    "reward.nothing_to_reverse",
+                    (("order_id", _text(order.order_id)),),
                 )
             )
         return Outcome(
             ev.event_id,
             ev.kind,
-            referral_id=order.referral_id,
-            reversals=tuple(reversals),
-            decisions=tuple(decisions),
+            False,
+            order.referral_id,
+            (),
+            (),
+            tuple(reversals),
+            tuple(decisions),
         )
 
     def _reverse_rewards(
@@ -2229,38 +2506,42 @@ class Engine(Reattribution, LedgerOperations):
         items = ev.items if isinstance(ev, Refund) else ()
         if items:  # a refund of named line items reverses their per-item rewards wholly
             rewards = [r for r in rewards if r.item in items]
-        entries = uow.ledger.entries(r.reward_id for r in rewards)
+        if not rewards:
+            return [], []
+        entries = uow.ledger.entries([r.reward_id for r in rewards])
         refunded = Money._trusted(total, order.amount.currency)
         reversals: list[Reversal] = []
         decisions: list[Decision] = []
         notifications: list[Notification] = []
         appended = []
         spend = _ZERO
+        at = ev.at
+        cause = ev.kind
         for reward in rewards:
-            view = RewardView(reward, tuple(entries[reward.reward_id]))
+            reward_id = reward.reward_id
+            view = RewardView(reward, tuple(entries[reward_id]))
             base = reward.base_amount or order.amount
             rounding = self._version(reward.program_version, reward.referral_id).rounding
             target = view.granted if items else target_reversed(view, refunded, base, rounding)
-            entry = reversal_entry(view, target, ev.at, ev.event_id)
+            entry = reversal_entry(view, target, at, ev.event_id)
             if entry is None:
                 continue
             appended.append(entry)
-            reversals.append(
-                Reversal(reward.reward_id, reward.participant_id, reward.unit, entry.quantity)
-            )
-            if reward.unit.is_money:
-                spend += entry.quantity
-                self._give_back(uow, reward, entry.quantity)
-            elif reward.unit.kind == "points":
-                self._points_earned(uow, reward, -entry.quantity, ev.at, ev.event_id)
+            quantity = entry.quantity
+            unit = reward.unit
+            reversals.append(Reversal(reward_id, reward.participant_id, unit, quantity))
+            if unit.is_money:
+                spend += quantity
+                self._give_back(uow, reward, quantity)
+            elif unit.kind == "points":
+                self._points_earned(uow, reward, -quantity, at, ev.event_id)
+            text = describe(reward.value, quantity)
             decisions.append(
-                Decision.of(
+                Decision(
                     "ledger",
                     Verdict.NOTED,
                     "reward.reversed",
-                    reward_id=reward.reward_id,
-                    quantity=describe(reward.value, entry.quantity),
-                    cause=ev.kind,
+                    (("reward_id", reward_id), ("quantity", text), ("cause", cause)),
                 )
             )
             clawback = entry.kind is EntryKind.CLAWED_BACK
@@ -2269,18 +2550,18 @@ class Engine(Reattribution, LedgerOperations):
                     "reward_clawed_back" if clawback else "reward_reversed",
                     entry.entry_id,
                     reward,
-                    ev.at,
-                    quantity=str(entry.quantity),
-                    value=describe(reward.value, entry.quantity),
-                    unit=str(reward.unit),
-                    cause=ev.kind,
+                    at,
+                    quantity=str(quantity),
+                    value=text,
+                    unit=str(unit),
+                    cause=cause,
                 )
             )
         if appended:
             uow.ledger.append(appended)
             uow.outbox.add(notifications)
         if spend:
-            uow.counters.add((pid, Counter.PROGRAM_SPEND.value, ""), -spend)
+            uow.counters.add((pid, _PROGRAM_SPEND, ""), -spend)
         return reversals, decisions
 
     # -- ledger operations ---------------------------------------------------------------
@@ -2818,7 +3099,7 @@ class Engine(Reattribution, LedgerOperations):
                 first = number
                 uow.counters.add((pid, CONVERSIONS, referral.referral_id), _ONE)
                 uow.counters.add(
-                    (pid, Counter.REFERRER_SUCCESSFUL_REFERRALS.value, referral.referrer_id),
+                    (pid, _REFERRER_SUCCESSFUL_REFERRALS, referral.referrer_id),
                     _ONE,
                 )
                 self._update_status(
@@ -2830,7 +3111,7 @@ class Engine(Reattribution, LedgerOperations):
                     (ev.at, _ONE),
                 )
             uow.counters.add(
-                (pid, Counter.REFERRER_REVENUE_REFERRED.value, referral.referrer_id),
+                (pid, _REFERRER_REVENUE_REFERRED, referral.referrer_id),
                 priced.amount.amount,
             )
             mark = Decimal(2) if converted and number == first else _ONE
@@ -2853,7 +3134,7 @@ class Engine(Reattribution, LedgerOperations):
             version,
             referral,
             ev,
-            frozenset({Trigger.SIGNUP}),
+            _SIGNUP_TRIGGERS,
             snapshot,
             None,
             country=country,
@@ -2883,7 +3164,7 @@ class Engine(Reattribution, LedgerOperations):
         triggers, _ = qualifying_triggers(version, number, priced.amount, converted_before)
         if not triggers:
             return priced, (), False
-        purchases_key = (self._program_id, Counter.REFEREE_PURCHASES.value, referral.referee_id)
+        purchases_key = (self._program_id, _REFEREE_PURCHASES, referral.referee_id)
         snapshot = self._snapshot(uow, version, referral, extra=[purchases_key])
         snapshot[purchases_key] = Decimal(number - 1)
         grants, reward_ids, decisions = self._reward(

@@ -194,32 +194,33 @@ def _entry(
     actor: str,
 ) -> Entry:
     reward = view.reward
-    return Entry(
-        entry_id=sub_id("ent", reward.reward_id, name),
-        reward_id=reward.reward_id,
-        program_id=reward.program_id,
-        participant_id=reward.participant_id,
-        kind=kind,
-        quantity=quantity,
-        at=at,
-        cause=cause,
-        state_after=state,
-        actor=actor,
+    return Entry(  # entry_id, reward_id, program_id, participant_id, kind, quantity, at,
+        sub_id("ent", reward.reward_id, name),  # cause, state_after, actor
+        reward.reward_id,
+        reward.program_id,
+        reward.participant_id,
+        kind,
+        quantity,
+        at,
+        cause,
+        state,
+        actor,
     )
 
 
 def grant_entry(reward: Reward) -> Entry:
     """The first entry of a new reward: granted, pending until ``payable_at``."""
-    return Entry(
-        entry_id=sub_id("ent", reward.reward_id, "granted"),
-        reward_id=reward.reward_id,
-        program_id=reward.program_id,
-        participant_id=reward.participant_id,
-        kind=EntryKind.GRANTED,
-        quantity=reward.value.quantity,
-        at=reward.created_at,
-        cause=reward.source_event_id,
-        state_after=RewardState.PENDING,
+    reward_id = reward.reward_id
+    return Entry(  # entry_id, reward_id, program_id, participant_id, kind, quantity, at,
+        sub_id("ent", reward_id, "granted"),  # cause, state_after
+        reward_id,
+        reward.program_id,
+        reward.participant_id,
+        EntryKind.GRANTED,
+        reward.value.quantity,
+        reward.created_at,
+        reward.source_event_id,
+        RewardState.PENDING,
     )
 
 
@@ -423,14 +424,28 @@ def reversal_entry(view: RewardView, target: Decimal, at: datetime, cause: str) 
     state = view.state
     if state in FINAL_STATES:
         return None
+    # The sums of RewardView's properties, in one pass (each added up in entry order).
+    granted = reversed_ = used = outstanding = _ZERO
+    for e in view.entries:
+        kind = e.kind
+        if kind is EntryKind.GRANTED:
+            granted += e.quantity
+            outstanding += e.quantity
+        elif kind in _REMOVED:
+            if kind is not EntryKind.REJECTED:
+                reversed_ += e.quantity
+            outstanding += -e.quantity
+        elif kind in _USED:
+            used += e.quantity
+            outstanding += -e.quantity
     # Points already redeemed or expired are gone: a reversal takes at most what is left.
-    quantity = min(min(target, view.granted) - view.reversed, view.outstanding)
+    quantity = min(min(target, granted) - reversed_, outstanding)
     if quantity <= 0:
         return None
     name = derive_id("rev", cause)
     if state is RewardState.PAID:
         return _entry(view, name, EntryKind.CLAWED_BACK, quantity, at, cause, state, "engine")
-    full = view.reversed + view.used + quantity >= view.granted
+    full = reversed_ + used + quantity >= granted
     after = RewardState.REVERSED if full else state
     return _entry(view, name, EntryKind.REVERSED, quantity, at, cause, after, "engine")
 

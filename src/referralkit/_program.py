@@ -183,6 +183,9 @@ class Program:
     _needs: frozenset[Counter] = attrs.field(init=False, eq=False, repr=False)
     _digest: str = attrs.field(init=False, eq=False, repr=False)
     _policy_fixed: dict[str, timedelta | None] = attrs.field(init=False, eq=False, repr=False)
+    # Whether a policy pays on every purchase / on the first purchase (qualifying_triggers).
+    _pays_every: bool = attrs.field(init=False, eq=False, repr=False)
+    _pays_first: bool = attrs.field(init=False, eq=False, repr=False)
 
     def __attrs_post_init__(self) -> None:
         try:
@@ -265,6 +268,12 @@ class Program:
         object.__setattr__(self, "_fixed_hold", fixed)
         object.__setattr__(self, "_zone", zone)
         object.__setattr__(self, "_needs", frozenset(needs))
+        object.__setattr__(
+            self, "_pays_every", any(p.trigger is Trigger.EVERY_PURCHASE for p in self.policies)
+        )
+        object.__setattr__(
+            self, "_pays_first", any(p.trigger is Trigger.FIRST_PURCHASE for p in self.policies)
+        )
         object.__setattr__(self, "_digest", digest(self.definition()))
 
     def _check_limits(self) -> None:
@@ -526,21 +535,23 @@ def qualifying_triggers(
     decisions: list[Decision] = []
     not_first = version.first_purchase_only and number > 1
     if not_first:
-        decisions.append(
-            Decision.of(
-                "qualification", Verdict.SKIPPED, "qualify.not_first_purchase", number=number
+        decisions.append(  # Decision.of(..., number=number), without the keyword packing
+            Decision(
+                "qualification",
+                Verdict.SKIPPED,
+                "qualify.not_first_purchase",
+                (("number", str(number)),),
             )
         )
-        if not any(p.trigger is Trigger.EVERY_PURCHASE for p in version.policies):
+        if not version._pays_every:
             return set(), decisions
     if version.min_order is not None and amount < version.min_order:
-        decisions.append(
-            Decision.of(
+        decisions.append(  # Decision.of(..., amount=amount, minimum=version.min_order)
+            Decision(
                 "qualification",
                 Verdict.SKIPPED,
                 "qualify.below_minimum",
-                amount=amount,
-                minimum=version.min_order,
+                (("amount", str(amount)), ("minimum", str(version.min_order))),
             )
         )
         return set(), decisions
@@ -549,7 +560,7 @@ def qualifying_triggers(
         return triggers, decisions
     if not converted_before:
         triggers.add(Trigger.FIRST_PURCHASE)
-    elif any(p.trigger is Trigger.FIRST_PURCHASE for p in version.policies):
+    elif version._pays_first:
         decisions.append(Decision.of("qualification", Verdict.SKIPPED, "qualify.already_converted"))
     return triggers, decisions
 

@@ -49,7 +49,12 @@ __all__ = [
 
 
 def _frozen_map(data: Mapping[str, Any]) -> Mapping[str, Any]:
+    if type(data) is dict and not data:
+        return _EMPTY_MAP  # read-only and empty: one serves every record
     return MappingProxyType(dict(data))
+
+
+_EMPTY_MAP: Mapping[str, Any] = MappingProxyType({})
 
 
 _NO_ITEMS: frozenset[tuple[str, str]] = frozenset()

@@ -27,11 +27,22 @@ def _grant(
     ctx: PolicyContext, policy: str, role: Role, value: RewardValue
 ) -> tuple[RewardGrant, Decision]:
     participant = ctx.referral.referrer_id if role is Role.REFERRER else ctx.referral.referee_id
-    grant = RewardGrant(role=role, participant_id=participant, value=value, policy=policy)
-    decision = Decision.of(
-        policy, Verdict.GRANTED, "policy.granted", role=role, participant=participant, value=value
+    grant = RewardGrant(role, participant, value, policy)
+    # What Decision.of(..., role=role, participant=participant, value=value) makes.
+    decision = Decision(
+        policy,
+        Verdict.GRANTED,
+        "policy.granted",
+        (
+            ("role", _ROLE_TEXT[role]),
+            ("participant", participant if type(participant) is str else str(participant)),
+            ("value", str(value)),
+        ),
     )
     return grant, decision
+
+
+_ROLE_TEXT = {role: str(role) for role in Role}
 
 
 def _is_value(name: str) -> Callable[[Any, Any, Any], None]:
