@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import contextlib
 import functools
 import inspect
 import logging
@@ -631,18 +632,14 @@ class Engine(Reattribution, LedgerOperations):
         if isinstance(batch_size, bool) or not isinstance(batch_size, int) or batch_size < 1:
             raise InvalidInputError("batch_size", batch_size, "must be an int >= 1")
         results: list[Outcome | ReferralKitError] = []
-        if type(events) is list or type(events) is tuple:  # cut into batches by slicing
-            for start in range(0, len(events), batch_size):
-                results.extend(self._handle_batch(events[start : start + batch_size]))
-        else:
-            batch: list[Event] = []
-            for event in events:
-                batch.append(event)
-                if len(batch) >= batch_size:
-                    results.extend(self._handle_batch(batch))
-                    batch = []
-            if batch:
+        batch: list[Event] = []
+        for event in events:
+            batch.append(event)
+            if len(batch) >= batch_size:
                 results.extend(self._handle_batch(batch))
+                batch = []
+        if batch:
+            results.extend(self._handle_batch(batch))
         if self._auto_dispatch:
             self.dispatch()
         return results
@@ -715,38 +712,6 @@ class Engine(Reattribution, LedgerOperations):
         refunds: list[str] = []
         refunded: list[str] = []
         for event in batch:
-            kind = type(event)
-            if kind is Click:
-                code = event.code  # type: ignore[union-attr]
-                if code is not None:
-                    try:
-                        code = normalise_code(code)
-                    except InvalidInputError:
-                        code = ""  # never a normalised code
-                    if code:
-                        codes.append(code)
-                visitor = event.visitor_id  # type: ignore[union-attr]
-                if visitor is not None:
-                    visitors.append(visitor)
-                continue
-            if kind is Purchase:
-                people.append(event.participant_id)  # type: ignore[arg-type]
-                orders.append(event.order_id)  # type: ignore[union-attr]
-                code = event.code  # type: ignore[union-attr]
-                if code is not None:
-                    try:
-                        code = normalise_code(code)
-                    except InvalidInputError:
-                        code = ""
-                    if code:
-                        codes.append(code)
-                continue
-            if kind is Refund:
-                orders.append(event.order_id)  # type: ignore[union-attr]
-                refunded.append(event.order_id)  # type: ignore[union-attr]
-                refunds.append(event.refund_id)  # type: ignore[union-attr]
-                continue
-            # Any other event (a sign-up, a chargeback, a subclass): the general rules.
             if isinstance(event, _PEOPLE_EVENTS):
                 people.append(event.participant_id)
             if isinstance(event, _ORDER_EVENTS):
@@ -756,12 +721,8 @@ class Engine(Reattribution, LedgerOperations):
                 if isinstance(event, Refund):
                     refunds.append(event.refund_id)
             elif event.code is not None:
-                try:
-                    code = normalise_code(event.code)
-                except InvalidInputError:
-                    code = ""  # never a normalised code
-                if code:
-                    codes.append(code)
+                with contextlib.suppress(InvalidInputError):  # a code nobody can own
+                    codes.append(normalise_code(event.code))
             if isinstance(event, _VISITOR_EVENTS) and event.visitor_id is not None:
                 visitors.append(event.visitor_id)
         pid = self._program_id
@@ -810,16 +771,7 @@ class Engine(Reattribution, LedgerOperations):
                     "event_id", event.event_id, "was recorded before with a different payload"
                 )
             return attrs.evolve(seen.outcome, duplicate=True)
-        kind = type(event)
-        if kind is Click:
-            outcome = self._click(uow, event)  # type: ignore[arg-type]
-        elif kind is Purchase:
-            outcome = self._purchase(uow, event)  # type: ignore[arg-type]
-        elif kind is Signup:
-            outcome = self._signup(uow, event)  # type: ignore[arg-type]
-        elif kind is Refund:
-            outcome = self._refund(uow, event)  # type: ignore[arg-type]
-        elif isinstance(event, Signup):
+        if isinstance(event, Signup):
             outcome = self._signup(uow, event)
         elif isinstance(event, Purchase):
             outcome = self._purchase(uow, event)
@@ -852,15 +804,7 @@ class Engine(Reattribution, LedgerOperations):
             late = self._hold_late_self_referrals(uow, who, email, ev.at)
         version = self._in_force(ev.at)
         rules = version.attribution
-        identity: dict[str, str] = {}  # _IDENTITY_FIELDS that are set, in that order
-        if ev.device:
-            identity["device"] = ev.device
-        if ev.payment_fingerprint:
-            identity["payment_fingerprint"] = ev.payment_fingerprint
-        if ev.payout_account:
-            identity["payout_account"] = ev.payout_account
-        if ev.ip:
-            identity["ip"] = ev.ip
+        identity = {name: getattr(ev, name) for name in _IDENTITY_FIELDS if getattr(ev, name)}
         if ev.visitor_id is not None or identity:
             # The visitor and the keyed hashes are remembered for later decisions.
             uow.touches.add(
@@ -999,15 +943,11 @@ class Engine(Reattribution, LedgerOperations):
         data: dict[str, str]
         is_click = isinstance(ev, Click)
         if is_click:
-            data = {}
-            if ev.utm_source is not None:  # type: ignore[union-attr]
-                data["utm_source"] = ev.utm_source  # type: ignore[union-attr]
-            if ev.utm_medium is not None:  # type: ignore[union-attr]
-                data["utm_medium"] = ev.utm_medium  # type: ignore[union-attr]
-            if ev.utm_content is not None:  # type: ignore[union-attr]
-                data["utm_content"] = ev.utm_content  # type: ignore[union-attr]
-            if ev.utm_term is not None:  # type: ignore[union-attr]
-                data["utm_term"] = ev.utm_term  # type: ignore[union-attr]
+            data = {
+                name: value
+                for name in ("utm_source", "utm_medium", "utm_content", "utm_term")
+                if (value := getattr(ev, name)) is not None
+            }
             campaign = ev.campaign  # type: ignore[union-attr]
             if ev.code is not None:
                 sources.append(("click", ev.code, ev.channel))  # type: ignore[union-attr]
@@ -1527,7 +1467,7 @@ class Engine(Reattribution, LedgerOperations):
                 "engine",
                 Verdict.NOTED,
                 reason,
-                (("participant", who if type(who) is str else str(who)),),
+                (("participant", _text(who)),),
             )
             return Outcome(
                 ev.event_id, ev.kind, False, None, (), (), (), (*bound, d) if bound else (d,)
@@ -1572,12 +1512,7 @@ class Engine(Reattribution, LedgerOperations):
                 None if buyer is None else buyer.country,
             )
             decisions.extend(policy_decisions)
-        earned = bool(grants)
-        if not earned:
-            for d in policy_decisions:
-                if d.code in LIMITED:
-                    earned = True
-                    break
+        earned = bool(grants) or any(d.code in LIMITED for d in policy_decisions)
         converted = earned and not converted_before and Trigger.FIRST_PURCHASE in triggers
         uow.counters.add(purchases_key, _ONE)
         uow.counters.add(
@@ -1751,15 +1686,6 @@ class Engine(Reattribution, LedgerOperations):
         keys: list[CounterKey] = [(pid, name, whose[w]) for _, name, w in needs]
         keys.extend(extra)
         return uow.counters.get(keys)
-
-    def _counter_key(self, counter: Counter, referral: Referral) -> CounterKey:
-        if counter is Counter.PROGRAM_SPEND:
-            subject = ""
-        elif counter is Counter.REFEREE_PURCHASES or counter is Counter.REFEREE_EXISTING_CUSTOMER:
-            subject = referral.referee_id
-        else:
-            subject = referral.referrer_id
-        return (self._program_id, counter.value, subject)
 
     def _reward(
         self,
