@@ -58,7 +58,7 @@ from referralkit._ports import (
     Notifier,
     Store,
     UnitOfWork,
-    whole_log,
+    events_about,
 )
 from referralkit._program import LIMITED, Program, qualifying_triggers
 from referralkit._reattribution import Reattribution
@@ -2996,7 +2996,7 @@ class Engine(Reattribution, LedgerOperations):
         who = referral.referee_id
         past = [
             r.event
-            for r in whole_log(uow, pid)
+            for _, r in events_about(uow, pid, [who])
             if isinstance(r.event, Signup | Purchase) and r.event.participant_id == who
         ]
         number = 0
