@@ -1358,7 +1358,9 @@ class Engine(Reattribution, LedgerOperations):
         what is left: checks on the erased fields cannot decide as they did.
 
         The pseudonym is stable and unique to the participant, so a later sign-up of someone
-        else never matches it as a self-referral. The event log is read from the start.
+        else never matches it as a self-referral. The participant's events are looked up
+        by key (their id, then their visitor and order ids), an indexed query on the
+        shipped stores (a host store without ``KeyedEventLog.about`` reads the whole log).
 
         Returns:
             How many touches were deleted.

@@ -231,8 +231,10 @@ class Reattribution:
         sign-up, for a referee who had no referrer) earn nothing, as ``handle`` decides
         them. For a referee who had no referrer, orders refunded or charged back before the
         call earn nothing, and purchases in another currency are priced at their order's
-        recorded rate. The event log is read from the start: a call
-        costs time in proportion to it.
+        recorded rate. The referee's events are looked up by key (their id, then their
+        orders' ids; see [`event_key`][referralkit.event_key]), an indexed query on the
+        shipped stores: a call costs time in proportion to the referee's history, not to
+        the log (a host store without ``KeyedEventLog.about`` reads the whole log).
 
         Checks on the operator's choice: a self-referral (the referee themself, or the
         same normalised email) is refused, and so is a circular referral (the new referrer
