@@ -7,7 +7,7 @@ handful of narrow, indexed queries; nothing scans history per event.
 
 from __future__ import annotations
 
-from collections.abc import Iterable, Iterator, Mapping, Sequence
+from collections.abc import Iterable, Mapping, Sequence
 from datetime import datetime
 from decimal import Decimal
 from types import TracebackType
@@ -53,7 +53,6 @@ __all__ = [
     "UnitOfWork",
     "event_key",
     "events_about",
-    "whole_log",
 ]
 
 CounterKey = tuple[str, str, str]
@@ -594,16 +593,3 @@ def events_about(
             for position, record in records
             if event_key(record.event) in keys_set
         )
-
-
-def whole_log(uow: UnitOfWork, program_id: str, page: int = 1000) -> Iterator[EventRecord]:
-    """Every logged event of the program, in log order, read ``page`` at a time (for the
-    operator's calls that replay or rewrite a participant's history, not the event path)."""
-    after = 0
-    while True:
-        records = uow.events.since(program_id, after, page)
-        if not records:
-            return
-        after = records[-1][0]
-        for _, record in records:
-            yield record

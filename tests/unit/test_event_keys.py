@@ -354,3 +354,24 @@ def test_a_fresh_store_writes_the_key_of_each_event(tmp_path: Path) -> None:
     assert stored == want
     assert stored["c-3"] is None
     assert Decimal(len(stored)) == len(_events("CODE"))
+
+
+def test_sqlite_about_without_json_each_binds_keys_in_chunks() -> None:
+    """Where SQLite lacks json_each, about() binds the keys in chunks of ? marks and still
+    returns each event once, in log order."""
+    store = rk.SQLiteStore(":memory:")
+    with store.unit_of_work() as uow:
+        for n in range(900):
+            event = rk.Click(event_id=f"c{n}", at=START, visitor_id=f"v{n % 450}")
+            uow.events.add(
+                EventRecord(P, event.event_id, "d", event, Outcome(event.event_id, "click"))
+            )
+        uow.commit()
+    keys = [f"v{n}" for n in reversed(range(450))] + ["v1", "nobody"]
+    with store.unit_of_work() as uow:
+        joined = uow.events.about(P, keys)
+    store._json_ids = False
+    with store.unit_of_work() as uow:
+        listed = uow.events.about(P, keys)
+    assert listed == joined
+    assert [n for n, _ in joined] == list(range(1, 901))
