@@ -77,31 +77,35 @@ __all__ = [
 COUNTER_SCALE: Final = 6
 
 
-#: Timestamps ``ts`` wrote lately (an event's time is written to several rows), by value.
-_TEXTS: dict[datetime, str] = {}
+#: Timestamps ``ts`` wrote lately, by the datetime object's ``id`` (an event's time is one
+#: object written to several rows). Each entry holds its datetime, so no other object has
+#: that id while the entry is kept; keyed by value instead, each new datetime would cost a
+#: hash of an aware datetime, dearer than the text, and equal new objects are rare.
+_TEXTS: dict[int, tuple[datetime, str]] = {}
 _TEXTS_KEPT: Final = 1024
 
 
 def ts(value: datetime) -> str:
     """A UTC timestamp that sorts as text: ``2026-01-05T09:00:00.000000+00:00``."""
+    kept = _TEXTS.get(id(value))
+    if kept is not None and kept[0] is value:
+        return kept[1]
     if value.tzinfo is not UTC:
         return value.astimezone(UTC).isoformat(timespec="microseconds")
-    text = _TEXTS.get(value)
-    if text is None:
-        # isoformat(timespec="microseconds") of a UTC datetime, at half its cost (an
-        # f-string with format specs costs as much as isoformat).
-        text = "%04d-%02d-%02dT%02d:%02d:%02d.%06d+00:00" % (  # noqa: UP031
-            value.year,
-            value.month,
-            value.day,
-            value.hour,
-            value.minute,
-            value.second,
-            value.microsecond,
-        )
-        if len(_TEXTS) >= _TEXTS_KEPT:
-            _TEXTS.clear()
-        _TEXTS[value] = text
+    # isoformat(timespec="microseconds") of a UTC datetime, at half its cost (an f-string
+    # with format specs costs as much as isoformat).
+    text = "%04d-%02d-%02dT%02d:%02d:%02d.%06d+00:00" % (  # noqa: UP031
+        value.year,
+        value.month,
+        value.day,
+        value.hour,
+        value.minute,
+        value.second,
+        value.microsecond,
+    )
+    if len(_TEXTS) >= _TEXTS_KEPT:
+        _TEXTS.clear()
+    _TEXTS[id(value)] = (value, text)
     return text
 
 

@@ -11,6 +11,7 @@ half-way, so several processes can share one file.
 from __future__ import annotations
 
 import json
+import operator
 import os
 import sqlite3
 import threading
@@ -717,7 +718,10 @@ _REFERRALS_IN: Final = _Lookup("rk_referrals", _REFERRAL_COLUMNS, "referral_id",
 _ORDERS_IN: Final = _Lookup("rk_orders", _ORDER_COLUMNS, "order_id")
 _CODES_IN: Final = _Lookup("rk_codes", _CODE_COLUMNS, "code")
 _REFUNDS_IN: Final = _Lookup("rk_refunds", _REFUND_COLUMNS, "refund_id")
-_COUNTERS_IN: Final = _Lookup("rk_counters", "name, subject, value_scaled", "subject")
+_COUNTERS_IN: Final = _Lookup("rk_counters", "program_id, name, subject, value_scaled", "subject")
+#: A counter row's key (program_id, name, subject), and its stored value.
+_COUNTER_KEY: Final = operator.itemgetter(0, 1, 2)
+_COUNTER_VALUE: Final = operator.itemgetter(3)
 _TOUCHES_IN: Final = _Lookup("rk_touches", _TOUCH_COLUMNS, "visitor_id")
 _REWARDS_IN: Final = _Lookup("rk_rewards", _REWARD_COLUMNS, "order_id", order="seq")
 _ENTRIES_IN: Final = _Lookup(
@@ -917,10 +921,7 @@ class _SQLiteUnitOfWork:
             self._pending = {}
         self._new_entries = {}
         if self._state:
-            self._xm(
-                "UPDATE rk_rewards SET state = ? WHERE reward_id = ?",
-                [(state.value, rid) for rid, state in self._state.items()],
-            )
+            self._xm(_UPDATE_STATE, [(state.value, rid) for rid, state in self._state.items()])
             self._state = {}
         if self._deltas:
             self._xm(_UPSERT_COUNTER, [(*key, delta) for key, delta in self._deltas.items()])
@@ -1092,11 +1093,13 @@ class _SQLiteUnitOfWork:
         counters, stored, deltas = self._counters, self._stored, self._deltas
         rows = self._rows_in(_COUNTERS_IN, program_id, wanted)
         if not counters and not deltas:  # the usual start of a batch
-            # Made a Decimal when first read (a batch reads about half of them).
-            stored.update(((program_id, name, subject), scaled) for name, subject, scaled in rows)
+            # Made a Decimal when first read (a batch reads about half of them). The
+            # rows' first three columns are the key.
+            rows = rows if isinstance(rows, list) else list(rows)
+            stored.update(zip(map(_COUNTER_KEY, rows), map(_COUNTER_VALUE, rows), strict=True))
         else:
-            for name, subject, scaled in rows:
-                key = (program_id, name, subject)
+            for row in rows:
+                key, scaled = _COUNTER_KEY(row), row[3]
                 if key in counters:
                     continue
                 if key in deltas:  # changed by this unit before it was loaded
@@ -1289,11 +1292,17 @@ _INSERT_REWARD: Final = (
 _INSERT_ENTRY: Final = (
     f"INSERT INTO rk_entries ({_ENTRY_COLUMNS}) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)"
 )
+#: A counter's change this unit made (a change that nets to 0 leaves a row as it is, and
+#: its page unwritten).
 _UPSERT_COUNTER: Final = (
     "INSERT INTO rk_counters (program_id, name, subject, value_scaled) VALUES (?, ?, ?, ?) "
     "ON CONFLICT (program_id, name, subject) DO UPDATE "
-    "SET value_scaled = value_scaled + excluded.value_scaled"
+    "SET value_scaled = value_scaled + excluded.value_scaled WHERE excluded.value_scaled != 0"
 )
+#: A reward's latest state, for a reward inserted before this flush. About half of them are
+#: the state it has (a partial refund leaves a pending reward pending): those rows, and their
+#: pages, are left unwritten.
+_UPDATE_STATE: Final = "UPDATE rk_rewards SET state = ?1 WHERE reward_id = ?2 AND state != ?1"
 
 
 def _reward_row(r: Reward, state: RewardState) -> tuple[Any, ...]:
@@ -1363,7 +1372,8 @@ class _Participants(_Repo):
         cache = self._u._participants
         if key in cache:
             return cache[key]
-        if self._u._prefetched and self._u._absent("participants", program_id, participant_id):
+        loaded = self._u._prefetched.get(("participants", program_id))  # see _absent
+        if loaded is not None and participant_id in loaded:
             return None
         row = self._u._one(
             f"SELECT {_PARTICIPANT_COLUMNS} FROM rk_participants "
@@ -1387,7 +1397,8 @@ class _Participants(_Repo):
         cache = self._u._code_owner
         if key in cache:
             return cache[key]
-        if self._u._prefetched and self._u._absent("codes", program_id, code):
+        loaded = self._u._prefetched.get(("codes", program_id))  # see _absent
+        if loaded is not None and code in loaded:
             return None
         row = self._u._one(
             f"SELECT {_CODE_COLUMNS} FROM rk_codes WHERE program_id = ? AND code = ?", key
@@ -1444,7 +1455,8 @@ class _Referrals(_Repo):
         cache = self._u._referral_of
         if key in cache:
             return cache[key]
-        if self._u._prefetched and self._u._absent("referral_of", program_id, referee_id):
+        loaded = self._u._prefetched.get(("referral_of", program_id))  # see _absent
+        if loaded is not None and referee_id in loaded:
             return None
         row = self._u._one(
             f"SELECT {_REFERRAL_COLUMNS} FROM rk_referrals WHERE program_id = ? AND referee_id = ?",
@@ -1604,7 +1616,8 @@ class _Orders(_Repo):
         cache = self._u._orders
         if key in cache:
             return cache[key]
-        if self._u._prefetched and self._u._absent("orders", program_id, order_id):
+        loaded = self._u._prefetched.get(("orders", program_id))  # see _absent
+        if loaded is not None and order_id in loaded:
             return None
         row = self._u._one(
             f"SELECT {_ORDER_COLUMNS} FROM rk_orders WHERE program_id = ? AND order_id = ?", key
@@ -1654,7 +1667,8 @@ class _Orders(_Repo):
         cache = self._u._refunds
         if key in cache:
             return cache[key]
-        if self._u._prefetched and self._u._absent("refunds", program_id, refund_id):
+        loaded = self._u._prefetched.get(("refunds", program_id))  # see _absent
+        if loaded is not None and refund_id in loaded:
             return None
         row = self._u._one(
             f"SELECT {_REFUND_COLUMNS} FROM rk_refunds WHERE program_id = ? AND refund_id = ?", key
@@ -1856,8 +1870,9 @@ class _Ledger(_Repo):
         return [_reward(r) for r in rows]
 
 
-#: Counter deltas already scaled (the engine mostly adds 1 and -1), by value.
-_SCALED_DELTAS: dict[Any, int] = {}
+#: Counter deltas already scaled (the engine mostly adds 1 and -1), by value: the scaled
+#: int, and it as a Decimal of the counters' exponent (what a read of the counter adds).
+_SCALED_DELTAS: dict[Any, tuple[int, Decimal]] = {}
 
 
 class _Counters(_Repo):
@@ -1911,20 +1926,24 @@ class _Counters(_Repo):
         if not u._open:
             u._require_open()
         try:
-            scaled = _SCALED_DELTAS.get(delta)
+            known = _SCALED_DELTAS.get(delta)
         except TypeError:  # a signalling NaN has no hash
-            scaled = None
-        if scaled is None:
+            known = None
+        if known is None:
             scaled = _scaled(Decimal(delta), _COUNTER_SCALE, "counter delta")
+            step = Decimal(scaled).scaleb(-_COUNTER_SCALE)
             if len(_SCALED_DELTAS) < 64:
-                _SCALED_DELTAS[delta] = scaled
+                _SCALED_DELTAS[delta] = (scaled, step)
+        else:
+            scaled, step = known
         if type(key) is not tuple or len(key) != 3 or type(key[1]) is not str:
             key = (key[0], str(key[1]), key[2])
         deltas = u._deltas
         total = deltas[key] = deltas.get(key, 0) + scaled
         counters = u._counters
-        if key in counters:
-            counters[key] += Decimal(scaled).scaleb(-_COUNTER_SCALE)
+        value = counters.get(key)
+        if value is not None:
+            counters[key] = value + step
             return
         stored = u._stored.pop(key, None)
         if stored is not None:
