@@ -1870,9 +1870,12 @@ class _Ledger(_Repo):
         return [_reward(r) for r in rows]
 
 
-#: Counter deltas already scaled (the engine mostly adds 1 and -1), by value: the scaled
-#: int, and it as a Decimal of the counters' exponent (what a read of the counter adds).
-_SCALED_DELTAS: dict[Any, tuple[int, Decimal]] = {}
+#: Counter deltas scaled lately, by the delta object's ``id`` (the engine adds its own
+#: constant 1 most of the time): the delta itself (kept, so no other object has its id
+#: while the entry is kept), the scaled int, and that as a Decimal of the counters'
+#: exponent, which a read of the counter adds. Keyed by value, each new amount would cost
+#: a hash of a Decimal, dearer than scaling it.
+_SCALED_DELTAS: dict[int, tuple[Any, int, Decimal]] = {}
 
 
 class _Counters(_Repo):
@@ -1881,29 +1884,35 @@ class _Counters(_Repo):
         counters = u._counters
         wanted = keys if isinstance(keys, list) else list(keys)
         missing: dict[CounterKey, None] | None = None
+        found: dict[CounterKey, Decimal] = {}  # in the order of ``wanted``, while none is missing
         for key in wanted:
-            if key in counters:
+            value = counters.get(key)
+            if value is not None:
+                found[key] = value
                 continue
             scaled = u._stored.pop(key, None)
             if scaled is None and u._deferred and key[2] in u._deferred.get(key[0], ()):
                 u._load_deferred()
                 if key in counters:  # changed before it was loaded
+                    found[key] = counters[key]
                     continue
                 scaled = u._stored.pop(key, None)
             if scaled is not None:  # prefetched, not read or changed since
-                counters[key] = Decimal(scaled).scaleb(-_COUNTER_SCALE)
+                value = counters[key] = Decimal(scaled).scaleb(-_COUNTER_SCALE)
+                found[key] = value
             elif key[2] in u._subjects.get(key[0], ()):  # loaded with its subject: no row, so 0
                 if type(key) is not tuple or len(key) != 3 or type(key[1]) is not str:
                     delta = u._deltas.get((key[0], str(key[1]), key[2]), 0)
                 else:
                     delta = u._deltas.get(key, 0)
-                counters[key] = Decimal(delta).scaleb(-_COUNTER_SCALE)
+                value = counters[key] = Decimal(delta).scaleb(-_COUNTER_SCALE)
+                found[key] = value
             elif missing is None:
                 missing = {key: None}
             else:
                 missing[key] = None
         if missing is None:
-            return {k: counters[k] for k in wanted}
+            return found
         for chunk in _chunks(list(missing), 300):
             for key in chunk:
                 counters[key] = Decimal(0)
@@ -1925,17 +1934,15 @@ class _Counters(_Repo):
         u = self._u
         if not u._open:
             u._require_open()
-        try:
-            known = _SCALED_DELTAS.get(delta)
-        except TypeError:  # a signalling NaN has no hash
-            known = None
-        if known is None:
+        known = _SCALED_DELTAS.get(id(delta))
+        if known is not None and known[0] is delta:
+            scaled, step = known[1], known[2]
+        else:
             scaled = _scaled(Decimal(delta), _COUNTER_SCALE, "counter delta")
             step = Decimal(scaled).scaleb(-_COUNTER_SCALE)
-            if len(_SCALED_DELTAS) < 64:
-                _SCALED_DELTAS[delta] = (scaled, step)
-        else:
-            scaled, step = known
+            if len(_SCALED_DELTAS) >= 64:
+                _SCALED_DELTAS.clear()
+            _SCALED_DELTAS[id(delta)] = (delta, scaled, step)
         if type(key) is not tuple or len(key) != 3 or type(key[1]) is not str:
             key = (key[0], str(key[1]), key[2])
         deltas = u._deltas
