@@ -11,6 +11,7 @@ from datetime import UTC, datetime, timedelta
 from decimal import Decimal
 from typing import Any
 
+import attrs
 import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
@@ -180,3 +181,44 @@ def test_the_plain_statements_are_what_the_fast_ones_replace() -> None:
     conn.execute(sqlite_adapter._UPSERT_COUNTER, (P, "uses", "a", 0))
     assert conn.execute("SELECT value_scaled FROM rk_counters").fetchall() == [(1,)]
     conn.close()
+
+
+ORDER_IDS = ["o-1", "o-2", None]
+
+
+@given(
+    st.lists(st.tuples(st.sampled_from([P, "other"]), st.sampled_from(ORDER_IDS)), max_size=10),
+    st.booleans(),
+)
+def test_a_units_new_rewards_of_an_order_are_those_the_table_gives_after_commit(
+    rewards: list[tuple[str, str | None]], flush_between: bool
+) -> None:
+    """The rewards of an order a unit added are found by order (kept by order in the unit)
+    as the stored ones are: in the order they were added, after the stored ones."""
+    store = rk.SQLiteStore(":memory:")
+    made = [
+        attrs.evolve(reward(f"rwd-{n}"), program_id=program_id, order_id=order_id)
+        for n, (program_id, order_id) in enumerate(rewards)
+    ]
+    half = len(made) // 2
+    queries = [(program_id, order_id) for program_id in (P, "other") for order_id in ORDER_IDS]
+
+    def read(uow: Any) -> list[object]:
+        return [
+            uow.ledger.rewards(program_id, order_id=order_id)
+            if order_id is not None
+            else uow.ledger.rewards(program_id, participant_id="bob")
+            for program_id, order_id in queries
+        ]
+
+    with store.unit_of_work() as uow:
+        for r in made[:half]:
+            uow.ledger.add_reward(r, entry(r.reward_id, 0, rk.RewardState.PENDING))
+        if flush_between:
+            uow.flush()
+        for r in made[half:]:
+            uow.ledger.add_reward(r, entry(r.reward_id, 0, rk.RewardState.PENDING))
+        unflushed = read(uow)
+        uow.commit()
+    with store.unit_of_work() as uow:
+        assert unflushed == read(uow)

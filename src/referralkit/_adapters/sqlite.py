@@ -768,6 +768,7 @@ class _SQLiteUnitOfWork:
         self._stored: dict[CounterKey, int] = {}
         self._exponents: dict[str, int] = {}
         self._new_rewards: dict[str, Reward] = {}
+        self._new_of_order: dict[tuple[str, str], list[Reward]] = {}  # the same, by order
         self._new_entries: dict[str, list[Entry]] = {}
         self._state: dict[str, RewardState] = {}
         self._pending: dict[str, list[Sequence[Any]]] = {}
@@ -913,6 +914,7 @@ class _SQLiteUnitOfWork:
             inserts = [_reward_row(r, self._state[r.reward_id]) for r in new.values()]
             self._xm(_INSERT_REWARD, inserts)
             self._new_rewards = {}
+            self._new_of_order = {}
             # New rewards went in with their latest state; older ones still need updating.
             self._state = {k: v for k, v in self._state.items() if k not in new}
         if self._pending:
@@ -1727,6 +1729,12 @@ class _Ledger(_Repo):
         if reward.reward_id in u._new_rewards:
             raise u._conflict(f"reward {reward.reward_id!r} already exists")
         u._new_rewards[reward.reward_id] = reward
+        if reward.order_id is not None:
+            of_order = u._new_of_order.get((reward.program_id, reward.order_id))
+            if of_order is None:
+                u._new_of_order[(reward.program_id, reward.order_id)] = [reward]
+            else:
+                of_order.append(reward)
         u._exponents[reward.reward_id] = reward.value.unit.exponent
         u._state[reward.reward_id] = entry.state_after
         self.append((entry,))
@@ -1796,11 +1804,14 @@ class _Ledger(_Repo):
                 (program_id, key),
             ).fetchall()
             found = [_reward(r) for r in rows]
-        found.extend(
-            r
-            for r in self._u._new_rewards.values()
-            if r.program_id == program_id and getattr(r, column) == key
-        )
+        if order_id is not None:  # this unit's, in the order they were added
+            found.extend(self._u._new_of_order.get((program_id, order_id), ()))
+        else:
+            found.extend(
+                r
+                for r in self._u._new_rewards.values()
+                if r.program_id == program_id and r.participant_id == key
+            )
         return found
 
     def entries(self, reward_ids: Iterable[str]) -> dict[str, list[Entry]]:
