@@ -20,6 +20,8 @@ import referralkit as rk
 from referralkit._adapters import _sqlformat
 from referralkit._adapters import sqlite as sqlite_adapter
 from referralkit._adapters._sqlformat import ts
+from referralkit._values import codec
+from referralkit.testing.strategies import reward_values
 
 P = "prog"
 T0 = datetime(2026, 3, 2, 9, 0, tzinfo=UTC)
@@ -222,3 +224,32 @@ def test_a_units_new_rewards_of_an_order_are_those_the_table_gives_after_commit(
         uow.commit()
     with store.unit_of_work() as uow:
         assert unflushed == read(uow)
+
+
+@given(st.lists(reward_values("USD") | reward_values("JPY"), min_size=1, max_size=5))
+def test_a_reward_values_text_is_what_the_codec_writes_remembered_or_not(
+    values: list[rk.RewardValue],
+) -> None:
+    for value in [*values, *values]:
+        assert _sqlformat.reward_value_text(value) == codec.dumps(value)
+
+
+def test_a_reward_values_text_is_never_that_of_a_value_that_had_the_same_id() -> None:
+    seen: set[int] = set()
+    reused = 0
+    for n in range(1, 3 * _sqlformat._VALUES_KEPT):
+        value = rk.Points(n)
+        reused += id(value) in seen
+        seen.add(id(value))
+        assert _sqlformat.reward_value_text(value) == codec.dumps(value)
+        del value
+        gc.collect(0)
+    assert reused > 0
+
+
+@given(st.dictionaries(st.text(max_size=4), st.text(max_size=4), max_size=3))
+def test_a_touchs_data_is_written_as_the_codec_writes_it_empty_or_not(
+    data: dict[str, str],
+) -> None:
+    touch = rk.TouchRecord(P, "t-1", "click", T0, "e-1", data=data)
+    assert sqlite_adapter._touch_row(touch)[-1] == codec.dumps(dict(touch.data))

@@ -68,6 +68,7 @@ __all__ = [
     "referral",
     "refund",
     "reward",
+    "reward_value_text",
     "scaled",
     "touch",
     "ts",
@@ -402,6 +403,25 @@ def _reward_value(text: str) -> Any:
                 _VALUES.clear()
             _VALUES[text] = value
     return value
+
+
+#: Reward values written lately, by the value object's ``id`` (a policy grants one value
+#: object to many rewards): the value (kept, so no other object has its id while the entry
+#: is kept) and its text. Only the reward value types, frozen all through, are kept.
+_TEXTS_OF_VALUES: dict[int, tuple[Any, str]] = {}
+
+
+def reward_value_text(value: Any) -> str:
+    """``codec.dumps(value)`` of a reward value, remembered for the same object."""
+    kept = _TEXTS_OF_VALUES.get(id(value))
+    if kept is not None and kept[0] is value:
+        return kept[1]
+    text = codec.dumps(value)
+    if type(value) in _VALUE_TYPES:
+        if len(_TEXTS_OF_VALUES) >= _VALUES_KEPT:
+            _TEXTS_OF_VALUES.clear()
+        _TEXTS_OF_VALUES[id(value)] = (value, text)
+    return text
 
 
 #: Enum members by value, looked up faster than by calling the enum (which still reports a

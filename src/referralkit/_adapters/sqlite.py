@@ -646,8 +646,12 @@ def _touch_row(r: TouchRecord) -> tuple[Any, ...]:
         r.code,
         r.channel,
         r.campaign,
-        codec.dumps(dict(r.data)),
+        codec.dumps(dict(r.data)) if r.data else _EMPTY_DATA,
     )
+
+
+#: A touch's empty data as ``codec.dumps`` writes it (a click's touch has none).
+_EMPTY_DATA: Final = codec.dumps({})
 
 
 def _dead_letter(r: Sequence[Any]) -> DeadLetter:
@@ -1316,7 +1320,7 @@ def _reward_row(r: Reward, state: RewardState) -> tuple[Any, ...]:
         r.referral_id,
         r.participant_id,
         r.role.value,
-        codec.dumps(r.value),
+        _sqlformat.reward_value_text(r.value),
         unit.kind,
         unit.code,
         r.policy,
