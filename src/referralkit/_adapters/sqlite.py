@@ -654,6 +654,10 @@ def _touch_row(r: TouchRecord) -> tuple[Any, ...]:
 _EMPTY_DATA: Final = codec.dumps({})
 
 
+def _touch_order(r: TouchRecord) -> tuple[datetime, str]:
+    return (r.at, r.touch_id)
+
+
 def _dead_letter(r: Sequence[Any]) -> DeadLetter:
     return DeadLetter(_notification(r), r[7], r[8], _dt(r[10]))
 
@@ -1571,7 +1575,9 @@ class _Touches(_Repo):
             found.extend(
                 r for r in new.values() if r.program_id == program_id and getattr(r, field) == value
             )
-        return sorted(found, key=lambda r: (r.at, r.touch_id))
+        if len(found) < 2:  # a new list already, in order
+            return found
+        return sorted(found, key=_touch_order)
 
     def of_visitor(self, program_id: str, visitor_id: str) -> list[TouchRecord]:
         return self._query("visitor_id", program_id, visitor_id)
