@@ -227,21 +227,24 @@ def test_a_units_new_rewards_of_an_order_are_those_the_table_gives_after_commit(
 
 
 @given(st.lists(reward_values("USD") | reward_values("JPY"), min_size=1, max_size=5))
-def test_a_reward_values_text_is_what_the_codec_writes_remembered_or_not(
+def test_a_reward_values_text_and_unit_are_what_the_value_gives_remembered_or_not(
     values: list[rk.RewardValue],
 ) -> None:
     for value in [*values, *values]:
         assert _sqlformat.reward_value_text(value) == codec.dumps(value)
+        assert _sqlformat.reward_value_unit(value) == value.unit
+        assert _sqlformat.reward_value_exponent(value) == value.unit.exponent
 
 
-def test_a_reward_values_text_is_never_that_of_a_value_that_had_the_same_id() -> None:
+def test_a_reward_values_text_and_unit_are_never_those_of_a_value_that_had_its_id() -> None:
     seen: set[int] = set()
     reused = 0
     for n in range(1, 3 * _sqlformat._VALUES_KEPT):
-        value = rk.Points(n)
+        value = rk.Badge(f"badge-{n}")
         reused += id(value) in seen
         seen.add(id(value))
         assert _sqlformat.reward_value_text(value) == codec.dumps(value)
+        assert _sqlformat.reward_value_unit(value) == value.unit
         del value
         gc.collect(0)
     assert reused > 0

@@ -35,7 +35,7 @@ from referralkit._values.records import (
     Role,
     TouchRecord,
 )
-from referralkit._values.rewards import Badge, Cash, Credit, Discount, FreePeriod, Points
+from referralkit._values.rewards import Badge, Cash, Credit, Discount, FreePeriod, Points, Unit
 
 __all__ = [
     "CHARGEBACK_COLUMNS",
@@ -68,7 +68,9 @@ __all__ = [
     "referral",
     "refund",
     "reward",
+    "reward_value_exponent",
     "reward_value_text",
+    "reward_value_unit",
     "scaled",
     "touch",
     "ts",
@@ -422,6 +424,38 @@ def reward_value_text(value: Any) -> str:
             _TEXTS_OF_VALUES.clear()
         _TEXTS_OF_VALUES[id(value)] = (value, text)
     return text
+
+
+#: Reward values' units, and their exponents once asked for, by the value object's ``id``
+#: (as ``_TEXTS_OF_VALUES``): a value's ``unit`` is a new object at each call.
+_UNITS_OF_VALUES: dict[int, list[Any]] = {}
+
+
+def _unit_entry(value: Any) -> list[Any]:
+    kept = _UNITS_OF_VALUES.get(id(value))
+    if kept is not None and kept[0] is value:
+        return kept
+    entry = [value, value.unit, None]
+    if type(value) in _VALUE_TYPES:
+        if len(_UNITS_OF_VALUES) >= _VALUES_KEPT:
+            _UNITS_OF_VALUES.clear()
+        _UNITS_OF_VALUES[id(value)] = entry
+    return entry
+
+
+def reward_value_unit(value: Any) -> Unit:
+    """``value.unit`` of a reward value, remembered for the same object."""
+    unit: Unit = _unit_entry(value)[1]
+    return unit
+
+
+def reward_value_exponent(value: Any) -> int:
+    """``value.unit.exponent`` of a reward value, remembered for the same object."""
+    entry = _unit_entry(value)
+    exponent = entry[2]
+    if exponent is None:
+        exponent = entry[2] = entry[1].exponent
+    return int(exponent)
 
 
 #: Enum members by value, looked up faster than by calling the enum (which still reports a

@@ -1135,7 +1135,7 @@ class _SQLiteUnitOfWork:
             return
         entries = self._stored_entries
         for reward in found:
-            self._exponents[reward.reward_id] = reward.value.unit.exponent
+            self._exponents[reward.reward_id] = _sqlformat.reward_value_exponent(reward.value)
             entries[reward.reward_id] = []
         for row in self._rows_in(_ENTRIES_IN, program_id, [r.reward_id for r in found]):
             entries[row[1]].append(_entry(row))
@@ -1316,7 +1316,7 @@ _UPDATE_STATE: Final = "UPDATE rk_rewards SET state = ?1 WHERE reward_id = ?2 AN
 
 
 def _reward_row(r: Reward, state: RewardState) -> tuple[Any, ...]:
-    unit: Unit = r.value.unit
+    unit = _sqlformat.reward_value_unit(r.value)
     return (
         r.reward_id,
         r.program_id,
@@ -1745,7 +1745,7 @@ class _Ledger(_Repo):
                 u._new_of_order[(reward.program_id, reward.order_id)] = [reward]
             else:
                 of_order.append(reward)
-        u._exponents[reward.reward_id] = reward.value.unit.exponent
+        u._exponents[reward.reward_id] = _sqlformat.reward_value_exponent(reward.value)
         u._state[reward.reward_id] = entry.state_after
         self.append((entry,))
 
