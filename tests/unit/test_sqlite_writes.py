@@ -236,15 +236,27 @@ def test_a_reward_values_text_and_unit_are_what_the_value_gives_remembered_or_no
         assert _sqlformat.reward_value_exponent(value) == value.unit.exponent
 
 
-def test_a_reward_values_text_and_unit_are_never_those_of_a_value_that_had_its_id() -> None:
+@pytest.mark.parametrize(
+    ("remembered", "fresh"),
+    [
+        (_sqlformat.reward_value_text, codec.dumps),
+        (_sqlformat.reward_value_unit, lambda value: value.unit),
+        (_sqlformat.reward_value_exponent, lambda value: value.unit.exponent),
+    ],
+    ids=["text", "unit", "exponent"],
+)
+def test_a_reward_values_text_and_unit_are_never_those_of_a_value_that_had_its_id(
+    remembered: Any, fresh: Any
+) -> None:
+    """Each is remembered by the value object (kept alive with it), so a new value never
+    finds what an earlier one that had its id gave."""
     seen: set[int] = set()
     reused = 0
     for n in range(1, 3 * _sqlformat._VALUES_KEPT):
-        value = rk.Badge(f"badge-{n}")
+        value = rk.Badge(f"badge-{n}") if n % 2 else rk.Cash(rk.Money(n, "JPY"))
         reused += id(value) in seen
         seen.add(id(value))
-        assert _sqlformat.reward_value_text(value) == codec.dumps(value)
-        assert _sqlformat.reward_value_unit(value) == value.unit
+        assert remembered(value) == fresh(value)
         del value
         gc.collect(0)
     assert reused > 0
