@@ -1899,6 +1899,10 @@ class _Ledger(_Repo):
 _SCALED_DELTAS: dict[int, tuple[Any, int, Decimal]] = {}
 
 
+#: A counter with no row, read with the counters' exponent (a Decimal is immutable).
+_NO_COUNT: Final = Decimal(0).scaleb(-_COUNTER_SCALE)
+
+
 class _Counters(_Repo):
     def get(self, keys: Iterable[CounterKey]) -> dict[CounterKey, Decimal]:
         u = self._u
@@ -1926,7 +1930,9 @@ class _Counters(_Repo):
                     delta = u._deltas.get((key[0], str(key[1]), key[2]), 0)
                 else:
                     delta = u._deltas.get(key, 0)
-                value = counters[key] = Decimal(delta).scaleb(-_COUNTER_SCALE)
+                value = counters[key] = (
+                    Decimal(delta).scaleb(-_COUNTER_SCALE) if delta else _NO_COUNT
+                )
                 found[key] = value
             elif missing is None:
                 missing = {key: None}
