@@ -11,6 +11,7 @@ half-way, so several processes can share one file.
 from __future__ import annotations
 
 import json
+import operator
 import os
 import sqlite3
 import threading
@@ -685,8 +686,16 @@ def _touch_row(r: TouchRecord) -> tuple[Any, ...]:
         r.code,
         r.channel,
         r.campaign,
-        codec.dumps(dict(r.data)),
+        codec.dumps(dict(r.data)) if r.data else _EMPTY_DATA,
     )
+
+
+#: A touch's empty data as ``codec.dumps`` writes it (a click's touch has none).
+_EMPTY_DATA: Final = codec.dumps({})
+
+
+def _touch_order(r: TouchRecord) -> tuple[datetime, str]:
+    return (r.at, r.touch_id)
 
 
 def _dead_letter(r: Sequence[Any]) -> DeadLetter:
@@ -758,7 +767,10 @@ _REFERRALS_IN: Final = _Lookup("rk_referrals", _REFERRAL_COLUMNS, "referral_id",
 _ORDERS_IN: Final = _Lookup("rk_orders", _ORDER_COLUMNS, "order_id")
 _CODES_IN: Final = _Lookup("rk_codes", _CODE_COLUMNS, "code")
 _REFUNDS_IN: Final = _Lookup("rk_refunds", _REFUND_COLUMNS, "refund_id")
-_COUNTERS_IN: Final = _Lookup("rk_counters", "name, subject, value_scaled", "subject")
+_COUNTERS_IN: Final = _Lookup("rk_counters", "program_id, name, subject, value_scaled", "subject")
+#: A counter row's key (program_id, name, subject), and its stored value.
+_COUNTER_KEY: Final = operator.itemgetter(0, 1, 2)
+_COUNTER_VALUE: Final = operator.itemgetter(3)
 _TOUCHES_IN: Final = _Lookup("rk_touches", _TOUCH_COLUMNS, "visitor_id")
 _REWARDS_IN: Final = _Lookup("rk_rewards", _REWARD_COLUMNS, "order_id", order="seq")
 _ENTRIES_IN: Final = _Lookup(
@@ -805,6 +817,7 @@ class _SQLiteUnitOfWork:
         self._stored: dict[CounterKey, int] = {}
         self._exponents: dict[str, int] = {}
         self._new_rewards: dict[str, Reward] = {}
+        self._new_of_order: dict[tuple[str, str], list[Reward]] = {}  # the same, by order
         self._new_entries: dict[str, list[Entry]] = {}
         self._state: dict[str, RewardState] = {}
         self._pending: dict[str, list[Sequence[Any]]] = {}
@@ -950,6 +963,7 @@ class _SQLiteUnitOfWork:
             inserts = [_reward_row(r, self._state[r.reward_id]) for r in new.values()]
             self._xm(_INSERT_REWARD, inserts)
             self._new_rewards = {}
+            self._new_of_order = {}
             # New rewards went in with their latest state; older ones still need updating.
             self._state = {k: v for k, v in self._state.items() if k not in new}
         if self._pending:
@@ -958,10 +972,7 @@ class _SQLiteUnitOfWork:
             self._pending = {}
         self._new_entries = {}
         if self._state:
-            self._xm(
-                "UPDATE rk_rewards SET state = ? WHERE reward_id = ?",
-                [(state.value, rid) for rid, state in self._state.items()],
-            )
+            self._xm(_UPDATE_STATE, [(state.value, rid) for rid, state in self._state.items()])
             self._state = {}
         if self._deltas:
             self._xm(_UPSERT_COUNTER, [(*key, delta) for key, delta in self._deltas.items()])
@@ -1133,11 +1144,13 @@ class _SQLiteUnitOfWork:
         counters, stored, deltas = self._counters, self._stored, self._deltas
         rows = self._rows_in(_COUNTERS_IN, program_id, wanted)
         if not counters and not deltas:  # the usual start of a batch
-            # Made a Decimal when first read (a batch reads about half of them).
-            stored.update(((program_id, name, subject), scaled) for name, subject, scaled in rows)
+            # Made a Decimal when first read (a batch reads about half of them). The
+            # rows' first three columns are the key.
+            rows = rows if isinstance(rows, list) else list(rows)
+            stored.update(zip(map(_COUNTER_KEY, rows), map(_COUNTER_VALUE, rows), strict=True))
         else:
-            for name, subject, scaled in rows:
-                key = (program_id, name, subject)
+            for row in rows:
+                key, scaled = _COUNTER_KEY(row), row[3]
                 if key in counters:
                     continue
                 if key in deltas:  # changed by this unit before it was loaded
@@ -1163,7 +1176,7 @@ class _SQLiteUnitOfWork:
             return
         entries = self._stored_entries
         for reward in found:
-            self._exponents[reward.reward_id] = reward.value.unit.exponent
+            self._exponents[reward.reward_id] = _sqlformat.reward_value_exponent(reward.value)
             entries[reward.reward_id] = []
         for row in self._rows_in(_ENTRIES_IN, program_id, [r.reward_id for r in found]):
             entries[row[1]].append(_entry(row))
@@ -1342,15 +1355,21 @@ _INSERT_REWARD: Final = (
 _INSERT_ENTRY: Final = (
     f"INSERT INTO rk_entries ({_ENTRY_COLUMNS}) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)"
 )
+#: A counter's change this unit made (a change that nets to 0 leaves a row as it is, and
+#: its page unwritten).
 _UPSERT_COUNTER: Final = (
     "INSERT INTO rk_counters (program_id, name, subject, value_scaled) VALUES (?, ?, ?, ?) "
     "ON CONFLICT (program_id, name, subject) DO UPDATE "
-    "SET value_scaled = value_scaled + excluded.value_scaled"
+    "SET value_scaled = value_scaled + excluded.value_scaled WHERE excluded.value_scaled != 0"
 )
+#: A reward's latest state, for a reward inserted before this flush. About half of them are
+#: the state it has (a partial refund leaves a pending reward pending): those rows, and their
+#: pages, are left unwritten.
+_UPDATE_STATE: Final = "UPDATE rk_rewards SET state = ?1 WHERE reward_id = ?2 AND state != ?1"
 
 
 def _reward_row(r: Reward, state: RewardState) -> tuple[Any, ...]:
-    unit: Unit = r.value.unit
+    unit = _sqlformat.reward_value_unit(r.value)
     return (
         r.reward_id,
         r.program_id,
@@ -1358,7 +1377,7 @@ def _reward_row(r: Reward, state: RewardState) -> tuple[Any, ...]:
         r.referral_id,
         r.participant_id,
         r.role.value,
-        codec.dumps(r.value),
+        _sqlformat.reward_value_text(r.value),
         unit.kind,
         unit.code,
         r.policy,
@@ -1416,7 +1435,8 @@ class _Participants(_Repo):
         cache = self._u._participants
         if key in cache:
             return cache[key]
-        if self._u._prefetched and self._u._absent("participants", program_id, participant_id):
+        loaded = self._u._prefetched.get(("participants", program_id))  # see _absent
+        if loaded is not None and participant_id in loaded:
             return None
         row = self._u._one(
             f"SELECT {_PARTICIPANT_COLUMNS} FROM rk_participants "
@@ -1440,7 +1460,8 @@ class _Participants(_Repo):
         cache = self._u._code_owner
         if key in cache:
             return cache[key]
-        if self._u._prefetched and self._u._absent("codes", program_id, code):
+        loaded = self._u._prefetched.get(("codes", program_id))  # see _absent
+        if loaded is not None and code in loaded:
             return None
         row = self._u._one(
             f"SELECT {_CODE_COLUMNS} FROM rk_codes WHERE program_id = ? AND code = ?", key
@@ -1497,7 +1518,8 @@ class _Referrals(_Repo):
         cache = self._u._referral_of
         if key in cache:
             return cache[key]
-        if self._u._prefetched and self._u._absent("referral_of", program_id, referee_id):
+        loaded = self._u._prefetched.get(("referral_of", program_id))  # see _absent
+        if loaded is not None and referee_id in loaded:
             return None
         row = self._u._one(
             f"SELECT {_REFERRAL_COLUMNS} FROM rk_referrals WHERE program_id = ? AND referee_id = ?",
@@ -1606,7 +1628,9 @@ class _Touches(_Repo):
             found.extend(
                 r for r in new.values() if r.program_id == program_id and getattr(r, field) == value
             )
-        return sorted(found, key=lambda r: (r.at, r.touch_id))
+        if len(found) < 2:  # a new list already, in order
+            return found
+        return sorted(found, key=_touch_order)
 
     def of_visitor(self, program_id: str, visitor_id: str) -> list[TouchRecord]:
         return self._query("visitor_id", program_id, visitor_id)
@@ -1657,7 +1681,8 @@ class _Orders(_Repo):
         cache = self._u._orders
         if key in cache:
             return cache[key]
-        if self._u._prefetched and self._u._absent("orders", program_id, order_id):
+        loaded = self._u._prefetched.get(("orders", program_id))  # see _absent
+        if loaded is not None and order_id in loaded:
             return None
         row = self._u._one(
             f"SELECT {_ORDER_COLUMNS} FROM rk_orders WHERE program_id = ? AND order_id = ?", key
@@ -1707,7 +1732,8 @@ class _Orders(_Repo):
         cache = self._u._refunds
         if key in cache:
             return cache[key]
-        if self._u._prefetched and self._u._absent("refunds", program_id, refund_id):
+        loaded = self._u._prefetched.get(("refunds", program_id))  # see _absent
+        if loaded is not None and refund_id in loaded:
             return None
         row = self._u._one(
             f"SELECT {_REFUND_COLUMNS} FROM rk_refunds WHERE program_id = ? AND refund_id = ?", key
@@ -1766,7 +1792,13 @@ class _Ledger(_Repo):
         if reward.reward_id in u._new_rewards:
             raise u._conflict(f"reward {reward.reward_id!r} already exists")
         u._new_rewards[reward.reward_id] = reward
-        u._exponents[reward.reward_id] = reward.value.unit.exponent
+        if reward.order_id is not None:
+            of_order = u._new_of_order.get((reward.program_id, reward.order_id))
+            if of_order is None:
+                u._new_of_order[(reward.program_id, reward.order_id)] = [reward]
+            else:
+                of_order.append(reward)
+        u._exponents[reward.reward_id] = _sqlformat.reward_value_exponent(reward.value)
         u._state[reward.reward_id] = entry.state_after
         self.append((entry,))
 
@@ -1835,11 +1867,14 @@ class _Ledger(_Repo):
                 (program_id, key),
             ).fetchall()
             found = [_reward(r) for r in rows]
-        found.extend(
-            r
-            for r in self._u._new_rewards.values()
-            if r.program_id == program_id and getattr(r, column) == key
-        )
+        if order_id is not None:  # this unit's, in the order they were added
+            found.extend(self._u._new_of_order.get((program_id, order_id), ()))
+        else:
+            found.extend(
+                r
+                for r in self._u._new_rewards.values()
+                if r.program_id == program_id and r.participant_id == key
+            )
         return found
 
     def entries(self, reward_ids: Iterable[str]) -> dict[str, list[Entry]]:
@@ -1909,8 +1944,16 @@ class _Ledger(_Repo):
         return [_reward(r) for r in rows]
 
 
-#: Counter deltas already scaled (the engine mostly adds 1 and -1), by value.
-_SCALED_DELTAS: dict[Any, int] = {}
+#: Counter deltas scaled lately, by the delta object's ``id`` (the engine adds its own
+#: constant 1 most of the time): the delta itself (kept, so no other object has its id
+#: while the entry is kept), the scaled int, and that as a Decimal of the counters'
+#: exponent, which a read of the counter adds. Keyed by value, each new amount would cost
+#: a hash of a Decimal, dearer than scaling it.
+_SCALED_DELTAS: dict[int, tuple[Any, int, Decimal]] = {}
+
+
+#: A counter with no row, read with the counters' exponent (a Decimal is immutable).
+_NO_COUNT: Final = Decimal(0).scaleb(-_COUNTER_SCALE)
 
 
 class _Counters(_Repo):
@@ -1919,29 +1962,37 @@ class _Counters(_Repo):
         counters = u._counters
         wanted = keys if isinstance(keys, list) else list(keys)
         missing: dict[CounterKey, None] | None = None
+        found: dict[CounterKey, Decimal] = {}  # in the order of ``wanted``, while none is missing
         for key in wanted:
-            if key in counters:
+            value = counters.get(key)
+            if value is not None:
+                found[key] = value
                 continue
             scaled = u._stored.pop(key, None)
             if scaled is None and u._deferred and key[2] in u._deferred.get(key[0], ()):
                 u._load_deferred()
                 if key in counters:  # changed before it was loaded
+                    found[key] = counters[key]
                     continue
                 scaled = u._stored.pop(key, None)
             if scaled is not None:  # prefetched, not read or changed since
-                counters[key] = Decimal(scaled).scaleb(-_COUNTER_SCALE)
+                value = counters[key] = Decimal(scaled).scaleb(-_COUNTER_SCALE)
+                found[key] = value
             elif key[2] in u._subjects.get(key[0], ()):  # loaded with its subject: no row, so 0
                 if type(key) is not tuple or len(key) != 3 or type(key[1]) is not str:
                     delta = u._deltas.get((key[0], str(key[1]), key[2]), 0)
                 else:
                     delta = u._deltas.get(key, 0)
-                counters[key] = Decimal(delta).scaleb(-_COUNTER_SCALE)
+                value = counters[key] = (
+                    Decimal(delta).scaleb(-_COUNTER_SCALE) if delta else _NO_COUNT
+                )
+                found[key] = value
             elif missing is None:
                 missing = {key: None}
             else:
                 missing[key] = None
         if missing is None:
-            return {k: counters[k] for k in wanted}
+            return found
         for chunk in _chunks(list(missing), 300):
             for key in chunk:
                 counters[key] = Decimal(0)
@@ -1963,21 +2014,23 @@ class _Counters(_Repo):
         u = self._u
         if not u._open:
             u._require_open()
-        try:
-            scaled = _SCALED_DELTAS.get(delta)
-        except TypeError:  # a signalling NaN has no hash
-            scaled = None
-        if scaled is None:
+        known = _SCALED_DELTAS.get(id(delta))
+        if known is not None and known[0] is delta:
+            scaled, step = known[1], known[2]
+        else:
             scaled = _scaled(Decimal(delta), _COUNTER_SCALE, "counter delta")
-            if len(_SCALED_DELTAS) < 64:
-                _SCALED_DELTAS[delta] = scaled
+            step = Decimal(scaled).scaleb(-_COUNTER_SCALE)
+            if len(_SCALED_DELTAS) >= 64:
+                _SCALED_DELTAS.clear()
+            _SCALED_DELTAS[id(delta)] = (delta, scaled, step)
         if type(key) is not tuple or len(key) != 3 or type(key[1]) is not str:
             key = (key[0], str(key[1]), key[2])
         deltas = u._deltas
         total = deltas[key] = deltas.get(key, 0) + scaled
         counters = u._counters
-        if key in counters:
-            counters[key] += Decimal(scaled).scaleb(-_COUNTER_SCALE)
+        value = counters.get(key)
+        if value is not None:
+            counters[key] = value + step
             return
         stored = u._stored.pop(key, None)
         if stored is not None:
