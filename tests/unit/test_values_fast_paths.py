@@ -29,6 +29,7 @@ T0 = datetime(2026, 3, 2, 9, 0, tzinfo=UTC)
 FAST = (
     records.RewardGrant,
     records.Referral,
+    records.TouchRecord,
     records.ParticipantRecord,
     records.OrderRecord,
     records.RefundRecord,
@@ -46,7 +47,9 @@ FAST = (
 def _twin(cls: type) -> type:
     """``cls``'s fields in a new attrs class that keeps the ``__init__`` attrs wrote."""
     these = {
-        f.name: attrs.field(default=f.default, converter=f.converter, eq=f.eq, hash=f.hash)
+        f.name: attrs.field(
+            default=f.default, converter=f.converter, eq=f.eq, hash=f.hash, init=f.init
+        )
         for f in attrs.fields(cls)
     }
     return attrs.make_class(f"Twin{cls.__name__}", these, frozen=True, slots=True)
@@ -64,18 +67,19 @@ def test_a_fast_init_is_the_one_attrs_would_have_written(cls: type) -> None:
     assert [(p.name, p.default, p.kind) for p in ours] == [
         (p.name, p.default, p.kind) for p in theirs
     ]
-    assert set(init.__annotations__) >= {f.name for f in attrs.fields(cls)}
+    assert set(init.__annotations__) >= {f.name for f in attrs.fields(cls) if f.init}
     names = [f.name for f in attrs.fields(cls)]
-    required = [f.name for f in attrs.fields(cls) if f.default is attrs.NOTHING]
+    required = [f.name for f in attrs.fields(cls) if f.init and f.default is attrs.NOTHING]
     given_values: dict[str, Any] = {name: f"value of {name}" for name in required}
     for f in attrs.fields(cls):
         if f.converter is not None:
-            given_values[f.name] = {"k": "v"} if cls is records.Notification else ()
+            given_values[f.name] = () if cls is records.Referral else {"k": "v"}
     made = cls(**given_values)
     reference = twin(**given_values)
     for name in names:
         assert getattr(made, name) == getattr(reference, name), name
-    positional = cls(*[given_values.get(n, getattr(reference, n)) for n in names])
+    init_names = [f.name for f in attrs.fields(cls) if f.init]
+    positional = cls(*[given_values.get(n, getattr(reference, n)) for n in init_names])
     assert all(getattr(positional, n) == getattr(reference, n) for n in names)
     assert attrs.evolve(made) == made
 
@@ -111,17 +115,69 @@ def test_records_made_through_a_fast_init_equal_those_attrs_makes(
         assert hash(again) == hash(d)
 
 
+def _shapes() -> list[type]:
+    """Fresh attrs classes with each kind of field fast_init takes."""
+
+    def plain() -> type:
+        @attrs.frozen
+        class Plain:
+            a: int
+            b: str = "b"
+            c: tuple[int, ...] = attrs.field(default=(), converter=tuple)
+
+        return Plain
+
+    def factories() -> type:
+        @attrs.frozen
+        class Factories:
+            a: int
+            b: list[int] = attrs.field(factory=list)
+            c: Any = attrs.field(factory=dict, converter=MappingProxyType)
+            d: tuple[int, int] = attrs.field(init=False)
+            e: int = attrs.field(init=False, default=7)
+
+            @d.default
+            def _d(self) -> tuple[int, int]:
+                return (self.a, len(self.b))
+
+        return Factories
+
+    return [plain(), factories(), plain(), factories()]
+
+
+def test_fast_init_makes_what_attrs_makes_for_every_kind_of_field() -> None:
+    """Plain, defaulted, converted, factory, self-taking and init=False fields: the same
+    instances, given every argument or none of the optional ones."""
+    fast_plain, fast_factories, plain, factories = _shapes()
+    fast_init(fast_plain)
+    fast_init(fast_factories)
+    assert fast_plain.__init__.__code__.co_filename.startswith("<referralkit generated")  # type: ignore[misc]
+    for fast, slow, calls in (
+        (fast_plain, plain, [((1,), {}), ((1, "x", [2, 3]), {}), ((), {"a": 4, "c": (5,)})]),
+        (
+            fast_factories,
+            factories,
+            [((1,), {}), ((1, [2, 3], {"k": "v"}), {}), ((), {"a": 2, "b": [9]})],
+        ),
+    ):
+        assert [(p.name, p.default) for p in inspect.signature(fast).parameters.values()] == [
+            (p.name, p.default) for p in inspect.signature(slow).parameters.values()
+        ]
+        for args, kwargs in calls:
+            made, reference = fast(*args, **kwargs), slow(*args, **kwargs)
+            assert attrs.astuple(made, recurse=False) == attrs.astuple(reference, recurse=False)
+    first, second = fast_factories(1), fast_factories(1)
+    assert first.b is not second.b  # a new list from the factory each time
+
+
 def test_fast_init_refuses_a_class_it_cannot_speed_up() -> None:
-    """Validators, factories, post-init hooks, ``init=False`` fields, own ``__init__``s and
-    dict classes keep attrs' ``__init__``: fast_init says so at import time."""
+    """Validators, post-init hooks, converted or default-less init=False fields, own
+    ``__init__``s, dict classes and private fields keep attrs' ``__init__``: fast_init says
+    so at import time."""
 
     @attrs.frozen
     class Validated:
         a: int = attrs.field(validator=attrs.validators.instance_of(int))
-
-    @attrs.frozen
-    class Factory:
-        a: list[int] = attrs.field(factory=list)
 
     @attrs.frozen
     class Hooked:
@@ -131,9 +187,9 @@ def test_fast_init_refuses_a_class_it_cannot_speed_up() -> None:
             pass
 
     @attrs.frozen
-    class Derived:
+    class Converted:
         a: int
-        b: int = attrs.field(init=False, default=0)
+        b: int = attrs.field(init=False, default="1", converter=int)
 
     @attrs.frozen(init=False)
     class Own:
@@ -150,7 +206,11 @@ def test_fast_init_refuses_a_class_it_cannot_speed_up() -> None:
     class Private:
         _a: int
 
-    for cls in (Validated, Factory, Hooked, Derived, Own, Plain, Private):
+    @attrs.frozen
+    class KeywordOnly:
+        a: int = attrs.field(kw_only=True)
+
+    for cls in (Validated, Hooked, Converted, Own, Plain, Private, KeywordOnly):
         with pytest.raises(TypeError):
             fast_init(cls)
 
@@ -229,3 +289,77 @@ def test_notification_data_is_written_as_before() -> None:
     assert codec.dumps(data) == (
         '{"$map":{"reward_id":"rwd_1","role":"referrer","value":"20.00 USD é"}}'
     )
+
+
+# -- codec: decision rows ---------------------------------------------------------------------
+
+_PARAM_ITEMS = st.text(max_size=4) | st.integers(-3, 3) | st.none()
+_PARAMS = st.lists(
+    st.tuples(st.text(max_size=4), st.text(max_size=4))
+    | st.tuples(_PARAM_ITEMS, _PARAM_ITEMS)
+    | st.tuples(st.text(max_size=3))
+    | st.tuples(st.text(max_size=3), st.text(max_size=3), st.text(max_size=3))
+    | st.text(min_size=2, max_size=2)
+    | st.lists(st.text(max_size=3), min_size=2, max_size=2),
+    max_size=5,
+)
+
+
+@given(params=_PARAMS, verdict=st.sampled_from(decisions.Verdict))
+def test_an_outcome_s_decisions_are_written_as_the_generic_encoding_writes_them(
+    params: list[Any], verdict: decisions.Verdict
+) -> None:
+    """The written-out one- and three-parameter rows, and every other count or shape of
+    parameters: the bytes of ``compact_json(encode(outcome))``, or the same refusal."""
+    decided = decisions.Decision("engine", verdict, "x.y", tuple(params))
+    outcome = records.Outcome("e-1", "purchase", decisions=(decided, decided))
+    try:
+        expected = compact_json(codec.encode(outcome))
+    except (TypeError, ValueError) as exc:
+        with pytest.raises(type(exc)):
+            codec.dumps(outcome)
+    else:
+        assert codec.dumps(outcome) == expected
+
+
+# -- parts_digest ----------------------------------------------------------------------------
+
+
+@given(
+    parts=st.lists(
+        st.text()
+        | st.none()
+        | st.integers()
+        | st.booleans()
+        | st.just(())
+        | st.just(T0)
+        | st.just(records.Role.REFEREE)
+        | st.decimals(allow_nan=False, places=2)
+        | st.lists(st.text(max_size=3), max_size=2).map(tuple),
+        max_size=7,
+    )
+)
+def test_parts_digest_is_the_digest_of_the_flattened_list(parts: list[Any]) -> None:
+    """Strings written directly, other parts flattened: the digest of
+    ``compact_json([_flat(p) for p in parts])`` as before."""
+    from referralkit._values.canonical import _flat, parts_digest
+
+    expected = hashlib.sha256(compact_json([_flat(p) for p in parts]).encode()).hexdigest()
+    assert parts_digest(*parts) == expected
+
+
+# -- normalise_code ---------------------------------------------------------------------------
+
+
+@given(code=st.text(alphabet=st.characters(max_codepoint=127), min_size=1, max_size=12))
+def test_an_ascii_code_is_normalised_by_both_rules_in_one_table(code: str) -> None:
+    """One translation with the joined table: what dropping then mapping confusables gave."""
+    from referralkit._errors import InvalidInputError
+    from referralkit.attribution import _codes
+
+    expected = code.upper().translate(_codes._ASCII_DROP).translate(_codes._CONFUSABLE)
+    if not expected:
+        with pytest.raises(InvalidInputError):
+            _codes.normalise_code(code)
+    else:
+        assert _codes.normalise_code(code) == expected

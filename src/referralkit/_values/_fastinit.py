@@ -11,10 +11,11 @@ rewards, entries, notifications). Everything else stays attrs': equality, hashin
 defaults and annotations).
 
 Only a class whose ``__init__`` attrs wrote from plain fields qualifies: slotted, no
-validator, no ``init=False`` field, no factory default, no ``kw_only`` field, aliases equal to
-the names, no ``__attrs_pre_init__`` or ``__attrs_post_init__``, no slot besides the fields'
-(a cached hash adds one). A converter that is a plain function is called as attrs calls it.
-``fast_init`` refuses any other class with a ``TypeError`` at import time.
+validator, no ``kw_only`` field, aliases equal to the names, no ``__attrs_pre_init__`` or
+``__attrs_post_init__``, no slot besides the fields' (a cached hash adds one). A converter
+that is a plain callable is called, and a factory default made (given the instance when it
+takes self), as attrs does it; an ``init=False`` field is set from its default, without a
+converter. ``fast_init`` refuses any other class with a ``TypeError`` at import time.
 """
 
 from __future__ import annotations
@@ -29,6 +30,11 @@ from referralkit._values.canonical import generated_function
 __all__ = ["fast_init"]
 
 C = TypeVar("C", bound=type)
+# attrs' converter objects (``attrs.Converter``, attrs >= 24.1) may take the instance or the
+# field as well: not written here. A plain callable is called with the value, as attrs does.
+_CONVERTER_TYPES: tuple[type, ...] = tuple(
+    t for t in (getattr(attrs, "Converter", None),) if isinstance(t, type)
+)
 
 
 def fast_init(cls: C) -> C:
@@ -51,29 +57,43 @@ def fast_init(cls: C) -> C:
     namespace: dict[str, Any] = {}
     params: list[str] = []
     body: list[str] = []
+    namespace["NOTHING"] = attrs.NOTHING
     for n, f in enumerate(fields):
         descriptor = cls.__dict__.get(f.name)
+        converter = f.converter
         if (
             type(descriptor) is not types.MemberDescriptorType
             or f.validator is not None
-            or not f.init
             or f.kw_only
-            or f.alias != f.name
-            or isinstance(f.default, attrs.Factory)  # type: ignore[arg-type]
-            or (f.converter is not None and type(f.converter) is not types.FunctionType)
+            or (f.init and f.alias != f.name)
+            or (converter is not None and isinstance(converter, _CONVERTER_TYPES))
+            or (not f.init and (converter is not None or f.default is attrs.NOTHING))
         ):
             raise TypeError(f"{cls.__qualname__}.{f.name}: not a plain field")
         namespace[f"_set{n}"] = descriptor.__set__
-        if f.default is attrs.NOTHING:
-            params.append(f.name)
+        default = f.default
+        if isinstance(default, attrs.Factory):  # type: ignore[arg-type]
+            namespace[f"_factory{n}"] = default.factory
+            made = f"_factory{n}(self)" if default.takes_self else f"_factory{n}()"
         else:
-            namespace[f"_default{n}"] = f.default
-            params.append(f"{f.name}=_default{n}")
-        value = f.name
-        if f.converter is not None:
-            namespace[f"_convert{n}"] = f.converter
-            value = f"_convert{n}({f.name})"
-        body.append(f"    _set{n}(self, {value})")
+            namespace[f"_default{n}"] = default
+            made = f"_default{n}"
+        if converter is not None:
+            namespace[f"_convert{n}"] = converter
+        value = f"_convert{n}({f.name})" if converter is not None else f.name
+        if not f.init:  # set from its default, in field order as attrs does
+            body.append(f"    _set{n}(self, {made})")
+        elif default is attrs.NOTHING:
+            params.append(f.name)
+            body.append(f"    _set{n}(self, {value})")
+        elif made.startswith("_factory"):
+            params.append(f"{f.name}=NOTHING")
+            body.append(f"    if {f.name} is NOTHING:")
+            body.append(f"        {f.name} = {made}")
+            body.append(f"    _set{n}(self, {value})")
+        else:
+            params.append(f"{f.name}={made}")
+            body.append(f"    _set{n}(self, {value})")
     lines = [f"def __init__(self, {', '.join(params)}):", *(body or ["    pass"])]
     fast = generated_function("__init__", lines, namespace, about=f"__init__ of {cls.__qualname__}")
     fast.__annotations__ = dict(init.__annotations__)

@@ -390,4 +390,13 @@ def record_digest(value: Any) -> str:
 
 def parts_digest(*parts: Any) -> str:
     """SHA-256 of several values flattened like ``record_digest``'s fields."""
-    return hashlib.sha256(_DUMPS([_flat(p) for p in parts]).encode()).hexdigest()
+    # The text of ``compact_json([_flat(p) for p in parts])``, each scalar written as
+    # ``scalar_json`` writes it (a str, the common part, directly): no list for the encoder.
+    texts = []
+    for part in parts:
+        if type(part) is str:
+            texts.append(_string(part))
+        else:
+            flat = _flat(part)
+            texts.append(_string(flat) if type(flat) is str else scalar_json(flat))
+    return hashlib.sha256(("[" + ",".join(texts) + "]").encode()).hexdigest()

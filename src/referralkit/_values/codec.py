@@ -478,10 +478,21 @@ def _decision_row(d: decisions.Decision) -> str:
     verdict, params = d.verdict, d.params
     if type(verdict) is decisions.Verdict and type(params) is tuple:
         try:
-            return (
-                f"[{_string(d.source)},{_string(verdict._value_)},{_string(d.code)},"
-                f"[{','.join([f'[{_string(k)},{_string(v)}]' for k, v in params])}]]"
-            )
+            head = f"[{_string(d.source)},{_string(verdict._value_)},{_string(d.code)},["
+            # Most decisions have one parameter (an order, a participant) or three (a
+            # grant, a referral, a reversal): those pairs are unpacked as the loop below
+            # unpacks them, without making the list.
+            n = len(params)
+            if n == 1:
+                ((k, v),) = params
+                return f"{head}[{_string(k)},{_string(v)}]]]"
+            if n == 3:
+                (k, v), (k2, v2), (k3, v3) = params
+                return (
+                    f"{head}[{_string(k)},{_string(v)}],[{_string(k2)},{_string(v2)}],"
+                    f"[{_string(k3)},{_string(v3)}]]]"
+                )
+            return head + ",".join([f"[{_string(k)},{_string(v)}]" for k, v in params]) + "]]"
         except (TypeError, ValueError):  # not a str, or a parameter not a pair: list(p)
             pass
     return _DUMPS([d.source, verdict.value, d.code, [list(p) for p in d.params]])

@@ -614,6 +614,7 @@ class AttributionExplanation:
 for _record in (
     RewardGrant,
     Referral,
+    TouchRecord,
     ParticipantRecord,
     OrderRecord,
     RefundRecord,
