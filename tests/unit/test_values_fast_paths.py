@@ -363,3 +363,31 @@ def test_an_ascii_code_is_normalised_by_both_rules_in_one_table(code: str) -> No
             _codes.normalise_code(code)
     else:
         assert _codes.normalise_code(code) == expected
+
+
+# -- utc_isoformat ----------------------------------------------------------------------------
+
+
+@given(
+    st.lists(
+        st.datetimes(
+            min_value=datetime(1, 1, 2), max_value=datetime(9999, 12, 30), timezones=st.just(UTC)
+        ),
+        min_size=1,
+        max_size=6,
+    ),
+    st.data(),
+)
+def test_utc_isoformat_of_the_datetime_written_last_is_its_isoformat(
+    values: list[datetime], data: st.DataObject
+) -> None:
+    """Written again right after (the digest, then the stored text) or after another one:
+    always ``isoformat()``, never the text of the one before."""
+    from referralkit._values.canonical import utc_isoformat
+
+    for _ in range(10):
+        value = data.draw(st.sampled_from(values))
+        assert utc_isoformat(value) == value.isoformat()
+        assert utc_isoformat(value) == value.isoformat()
+    twin = values[0].replace()  # equal, another object
+    assert utc_isoformat(twin) == values[0].isoformat()
