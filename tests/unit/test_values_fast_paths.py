@@ -391,3 +391,20 @@ def test_utc_isoformat_of_the_datetime_written_last_is_its_isoformat(
         assert utc_isoformat(value) == value.isoformat()
     twin = values[0].replace()  # equal, another object
     assert utc_isoformat(twin) == values[0].isoformat()
+
+
+# -- Money._trusted ---------------------------------------------------------------------------
+
+
+@given(cents=st.integers(-(10**12), 10**12), currency=st.sampled_from(["USD", "JPY", "KWD"]))
+def test_trusted_money_is_the_money_the_constructor_makes(cents: int, currency: str) -> None:
+    """Slots set through their descriptors: equal, same hash, same text, still frozen."""
+    from referralkit._values.money import Money
+
+    made = Money.from_minor(cents, currency)  # through _trusted
+    checked = Money(made.amount, currency)
+    assert made == checked
+    assert hash(made) == hash(checked)
+    assert (str(made), repr(made)) == (str(checked), repr(checked))
+    with pytest.raises(attrs.exceptions.FrozenInstanceError):
+        made.amount = checked.amount  # type: ignore[misc]
