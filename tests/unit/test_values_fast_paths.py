@@ -305,14 +305,15 @@ _PARAMS = st.lists(
 )
 
 
-@given(params=_PARAMS, verdict=st.sampled_from(decisions.Verdict))
+@given(params=_PARAMS, verdict=st.sampled_from(decisions.Verdict), count=st.integers(0, 3))
 def test_an_outcome_s_decisions_are_written_as_the_generic_encoding_writes_them(
-    params: list[Any], verdict: decisions.Verdict
+    params: list[Any], verdict: decisions.Verdict, count: int
 ) -> None:
     """The written-out one- and three-parameter rows, and every other count or shape of
-    parameters: the bytes of ``compact_json(encode(outcome))``, or the same refusal."""
+    parameters, in outcomes of none, one or several decisions: the bytes of
+    ``compact_json(encode(outcome))``, or the same refusal."""
     decided = decisions.Decision("engine", verdict, "x.y", tuple(params))
-    outcome = records.Outcome("e-1", "purchase", decisions=(decided, decided))
+    outcome = records.Outcome("e-1", "purchase", decisions=(decided,) * count)
     try:
         expected = compact_json(codec.encode(outcome))
     except (TypeError, ValueError) as exc:

@@ -551,8 +551,8 @@ def _write_outcome(o: records.Outcome) -> str:
         reversals_text = "[]"
     else:
         reversals_text = "[" + ",".join([_reversal_row(r) for r in reversals]) + "]"
-    if type(decided) is tuple and not decided:
-        decided_text = "[]"
+    if type(decided) is tuple and len(decided) < 2:  # most outcomes have none or one
+        decided_text = "[" + _decision_row(decided[0]) + "]" if decided else "[]"
     else:
         decided_text = "[" + ",".join([_decision_row(d) for d in decided]) + "]"
     event_id, event_type, duplicate, referral_id = (
