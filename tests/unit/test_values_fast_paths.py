@@ -210,7 +210,18 @@ def test_fast_init_refuses_a_class_it_cannot_speed_up() -> None:
     class KeywordOnly:
         a: int = attrs.field(kw_only=True)
 
-    for cls in (Validated, Hooked, Converted, Own, Plain, Private, KeywordOnly):
+    refused: list[type] = [Validated, Hooked, Converted, Own, Plain, Private, KeywordOnly]
+    converter_type = getattr(attrs, "Converter", None)
+    if converter_type is not None:  # attrs >= 24.1: a converter that takes the instance
+
+        @attrs.frozen
+        class TakesSelf:
+            a: int = attrs.field(
+                converter=converter_type(lambda value, _self: value, takes_self=True)
+            )
+
+        refused.append(TakesSelf)
+    for cls in refused:
         with pytest.raises(TypeError):
             fast_init(cls)
 
