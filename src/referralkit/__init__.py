@@ -60,6 +60,7 @@ from referralkit._ports import (
     EventLog,
     ExchangeRates,
     Fulfiller,
+    KeyedEventLog,
     Ledger,
     Notifier,
     Orders,
@@ -71,6 +72,7 @@ from referralkit._ports import (
     Store,
     Touches,
     UnitOfWork,
+    event_key,
 )
 from referralkit._program import Program
 from referralkit._program_files import load_program
@@ -237,6 +239,7 @@ __all__ = [
     "InvalidProgramError",
     "InvalidSignatureError",
     "InvalidTokenError",
+    "KeyedEventLog",
     "Ledger",
     "Level",
     "LineItem",
@@ -322,6 +325,7 @@ __all__ = [
     "WebhookNotifier",
     "When",
     "__version__",
+    "event_key",
     "load_program",
     "policy_types",
     "register_policy",

@@ -58,7 +58,7 @@ from referralkit._ports import (
     Notifier,
     Store,
     UnitOfWork,
-    whole_log,
+    events_about,
 )
 from referralkit._program import LIMITED, Program, qualifying_triggers
 from referralkit._reattribution import Reattribution
@@ -1358,7 +1358,9 @@ class Engine(Reattribution, LedgerOperations):
         what is left: checks on the erased fields cannot decide as they did.
 
         The pseudonym is stable and unique to the participant, so a later sign-up of someone
-        else never matches it as a self-referral. The event log is read from the start.
+        else never matches it as a self-referral. The participant's events are looked up
+        by key (their id, then their visitor and order ids), an indexed query on the
+        shipped stores (a host store without ``KeyedEventLog.about`` reads the whole log).
 
         Returns:
             How many touches were deleted.
@@ -2996,7 +2998,7 @@ class Engine(Reattribution, LedgerOperations):
         who = referral.referee_id
         past = [
             r.event
-            for r in whole_log(uow, pid)
+            for _, r in events_about(uow, pid, [who])
             if isinstance(r.event, Signup | Purchase) and r.event.participant_id == who
         ]
         number = 0

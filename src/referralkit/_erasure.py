@@ -8,7 +8,7 @@ from __future__ import annotations
 
 import attrs
 
-from referralkit._ports import UnitOfWork, whole_log
+from referralkit._ports import UnitOfWork, events_about
 from referralkit._values.events import Chargeback, Click, Event, Purchase, Refund, Signup
 from referralkit._values.ids import derive_id
 
@@ -38,7 +38,8 @@ def redact_events(uow: UnitOfWork, program_id: str, participant_id: str) -> int:
     its totals and every business key still add up. Each event keeps the digest of the
     payload as delivered: a retry of the original event is still a duplicate.
 
-    The whole log is read (an operator's call, not the event path).
+    The events are found by their keys (``events_about``: the participant's, then their
+    visitors' and orders'), an indexed query on the shipped stores.
 
     Returns:
         How many events were rewritten.
@@ -46,21 +47,22 @@ def redact_events(uow: UnitOfWork, program_id: str, participant_id: str) -> int:
     mine: list[Signup | Purchase] = []
     visitors: set[str] = set()
     orders: set[str] = set()
-    others: list[Click | Refund | Chargeback] = []
-    for record in whole_log(uow, program_id):
+    for _, record in events_about(uow, program_id, [participant_id]):
         ev = record.event
-        if isinstance(ev, Signup | Purchase):
-            if ev.participant_id != participant_id:
-                continue
-            mine.append(ev)
-            if isinstance(ev, Signup) and ev.visitor_id is not None:
-                visitors.add(ev.visitor_id)
-            elif isinstance(ev, Purchase):
-                orders.add(ev.order_id)
-        elif (isinstance(ev, Click) and ev.visitor_id is not None) or isinstance(
-            ev, Refund | Chargeback
+        if not isinstance(ev, Signup | Purchase) or ev.participant_id != participant_id:
+            continue  # another kind of event whose key is the same text
+        mine.append(ev)
+        if isinstance(ev, Signup) and ev.visitor_id is not None:
+            visitors.add(ev.visitor_id)
+        elif isinstance(ev, Purchase):
+            orders.add(ev.order_id)
+    others: list[Click | Refund | Chargeback] = []
+    for _, record in events_about(uow, program_id, sorted(visitors | orders)):
+        other = record.event
+        if (isinstance(other, Click) and other.visitor_id is not None) or isinstance(
+            other, Refund | Chargeback
         ):
-            others.append(ev)
+            others.append(other)
     changed: list[Event] = []
     for ev in mine:
         if isinstance(ev, Signup):

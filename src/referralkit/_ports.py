@@ -7,13 +7,13 @@ handful of narrow, indexed queries; nothing scans history per event.
 
 from __future__ import annotations
 
-from collections.abc import Iterable, Iterator, Mapping, Sequence
+from collections.abc import Iterable, Mapping, Sequence
 from datetime import datetime
 from decimal import Decimal
 from types import TracebackType
 from typing import Any, Protocol, Self, runtime_checkable
 
-from referralkit._values.events import Event
+from referralkit._values.events import Chargeback, Click, Event, Purchase, Refund, Signup
 from referralkit._values.rates import Rate
 from referralkit._values.records import (
     ChargebackRecord,
@@ -39,6 +39,7 @@ __all__ = [
     "EventLog",
     "ExchangeRates",
     "Fulfiller",
+    "KeyedEventLog",
     "Ledger",
     "Notifier",
     "Orders",
@@ -50,7 +51,8 @@ __all__ = [
     "Store",
     "Touches",
     "UnitOfWork",
-    "whole_log",
+    "event_key",
+    "events_about",
 ]
 
 CounterKey = tuple[str, str, str]
@@ -80,6 +82,47 @@ class EventLog(Protocol):
         """Replace the payload of a logged event (erasure of personal fields), keeping its
         digest, outcome, schema version and log position; an unknown event is a
         ``StoreError``."""
+        ...
+
+
+_KEY_FIELDS: Mapping[type, str] = {
+    Signup: "participant_id",
+    Purchase: "participant_id",
+    Refund: "order_id",
+    Chargeback: "order_id",
+    Click: "visitor_id",
+}
+
+
+def event_key(event: Event) -> str | None:
+    """The key a logged event is found by (``KeyedEventLog.about``): the participant id of
+    a sign-up or a purchase, the order id of a refund or a chargeback, the visitor id of a
+    click (None for a click without one: such a click is found by no key).
+
+    Keys of different kinds share one namespace (a participant id may equal an order id),
+    so a caller of ``about`` checks the type and fields of what it gets back."""
+    field = _KEY_FIELDS.get(type(event))
+    if field is None:  # a subclass of an event type
+        field = next(name for cls, name in _KEY_FIELDS.items() if isinstance(event, cls))
+    key: str | None = getattr(event, field)
+    return key
+
+
+@runtime_checkable
+class KeyedEventLog(Protocol):
+    """**Protocol:** an [`EventLog`][referralkit.EventLog] that also finds a program's
+    events by their key ([`event_key`][referralkit.event_key]) with an index.
+
+    Optional: the engine's operator calls (``reattribute``, ``erase_participant``) use it
+    when the unit's ``events`` has ``about``, and otherwise read the whole log through
+    ``since`` and keep the events whose key they want, with the same result.
+    """
+
+    def about(self, program_id: str, keys: Sequence[str]) -> list[tuple[int, EventRecord]]:
+        """The logged events of the program whose key is one of ``keys``, each once, in log
+        order with their log positions (the positions ``since`` gives), the unit's own
+        writes included. The key is that of the event as it is now: an event redacted
+        with another key (an erased click's visitor id) is found by its new key only."""
         ...
 
 
@@ -522,14 +565,31 @@ class ExchangeRates(Protocol):
         ...
 
 
-def whole_log(uow: UnitOfWork, program_id: str, page: int = 1000) -> Iterator[EventRecord]:
-    """Every logged event of the program, in log order, read ``page`` at a time (for the
-    operator's calls that replay or rewrite a participant's history, not the event path)."""
+def events_about(
+    uow: UnitOfWork, program_id: str, keys: Iterable[str]
+) -> list[tuple[int, EventRecord]]:
+    """The program's logged events whose [`event_key`][referralkit.event_key] is one of
+    ``keys``, in log order with their log positions: through ``KeyedEventLog.about``
+    (an indexed query) when the store's event log has it, otherwise by reading the whole
+    log (a store written before ``about`` existed). Both give the same list."""
+    wanted = list(dict.fromkeys(keys))
+    if not wanted:
+        return []
+    log = uow.events
+    about = getattr(log, "about", None)
+    if about is not None:
+        found: list[tuple[int, EventRecord]] = about(program_id, wanted)
+        return found
+    keys_set = set(wanted)
+    out: list[tuple[int, EventRecord]] = []
     after = 0
     while True:
-        records = uow.events.since(program_id, after, page)
+        records = log.since(program_id, after, 1000)
         if not records:
-            return
+            return out
         after = records[-1][0]
-        for _, record in records:
-            yield record
+        out.extend(
+            (position, record)
+            for position, record in records
+            if event_key(record.event) in keys_set
+        )

@@ -36,7 +36,7 @@ from referralkit._counter_names import (
 from referralkit._errors import InvalidInputError
 from referralkit._fraud_context import chain_depth, fraud_context
 from referralkit._ledger import RewardView, reversal_entry
-from referralkit._ports import CounterKey, UnitOfWork, whole_log
+from referralkit._ports import CounterKey, UnitOfWork, events_about
 from referralkit._program import Program
 from referralkit._values._checks import require_aware, require_id
 from referralkit._values.clock import Clock
@@ -48,6 +48,7 @@ from referralkit._values.rates import Rate
 from referralkit._values.records import (
     CodeRecord,
     EntryKind,
+    EventRecord,
     Notification,
     OrderRecord,
     ParticipantRecord,
@@ -230,8 +231,10 @@ class Reattribution:
         sign-up, for a referee who had no referrer) earn nothing, as ``handle`` decides
         them. For a referee who had no referrer, orders refunded or charged back before the
         call earn nothing, and purchases in another currency are priced at their order's
-        recorded rate. The event log is read from the start: a call
-        costs time in proportion to it.
+        recorded rate. The referee's events are looked up by key (their id, then their
+        orders' ids; see [`event_key`][referralkit.event_key]), an indexed query on the
+        shipped stores: a call costs time in proportion to the referee's history, not to
+        the log (a host store without ``KeyedEventLog.about`` reads the whole log).
 
         Checks on the operator's choice: a self-referral (the referee themself, or the
         same normalised email) is refused, and so is a circular referral (the new referrer
@@ -574,14 +577,14 @@ class Reattribution:
 
     def _history(self, uow: UnitOfWork, referral: Referral) -> tuple[Signup | None, list[_Step]]:
         """The referee's sign-up, and their purchases with the refunds and chargebacks of
-        those orders in log order, each with its order (the whole log is read: a
-        re-attribution is an operator's call, not the event path)."""
+        those orders in log order, each with its order (found by their keys: the referee's
+        id, then the ids of their orders)."""
         pid = self._program_id
         who = referral.referee_id
         signup: Signup | None = None
         steps: list[_Step] = []
         orders: dict[str, OrderRecord] = {}
-        for record in whole_log(uow, pid):
+        for record in _with_their_orders(uow, pid, who):
             ev = record.event
             if isinstance(ev, Signup) and ev.participant_id == who:
                 signup = signup or ev
@@ -722,6 +725,17 @@ class _Replayed:
 
 
 _Step = tuple[Purchase | Refund | Chargeback, OrderRecord]
+
+
+def _with_their_orders(uow: UnitOfWork, program_id: str, who: str) -> list[EventRecord]:
+    """The logged events whose key is ``who`` (their sign-ups and purchases, and any other
+    event whose key is the same text), then those whose key is the order id of one of
+    these purchases (the refunds and chargebacks of the orders), merged in log order."""
+    mine = events_about(uow, program_id, [who])
+    orders = sorted({r.event.order_id for _, r in mine if isinstance(r.event, Purchase)} - {who})
+    merged = dict(mine)
+    merged.update(events_about(uow, program_id, orders))
+    return [merged[position] for position in sorted(merged)]
 
 
 def _audits(referral: Referral) -> list[Decision]:

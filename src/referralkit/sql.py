@@ -62,9 +62,10 @@ __all__ = [
 ]
 
 #: The schema version this referralkit writes (the ``rk_schema`` row). A database with a
-#: newer version is refused, and so is an older one (no migrations before 1.0). The same
-#: number as ``SQLiteStore``'s: the layouts are one.
-SCHEMA_VERSION: Final = 2
+#: newer version is refused; version 2 is migrated in place when a store opens it (the
+#: ``rk_events.event_key`` column, filled from the logged events, and its index), older
+#: ones are refused. The same number as ``SQLiteStore``'s: the layouts are one.
+SCHEMA_VERSION: Final = 3
 
 metadata: Final = sa.MetaData(
     naming_convention={
@@ -144,12 +145,23 @@ events: Final = sa.Table(
     sa.Column("schema_version", sa.Integer, nullable=False),
     sa.Column("event", _text(), nullable=False),
     sa.Column("outcome", _text(), nullable=False),
+    sa.Column("event_key", _id(), nullable=True),
     sa.UniqueConstraint("program_id", "event_id"),
     sa.Index("rk_events_log", "program_id", "seq"),
+    sa.Index(
+        "rk_events_key",
+        "program_id",
+        "event_key",
+        postgresql_where=sa.text("event_key IS NOT NULL"),
+        sqlite_where=sa.text("event_key IS NOT NULL"),
+    ),
     sqlite_autoincrement=True,
     **_TABLE_OPTIONS,
 )
-"""``rk_events``: the event log; ``seq`` is the log position, in commit order."""
+"""``rk_events``: the event log; ``seq`` is the log position, in commit order.
+``event_key`` is [`referralkit.event_key`][referralkit.event_key] of the event as stored
+(the participant, order or visitor id it is found by; NULL for a click without a visitor),
+indexed as ``rk_events_key`` (partial where the database has partial indexes)."""
 
 participants: Final = sa.Table(
     "rk_participants",

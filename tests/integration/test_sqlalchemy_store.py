@@ -172,13 +172,16 @@ def test_a_newer_schema_version_is_refused(backend: tuple[str, Any]) -> None:
 
 
 def test_an_older_schema_version_is_refused(backend: tuple[str, Any]) -> None:
-    """A database written by an older schema version is refused: no silent half-migration."""
+    """A database written by a schema version older than 2 (the one migrated in place) is
+    refused: no silent half-migration."""
     _, engine = backend
     SQLAlchemyStore(engine)
     with engine.begin() as conn:
-        conn.execute(sql.schema.update().values(version=sql.SCHEMA_VERSION - 1))
+        conn.execute(sql.schema.update().values(version=1))
     with pytest.raises(rk.SchemaVersionError, match="older than"):
         SQLAlchemyStore(engine)
+    with engine.connect() as conn:
+        assert conn.execute(sa.select(sql.schema.c.version)).scalar() == 1
 
 
 def test_create_false_refuses_a_database_without_the_tables(tmp_path: Path) -> None:
@@ -697,3 +700,119 @@ def test_updates_of_rows_still_in_the_buffer_read_back_in_the_unit_and_after(
     with store.unit_of_work() as uow:
         assert uow.orders.get(contract.P, "order-1") == order
         assert uow.referrals.by_referee(contract.P, referral.referee_id) == moved
+
+
+# -- schema 2 -> 3: rk_events.event_key ------------------------------------------------------
+_KEY_AT = datetime(2026, 3, 2, 9, 30, tzinfo=UTC)
+
+
+def _keyed_log() -> list[rk.EventRecord]:
+    """Events of every type in two programs, with keys of different kinds that collide."""
+    usd = rk.Money("10.00", "USD")
+    events: list[rk.Event] = [
+        rk.Click(event_id="c-1", at=_KEY_AT, visitor_id="v-bob"),
+        rk.Click(event_id="c-2", at=_KEY_AT, visitor_id="bob"),
+        rk.Click(event_id="c-3", at=_KEY_AT, code="ABCD2345"),
+        rk.Signup(event_id="s-bob", participant_id="bob", at=_KEY_AT, visitor_id="v-bob"),
+        rk.Purchase(event_id="p-bob", participant_id="bob", order_id="o-1", amount=usd, at=_KEY_AT),
+        rk.Purchase(
+            event_id="p-carol", participant_id="carol", order_id="bob", amount=usd, at=_KEY_AT
+        ),
+        rk.Refund(event_id="r-1", refund_id="rf-1", order_id="o-1", amount=usd, at=_KEY_AT),
+        rk.Chargeback(event_id="cb-1", chargeback_id="cb-1", order_id="bob", at=_KEY_AT),
+    ]
+    return [
+        rk.EventRecord(program, e.event_id, f"d-{e.event_id}", e, rk.Outcome(e.event_id, e.kind))
+        for program in ("keys", "other")
+        for e in events
+    ]
+
+
+_KEY_SETS = [["bob"], ["v-bob", "erased"], ["o-1", "bob"], ["carol"], ["nobody"]]
+
+
+def _filtered_log(store: SQLAlchemyStore, program: str, keys: list[str]) -> list[Any]:
+    with store.unit_of_work() as uow:
+        return [
+            (n, r) for n, r in uow.events.since(program, 0, 100) if rk.event_key(r.event) in keys
+        ]
+
+
+def _back_to_version_2(engine: Any) -> None:
+    """Make the tables what schema 2 was: no event_key column or index, version 2."""
+    (index,) = [i for i in sql.events.indexes if i.name == "rk_events_key"]
+    with engine.begin() as conn:
+        index.drop(conn)
+        conn.execute(sa.text("ALTER TABLE rk_events DROP COLUMN event_key"))
+        conn.execute(sql.schema.update().values(version=2))
+
+
+def _event_columns_and_indexes(engine: Any) -> tuple[int, list[str], list[str]]:
+    with engine.connect() as conn:
+        inspector = sa.inspect(conn)
+        columns = [c["name"] for c in inspector.get_columns("rk_events")]
+        indexes = [i["name"] for i in inspector.get_indexes("rk_events")]
+        version = conn.execute(sa.select(sql.schema.c.version)).scalar()
+    return int(version), columns, indexes
+
+
+def test_a_version_2_database_is_migrated_in_place(backend: tuple[str, Any]) -> None:
+    """A store opening a version-2 database adds rk_events.event_key, fills it from the
+    logged events (a redacted click by its new visitor id), creates rk_events_key and
+    records version 3; about() then answers as the filtered whole log does."""
+    _, engine = backend
+    store = SQLAlchemyStore(engine)
+    with store.unit_of_work() as uow:
+        for record in _keyed_log():
+            uow.events.add(record)
+        uow.commit()
+    with store.unit_of_work() as uow:
+        uow.events.redact("keys", "c-1", rk.Click(event_id="c-1", at=_KEY_AT, visitor_id="erased"))
+        uow.commit()
+    before = {
+        (p, tuple(k)): _filtered_log(store, p, k) for p in ("keys", "other") for k in _KEY_SETS
+    }
+    _back_to_version_2(engine)
+    assert "event_key" not in _event_columns_and_indexes(engine)[1]
+    migrated = SQLAlchemyStore(engine)
+    version, columns, indexes = _event_columns_and_indexes(engine)
+    assert version == 3
+    assert columns[-1] == "event_key"
+    assert "rk_events_key" in indexes
+    for (program, keys), want in before.items():
+        with migrated.unit_of_work() as uow:
+            assert uow.events.about(program, list(keys)) == want, (program, keys)
+    assert [r.event_id for _, r in before[("keys", ("v-bob", "erased"))]] == ["c-1"]
+    assert [r.event_id for _, r in before[("keys", ("bob",))]] == ["c-2", "s-bob", "p-bob", "cb-1"]
+    SQLAlchemyStore(engine)  # a version-3 database opens as it is
+    migrated.close()
+    store.close()
+
+
+def test_create_false_migrates_once_the_app_added_the_column(backend: tuple[str, Any]) -> None:
+    """With create=False (an app managing the schema) a version-2 database without the
+    column is refused, naming it, and left at version 2; once the app added the column and
+    index from referralkit.sql.metadata, the store fills the column and records version 3."""
+    _, engine = backend
+    store = SQLAlchemyStore(engine)
+    with store.unit_of_work() as uow:
+        for record in _keyed_log():
+            uow.events.add(record)
+        uow.commit()
+    want = _filtered_log(store, "keys", ["bob", "o-1"])
+    _back_to_version_2(engine)
+    with pytest.raises(rk.SchemaVersionError, match=r"rk_events\.event_key"):
+        SQLAlchemyStore(engine, create=False)
+    assert _event_columns_and_indexes(engine)[0] == 2
+    (index,) = [i for i in sql.events.indexes if i.name == "rk_events_key"]
+    with engine.begin() as conn:  # what the app's Alembic migration does
+        ddl = sa.schema.CreateColumn(sql.events.c.event_key).compile(dialect=conn.dialect)
+        conn.execute(sa.text(f"ALTER TABLE rk_events ADD COLUMN {ddl}"))
+        index.create(conn)
+    migrated = SQLAlchemyStore(engine, create=False)
+    assert _event_columns_and_indexes(engine)[0] == 3
+    with migrated.unit_of_work() as uow:
+        assert uow.events.about("keys", ["bob", "o-1"]) == want
+    assert len(want) == 5
+    migrated.close()
+    store.close()

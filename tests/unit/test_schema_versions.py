@@ -1,4 +1,5 @@
-"""SQLiteStore refuses a database written by another schema version, and writes nothing."""
+"""SQLiteStore refuses a database written by a newer schema version or one older than 2,
+and writes nothing; it migrates a version-2 database to 3 in place."""
 
 from __future__ import annotations
 
@@ -28,13 +29,14 @@ def _version(path: Path) -> int:
 def test_a_new_database_records_the_current_schema_version(tmp_path: Path) -> None:
     path = tmp_path / "rk.sqlite3"
     rk.SQLiteStore(str(path)).close()
-    assert _version(path) == sql.SCHEMA_VERSION == 2
+    assert _version(path) == sql.SCHEMA_VERSION == 3
 
 
-@pytest.mark.parametrize("offset", [1, -1])
+@pytest.mark.parametrize("offset", [1, -2])
 def test_another_schema_version_is_refused_naming_both_versions(
     tmp_path: Path, offset: int
 ) -> None:
+    """A newer version, and version 1 (older than the one migrated in place), are refused."""
     path = tmp_path / "rk.sqlite3"
     rk.SQLiteStore(str(path)).close()
     other = sql.SCHEMA_VERSION + offset

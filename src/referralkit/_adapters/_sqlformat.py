@@ -13,6 +13,7 @@ from typing import Any, Final
 
 from referralkit._adapters.memory import OutboxStatus
 from referralkit._errors import StoreError
+from referralkit._ports import event_key
 from referralkit._values import codec
 from referralkit._values.money import Money
 from referralkit._values.rates import Rate
@@ -69,6 +70,7 @@ __all__ = [
     "refund",
     "reward",
     "scaled",
+    "stored_event_key",
     "touch",
     "ts",
 ]
@@ -165,6 +167,12 @@ def _opt_aware(text: str | None) -> datetime | None:
 
 #: The columns of ``rk_events`` in the order ``event_record`` reads them.
 EVENT_COLUMNS: Final = ("program_id", "event_id", "digest", "schema_version", "event", "outcome")
+
+
+def stored_event_key(text: str) -> str | None:
+    """The ``event_key`` of a stored ``event`` column (for filling the column of the rows
+    an older schema wrote)."""
+    return event_key(codec.loads(text))
 
 
 def event_record(r: Sequence[Any]) -> EventRecord:

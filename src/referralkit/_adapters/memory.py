@@ -13,7 +13,7 @@ import attrs
 
 from referralkit._adapters._lazy import _lazy
 from referralkit._errors import ConcurrencyError, StoreError
-from referralkit._ports import CounterKey
+from referralkit._ports import CounterKey, event_key
 from referralkit._values.events import Event
 from referralkit._values.records import (
     ChargebackRecord,
@@ -48,6 +48,8 @@ class _Tables:
     def __init__(self) -> None:
         self.events: dict[tuple[str, str], EventRecord] = {}
         self.event_log: list[tuple[str, str]] = []  # keys in commit order
+        # (program id, event_key of the event) -> its log positions, ascending
+        self.events_by_key: dict[tuple[str, str], list[int]] = {}
         self.programs: dict[tuple[str, int], ProgramRecord] = {}
         self.participants: dict[tuple[str, str], ParticipantRecord] = {}
         self.codes: dict[tuple[str, str], CodeRecord] = {}
@@ -223,6 +225,9 @@ class _MemoryUnitOfWork:
         log = self._t.event_log
         log.append(key)
         self._undo.append((log, None, _POP))
+        indexed = event_key(record.event)
+        if indexed is not None:
+            self._append(self._t.events_by_key, (record.program_id, indexed), len(log))
 
     def redact(self, program_id: str, event_id: str, event: Event) -> None:
         key = (program_id, event_id)
@@ -230,6 +235,27 @@ class _MemoryUnitOfWork:
         if old is None:
             raise StoreError(f"unknown event {key!r}")
         self._set(self._t.events, key, attrs.evolve(old, event=event))
+        was, now = event_key(old.event), event_key(event)
+        if was != now:  # the event is found by its new key only (lists copied: undoable)
+            index, log = self._t.events_by_key, self._t.event_log
+            position = 0
+            if was is not None:
+                positions = index[(program_id, was)]
+                position = next(p for p in positions if log[p - 1] == key)
+                self._set(index, (program_id, was), [p for p in positions if p != position])
+            else:
+                position = log.index(key) + 1
+            if now is not None:
+                moved = sorted([*index.get((program_id, now), ()), position])
+                self._set(index, (program_id, now), moved)
+
+    def about(self, program_id: str, keys: Sequence[str]) -> list[tuple[int, EventRecord]]:
+        index = self._t.events_by_key
+        positions: set[int] = set()
+        for one in keys:
+            positions.update(index.get((program_id, one), ()))
+        log, events = self._t.event_log, self._t.events
+        return [(p, events[log[p - 1]]) for p in sorted(positions)]
 
     def since(self, program_id: str, after: int, limit: int) -> list[tuple[int, EventRecord]]:
         out: list[tuple[int, EventRecord]] = []

@@ -52,6 +52,7 @@ from collections.abc import Callable, Iterable, Iterator, Mapping, Sequence
 from contextlib import contextmanager, suppress
 from datetime import datetime
 from decimal import Decimal
+from functools import partial
 from types import TracebackType
 from typing import Any, Final, Self, TypeVar
 
@@ -85,7 +86,7 @@ except ImportError as exc:
 
 from referralkit import sql as _sql
 from referralkit._adapters.memory import OutboxStatus
-from referralkit._ports import CounterKey
+from referralkit._ports import CounterKey, event_key
 from referralkit._values import codec
 from referralkit._values.events import Event
 from referralkit._values.rates import Rate
@@ -138,6 +139,8 @@ _BACKENDS: Final = frozenset(_EXTRAS)
 _SQLITE: Final = "sqlite"
 _POSTGRESQL: Final = "postgresql"
 _MYSQL: Final = "mysql"  # MariaDB and MySQL
+#: The oldest schema version a store migrates in place (to ``referralkit.sql.SCHEMA_VERSION``).
+_MIGRATES_FROM: Final = 2
 
 
 # -- encodings (exactly SQLiteStore's) ------------------------------------------------------
@@ -347,8 +350,15 @@ _UPDATE_ORDER: Final = (
 _REDACT_EVENT: Final = (
     sa.update(_E)
     .where(_E.c.program_id == _p("pid"), _E.c.event_id == _p("eid"))
-    .values(event=_p("new_event"))
+    .values(event=_p("new_event"), event_key=_p("new_key"))
 )
+_EVENTS_OF_KEYS: Final = sa.select(_E.c.seq, *_EVENT_COLUMNS).where(
+    _E.c.program_id == _p("program_id"), _E.c.event_key.in_(sa.bindparam("ids", expanding=True))
+)
+_EVENTS_TO_KEY: Final = (
+    sa.select(_E.c.seq, _E.c.event).where(_E.c.seq > _p("after")).order_by(_E.c.seq).limit(_limit())
+)
+_SET_EVENT_KEY: Final = sa.update(_E).where(_E.c.seq == _p("k_seq")).values(event_key=_p("k_key"))
 _TOUCHES_OF_VISITOR: Final = (
     sa.select(*_TOUCH_COLUMNS)
     .where(_T.c.program_id == _p("program_id"), _T.c.visitor_id == _p("key"))
@@ -886,16 +896,19 @@ class SQLAlchemyStore:
                             f"{_sql.SCHEMA_VERSION} which this referralkit writes; "
                             "upgrade referralkit"
                         )
-                    if version is not None and version < _sql.SCHEMA_VERSION:
+                    if version is not None and version < _MIGRATES_FROM:
                         raise SchemaVersionError(
                             f"database {self._url} has schema version {version}, older than "
                             f"{_sql.SCHEMA_VERSION} which this referralkit writes; this pre-1.0 "
-                            "release does not migrate it: replay Engine.event_log() into a new "
-                            "store"
+                            f"release migrates only version {_MIGRATES_FROM}: replay "
+                            "Engine.event_log() into a new store"
                         )
                     if create:
                         _sql.metadata.create_all(conn)
                         _add_missing_columns(conn)
+                    if version is not None and version < _sql.SCHEMA_VERSION:
+                        self._migrate_to_3(conn, create)
+                    if create:
                         _add_missing_indexes(conn)
                     elif version is None and not sa.inspect(conn).has_table("rk_schema"):
                         raise SchemaVersionError(
@@ -910,6 +923,38 @@ class SQLAlchemyStore:
             finally:
                 with suppress(StoreError):
                     self._unlock(conn, migrate=True)
+
+    def _migrate_to_3(self, conn: sa.Connection, create: bool) -> None:
+        """Schema 2 -> 3: ``rk_events.event_key`` (added with ``create``, else it must be
+        there already), filled for every logged event by decoding it, a page at a time;
+        then the version row says 3. One transaction on PostgreSQL and SQLite; MariaDB
+        commits at the ``ALTER TABLE``, and a migration stopped after it is done again
+        (the version still says 2) at the next open."""
+        present = {c["name"] for c in sa.inspect(conn).get_columns(_E.name)}
+        if "event_key" not in present:
+            if not create:
+                raise SchemaVersionError(
+                    f"database {self._url} has schema version 2: add the column "
+                    "rk_events.event_key and the index rk_events_key of referralkit.sql."
+                    "metadata (or open the store once with create=True), and the store fills "
+                    "the column and records version 3"
+                )
+            ddl = sa.schema.CreateColumn(_E.c.event_key).compile(dialect=conn.dialect)
+            conn.execute(sa.text(f"ALTER TABLE {_E.name} ADD COLUMN {ddl}"))
+        after = 0
+        while True:
+            rows = conn.execute(_EVENTS_TO_KEY, {"after": after, "limit": 1000}).all()
+            if not rows:
+                break
+            after = int(rows[-1][0])
+            keys = []
+            for seq, text in rows:
+                key = _decode(_E.name, seq, partial(_sqlformat.stored_event_key, text))
+                keys.append({"k_seq": seq, "k_key": key})
+            conn.execute(_SET_EVENT_KEY, keys)
+        conn.execute(
+            sa.update(_sql.schema).where(_sql.schema.c.id == 1).values(version=_sql.SCHEMA_VERSION)
+        )
 
     @staticmethod
     def _stored_version(conn: sa.Connection) -> int | None:
@@ -1257,6 +1302,7 @@ class _SQLAlchemyUnitOfWork:
                 "schema_version": r.schema_version,
                 "event": codec.dumps(r.event),
                 "outcome": codec.dumps(r.outcome),
+                "event_key": event_key(r.event),
             }
             for r in self._events.values()
         ]
@@ -1499,9 +1545,36 @@ class _SQLAlchemyUnitOfWork:
         if old is None:
             raise StoreError(f"unknown event {key!r}")
         self._execute(
-            _REDACT_EVENT, {"pid": program_id, "eid": event_id, "new_event": codec.dumps(event)}
+            _REDACT_EVENT,
+            {
+                "pid": program_id,
+                "eid": event_id,
+                "new_event": codec.dumps(event),
+                "new_key": event_key(event),
+            },
         )
         self._seen[key] = attrs.evolve(old, event=event)
+
+    def about(self, program_id: str, keys: Sequence[str]) -> list[tuple[int, EventRecord]]:
+        """The events with these keys (``rk_events_key``), the unit's own inserted first
+        as ``since`` does."""
+        wanted = list(dict.fromkeys(keys))
+        if not wanted:
+            return []
+        conn = self._require_open()
+        self.flush()
+        if self._events:
+            try:
+                with _translated():
+                    self._flush_events(conn)
+            except StoreError:
+                self._abort()
+                raise
+        found: dict[int, EventRecord] = {}
+        for chunk in _chunks(wanted):
+            for r in self._rows(_EVENTS_OF_KEYS, {"program_id": program_id, "ids": chunk}):
+                found[int(r[0])] = _event_record(r[1:])
+        return sorted(found.items())
 
     def add(self, record: EventRecord) -> None:
         self._require_open()

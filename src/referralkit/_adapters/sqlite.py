@@ -37,7 +37,7 @@ from referralkit._errors import (
     StoreError,
     StoreUnavailableError,
 )
-from referralkit._ports import CounterKey
+from referralkit._ports import CounterKey, event_key
 from referralkit._values import codec
 from referralkit._values.events import Event
 from referralkit._values.records import (
@@ -62,7 +62,10 @@ from referralkit._values.rewards import Unit
 __all__ = ["SCHEMA_VERSION", "SQLiteStore"]
 
 #: The schema this version of referralkit writes; a newer database is refused.
-SCHEMA_VERSION: Final = 2
+SCHEMA_VERSION: Final = 3
+
+#: The oldest schema this version of referralkit migrates in place (to ``SCHEMA_VERSION``).
+_MIGRATES_FROM: Final = 2
 
 
 T = TypeVar("T")
@@ -89,10 +92,14 @@ CREATE TABLE IF NOT EXISTS rk_events (
     schema_version INTEGER NOT NULL,
     event TEXT NOT NULL,
     outcome TEXT NOT NULL,
+    event_key TEXT,
     UNIQUE (program_id, event_id)
 );
 -- The log read in order, page by page (Engine.event_log).
 CREATE INDEX IF NOT EXISTS rk_events_log ON rk_events (program_id, seq);
+-- A participant's events by key (KeyedEventLog.about), in seq order: seq is the rowid.
+CREATE INDEX IF NOT EXISTS rk_events_key ON rk_events (program_id, event_key)
+    WHERE event_key IS NOT NULL;
 CREATE TABLE IF NOT EXISTS rk_participants (
     program_id TEXT NOT NULL,
     participant_id TEXT NOT NULL,
@@ -312,6 +319,30 @@ def _add_missing_columns(conn: sqlite3.Connection) -> None:
             conn.execute(f"ALTER TABLE {table} ADD COLUMN {column} {definition}")
 
 
+def _migrate_to_3(conn: sqlite3.Connection) -> None:
+    """Schema 2 -> 3, in the caller's transaction: ``rk_events.event_key``, filled for every
+    logged event by decoding it, a page at a time (the index is made after, by ``_SCHEMA``)."""
+    present = {row[1] for row in conn.execute("PRAGMA table_info(rk_events)")}
+    if "event_key" not in present:
+        conn.execute("ALTER TABLE rk_events ADD COLUMN event_key TEXT")
+    after = 0
+    while True:
+        rows = conn.execute(
+            "SELECT seq, event FROM rk_events WHERE seq > ? ORDER BY seq LIMIT 1000", (after,)
+        ).fetchall()
+        if not rows:
+            return
+        after = rows[-1][0]
+        keys = []
+        for seq, text in rows:
+            try:
+                key = _sqlformat.stored_event_key(text)
+            except _DECODE_ERRORS as exc:
+                raise _corrupt("rk_events", seq, exc) from exc
+            keys.append((key, seq))
+        conn.executemany("UPDATE rk_events SET event_key = ? WHERE seq = ?", keys)
+
+
 class SQLiteStore:
     """A [`Store`][referralkit.Store] in one SQLite database, the embedded default.
 
@@ -390,18 +421,22 @@ class SQLiteStore:
                         f"database {self._path!r} has schema version {version}, newer than "
                         f"{SCHEMA_VERSION} which this referralkit writes; upgrade referralkit"
                     )
-                if version is not None and version < SCHEMA_VERSION:
+                if version is not None and version < _MIGRATES_FROM:
                     raise SchemaVersionError(
                         f"database {self._path!r} has schema version {version}, older than "
                         f"{SCHEMA_VERSION} which this referralkit writes; this pre-1.0 release "
-                        "does not migrate it: replay Engine.event_log() into a new store"
+                        f"migrates only version {_MIGRATES_FROM}: replay Engine.event_log() "
+                        "into a new store"
                     )
+                if version is not None and version < SCHEMA_VERSION:
+                    _migrate_to_3(conn)
             for statement in _SCHEMA.split(";"):
                 if statement.strip():
                     conn.execute(statement)
             _add_missing_columns(conn)
             conn.execute(
-                "INSERT INTO rk_schema (id, version) VALUES (1, ?) ON CONFLICT (id) DO NOTHING",
+                "INSERT INTO rk_schema (id, version) VALUES (1, ?) "
+                "ON CONFLICT (id) DO UPDATE SET version = excluded.version",
                 (SCHEMA_VERSION,),
             )
             conn.execute("COMMIT")
@@ -614,6 +649,11 @@ def _first(r: Sequence[Any]) -> object:
     return r[0]
 
 
+def _first_int(r: Sequence[Any]) -> int:
+    value: int = r[0]
+    return value
+
+
 _event_record = _decoder("rk_events", _pair, _sqlformat.event_record)
 _program = _decoder("rk_programs", _pair, _sqlformat.program)
 _participant = _decoder("rk_participants", _pair, _sqlformat.participant)
@@ -711,6 +751,7 @@ class _Lookup:
 
 
 _EVENTS_IN: Final = _Lookup("rk_events", _EVENT_COLUMNS, "event_id")
+_EVENTS_OF_KEYS: Final = _Lookup("rk_events", f"seq, {_EVENT_COLUMNS}", "event_key")
 _PARTICIPANTS_IN: Final = _Lookup("rk_participants", _PARTICIPANT_COLUMNS, "participant_id")
 _REFEREES_IN: Final = _Lookup("rk_referrals", _REFERRAL_COLUMNS, "referee_id")
 _REFERRALS_IN: Final = _Lookup("rk_referrals", _REFERRAL_COLUMNS, "referral_id", by_program=False)
@@ -1187,6 +1228,7 @@ class _SQLiteUnitOfWork:
                 record.schema_version,
                 codec.dumps(record.event),
                 codec.dumps(record.outcome),
+                event_key(record.event),
             ),
         )
 
@@ -1196,10 +1238,19 @@ class _SQLiteUnitOfWork:
             raise StoreError(f"unknown event {(program_id, event_id)!r}")
         self.flush()
         self._x(
-            "UPDATE rk_events SET event = ? WHERE program_id = ? AND event_id = ?",
-            (codec.dumps(event), program_id, event_id),
+            "UPDATE rk_events SET event = ?, event_key = ? WHERE program_id = ? AND event_id = ?",
+            (codec.dumps(event), event_key(event), program_id, event_id),
         )
         self._events[(program_id, event_id)] = attrs.evolve(old, event=event)
+
+    def about(self, program_id: str, keys: Sequence[str]) -> list[tuple[int, EventRecord]]:
+        """The events with these keys: one search of ``rk_events_key`` per key."""
+        wanted = list(dict.fromkeys(keys))
+        if not wanted:
+            return []
+        self.flush()
+        rows = sorted(self._rows_in(_EVENTS_OF_KEYS, program_id, wanted), key=_first_int)
+        return [(r[0], _event_record(r[1:])) for r in rows]
 
     def since(self, program_id: str, after: int, limit: int) -> list[tuple[int, EventRecord]]:
         self.flush()
@@ -1251,7 +1302,9 @@ class _SQLiteUnitOfWork:
         return _Touches(self)
 
 
-_INSERT_EVENT: Final = f"INSERT INTO rk_events ({_EVENT_COLUMNS}) VALUES (?, ?, ?, ?, ?, ?)"
+_INSERT_EVENT: Final = (
+    f"INSERT INTO rk_events ({_EVENT_COLUMNS}, event_key) VALUES (?, ?, ?, ?, ?, ?, ?)"
+)
 _UPSERT_PARTICIPANT: Final = (
     f"INSERT INTO rk_participants ({_PARTICIPANT_COLUMNS}) VALUES (?, ?, ?, ?, ?) "
     "ON CONFLICT (program_id, participant_id) DO UPDATE SET "

@@ -24,20 +24,23 @@ reference [`InMemoryStore`][referralkit.InMemoryStore]. Needs the ``testing`` ex
 from __future__ import annotations
 
 import contextlib
+import itertools
 from collections.abc import Callable, Iterator, Mapping
 from datetime import UTC, date, datetime, timedelta, timezone
 from decimal import Decimal
 from functools import partial
-from typing import Any, ClassVar, TypeVar
+from typing import Any, ClassVar, Final, TypeVar
 
 import attrs
 import pytest
 from dateutil.relativedelta import relativedelta
+from hypothesis import HealthCheck, given, settings
+from hypothesis import strategies as st
 
 from referralkit._adapters.memory import InMemoryStore
 from referralkit._engine import Engine
 from referralkit._errors import ConcurrencyError, StoreError
-from referralkit._ports import CounterKey, Store, UnitOfWork
+from referralkit._ports import CounterKey, Store, UnitOfWork, event_key, events_about
 from referralkit._program import Program
 from referralkit._values.clock import ManualClock
 from referralkit._values.decisions import Decision, Verdict
@@ -453,6 +456,79 @@ def _add_touch(uow: UnitOfWork, record: TouchRecord) -> None:
     uow.touches.add(record)
 
 
+def _keyed_records() -> list[EventRecord]:
+    """Events whose keys collide across kinds (a visitor id equal to a participant id)."""
+    events: list[Event] = [
+        Signup(event_id="k-signup", participant_id="bob", at=_at(0), visitor_id="v-1"),
+        Click(event_id="k-click-bob", at=_at(1), visitor_id="bob"),
+        Click(event_id="k-click-none", at=_at(2), code="ALICE123"),
+        Click(event_id="k-click-v1", at=_at(3), visitor_id="v-1"),
+        Purchase(
+            event_id="k-purchase",
+            participant_id="bob",
+            order_id="order-1",
+            amount=_jpy("1500"),
+            at=_at(4),
+        ),
+        Refund(
+            event_id="k-refund",
+            refund_id="refund-1",
+            order_id="order-1",
+            amount=_jpy("500"),
+            at=_at(5),
+        ),
+        Purchase(
+            event_id="k-purchase-carol",
+            participant_id="carol",
+            order_id="bob",
+            amount=_jpy("900"),
+            at=_at(6),
+        ),
+        Chargeback(event_id="k-chargeback", chargeback_id="cb-1", order_id="order-1", at=_at(7)),
+    ]
+    return [_event_record(e.event_id, event=e, digest=f"d-{e.event_id}") for e in events]
+
+
+_KEYS: Final = ("a", "b", "c")
+_KEYED_PROGRAMS: Final = itertools.count()
+
+
+def _keyed_events() -> st.SearchStrategy[Callable[[str], Event]]:
+    """Makers of events (given their id) whose keys and other ids come from a few texts,
+    so that keys of different kinds collide."""
+    key, other = st.sampled_from(_KEYS), st.sampled_from(_KEYS)
+    at = _at()
+    return st.one_of(
+        st.builds(lambda v: lambda i: Click(event_id=i, at=at, visitor_id=v), st.none() | key),
+        st.builds(
+            lambda p, v: lambda i: Signup(event_id=i, participant_id=p, at=at, visitor_id=v),
+            key,
+            st.none() | other,
+        ),
+        st.builds(
+            lambda p, o: (
+                lambda i: Purchase(
+                    event_id=i, participant_id=p, order_id=o, amount=_jpy("100"), at=at
+                )
+            ),
+            key,
+            other,
+        ),
+        st.builds(
+            lambda o: (
+                lambda i: Refund(
+                    event_id=i, refund_id=f"r-{i}", order_id=o, amount=_jpy("1"), at=at
+                )
+            ),
+            key,
+        ),
+        st.builds(
+            lambda o: lambda i: Chargeback(event_id=i, chargeback_id=f"c-{i}", order_id=o, at=at),
+            key,
+        ),
+    )
+
+
 def _add_event(uow: UnitOfWork, record: EventRecord) -> None:
     uow.events.add(record)
 
@@ -788,6 +864,131 @@ class StoreContract:
         self.commit(store, write)
         got = self.read(store, lambda u: u.events.get(P, "evt-1"))
         assert got == attrs.evolve(_event_record(), event=erased)
+
+    # -- events by key (KeyedEventLog: optional) ------------------------------------------
+    @staticmethod
+    def require_keyed(store: Store) -> None:
+        """Skip the test unless the store's event log has ``about`` (``KeyedEventLog``)."""
+        with store.unit_of_work() as uow:
+            keyed = callable(getattr(uow.events, "about", None))
+        if not keyed:
+            pytest.skip(f"{type(store).__name__}'s event log has no about() (it is optional)")
+
+    def test_about_finds_a_programs_events_by_key_in_log_order(self, store: Store) -> None:
+        """events.about returns the program's events whose event_key is one of the keys, each
+        once, in log order with the positions since() gives; keys of every kind share one
+        namespace, and a click without a visitor has no key."""
+        self.require_keyed(store)
+        first, second = _keyed_records()[:5], _keyed_records()[5:]
+        self.commit(store, *[partial(_add_event, record=r) for r in first])
+        self.commit(store, lambda u: u.events.add(_event_record("evt-x", program_id=OTHER)))
+        self.commit(store, *[partial(_add_event, record=r) for r in second])
+        with store.unit_of_work() as uow:
+            logged = uow.events.since(P, 0, 100)
+            about = uow.events.about  # type: ignore[attr-defined]
+            for keys in (["bob"], ["order-1"], ["order-1", "bob"], ["bob", "bob"], ["v-1"]):
+                want = [(n, r) for n, r in logged if event_key(r.event) in keys]
+                assert about(P, keys) == want, keys
+            assert [r.event_id for _, r in about(P, ["bob"])] == [
+                "k-signup",
+                "k-click-bob",
+                "k-purchase",
+            ]
+            assert about(P, ["nobody"]) == []
+            assert about(P, []) == []
+            assert about(OTHER, ["bob"]) == []
+            assert [r.event_id for _, r in about(OTHER, ["v-1"])] == ["evt-x"]
+
+    def test_about_sees_the_units_own_events_and_not_rolled_back_ones(self, store: Store) -> None:
+        """events.about finds events added in the same unit (at the positions since() then
+        gives), and none of a unit left without commit."""
+        self.require_keyed(store)
+        records = _keyed_records()
+        with store.unit_of_work() as uow:
+            for record in records:
+                uow.events.add(record)
+            found = uow.events.about(P, ["bob", "order-1"])  # type: ignore[attr-defined]
+            logged = uow.events.since(P, 0, 100)
+            assert found == [(n, r) for n, r in logged if event_key(r.event) in {"bob", "order-1"}]
+            assert len(found) == 5
+        with store.unit_of_work() as uow:
+            assert uow.events.about(P, ["bob", "order-1"]) == []  # type: ignore[attr-defined]
+
+    def test_about_finds_a_redacted_event_by_its_new_key(self, store: Store) -> None:
+        """A click redacted with another visitor id is found by the new key only, in the
+        unit and later; a redaction rolled back leaves it under its old key."""
+        self.require_keyed(store)
+        self.commit(store, lambda u: u.events.add(_event_record()))  # a click of v-1
+        position = self.read(store, lambda u: u.events.since(P, 0, 10))[0][0]
+        erased = Click(event_id="evt-1", at=_at(), code="ALICE123", visitor_id="erased")
+        redacted = attrs.evolve(_event_record(), event=erased)
+        with store.unit_of_work() as uow:
+            uow.events.redact(P, "evt-1", erased)
+            assert uow.events.about(P, ["erased"]) == [(position, redacted)]  # type: ignore[attr-defined]
+            assert uow.events.about(P, ["v-1"]) == []  # type: ignore[attr-defined]
+        with store.unit_of_work() as uow:  # rolled back
+            assert uow.events.about(P, ["v-1"]) == [(position, _event_record())]  # type: ignore[attr-defined]
+            assert uow.events.about(P, ["erased"]) == []  # type: ignore[attr-defined]
+            uow.events.redact(P, "evt-1", erased)
+            uow.commit()
+        with store.unit_of_work() as uow:
+            assert uow.events.about(P, ["erased", "v-1"]) == [(position, redacted)]  # type: ignore[attr-defined]
+
+    @settings(
+        max_examples=25,
+        deadline=None,
+        # One store per test, a new program per example; every subclass runs the method.
+        suppress_health_check=[
+            HealthCheck.function_scoped_fixture,
+            HealthCheck.too_slow,
+            HealthCheck.differing_executors,
+        ],
+    )
+    @given(data=st.data())
+    def test_events_about_equals_the_filtered_log(self, store: Store, data: st.DataObject) -> None:
+        """For any logged events (committed over several units, some clicks redacted to
+        another visitor), events_about(uow, program, keys) equals the program's whole log
+        filtered by event_key, on every store (with its about() or without one)."""
+        program_id = f"keyed-{next(_KEYED_PROGRAMS)}"  # one program per example
+        units = data.draw(st.lists(st.lists(_keyed_events(), max_size=6), max_size=4))
+        number = 0
+        for unit in units:
+            with store.unit_of_work() as uow:
+                for make in unit:
+                    event = make(f"e{number}")
+                    number += 1
+                    uow.events.add(
+                        EventRecord(
+                            program_id,
+                            event.event_id,
+                            "d",
+                            event,
+                            Outcome(event.event_id, event.kind),
+                        )
+                    )
+                uow.commit()
+        clicks = [f"e{n}" for n in range(number)]
+        redact = data.draw(
+            st.lists(st.sampled_from(clicks), unique=True) if clicks else st.just([])
+        )
+        keys = data.draw(st.lists(st.sampled_from((*_KEYS, "erased", "none")), max_size=4))
+        with store.unit_of_work() as uow:
+            for event_id in redact:
+                logged = uow.events.get(program_id, event_id)
+                assert logged is not None
+                if isinstance(logged.event, Click):
+                    uow.events.redact(
+                        program_id, event_id, attrs.evolve(logged.event, visitor_id="erased")
+                    )
+            uow.commit()
+        with store.unit_of_work() as uow:
+            everything = []
+            after = 0
+            while page := uow.events.since(program_id, after, 7):
+                everything.extend(page)
+                after = page[-1][0]
+            want = [(n, r) for n, r in everything if event_key(r.event) in set(keys)]
+            assert events_about(uow, program_id, keys) == want
 
     # -- programs -------------------------------------------------------------------------
     def test_programs_get_returns_an_added_version(self, store: Store) -> None:
