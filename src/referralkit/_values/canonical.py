@@ -163,12 +163,20 @@ def register_encoder(cls: type, encoder: Callable[[Any], str]) -> None:
 
 _TWO_DIGITS = tuple(f"{n:02d}" for n in range(100))
 _DAYS: dict[int, str] = {}  # ordinal -> "2026-01-05T", for the days seen lately
+# The datetime utc_isoformat wrote last and its text, as one tuple (replaced whole).
+_LAST_UTC: list[tuple[datetime | None, str]] = [(None, "")]
 
 
 def utc_isoformat(value: datetime) -> str:
     """``value.isoformat()`` for a datetime in UTC (``value.tzinfo is UTC``), about three
     times faster: the date part is made once per day seen, the time from a table of digits.
     Both encodings write every event's ``at`` this way."""
+    last = _LAST_UTC[0]
+    if last[0] is value:
+        # The datetime written last (an event's ``at`` is written by its digest, then by
+        # its stored text): datetimes are immutable, so its text is the same. One tuple,
+        # replaced whole, so a thread never reads one datetime with another's text.
+        return last[1]
     ordinal = value.toordinal()
     day = _DAYS.get(ordinal)
     if day is None:
@@ -178,8 +186,11 @@ def utc_isoformat(value: datetime) -> str:
     two = _TWO_DIGITS
     micro = value.microsecond
     if micro:
-        return f"{day}{two[value.hour]}:{two[value.minute]}:{two[value.second]}.{micro:06d}+00:00"
-    return f"{day}{two[value.hour]}:{two[value.minute]}:{two[value.second]}+00:00"
+        text = f"{day}{two[value.hour]}:{two[value.minute]}:{two[value.second]}.{micro:06d}+00:00"
+    else:
+        text = f"{day}{two[value.hour]}:{two[value.minute]}:{two[value.second]}+00:00"
+    _LAST_UTC[0] = (value, text)
+    return text
 
 
 def _utc(value: datetime) -> str:
@@ -390,4 +401,13 @@ def record_digest(value: Any) -> str:
 
 def parts_digest(*parts: Any) -> str:
     """SHA-256 of several values flattened like ``record_digest``'s fields."""
-    return hashlib.sha256(_DUMPS([_flat(p) for p in parts]).encode()).hexdigest()
+    # The text of ``compact_json([_flat(p) for p in parts])``, each scalar written as
+    # ``scalar_json`` writes it (a str, the common part, directly): no list for the encoder.
+    texts = []
+    for part in parts:
+        if type(part) is str:
+            texts.append(_string(part))
+        else:
+            flat = _flat(part)
+            texts.append(_string(flat) if type(flat) is str else scalar_json(flat))
+    return hashlib.sha256(("[" + ",".join(texts) + "]").encode()).hexdigest()

@@ -119,8 +119,8 @@ class Money:
     def _trusted(cls, amount: Decimal, currency: str) -> Money:
         """Build without validation; ``amount`` must already be quantized."""
         self = object.__new__(cls)
-        object.__setattr__(self, "amount", amount)
-        object.__setattr__(self, "currency", currency)
+        _set_amount(self, amount)  # the slots' own setters: see _fastinit
+        _set_currency(self, currency)
         return self
 
     @classmethod
@@ -215,6 +215,12 @@ class Money:
         if -1000 < amount < 1000:
             return f"{amount} {self.currency}"
         return f"{amount:,} {self.currency}"
+
+
+# Money is frozen: its slots are set through their descriptors, without the name lookup of
+# ``object.__setattr__`` (``_trusted`` makes the amounts the engine computes).
+_set_amount = Money.__dict__["amount"].__set__
+_set_currency = Money.__dict__["currency"].__set__
 
 
 def _encode_money(value: Money) -> str:

@@ -13,6 +13,7 @@ from typing import Any
 
 import attrs
 
+from referralkit._values._fastinit import fast_init
 from referralkit._values.decisions import Decision
 from referralkit._values.events import Event
 from referralkit._values.messages import render_message
@@ -606,3 +607,23 @@ class AttributionExplanation:
     def reasons(self) -> tuple[str, ...]:
         """The reason codes of the decisions, in order."""
         return tuple(d.code for d in self.decisions)
+
+
+# The records an event makes (or a store reads back) on every event get the faster
+# ``__init__`` of ``_fastinit``: same parameters, same result, fewer lookups.
+for _record in (
+    RewardGrant,
+    Referral,
+    TouchRecord,
+    ParticipantRecord,
+    OrderRecord,
+    RefundRecord,
+    Reward,
+    Entry,
+    Reversal,
+    Notification,
+    Outcome,
+    EventRecord,
+):
+    fast_init(_record)
+del _record

@@ -39,6 +39,9 @@ _CONFUSABLE = str.maketrans({"O": "0", "I": "1", "L": "1"})
 _DROP_CATEGORIES = frozenset({"Pd", "Zs", "Zl", "Zp", "Cc", "Cf", "Mn", "Me"})
 _DROP_CHARS = frozenset("._\u2212")
 _ASCII_DROP = str.maketrans("", "", "-._ " + "".join(map(chr, range(32))) + "\x7f")
+# Both of the ASCII rules in one table (the characters dropped and the confusable letters
+# are disjoint), so an ASCII code is translated once.
+_ASCII_RULES = {**_ASCII_DROP, **_CONFUSABLE}
 
 
 def _keep(char: str) -> bool:
@@ -65,7 +68,7 @@ def normalise_code(code: str, field: str = "code") -> str:
         raise InvalidInputError(field, code, "must be a string")
     if code.isascii():
         # The same rules, for the common case: nothing to decompose or recompose.
-        text = code.upper().translate(_ASCII_DROP).translate(_CONFUSABLE)
+        text = code.upper().translate(_ASCII_RULES)
         if not text:
             raise InvalidInputError(field, code, "is empty once normalised")
         return text
