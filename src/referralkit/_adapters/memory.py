@@ -654,7 +654,7 @@ class InMemoryStore:
     """The reference [`Store`][referralkit.Store]: all records in memory.
 
     Units of work are serializable (one at a time, across threads) and roll back through an
-    undo log, never by copying the state. Used by the tests, the simulator and the demo.
+    undo log, never by copying the state. Used by the tests, the examples and the demo.
     """
 
     def __init__(self) -> None:
