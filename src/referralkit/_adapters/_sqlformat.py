@@ -15,6 +15,7 @@ from referralkit._adapters.memory import OutboxStatus
 from referralkit._errors import StoreError
 from referralkit._ports import event_key
 from referralkit._values import codec
+from referralkit._values.canonical import utc_text
 from referralkit._values.money import Money
 from referralkit._values.rates import Rate
 from referralkit._values.records import (
@@ -88,10 +89,6 @@ COUNTER_SCALE: Final = 6
 #: hash of an aware datetime, dearer than the text, and equal new objects are rare.
 _TEXTS: dict[int, tuple[datetime, str]] = {}
 _TEXTS_KEPT: Final = 1024
-_TWO_DIGITS: Final = tuple(f"{n:02d}" for n in range(100))
-#: "2026-01-05T" by the day's ordinal, for the days seen lately.
-_DAYS: dict[int, str] = {}
-_DAYS_KEPT: Final = 4096
 
 
 def ts(value: datetime) -> str:
@@ -101,20 +98,7 @@ def ts(value: datetime) -> str:
         return kept[1]
     if value.tzinfo is not UTC:
         return value.astimezone(UTC).isoformat(timespec="microseconds")
-    # isoformat(timespec="microseconds") of a UTC datetime, at a third of its cost: the date
-    # part made once per day seen, the time from a table of digits.
-    ordinal = value.toordinal()
-    day = _DAYS.get(ordinal)
-    if day is None:
-        if len(_DAYS) >= _DAYS_KEPT:
-            _DAYS.clear()
-        day = _DAYS[ordinal] = value.date().isoformat() + "T"
-    two = _TWO_DIGITS
-    micro = value.microsecond
-    if micro:
-        text = f"{day}{two[value.hour]}:{two[value.minute]}:{two[value.second]}.{micro:06d}+00:00"
-    else:
-        text = f"{day}{two[value.hour]}:{two[value.minute]}:{two[value.second]}.000000+00:00"
+    text = utc_text(value, ".000000")  # isoformat(timespec="microseconds")
     if len(_TEXTS) >= _TEXTS_KEPT:
         _TEXTS.clear()
     _TEXTS[id(value)] = (value, text)

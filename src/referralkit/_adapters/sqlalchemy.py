@@ -1555,13 +1555,8 @@ class _SQLAlchemyUnitOfWork:
         )
         self._seen[key] = attrs.evolve(old, event=event)
 
-    def about(self, program_id: str, keys: Sequence[str]) -> list[tuple[int, EventRecord]]:
-        """The events with these keys (``rk_events_key``), the unit's own inserted first
-        as ``since`` does."""
-        wanted = list(dict.fromkeys(keys))
-        if not wanted:
-            return []
-        conn = self._require_open()
+    def _write_through(self, conn: sa.Connection) -> None:
+        """Write the buffered rows and events, so a query of the log sees this unit's own."""
         self.flush()
         if self._events:
             try:
@@ -1570,6 +1565,14 @@ class _SQLAlchemyUnitOfWork:
             except StoreError:
                 self._abort()
                 raise
+
+    def about(self, program_id: str, keys: Sequence[str]) -> list[tuple[int, EventRecord]]:
+        """The events with these keys (``rk_events_key``), the unit's own inserted first
+        as ``since`` does."""
+        wanted = list(dict.fromkeys(keys))
+        if not wanted:
+            return []
+        self._write_through(self._require_open())
         found: dict[int, EventRecord] = {}
         for chunk in _chunks(wanted):
             for r in self._rows(_EVENTS_OF_KEYS, {"program_id": program_id, "ids": chunk}):
@@ -1586,15 +1589,7 @@ class _SQLAlchemyUnitOfWork:
     def since(self, program_id: str, after: int, limit: int) -> list[tuple[int, EventRecord]]:
         if limit < 1:
             return []
-        conn = self._require_open()
-        self.flush()
-        if self._events:
-            try:
-                with _translated():
-                    self._flush_events(conn)
-            except StoreError:
-                self._abort()
-                raise
+        self._write_through(self._require_open())
         rows = self._rows(_EVENTS_SINCE, {"program_id": program_id, "after": after, "limit": limit})
         return [(int(r[0]), _event_record(r[1:])) for r in rows]
 

@@ -169,14 +169,24 @@ _LAST_UTC: list[tuple[datetime | None, str]] = [(None, "")]
 
 def utc_isoformat(value: datetime) -> str:
     """``value.isoformat()`` for a datetime in UTC (``value.tzinfo is UTC``), about three
-    times faster: the date part is made once per day seen, the time from a table of digits.
-    Both encodings write every event's ``at`` this way."""
+    times faster (see ``utc_text``). Both encodings write every event's ``at`` this way."""
     last = _LAST_UTC[0]
     if last[0] is value:
         # The datetime written last (an event's ``at`` is written by its digest, then by
         # its stored text): datetimes are immutable, so its text is the same. One tuple,
         # replaced whole, so a thread never reads one datetime with another's text.
         return last[1]
+    text = utc_text(value, "")
+    _LAST_UTC[0] = (value, text)
+    return text
+
+
+def utc_text(value: datetime, whole_seconds: str) -> str:
+    """``value.isoformat()`` of a UTC datetime (``value.tzinfo is UTC``) with
+    ``whole_seconds`` in place of the microseconds when they are 0 (``""`` as
+    ``isoformat()``, ``".000000"`` as ``isoformat(timespec="microseconds")``), about
+    three times faster: the date part is made once per day seen, the time from a table of
+    digits."""
     ordinal = value.toordinal()
     day = _DAYS.get(ordinal)
     if day is None:
@@ -186,11 +196,8 @@ def utc_isoformat(value: datetime) -> str:
     two = _TWO_DIGITS
     micro = value.microsecond
     if micro:
-        text = f"{day}{two[value.hour]}:{two[value.minute]}:{two[value.second]}.{micro:06d}+00:00"
-    else:
-        text = f"{day}{two[value.hour]}:{two[value.minute]}:{two[value.second]}+00:00"
-    _LAST_UTC[0] = (value, text)
-    return text
+        return f"{day}{two[value.hour]}:{two[value.minute]}:{two[value.second]}.{micro:06d}+00:00"
+    return f"{day}{two[value.hour]}:{two[value.minute]}:{two[value.second]}{whole_seconds}+00:00"
 
 
 def _utc(value: datetime) -> str:
