@@ -60,7 +60,9 @@ def test_a_fast_init_is_the_one_attrs_would_have_written(cls: type) -> None:
     """Same parameters, defaults and annotations; every given value (converted as attrs
     converts it) ends up in its field; the defaults fill the others."""
     init = cls.__init__  # type: ignore[misc]
-    assert init.__code__.co_filename.startswith("<referralkit generated")
+    assert init.__code__.co_filename.startswith("<referralkit generated"), (
+        f"{cls.__name__} kept attrs' __init__: fast_init({cls.__name__}, strict=True) says why"
+    )
     twin = _twin(cls)
     ours = inspect.signature(cls).parameters.values()
     theirs = inspect.signature(twin).parameters.values()
@@ -172,8 +174,8 @@ def test_fast_init_makes_what_attrs_makes_for_every_kind_of_field() -> None:
 
 def test_fast_init_refuses_a_class_it_cannot_speed_up() -> None:
     """Validators, post-init hooks, converted or default-less init=False fields, own
-    ``__init__``s, dict classes and private fields keep attrs' ``__init__``: fast_init says
-    so at import time."""
+    ``__init__``s, dict classes and private fields keep attrs' ``__init__`` (and so its
+    checks); with ``strict=True`` fast_init says why instead."""
 
     @attrs.frozen
     class Validated:
@@ -223,7 +225,12 @@ def test_fast_init_refuses_a_class_it_cannot_speed_up() -> None:
         refused.append(TakesSelf)
     for cls in refused:
         with pytest.raises(TypeError):
-            fast_init(cls)
+            fast_init(cls, strict=True)
+        init = cls.__init__  # type: ignore[misc]
+        assert fast_init(cls) is cls  # not strict: the class keeps the __init__ it had
+        assert cls.__init__ is init  # type: ignore[misc]
+    with pytest.raises(TypeError):  # a validator still runs in the __init__ kept
+        Validated("1")  # type: ignore[arg-type]
 
 
 def test_a_frozen_record_stays_frozen() -> None:

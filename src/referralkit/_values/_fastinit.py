@@ -15,7 +15,10 @@ validator, no ``kw_only`` field, aliases equal to the names, no ``__attrs_pre_in
 ``__attrs_post_init__``, no slot besides the fields' (a cached hash adds one). A converter
 that is a plain callable is called, and a factory default made (given the instance when it
 takes self), as attrs does it; an ``init=False`` field is set from its default, without a
-converter. ``fast_init`` refuses any other class with a ``TypeError`` at import time.
+converter. Any other class keeps attrs' ``__init__`` (slower, with the same result), so a
+newer attrs or a record given a validator never breaks the import; the tests check that
+every record meant to have the fast ``__init__`` has it, and ``fast_init(cls, strict=True)``
+says why a class does not qualify.
 """
 
 from __future__ import annotations
@@ -37,13 +40,26 @@ _CONVERTER_TYPES: tuple[type, ...] = tuple(
 )
 
 
-def fast_init(cls: C) -> C:
+def fast_init(cls: C, *, strict: bool = False) -> C:
     """Give the attrs class ``cls`` an ``__init__`` that sets its slots directly (see the
-    module's docstring for the classes that qualify); returns ``cls``.
+    module's docstring for the classes that qualify); returns ``cls``. A class that does
+    not qualify keeps attrs' ``__init__``.
 
     Raises:
-        TypeError: ``cls`` does not qualify.
+        TypeError: ``strict`` and ``cls`` does not qualify (the message says why).
     """
+    try:
+        fast = _fast_init_of(cls)
+    except TypeError:
+        if strict:
+            raise
+        return cls
+    type.__setattr__(cls, "__init__", fast)
+    return cls
+
+
+def _fast_init_of(cls: type) -> Any:
+    """The fast ``__init__`` for ``cls``; a ``TypeError`` says why it does not qualify."""
     init = cls.__dict__.get("__init__")
     code = getattr(init, "__code__", None)
     if code is None or not code.co_filename.startswith("<attrs generated"):
@@ -100,5 +116,4 @@ def fast_init(cls: C) -> C:
     fast.__qualname__ = f"{cls.__qualname__}.__init__"
     fast.__module__ = cls.__module__
     fast.__doc__ = init.__doc__
-    type.__setattr__(cls, "__init__", fast)
-    return cls
+    return fast
