@@ -60,7 +60,7 @@ from referralkit._ports import (
     UnitOfWork,
     events_about,
 )
-from referralkit._program import LIMITED, Program, qualifying_triggers
+from referralkit._program import Program, purchase_converts, qualifying_triggers
 from referralkit._reattribution import Reattribution
 from referralkit._values._checks import require_aware, require_id
 from referralkit._values.canonical import parts_digest, record_digest
@@ -1514,8 +1514,7 @@ class Engine(Reattribution, LedgerOperations):
                 None if buyer is None else buyer.country,
             )
             decisions.extend(policy_decisions)
-        earned = bool(grants) or any(d.code in LIMITED for d in policy_decisions)
-        converted = earned and not converted_before and Trigger.FIRST_PURCHASE in triggers
+        converted = purchase_converts(triggers, bool(grants), policy_decisions, converted_before)
         uow.counters.add(purchases_key, _ONE)
         uow.counters.add(
             (pid, _REFERRER_REVENUE_REFERRED, referral.referrer_id),
@@ -3107,8 +3106,7 @@ class Engine(Reattribution, LedgerOperations):
             country,
             salt,
         )
-        earned = bool(grants) or any(d.code in LIMITED for d in decisions)
-        converts = earned and not converted_before and Trigger.FIRST_PURCHASE in triggers
+        converts = purchase_converts(triggers, bool(grants), decisions, converted_before)
         return priced, reward_ids, converts
 
     def _backfilled(self, uow: UnitOfWork, order: OrderRecord) -> OrderRecord:

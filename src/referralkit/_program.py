@@ -576,3 +576,18 @@ LIMITED: frozenset[str] = frozenset(
         "cap.referee_window",
     }
 )
+
+
+def purchase_converts(
+    triggers: Iterable[Trigger],
+    granted: bool,
+    decisions: Iterable[Decision],
+    converted_before: bool,
+) -> bool:
+    """Whether a referred purchase converts its referral, live or replayed: the first that
+    qualifies as one (``Trigger.FIRST_PURCHASE`` among ``triggers``) and earned: a reward
+    was ``granted``, or a limit took it to nothing (a ``LIMITED`` code among the policies'
+    ``decisions``)."""
+    if converted_before or Trigger.FIRST_PURCHASE not in triggers:
+        return False
+    return granted or any(d.code in LIMITED for d in decisions)

@@ -12,8 +12,8 @@ Two cases share one entry point:
   id, so they never collide with the rewards taken back).
 
 It also holds the sign-up rewards of a referral bound at the first purchase, which the
-engine pays at that purchase and a re-attribution pays again. ``LIMITED`` repeats the
-engine's list of reason codes that still count as a conversion: keep the two equal.
+engine pays at that purchase and a re-attribution pays again. Whether a replayed purchase
+converts is decided by the live rule (``_program.purchase_converts``).
 """
 
 from __future__ import annotations
