@@ -13,7 +13,11 @@ refunds) on:
 - the floor: the rows the batched SQLite run wrote, inserted into an empty database with the
   same schema by raw ``sqlite3`` ``executemany`` in one transaction; and again in as many
   transactions as the batched run committed, which shows what committing in batches costs
-  by itself (each commit writes the index pages it changed to the WAL, and syncs it).
+  by itself (each commit writes the index pages it changed to the WAL, and syncs it);
+- the SQL replay: every statement the batched SQLite run sent (its reads, writes and
+  commits, with the same parameters), replayed by raw ``sqlite3`` on a copy of the database
+  as it was before the run. No Python of referralkit's runs in it, so it is the rate the
+  batched run could reach if the engine took no time at all.
 
 Each SQLite store gets a new file in a temporary directory; referralkit's tables in a server
 database are dropped and created again first. Run it with::
@@ -33,8 +37,9 @@ import sqlite3
 import sys
 import tempfile
 import time
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Iterable, Sequence
 from pathlib import Path
+from typing import Any
 
 sys.path.insert(0, str(Path(__file__).parent))
 import contextlib
@@ -95,6 +100,93 @@ def run_counted(
     gc.unfreeze()
     per_event = None if sent < 0 else sent / len(events)
     return label, len(events) / elapsed, store, per_event
+
+
+class _Recorder:
+    """Stands in for a ``sqlite3.Connection``, recording each ``execute`` and
+    ``executemany`` (with its rows) that it passes on."""
+
+    def __init__(self, conn: sqlite3.Connection) -> None:
+        self._conn = conn
+        self.calls: list[tuple[bool, str, Sequence[Any]]] = []  # (many, sql, parameters)
+        self.recording = False
+
+    def __getattr__(self, name: str) -> Any:
+        return getattr(self._conn, name)
+
+    @property
+    def in_transaction(self) -> bool:
+        return self._conn.in_transaction
+
+    def execute(self, sql: str, params: Sequence[Any] = ()) -> sqlite3.Cursor:
+        if self.recording:
+            self.calls.append((False, sql, tuple(params)))
+        return self._conn.execute(sql, params)
+
+    def executemany(self, sql: str, rows: Iterable[Sequence[Any]]) -> sqlite3.Cursor:
+        rows = [tuple(row) for row in rows]
+        if self.recording:
+            self.calls.append((True, sql, rows))
+        return self._conn.executemany(sql, rows)
+
+
+def run_recorded(
+    label: str, path: Path, synchronous: str, events_n: int, batch: int, snapshot: Path
+) -> tuple[str, float, list[tuple[bool, str, Sequence[Any]]]]:
+    """``run`` on a SQLiteStore at ``path``, also copying the database to ``snapshot`` just
+    before the timed part and returning the SQL calls the timed part sent."""
+    store = rk.SQLiteStore(path, synchronous=synchronous)
+    recorder = _Recorder(store._conn)
+    store._conn = recorder  # type: ignore[assignment]
+    engine = rk.Engine(engine_bench.program(), store, clock=rk.ManualClock(engine_bench.START))
+    codes = [engine.issue_code(f"referrer{i}") for i in range(500)]
+    events = engine_bench.make_events(events_n, codes, random.Random(7))
+    copy = sqlite3.connect(snapshot)
+    recorder._conn.backup(copy)
+    copy.close()
+    gc.collect()
+    gc.freeze()
+    recorder.recording = True
+    t0 = time.perf_counter()
+    engine.handle_many(events, batch_size=batch)
+    elapsed = time.perf_counter() - t0
+    recorder.recording = False
+    gc.unfreeze()
+    store._conn = recorder._conn
+    store.close()
+    return label, len(events) / elapsed, recorder.calls
+
+
+def replay(
+    snapshot: Path,
+    calls: Sequence[tuple[bool, str, Sequence[Any]]],
+    synchronous: str,
+    events_n: int,
+) -> float:
+    """Events/s equivalent of sending ``calls`` by raw sqlite3 to the database at
+    ``snapshot`` (a query's rows are all fetched, as the store fetches them)."""
+    conn = sqlite3.connect(snapshot, isolation_level=None)
+    conn.execute("PRAGMA journal_mode=WAL")
+    conn.execute(f"PRAGMA synchronous={synchronous}")
+    t0 = time.perf_counter()
+    for many, sql, params in calls:
+        if many:
+            conn.executemany(sql, params)
+        else:
+            conn.execute(sql, params).fetchall()
+    elapsed = time.perf_counter() - t0
+    conn.close()
+    return events_n / elapsed
+
+
+def same_rows(a: Path, b: Path) -> bool:
+    """Whether the databases at ``a`` and ``b`` hold the same rows in referralkit's tables."""
+    rows = []
+    for path in (a, b):
+        conn = sqlite3.connect(path)
+        rows.append({t: sorted(conn.execute(f"SELECT * FROM {t}").fetchall()) for t in TABLES})
+        conn.close()
+    return rows[0] == rows[1]
 
 
 def _count_statements(store: rk.Store) -> list[int]:
@@ -169,13 +261,16 @@ def main(argv: Sequence[str] | None = None) -> int:
                 "SQLite, one transaction per event", sqlite("one.db"), per_event_n, None
             )
             results.append((label, rate, None))
-            label, rate, _ = run(
+            label, rate, calls = run_recorded(
                 f"SQLite, batched ({args.batch} per transaction)",
-                sqlite("batched.db"),
+                directory / "batched.db",
+                args.synchronous,
                 args.events,
                 args.batch,
+                directory / "before.db",
             )
             results.append((label, rate, None))
+            batched_rate = rate
         for name, url in (("PostgreSQL", args.postgres), ("MariaDB", args.mariadb)):
             if not url:
                 continue
@@ -204,6 +299,10 @@ def main(argv: Sequence[str] | None = None) -> int:
                 batches,
             )
             results.append((f"the same rows in {batches} transactions", split, None))
+            sent = replay(directory / "before.db", calls, args.synchronous, args.events)
+            if not same_rows(directory / "before.db", directory / "batched.db"):
+                raise SystemExit("store_bench: the SQL replay did not give the batched run's rows")
+            results.append(("its SQL replayed raw (no engine)", sent, None))
 
     print(
         f"store_bench: {args.events} events ({per_event_n} for one transaction per event), "
@@ -217,6 +316,11 @@ def main(argv: Sequence[str] | None = None) -> int:
         if per_event is not None:
             line += f"  {per_event:5.2f} statements/event"
         print(line)
+    if not args.only_servers:
+        print(
+            f"  the batched run spent {100 * (1 - batched_rate / sent):.0f} % of its time "
+            "outside the SQL it sent (in referralkit's Python)"
+        )
     return 0
 
 

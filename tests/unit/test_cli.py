@@ -272,12 +272,19 @@ def test_store_bench_prints_each_store_against_both_floors() -> None:
     assert (
         lines[0] == "store_bench: 400 events (100 for one transaction per event), synchronous=FULL"
     )
-    labels = [re.split(r"\s{2,}", line.strip())[0] for line in lines[1:]]
+    labels = [re.split(r"\s{2,}", line.strip())[0] for line in lines[1:-1]]
     assert labels == [
         "SQLite, one transaction per event",
         "SQLite, batched (100 per transaction)",
         "raw sqlite3 executemany floor (same rows)",
         "the same rows in 4 transactions",
+        "its SQL replayed raw (no engine)",
     ]
-    for line in lines[1:]:
+    # The replay is checked against the batched run's rows before it is printed.
+    assert re.fullmatch(
+        r"  the batched run spent -?\d+ % of its time outside the SQL it sent "
+        r"\(in referralkit's Python\)",
+        lines[-1],
+    ), lines[-1]
+    for line in lines[1:-1]:
         assert re.search(r"[\d,]+ events/s  floor is +[\d.]+x faster$", line), line
