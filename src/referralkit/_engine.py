@@ -6,7 +6,7 @@ import contextlib
 import functools
 import inspect
 import logging
-from collections.abc import Callable, Iterable, Sequence
+from collections.abc import Callable, Generator, Iterable, Iterator, Sequence
 from datetime import datetime, timedelta
 from decimal import Decimal
 from typing import TypeVar
@@ -254,6 +254,12 @@ class DispatchResult:
 
 
 _PREFETCH_KEYWORDS: dict[type, frozenset[str] | None] = {}
+
+
+def _batch_size(value: object) -> int:
+    if isinstance(value, bool) or not isinstance(value, int) or value < 1:
+        raise InvalidInputError("batch_size", value, "must be an int >= 1")
+    return value
 
 
 def _prefetch_keywords(uow_type: type, prefetch: Callable[..., object]) -> frozenset[str] | None:
@@ -629,20 +635,59 @@ class Engine(Reattribution, LedgerOperations):
         Raises:
             InvalidInputError: ``batch_size`` is not an int >= 1.
         """
-        if isinstance(batch_size, bool) or not isinstance(batch_size, int) or batch_size < 1:
-            raise InvalidInputError("batch_size", batch_size, "must be an int >= 1")
         results: list[Outcome | ReferralKitError] = []
+        for done in self._batches(events, _batch_size(batch_size)):
+            results.extend(done)
+        if self._auto_dispatch:
+            self.dispatch()
+        return results
+
+    def handle_stream(
+        self, events: Iterable[Event], *, batch_size: int = 100
+    ) -> Generator[Outcome | ReferralKitError, None, None]:
+        """``handle_many`` for a stream too long to keep every outcome: handle the events
+        batch by batch as the results are iterated, holding one batch at a time.
+
+        Each batch is committed before its results are yielded, so every result seen is
+        durable. ``events`` is read lazily, ``batch_size`` events ahead of the results (an
+        endless queue works). Stop iterating and the events not read yet are not handled;
+        those of a batch read but not yet yielded are committed with it. With
+        ``auto_dispatch``, notifications are dispatched after each batch.
+
+        Args:
+            events: The events, in delivery order.
+            batch_size: Events per unit of work (1 commits each event on its own).
+
+        Yields:
+            One entry per event, in order: its ``Outcome``, or the ``ReferralKitError`` it
+            raised (nothing of that event was written).
+
+        Raises:
+            InvalidInputError: ``batch_size`` is not an int >= 1 (when called, before any
+                event is read).
+        """
+        return self._stream(events, _batch_size(batch_size))
+
+    def _stream(
+        self, events: Iterable[Event], batch_size: int
+    ) -> Generator[Outcome | ReferralKitError, None, None]:
+        for done in self._batches(events, batch_size):
+            if self._auto_dispatch:
+                self.dispatch()
+            yield from done
+
+    def _batches(
+        self, events: Iterable[Event], batch_size: int
+    ) -> Iterator[list[Outcome | ReferralKitError]]:
+        """Handle ``events`` ``batch_size`` at a time, yielding each batch's results."""
         batch: list[Event] = []
         for event in events:
             batch.append(event)
             if len(batch) >= batch_size:
-                results.extend(self._handle_batch(batch))
+                yield self._handle_batch(batch)
                 batch = []
         if batch:
-            results.extend(self._handle_batch(batch))
-        if self._auto_dispatch:
-            self.dispatch()
-        return results
+            yield self._handle_batch(batch)
 
     def _handle_batch(self, batch: Sequence[Event]) -> list[Outcome | ReferralKitError]:
         if len(batch) > 1:

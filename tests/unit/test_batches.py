@@ -2,8 +2,10 @@
 
 from __future__ import annotations
 
-from collections.abc import Callable
+import itertools
+from collections.abc import Callable, Iterator
 from datetime import UTC, datetime, timedelta
+from pathlib import Path
 
 import pytest
 from dateutil.relativedelta import relativedelta
@@ -21,7 +23,7 @@ def usd(amount: str | int) -> rk.Money:
     return rk.Money(amount, "USD")
 
 
-def make_engine(store: rk.Store) -> rk.Engine:
+def make_engine(store: rk.Store, **options: object) -> rk.Engine:
     program = rk.Program(
         id="batches",
         effective_at=T0,
@@ -30,7 +32,13 @@ def make_engine(store: rk.Store) -> rk.Engine:
         hold=relativedelta(days=30),
     )
     codes = iter(["ALPHA234", "BRAV0234", "CHAR1234"])
-    return rk.Engine(program, store, clock=rk.ManualClock(T0), code_factory=lambda: next(codes))
+    return rk.Engine(
+        program,
+        store,
+        clock=rk.ManualClock(T0),
+        code_factory=lambda: next(codes),
+        **options,  # type: ignore[arg-type]
+    )
 
 
 def stream(code: str) -> list[rk.Event]:
@@ -192,3 +200,112 @@ def test_a_store_whose_prefetch_takes_fewer_keywords_gets_only_those() -> None:
     assert seen
     assert set(seen[0]) == {"event_ids", "participant_ids"}
     assert seen[0]["event_ids"]
+
+
+# -- handle_stream -------------------------------------------------------------------------
+
+
+def signups(code: str) -> Iterator[rk.Event]:
+    """An endless stream of referred sign-ups."""
+    for i in itertools.count():
+        yield rk.Signup(event_id=f"s-{i}", participant_id=f"p{i}", code=code, at=T0)
+
+
+def logged(path: Path) -> list[str]:
+    """The event ids a second store on the SQLite file at ``path`` sees committed."""
+    reader = rk.SQLiteStore(path)
+    try:
+        with reader.unit_of_work() as uow:
+            return [record.event_id for _, record in uow.events.since("batches", 0, 100)]
+    finally:
+        reader.close()
+
+
+@pytest.mark.parametrize("batch_size", [1, 2, 4, 100])
+def test_a_stream_yields_what_handle_many_returns(store: rk.Store, batch_size: int) -> None:
+    many = make_engine(rk.InMemoryStore())
+    code = many.issue_code("alice")
+    expected = many.handle_many(stream(code), batch_size=batch_size)
+
+    streamed = make_engine(store)
+    assert streamed.issue_code("alice") == code
+    results = list(streamed.handle_stream(stream(code), batch_size=batch_size))
+
+    assert [type(r).__name__ for r in results][2] == "UnknownOrderError"
+    assert [r if isinstance(r, rk.Outcome) else type(r) for r in results] == [
+        r if isinstance(r, rk.Outcome) else type(r) for r in expected
+    ]
+    assert store.dump() == many.store.dump()
+
+
+def test_a_stream_reads_one_batch_ahead_and_commits_it_before_yielding(tmp_path: Path) -> None:
+    path = tmp_path / "stream.db"
+    engine = make_engine(rk.SQLiteStore(path))
+    code = engine.issue_code("alice")
+    read: list[str] = []
+
+    def events() -> Iterator[rk.Event]:
+        for event in signups(code):
+            read.append(event.event_id)
+            yield event
+
+    results = engine.handle_stream(events(), batch_size=3)
+    assert read == []  # nothing is read before the first result is asked for
+
+    first = next(results)
+    assert isinstance(first, rk.Outcome)
+    assert first.event_id == "s-0"
+    assert read == ["s-0", "s-1", "s-2"]
+    assert logged(path) == ["s-0", "s-1", "s-2"]  # committed: another connection sees it
+
+    rest = list(itertools.islice(results, 3))  # the batch's two others, then the next batch
+    assert [r.event_id for r in rest if isinstance(r, rk.Outcome)] == ["s-1", "s-2", "s-3"]
+    assert read == [f"s-{i}" for i in range(6)]
+    assert logged(path) == [f"s-{i}" for i in range(6)]
+
+
+def test_a_stream_stopped_early_leaves_the_unread_events_unhandled(tmp_path: Path) -> None:
+    path = tmp_path / "stopped.db"
+    engine = make_engine(rk.SQLiteStore(path))
+    code = engine.issue_code("alice")
+
+    results = engine.handle_stream(signups(code), batch_size=2)
+    assert [r.event_id for r in itertools.islice(results, 3) if isinstance(r, rk.Outcome)] == [
+        "s-0",
+        "s-1",
+        "s-2",
+    ]
+    results.close()
+
+    assert logged(path) == ["s-0", "s-1", "s-2", "s-3"]  # the batch read is committed whole
+    assert engine.referral_of("p3") is not None
+    assert engine.referral_of("p4") is None
+
+
+@pytest.mark.parametrize("size", [0, -1, True, 1.5])
+def test_a_stream_refuses_a_batch_size_below_one_when_called(size: object) -> None:
+    engine = make_engine(rk.InMemoryStore())
+
+    def never() -> Iterator[rk.Event]:
+        raise AssertionError("no event may be read")
+        yield  # pragma: no cover
+
+    with pytest.raises(rk.InvalidInputError) as info:
+        engine.handle_stream(never(), batch_size=size)  # type: ignore[arg-type]
+    assert info.value.field == "batch_size"
+
+
+def test_a_stream_with_auto_dispatch_delivers_each_batch_before_yielding_it() -> None:
+    notifier = rk.RecordingNotifier()
+    engine = make_engine(rk.InMemoryStore(), notifier=notifier, auto_dispatch=True)
+    code = engine.issue_code("alice")
+
+    results = engine.handle_stream(signups(code), batch_size=2)
+    next(results)
+
+    delivered = [n.kind for n in notifier.sent]
+    assert delivered == ["referral_created", "referral_created"]  # both of the first batch
+    next(results)
+    assert len(notifier.sent) == 2
+    next(results)
+    assert len(notifier.sent) == 4

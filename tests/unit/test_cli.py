@@ -288,3 +288,18 @@ def test_store_bench_prints_each_store_against_both_floors() -> None:
     ), lines[-1]
     for line in lines[1:-1]:
         assert re.search(r"[\d,]+ events/s  floor is +[\d.]+x faster$", line), line
+
+
+def test_stream_bench_prints_both_peaks_and_their_ratio() -> None:
+    done = subprocess.run(
+        [sys.executable, str(ROOT / "benchmarks" / "stream_bench.py"), "--events", "300"],
+        capture_output=True,
+        text=True,
+        timeout=120,
+        check=True,
+    )
+    lines = done.stdout.splitlines()
+    assert lines[0] == "stream_bench: 300 events, batches of 500, SQLite file"
+    for line, name in zip(lines[1:3], ("handle_many", "handle_stream"), strict=True):
+        assert re.fullmatch(rf"  {name} +peak +[\d.]+ MiB +[\d,]+ events/s", line), line
+    assert re.fullmatch(r"  handle_many's peak is [\d.]+x handle_stream's", lines[3]), lines[3]
