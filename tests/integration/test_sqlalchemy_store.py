@@ -10,6 +10,7 @@ emptied after every test.
 from __future__ import annotations
 
 import os
+import sqlite3
 import subprocess
 import sys
 import textwrap
@@ -464,6 +465,19 @@ def test_a_sqlite_file_written_by_sqlalchemystore_opens_in_sqlitestore(tmp_path:
     lite = rk.SQLiteStore(path)
     assert lite.dump() == mine
     lite.close()
+
+
+def test_with_closes_both_sql_stores_on_leaving_the_block(tmp_path: Path) -> None:
+    path = tmp_path / "with.sqlite3"
+    with SQLAlchemyStore(f"sqlite:///{path}") as store:
+        _engine_run(store)
+        mine = store.dump()
+        pool = store.engine.pool
+    assert pool.checkedin() == 0  # disposed: no pooled connection is left open
+    with rk.SQLiteStore(path) as lite:
+        assert lite.dump() == mine
+    with pytest.raises(sqlite3.ProgrammingError):  # the connection is closed
+        lite._conn.execute("SELECT 1")
 
 
 # -- the extra ------------------------------------------------------------------------------

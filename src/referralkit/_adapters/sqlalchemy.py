@@ -1018,6 +1018,13 @@ class SQLAlchemyStore:
         if self._owns_engine:
             self._engine.dispose()
 
+    def __enter__(self) -> Self:
+        """``with`` the store closes it on leaving the block."""
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self.close()
+
     def unit_of_work(self) -> _SQLAlchemyUnitOfWork:
         """Begin a unit of work (use it in a ``with`` block)."""
         return _SQLAlchemyUnitOfWork(self)

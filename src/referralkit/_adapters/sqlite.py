@@ -455,6 +455,13 @@ class SQLiteStore:
         with self._lock:
             self._conn.close()
 
+    def __enter__(self) -> Self:
+        """``with`` the store closes it on leaving the block."""
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self.close()
+
     def unit_of_work(self) -> _SQLiteUnitOfWork:
         """Begin a unit of work (use it in a ``with`` block)."""
         return _SQLiteUnitOfWork(self)
