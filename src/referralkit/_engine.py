@@ -622,7 +622,8 @@ class Engine(Reattribution, LedgerOperations):
         A batch is one transaction, which is much faster on SQL stores. When any event of
         a batch fails, the batch is rolled back and handled again event by event, so the
         other events are not lost and the failing one is reported in its place. Events
-        that repeat within a batch are duplicates like any other.
+        that repeat within a batch are duplicates like any other. For a stream too long to
+        keep every result in a list, use ``handle_stream``.
 
         Args:
             events: The events, in delivery order.
