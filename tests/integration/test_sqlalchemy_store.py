@@ -480,6 +480,57 @@ def test_with_closes_both_sql_stores_on_leaving_the_block(tmp_path: Path) -> Non
         lite._conn.execute("SELECT 1")
 
 
+@needs_postgres
+def test_on_postgresql_a_batch_lookup_sends_its_ids_as_one_array(postgres_engine: Any) -> None:
+    """``IN (...)`` becomes ``= ANY(:ids)``: one parameter, one statement text whatever the
+    number of ids (so it is rendered and prepared once), and the same rows."""
+    _empty(postgres_engine)
+    store = SQLAlchemyStore(postgres_engine)
+    _engine_run(store)
+    sent: list[tuple[str, Any]] = []
+
+    def record(_c: Any, _cur: Any, statement: str, params: Any, _ctx: Any, _many: Any) -> None:
+        sent.append((statement, params))
+
+    sa.event.listen(postgres_engine, "before_cursor_execute", record)
+    try:
+        texts = set()
+        for ids in (["bob"], ["bob", "carol", "nobody", "dave"]):
+            sent.clear()
+            with store.unit_of_work() as uow:
+                uow.prefetch("sqlalchemy-e2e", participant_ids=ids)
+                found = {i for i in ids if uow.participants.get("sqlalchemy-e2e", i)}
+            lookups = [(s, p) for s, p in sent if "FROM rk_participants" in s]
+            assert len(lookups) == 1
+            statement, params = lookups[0]
+            assert "participant_id = ANY (" in statement
+            assert sorted(params["ids"]) == sorted(ids)
+            texts.add(statement)
+            assert found == set(ids) - {"nobody"}  # bob, carol and dave signed up
+        assert len(texts) == 1
+    finally:
+        sa.event.remove(postgres_engine, "before_cursor_execute", record)
+        _empty(postgres_engine)
+
+
+@needs_postgres
+def test_a_store_made_from_a_url_plans_each_postgresql_query_with_its_parameters(
+    postgres_engine: Any,
+) -> None:
+    """Its own connections run with ``plan_cache_mode = force_custom_plan``; the
+    connections of an engine the application passed in are left as they are."""
+    store = SQLAlchemyStore(POSTGRES_URL)
+    try:
+        with store.engine.connect() as conn:
+            mode = conn.exec_driver_sql("SHOW plan_cache_mode").scalar()
+        assert mode == "force_custom_plan"
+    finally:
+        store.close()
+    passed_in = SQLAlchemyStore(postgres_engine)
+    with passed_in.engine.connect() as conn:
+        assert conn.exec_driver_sql("SHOW plan_cache_mode").scalar() == "auto"
+
+
 # -- the extra ------------------------------------------------------------------------------
 def test_referralkit_sql_without_sqlalchemy_names_the_extra() -> None:
     """Importing referralkit.sql (or the store) without SQLAlchemy raises MissingExtraError
