@@ -37,8 +37,10 @@ insert and the commit are serialized; a duplicate event id is a ``ConcurrencyErr
 
 Batching. A unit of work caches the rows it reads for its transaction (one snapshot, so
 the cache cannot go stale), ``prefetch`` loads a ``handle_many`` batch's rows with one
-``IN (...)`` query per table, and writes wait in the unit and are flushed before the
-events at ``commit()`` with one statement per table: on PostgreSQL an
+``IN (...)`` query per table (on PostgreSQL ``= ANY(:ids)``, one array parameter, planned
+with its ids: see ``_for_dialect`` and ``_plan_each_query``), and writes wait in the unit
+and are flushed before the events at ``commit()`` with one statement per table: on
+PostgreSQL an
 ``INSERT ... SELECT FROM json_to_recordset`` of all the rows, on MariaDB a multi-row
 ``INSERT`` (PyMySQL's ``executemany``); counters as one upsert of each counter's summed
 delta, in key order. A unique-key violation or serialization failure at the flush is a
@@ -1133,9 +1135,15 @@ def _plan_each_query(dbapi_connection: Any, _record: Any) -> None:
     each with every id of the array; planned with the ids, the array is hashed. The
     setting costs a plan per execution, a fraction of a millisecond per batch query.
     """
-    if dbapi_connection.info.server_version >= 120000:
-        dbapi_connection.execute("SET plan_cache_mode = force_custom_plan")
-        dbapi_connection.commit()
+    cursor = dbapi_connection.cursor()  # plain DB-API: any PostgreSQL driver
+    try:
+        cursor.execute("SHOW server_version_num")
+        (version,) = cursor.fetchone()
+        if int(version) >= 120000:
+            cursor.execute("SET plan_cache_mode = force_custom_plan")
+    finally:
+        cursor.close()
+    dbapi_connection.commit()
 
 
 def _any_of_array(statement: sa.Executable) -> sa.Executable:
