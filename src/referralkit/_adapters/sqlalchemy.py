@@ -40,11 +40,10 @@ the cache cannot go stale), ``prefetch`` loads a ``handle_many`` batch's rows wi
 ``IN (...)`` query per table (on PostgreSQL ``= ANY(:ids)``, one array parameter, planned
 with its ids: see ``_for_dialect`` and ``_plan_each_query``), and writes wait in the unit
 and are flushed before the events at ``commit()`` with one statement per table: on
-PostgreSQL an
-``INSERT ... SELECT FROM json_to_recordset`` of all the rows, on MariaDB a multi-row
-``INSERT`` (PyMySQL's ``executemany``); counters as one upsert of each counter's summed
-delta, in key order. A unique-key violation or serialization failure at the flush is a
-``ConcurrencyError`` like any other.
+PostgreSQL an ``INSERT ... SELECT FROM json_to_recordset`` of all the rows, on MariaDB a
+multi-row ``INSERT`` (PyMySQL's ``executemany``); counters as one upsert of each
+counter's summed delta, in key order. A unique-key violation or serialization failure
+at the flush is a ``ConcurrencyError`` like any other.
 """
 
 from __future__ import annotations
