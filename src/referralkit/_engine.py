@@ -1934,7 +1934,7 @@ class Engine(Reattribution, LedgerOperations):
                         "reward_id": reward_id,
                         "role": _ROLE_VALUE[role],
                         "value": str(value),
-                        "payable_on": payable_at.date().isoformat(),
+                        "payable_on": payable_at.astimezone(version.zone).date().isoformat(),
                         "referral_id": referral_id,
                         "referee": referee,
                     },

@@ -8,6 +8,7 @@ import textwrap
 from datetime import UTC, datetime, timedelta
 from decimal import Decimal
 from typing import Any
+from zoneinfo import ZoneInfo
 
 import attrs
 import pytest
@@ -406,6 +407,26 @@ def test_auto_dispatch_delivers_after_each_event() -> None:
     signup(engine, "bob")
 
     assert [n.kind for n in notifier.sent] == ["referral_created"]
+
+
+@pytest.mark.parametrize("hold", [relativedelta(days=30), relativedelta(months=1)])
+def test_payable_on_is_the_date_in_the_programs_time_zone(hold: relativedelta) -> None:
+    """A purchase at 03:00 UTC is the evening before in Los Angeles: the reward's
+    ``payable_on`` is the Los Angeles date of its payable time, whatever the hold's kind
+    and whatever zone the event's time was given in."""
+    utc_3am = datetime(2026, 1, 5, 3, 0, tzinfo=UTC)
+    engine = make_engine(program(timezone="America/Los_Angeles", hold=hold))
+    signup(engine, "bob", at=utc_3am)
+    outcome = buy(engine, "bob", "o-1", at=utc_3am)
+
+    assert outcome.grants
+    earned = [n for n in engine.store.dump()["outbox"] if n.kind == "reward_earned"]
+    assert earned
+    payable = {view.reward.payable_at for view in engine.rewards_for("alice")}
+    assert len(payable) == 1
+    local = payable.pop().astimezone(ZoneInfo("America/Los_Angeles")).date().isoformat()
+    assert {n.data["payable_on"] for n in earned} == {local}
+    assert local == ("2026-02-03" if hold.days else "2026-02-04")
 
 
 def test_a_failing_notifier_never_undoes_the_event_and_is_retried() -> None:

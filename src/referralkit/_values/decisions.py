@@ -143,8 +143,9 @@ class Decision:
     """One decision, with a reason code and the parameters its explanation needs.
 
     Attributes:
-        source: Who decided: ``"engine"``, ``"attribution"``, ``"qualification"`` or a
-            policy's name.
+        source: Who decided: ``"engine"``, ``"attribution"``, ``"fraud"``,
+            ``"qualification"``, ``"caps"``, ``"ledger"``, ``"operator"`` or a policy's
+            name.
         verdict: What was concluded.
         code: A stable reason code such as ``"referral.self_referral"``; match on it.
         params: The values the explanation mentions, as strings.
