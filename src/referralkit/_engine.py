@@ -2111,7 +2111,11 @@ class Engine(Reattribution, LedgerOperations):
         uow.outbox.add(
             [
                 Notification(
-                    notification_id=derive_id("ntf", pid, participant, "status", cause),
+                    # The new level too: one event may change a level twice (two points
+                    # rewards into one account), and each change is its own notification.
+                    notification_id=derive_id(
+                        "ntf", pid, participant, "status", cause, str(new_index)
+                    ),
                     program_id=pid,
                     kind="status_changed",
                     recipient_id=participant,

@@ -174,6 +174,27 @@ def test_levels_on_points_follow_points_earned():
     assert outbox(engine, "status_changed") == [{"old": "", "new": "silver"}]
 
 
+@pytest.mark.parametrize("store", ["memory", "sqlite"])
+def test_two_points_rewards_of_one_event_may_change_a_level_twice(store: str) -> None:
+    """Two points policies into one account, one purchase crossing two levels: both
+    changes are notified, each under its own id (they once shared one, and the event
+    failed with ConcurrencyError on every retry)."""
+    engine = make(
+        rk.SingleSided(referrer=rk.Points(150), name="points_a"),
+        rk.SingleSided(referrer=rk.Points(150), name="points_b"),
+        rk.StatusLevels([rk.Level("silver", 100), rk.Level("gold", 300)], basis="points"),
+        store=rk.InMemoryStore() if store == "memory" else rk.SQLiteStore(":memory:"),
+    )
+    outcome = refer(engine, 0)
+
+    assert len(outcome.grants) == 3  # the cash and both points rewards
+    assert engine.status_of("alice") == "gold"
+    changes = outbox(engine, "status_changed")
+    assert sorted(map(tuple, (c.values() for c in changes))) == [("", "silver"), ("silver", "gold")]
+    ids = [n.notification_id for n in engine.store.dump()["outbox"] if n.kind == "status_changed"]
+    assert len(set(ids)) == 2
+
+
 # -- config ---------------------------------------------------------------------------------
 def config(*policies: dict[str, Any]) -> dict[str, Any]:
     return {
