@@ -262,6 +262,26 @@ def _batch_size(value: object) -> int:
     return value
 
 
+# The largest count a SQL store can bind (a signed 64-bit integer): limits, positions and
+# batch sizes that go into a query stay at or below it.
+_MAX_COUNT = 2**63 - 1
+
+
+def _count(field: str, value: object, minimum: int) -> int:
+    if isinstance(value, bool) or not isinstance(value, int) or value < minimum:
+        raise InvalidInputError(field, value, f"must be an int >= {minimum}")
+    if value > _MAX_COUNT:
+        raise InvalidInputError(field, value, f"must be at most {_MAX_COUNT}")
+    return value
+
+
+def _events(value: object) -> Iterable[Event]:
+    """The events of a batch call, refused before any is read if they are not iterable."""
+    if isinstance(value, str | bytes) or not isinstance(value, Iterable):
+        raise InvalidInputError("events", value, "must be an iterable of events")
+    return value
+
+
 def _prefetch_keywords(uow_type: type, prefetch: Callable[..., object]) -> frozenset[str] | None:
     """The keywords a unit of work's ``prefetch`` takes (None: any, through ``**kwargs``),
     read once per unit-of-work class."""
@@ -349,8 +369,12 @@ class Engine(Reattribution, LedgerOperations):
         if retry is not None and not isinstance(retry, RetrySchedule):
             raise InvalidInputError("retry", retry, "must be a RetrySchedule")
         self._retry = RetrySchedule() if retry is None else retry
+        if not callable(getattr(store, "unit_of_work", None)):
+            raise InvalidInputError("store", store, "must implement Store (a unit_of_work method)")
         self._store = store
         self._notifier = notifier
+        if clock is not None and not callable(getattr(clock, "now", None)):
+            raise InvalidInputError("clock", clock, "must implement Clock (a now method)")
         self._clock: Clock = clock if clock is not None else SystemClock()
         self._auto_dispatch = auto_dispatch
         self._max_retries = max_retries
@@ -361,6 +385,8 @@ class Engine(Reattribution, LedgerOperations):
         if link_signer is not None and not isinstance(link_signer, LinkSigner):
             raise InvalidInputError("link_signer", link_signer, "must be a LinkSigner")
         self._link_signer = link_signer
+        if not isinstance(fraud_checks, Iterable):
+            raise InvalidInputError("fraud_checks", fraud_checks, "must be an iterable of checks")
         self._fraud_checks: tuple[FraudCheck, ...] = tuple(fraud_checks)
         for i, check in enumerate(self._fraud_checks):
             if not callable(getattr(check, "check", None)):
@@ -385,6 +411,8 @@ class Engine(Reattribution, LedgerOperations):
         self._single: Program | None = None  # the only version, when there is one
         self._slots_counted = False  # a version caps the referee's rewarded purchases
         self._rolling: frozenset[str] = frozenset()  # bases counted per month
+        if not isinstance(history, Iterable):
+            raise InvalidInputError("history", history, "must be an iterable of Programs")
         for version in (*history, program):
             self.publish(version)
 
@@ -551,6 +579,7 @@ class Engine(Reattribution, LedgerOperations):
 
     def code_of(self, participant_id: str) -> str | None:
         """The participant's code, or None if none was issued."""
+        require_id("participant_id", participant_id)
         with self._store.unit_of_work() as uow:
             record = uow.participants.code_of(self._program_id, participant_id)
         return None if record is None else record.code
@@ -637,7 +666,7 @@ class Engine(Reattribution, LedgerOperations):
             InvalidInputError: ``batch_size`` is not an int >= 1.
         """
         results: list[Outcome | ReferralKitError] = []
-        for done in self._batches(events, _batch_size(batch_size)):
+        for done in self._batches(_events(events), _batch_size(batch_size)):
             results.extend(done)
         if self._auto_dispatch:
             self.dispatch()
@@ -667,7 +696,7 @@ class Engine(Reattribution, LedgerOperations):
             InvalidInputError: ``batch_size`` is not an int >= 1 (when called, before any
                 event is read).
         """
-        return self._stream(events, _batch_size(batch_size))
+        return self._stream(_events(events), _batch_size(batch_size))
 
     def _stream(
         self, events: Iterable[Event], batch_size: int
@@ -735,13 +764,19 @@ class Engine(Reattribution, LedgerOperations):
 
         Page through the log with ``after`` set to the last position seen. Replaying these
         events into an empty store with the same programs and codes gives the same ledger.
+
+        Raises:
+            InvalidInputError: ``after`` or ``limit`` is not an int from 0 to 2**63 - 1.
         """
+        _count("after", after, 0)
+        _count("limit", limit, 0)
         with self._store.unit_of_work() as uow:
             page = uow.events.since(self._program_id, after, limit)
         return [(position, record.event) for position, record in page]
 
     def outcome_of(self, event_id: str) -> Outcome | None:
         """The stored outcome of an event, to answer "why no reward?" later."""
+        require_id("event_id", event_id)
         with self._store.unit_of_work() as uow:
             record = uow.events.get(self._program_id, event_id)
         return None if record is None else record.outcome
@@ -758,6 +793,8 @@ class Engine(Reattribution, LedgerOperations):
         refunds: list[str] = []
         refunded: list[str] = []
         for event in batch:
+            if not isinstance(event, _EVENT_TYPES):
+                continue  # type: ignore[unreachable]  # reported in its place by the caller
             if isinstance(event, _PEOPLE_EVENTS):
                 people.append(event.participant_id)
             if isinstance(event, _ORDER_EVENTS):
@@ -1388,7 +1425,12 @@ class Engine(Reattribution, LedgerOperations):
                 "older_than", older_than, f"must be at least the attribution window {longest}"
             )
         at = self._clock.now() if now is None else require_aware("now", now)
-        cutoff = at - older_than
+        try:
+            cutoff = at - older_than
+        except OverflowError:
+            raise InvalidInputError(
+                "older_than", older_than, f"reaches before the year 1 from now={at.isoformat()}"
+            ) from None
         return self._transact(lambda uow: uow.touches.purge(self._program_id, cutoff))
 
     def erase_participant(self, participant_id: str) -> int:
@@ -1872,7 +1914,12 @@ class Engine(Reattribution, LedgerOperations):
             seen[(name, role)] = n + 1
             payable_at = payable.get(name)
             if payable_at is None:
-                payable_at = payable[name] = payable_at_of(at, name)
+                try:
+                    payable_at = payable[name] = payable_at_of(at, name)
+                except OverflowError:
+                    raise InvalidEventError(
+                        f"{ev.kind}.at", at, "is too late: the reward's hold would end after 9999"
+                    ) from None
             value = grant.value
             if milestone is None:
                 reward = Reward(
@@ -2561,8 +2608,7 @@ class Engine(Reattribution, LedgerOperations):
             InvalidInputError: ``batch_size`` below 1.
             NaiveDatetimeError: ``now`` without a time zone.
         """
-        if isinstance(batch_size, bool) or not isinstance(batch_size, int) or batch_size < 1:
-            raise InvalidInputError("batch_size", batch_size, "must be an int >= 1")
+        _count("batch_size", batch_size, 1)
         at = self._clock.now() if now is None else require_aware("now", now)
         pid = self._program_id
         total = 0
@@ -2607,6 +2653,7 @@ class Engine(Reattribution, LedgerOperations):
 
     def rewards_for(self, participant_id: str) -> list[RewardView]:
         """Every reward of a participant with its entries and derived state, oldest first."""
+        require_id("participant_id", participant_id)
         with self._store.unit_of_work() as uow:
             rewards = uow.ledger.rewards(self._program_id, participant_id=participant_id)
             entries = uow.ledger.entries(r.reward_id for r in rewards)
@@ -2615,6 +2662,7 @@ class Engine(Reattribution, LedgerOperations):
     def balance(self, participant_id: str) -> Balance:
         """The participant's balances per unit (pending, held, available, paid, owed,
         lifetime), derived from the ledger entries."""
+        require_id("participant_id", participant_id)
         return self._balance(participant_id)
 
     # -- points ---------------------------------------------------------------------------
@@ -2795,8 +2843,7 @@ class Engine(Reattribution, LedgerOperations):
             InvalidInputError: ``batch_size`` below 1.
             NaiveDatetimeError: ``now`` without a time zone.
         """
-        if isinstance(batch_size, bool) or not isinstance(batch_size, int) or batch_size < 1:
-            raise InvalidInputError("batch_size", batch_size, "must be an int >= 1")
+        _count("batch_size", batch_size, 1)
         at = self._clock.now() if now is None else require_aware("now", now)
         durations = []
         for version in self._versions.values():
@@ -2890,6 +2937,7 @@ class Engine(Reattribution, LedgerOperations):
 
     def referral_of(self, referee_id: str) -> Referral | None:
         """The referee's referral, or None."""
+        require_id("referee_id", referee_id)
         with self._store.unit_of_work() as uow:
             return uow.referrals.by_referee(self._program_id, referee_id)
 
@@ -2917,8 +2965,7 @@ class Engine(Reattribution, LedgerOperations):
             InvalidInputError: ``limit`` is not an int >= 0.
             NaiveDatetimeError: ``now`` without a time zone.
         """
-        if isinstance(limit, bool) or not isinstance(limit, int) or limit < 0:
-            raise InvalidInputError("limit", limit, "must be an int >= 0")
+        _count("limit", limit, 0)
         at = self._clock.now() if now is None else require_aware("now", now)
         if self._notifier is None or limit == 0:
             return DispatchResult(0, 0)
@@ -2997,8 +3044,7 @@ class Engine(Reattribution, LedgerOperations):
         Raises:
             InvalidInputError: ``limit`` is not an int >= 0.
         """
-        if isinstance(limit, bool) or not isinstance(limit, int) or limit < 0:
-            raise InvalidInputError("limit", limit, "must be an int >= 0")
+        _count("limit", limit, 0)
         with self._store.unit_of_work() as uow:
             return uow.outbox.dead(limit)
 
@@ -3031,6 +3077,10 @@ class Engine(Reattribution, LedgerOperations):
         if isinstance(notification_ids, str):
             raise InvalidInputError(
                 "notification_ids", notification_ids, "must be a collection of ids, not one str"
+            )
+        if not isinstance(notification_ids, Iterable):
+            raise InvalidInputError(
+                "notification_ids", notification_ids, "must be a collection of ids, or None"
             )
         ids = list(notification_ids)
         for nid in ids:

@@ -36,7 +36,7 @@ from referralkit._ledger import (
     write_off_entry,
 )
 from referralkit._ports import Fulfiller, Store, UnitOfWork
-from referralkit._values._checks import require_aware, require_id
+from referralkit._values._checks import is_text, require_aware, require_id
 from referralkit._values.clock import Clock
 from referralkit._values.ids import derive_id
 from referralkit._values.money import Money
@@ -225,7 +225,7 @@ class LedgerOperations:
         return self._clock.now() if now is None else require_aware("now", now)
 
     def _view(self, uow: UnitOfWork, reward_id: str) -> RewardView:
-        if not isinstance(reward_id, str) or not reward_id:
+        if not isinstance(reward_id, str) or not reward_id or not is_text(reward_id):
             raise UnknownRewardError(reward_id)
         entries = uow.ledger.entries([reward_id]).get(reward_id, [])
         if not entries or entries[0].program_id != self._program_id:
@@ -237,7 +237,8 @@ class LedgerOperations:
         raise UnknownRewardError(reward_id)  # pragma: no cover - entries imply the reward
 
     def _referral_views(self, uow: UnitOfWork, referral_id: str) -> list[RewardView]:
-        referral = uow.referrals.get(referral_id) if isinstance(referral_id, str) else None
+        known = isinstance(referral_id, str) and is_text(referral_id)
+        referral = uow.referrals.get(referral_id) if known else None
         if referral is None or referral.program_id != self._program_id:
             raise UnknownReferralError(referral_id)
         rewards: dict[str, Reward] = {}

@@ -192,13 +192,13 @@ class Program:
             currency_exponent(self.currency, "program.currency")
         except InvalidInputError as exc:
             raise InvalidProgramError(exc.field, exc.value, exc.problem) from None
-        if self.rounding not in ROUNDING_MODES:
+        if not isinstance(self.rounding, str) or self.rounding not in ROUNDING_MODES:
             raise InvalidProgramError(
                 "program.rounding", self.rounding, f"must be one of {sorted(ROUNDING_MODES)}"
             )
         try:
             zone = ZoneInfo(self.timezone)
-        except (ZoneInfoNotFoundError, ValueError, TypeError):
+        except (ZoneInfoNotFoundError, ValueError, TypeError, OSError):
             raise InvalidProgramError(
                 "program.timezone", self.timezone, "must be an IANA time zone name"
             ) from None

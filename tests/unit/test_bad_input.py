@@ -5,6 +5,7 @@ from __future__ import annotations
 
 from collections.abc import Callable, Mapping
 from datetime import UTC, datetime, timedelta
+from decimal import Decimal
 from typing import Any
 
 import pytest
@@ -565,3 +566,324 @@ def test_publishing_another_programs_version_is_refused(bought: rk.Engine) -> No
         bought, rk.InvalidProgramError, lambda: bought.publish(program(id="other", version=2))
     )
     assert_names(info.value, "program.id", "other")
+
+
+# -- found by fuzzing: odd values that escaped as raw exceptions ------------------------
+
+SURROGATE = "ab\ud800"
+
+
+@pytest.fixture
+def sql_engine() -> rk.Engine:
+    """The ``engine`` fixture on a SQLite store: Alice has a code, Bob signed up with it."""
+    eng = rk.Engine(program(), rk.SQLiteStore(), clock=rk.ManualClock(T0))
+    eng.handle(signup("bob", eng.issue_code("alice")))
+    return eng
+
+
+@pytest.mark.parametrize(
+    ("build", "field", "value"),
+    [
+        (lambda: purchase(participant_id=SURROGATE), "purchase.participant_id", SURROGATE),
+        (
+            lambda: signup("zed", None, email=f"{SURROGATE}@x.io"),
+            "signup.email",
+            f"{SURROGATE}@x.io",
+        ),
+        (lambda: signup("zed", SURROGATE), "signup.code", SURROGATE),
+        (
+            lambda: rk.Click(event_id="c", at=T0, utm_source=SURROGATE),
+            "click.utm_source",
+            SURROGATE,
+        ),
+        (
+            lambda: rk.Click(event_id="c", at=T0, metadata={"k": SURROGATE}),
+            "metadata['k']",
+            SURROGATE,
+        ),
+        (
+            lambda: rk.Click(event_id="c", at=T0, metadata={SURROGATE: 1}),
+            f"metadata[{SURROGATE!r}]",
+            SURROGATE,
+        ),
+        (
+            lambda: rk.Purchase(
+                event_id="p",
+                participant_id="bob",
+                order_id="o",
+                amount=usd(5),
+                at=T0,
+                items=[rk.LineItem(sku="a", unit_price=usd(5), category=SURROGATE)],
+            ),
+            "line_item.category",
+            SURROGATE,
+        ),
+    ],
+    ids=["id", "email", "code", "utm", "metadata-value", "metadata-key", "category"],
+)
+def test_text_with_a_lone_surrogate_is_refused_before_it_reaches_the_store(
+    sql_engine: rk.Engine, build: Callable[[], rk.Event], field: str, value: object
+) -> None:
+    info = rejected(sql_engine, rk.InvalidInputError, lambda: sql_engine.handle(build()))
+    assert_names(info.value, field, value)
+
+
+@pytest.mark.parametrize("value", [["link"], 3, None], ids=["list", "int", "none"])
+def test_a_channel_that_is_not_a_string_is_refused(engine: rk.Engine, value: object) -> None:
+    info = rejected(
+        engine,
+        rk.InvalidInputError,
+        lambda: engine.handle(rk.Click(event_id="c", at=T0, channel=value)),  # type: ignore[arg-type]
+    )
+    assert_names(info.value, "click.channel", value)
+
+
+@pytest.mark.parametrize(
+    ("build", "field"),
+    [
+        (
+            lambda: rk.Purchase(
+                event_id="p", participant_id="bob", order_id="o", amount=usd(5), at=T0, items=None
+            ),
+            "purchase.items",
+        ),
+        (
+            lambda: rk.Refund(
+                event_id="r", refund_id="r", order_id="order-1", amount=usd(5), at=T0, items=5
+            ),
+            "refund.items",
+        ),
+    ],
+    ids=["purchase", "refund"],
+)
+def test_items_that_are_not_a_sequence_are_refused(
+    bought: rk.Engine, build: Callable[[], rk.Event], field: str
+) -> None:
+    info = rejected(bought, rk.InvalidInputError, lambda: bought.handle(build()))
+    assert info.value.field == field
+
+
+@pytest.mark.parametrize("value", [["a"], 5], ids=["list", "int"])
+def test_a_line_item_category_that_is_not_a_string_is_refused(value: object) -> None:
+    with pytest.raises(rk.InvalidInputError) as info:
+        rk.LineItem(sku="a", unit_price=usd(5), category=value)  # type: ignore[arg-type]
+    assert_names(info.value, "line_item.category", value)
+
+
+@pytest.mark.parametrize(
+    ("method", "field"),
+    [
+        ("code_of", "participant_id"),
+        ("balance", "participant_id"),
+        ("rewards_for", "participant_id"),
+        ("referral_of", "referee_id"),
+        ("outcome_of", "event_id"),
+        ("explain", "referee_id"),
+    ],
+)
+@pytest.mark.parametrize("value", [["bob"], 2**63, None, SURROGATE], ids=repr)
+def test_engine_lookups_refuse_ids_that_are_not_text(
+    sql_engine: rk.Engine, method: str, field: str, value: object
+) -> None:
+    info = rejected(sql_engine, rk.InvalidInputError, lambda: getattr(sql_engine, method)(value))
+    assert_names(info.value, field, value)
+
+
+@pytest.mark.parametrize("method", ["reward", "release"])
+def test_a_reward_id_with_a_lone_surrogate_is_an_unknown_reward(
+    sql_engine: rk.Engine, method: str
+) -> None:
+    kwargs = {"actor": "ops"} if method == "release" else {}
+    info = rejected(
+        sql_engine,
+        rk.UnknownRewardError,
+        lambda: getattr(sql_engine, method)(SURROGATE, **kwargs),
+    )
+    assert_names(info.value, "reward_id", SURROGATE)
+
+
+def test_a_referral_id_with_a_lone_surrogate_is_an_unknown_referral(
+    sql_engine: rk.Engine,
+) -> None:
+    info = rejected(
+        sql_engine,
+        rk.UnknownReferralError,
+        lambda: sql_engine.release_referral(SURROGATE, actor="ops"),
+    )
+    assert_names(info.value, "referral_id", SURROGATE)
+
+
+def test_a_code_with_a_lone_surrogate_cannot_be_deactivated(sql_engine: rk.Engine) -> None:
+    code = "é" + SURROGATE
+    info = rejected(sql_engine, rk.InvalidInputError, lambda: sql_engine.deactivate_code(code))
+    assert_names(info.value, "code", code)
+
+
+@pytest.mark.parametrize(
+    ("kwargs", "field", "value"),
+    [
+        ({"after": None}, "after", None),
+        ({"after": -1}, "after", -1),
+        ({"after": 2**63}, "after", 2**63),
+        ({"limit": "10"}, "limit", "10"),
+        ({"limit": 1.5}, "limit", 1.5),
+        ({"limit": 2**63}, "limit", 2**63),
+    ],
+    ids=["after-none", "after-negative", "after-huge", "limit-str", "limit-float", "limit-huge"],
+)
+def test_bad_event_log_pages_are_refused(
+    sql_engine: rk.Engine, kwargs: dict[str, Any], field: str, value: object
+) -> None:
+    info = rejected(sql_engine, rk.InvalidInputError, lambda: sql_engine.event_log(**kwargs))
+    assert_names(info.value, field, value)
+
+
+@pytest.mark.parametrize(
+    ("call", "field"),
+    [
+        (lambda e: e.settle(batch_size=2**63), "batch_size"),
+        (lambda e: e.expire_points(batch_size=2**63), "batch_size"),
+        (lambda e: e.dead_letters(2**63), "limit"),
+        (lambda e: e.dispatch(2**63), "limit"),
+    ],
+    ids=["settle", "expire_points", "dead_letters", "dispatch"],
+)
+def test_counts_beyond_what_a_sql_store_can_bind_are_refused(
+    sql_engine: rk.Engine, call: Callable[[rk.Engine], object], field: str
+) -> None:
+    info = rejected(sql_engine, rk.InvalidInputError, lambda: call(sql_engine))
+    assert_names(info.value, field, 2**63)
+
+
+@pytest.mark.parametrize("events", [None, 5, "signup"], ids=repr)
+@pytest.mark.parametrize("method", ["handle_many", "handle_stream"])
+def test_batch_events_that_are_not_an_iterable_of_events_are_refused(
+    engine: rk.Engine, method: str, events: object
+) -> None:
+    info = rejected(engine, rk.InvalidInputError, lambda: list(getattr(engine, method)(events)))
+    assert_names(info.value, "events", events)
+
+
+def test_non_events_in_a_batch_on_a_sql_store_are_reported_in_their_place(
+    sql_engine: rk.Engine,
+) -> None:
+    before = dump(sql_engine)
+
+    results = sql_engine.handle_many(["x", "y"])  # type: ignore[list-item]
+
+    assert [type(r) for r in results] == [rk.InvalidInputError, rk.InvalidInputError]
+    assert dump(sql_engine) == before
+
+
+@pytest.mark.parametrize("value", [True, 5], ids=repr)
+def test_retry_dead_with_ids_that_are_not_a_collection_is_refused(
+    engine: rk.Engine, value: object
+) -> None:
+    info = rejected(engine, rk.InvalidInputError, lambda: engine.retry_dead(value))  # type: ignore[arg-type]
+    assert_names(info.value, "notification_ids", value)
+
+
+def test_a_retention_reaching_before_the_year_1_is_refused(engine: rk.Engine) -> None:
+    info = rejected(engine, rk.InvalidInputError, lambda: engine.purge_touches(timedelta.max))
+    assert_names(info.value, "older_than", timedelta.max)
+
+
+def test_a_purchase_whose_hold_would_end_after_9999_is_an_invalid_event(
+    engine: rk.Engine,
+) -> None:
+    late = datetime(9999, 12, 31, 12, 0, tzinfo=UTC)
+
+    info = rejected(engine, rk.InvalidEventError, lambda: engine.handle(purchase(at=late)))
+
+    assert_names(info.value, "purchase.at", late)
+
+
+@pytest.mark.parametrize(
+    ("kwargs", "field"),
+    [
+        ({"history": None}, "history"),
+        ({"fraud_checks": None}, "fraud_checks"),
+        ({"clock": True}, "clock"),
+        ({"store": None}, "store"),
+    ],
+    ids=["history", "fraud_checks", "clock", "store"],
+)
+def test_bad_engine_arguments_are_refused(kwargs: dict[str, Any], field: str) -> None:
+    arguments: dict[str, Any] = {"store": rk.InMemoryStore(), **kwargs}
+    with pytest.raises(rk.InvalidInputError) as info:
+        rk.Engine(program(), **arguments)
+    assert_names(info.value, field, kwargs[field])
+
+
+@pytest.mark.parametrize(
+    ("kwargs", "field", "value"),
+    [
+        ({"path": None}, "path", None),
+        ({"path": "rk\x00.db"}, "path", "rk\x00.db"),
+        ({"path": "rk\ud800.db"}, "path", "rk\ud800.db"),
+        ({"busy_timeout": None}, "busy_timeout", None),
+        ({"busy_timeout": "30"}, "busy_timeout", "30"),
+        ({"busy_timeout": float("inf")}, "busy_timeout", float("inf")),
+    ],
+    ids=["path-none", "path-nul", "path-surrogate", "timeout-none", "timeout-str", "timeout-inf"],
+)
+def test_bad_sqlite_store_arguments_are_refused(
+    kwargs: dict[str, Any], field: str, value: object
+) -> None:
+    with pytest.raises(rk.InvalidInputError) as info:
+        rk.SQLiteStore(**kwargs)
+    assert_names(info.value, field, value)
+
+
+def test_a_sqlite_busy_timeout_of_nan_is_refused() -> None:
+    with pytest.raises(rk.InvalidInputError) as info:
+        rk.SQLiteStore(busy_timeout=float("nan"))
+    assert info.value.field == "busy_timeout"
+
+
+@pytest.mark.parametrize(
+    ("changes", "field", "value"),
+    [
+        ({"rounding": ["ROUND_UP"]}, "program.rounding", ["ROUND_UP"]),
+        ({"timezone": "x" * 300}, "program.timezone", "x" * 300),
+        ({"id": SURROGATE}, "program.id", SURROGATE),
+    ],
+    ids=["rounding-list", "timezone-too-long", "id-surrogate"],
+)
+def test_more_bad_program_terms_are_invalid_programs(
+    changes: dict[str, Any], field: str, value: object
+) -> None:
+    with pytest.raises(rk.InvalidInputError) as info:
+        program(**changes)
+    assert_names(info.value, field, value)
+
+
+@pytest.mark.parametrize(
+    ("call", "field", "value"),
+    [
+        (lambda: rk.Money.from_minor(2**200, "USD"), "units", 2**200),
+        (lambda: rk.Money.rounded(None, "USD"), "amount", None),  # type: ignore[arg-type]
+        (lambda: rk.Money.rounded(Decimal("Infinity"), "USD"), "amount", Decimal("Infinity")),
+        (lambda: usd(10).percent_of(None), "percent", None),  # type: ignore[arg-type]
+        (lambda: usd(10).percent_of(2**200), "percent", 2**200),  # type: ignore[arg-type]
+        (lambda: usd(10).scaled(1.5), "factor", 1.5),  # type: ignore[arg-type]
+        (lambda: usd(10).scaled(Decimal("1e999999")), "factor", Decimal("1e999999")),
+        (lambda: usd(10).percent_of(Decimal(5), rounding="UP"), "rounding", "UP"),
+    ],
+    ids=[
+        "from-minor-huge",
+        "rounded-none",
+        "rounded-inf",
+        "percent-none",
+        "percent-huge",
+        "scaled-float",
+        "scaled-huge",
+        "rounding",
+    ],
+)
+def test_bad_money_computations_are_refused(
+    call: Callable[[], object], field: str, value: object
+) -> None:
+    with pytest.raises(rk.InvalidInputError) as info:
+        call()
+    assert_names(info.value, field, value)

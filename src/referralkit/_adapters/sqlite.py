@@ -11,6 +11,7 @@ half-way, so several processes can share one file.
 from __future__ import annotations
 
 import json
+import math
 import operator
 import os
 import sqlite3
@@ -40,6 +41,7 @@ from referralkit._errors import (
 )
 from referralkit._ports import CounterKey, event_key
 from referralkit._values import codec
+from referralkit._values._checks import is_text
 from referralkit._values.events import Event
 from referralkit._values.records import (
     ChargebackRecord,
@@ -344,6 +346,15 @@ def _migrate_to_3(conn: sqlite3.Connection) -> None:
         conn.executemany("UPDATE rk_events SET event_key = ? WHERE seq = ?", keys)
 
 
+def _finite_number(value: object) -> bool:
+    if isinstance(value, bool) or not isinstance(value, int | float | Decimal):
+        return False
+    try:
+        return math.isfinite(value)
+    except ValueError:  # a signaling NaN
+        return False
+
+
 class SQLiteStore:
     """A [`Store`][referralkit.Store] in one SQLite database, the embedded default.
 
@@ -355,7 +366,8 @@ class SQLiteStore:
         busy_timeout: Seconds a unit of work waits for another process's write lock.
 
     Raises:
-        InvalidInputError: an unknown ``synchronous`` value.
+        InvalidInputError: an unknown ``synchronous`` value, a ``path`` that is not a path
+            (or holds a NUL character), a ``busy_timeout`` that is not a finite number.
         SchemaVersionError: the database was written by a newer referralkit.
         StoreUnavailableError: the file cannot be opened.
     """
@@ -372,7 +384,15 @@ class SQLiteStore:
             raise InvalidInputError(
                 "synchronous", synchronous, f"must be one of {sorted(_SYNCHRONOUS)}"
             )
+        if not isinstance(path, str | os.PathLike):
+            raise InvalidInputError("path", path, "must be a str or os.PathLike file path")
         self._path = os.fspath(path)
+        if not isinstance(self._path, str) or "\0" in self._path or not is_text(self._path):
+            raise InvalidInputError("path", path, "must be a str file path without NUL characters")
+        if not _finite_number(busy_timeout):
+            raise InvalidInputError(
+                "busy_timeout", busy_timeout, "must be a finite number of seconds"
+            )
         self._lock = threading.RLock()
         try:
             conn = sqlite3.connect(

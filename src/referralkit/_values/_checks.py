@@ -7,7 +7,7 @@ from typing import Any
 
 from referralkit._errors import InvalidInputError, NaiveDatetimeError
 
-__all__ = ["require_aware", "require_id", "require_mapping"]
+__all__ = ["is_text", "require_aware", "require_id", "require_mapping"]
 
 
 def require_aware(field: str, value: object) -> datetime:
@@ -24,10 +24,23 @@ def require_aware(field: str, value: object) -> datetime:
     return value
 
 
+def is_text(value: str) -> bool:
+    """Whether ``value`` can be stored and hashed: encodable as UTF-8 (no lone surrogates)."""
+    if value.isascii():
+        return True
+    try:
+        value.encode("utf-8")
+    except UnicodeEncodeError:
+        return False
+    return True
+
+
 def require_id(field: str, value: object) -> str:
     """Return ``value`` if it is a non-empty string without surrounding whitespace."""
     if not isinstance(value, str):
         raise InvalidInputError(field, value, "must be a string")
+    if not is_text(value):
+        raise InvalidInputError(field, value, "must be valid Unicode text (no lone surrogates)")
     if not value or value != value.strip():
         raise InvalidInputError(field, value, "must be non-empty, without surrounding spaces")
     if len(value) > 200:

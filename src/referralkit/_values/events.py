@@ -16,7 +16,7 @@ from typing import Any, ClassVar, TypeAlias
 import attrs
 
 from referralkit._errors import InvalidEventError, InvalidInputError
-from referralkit._values._checks import require_aware, require_id, require_mapping
+from referralkit._values._checks import is_text, require_aware, require_id, require_mapping
 from referralkit._values.money import Money
 
 __all__ = [
@@ -36,7 +36,12 @@ CHANNELS = frozenset({"email", "social", "sms", "in_app", "link", "code", "other
 _JSON_SCALARS = (str, int, float, bool, type(None))
 
 
+_NOT_TEXT = "must be valid Unicode text (no lone surrogates)"
+
+
 def _check_json(field: str, value: object) -> None:
+    if isinstance(value, str) and not is_text(value):
+        raise InvalidEventError(field, value, _NOT_TEXT)
     if isinstance(value, _JSON_SCALARS):
         return
     if isinstance(value, list | tuple):
@@ -47,6 +52,8 @@ def _check_json(field: str, value: object) -> None:
         for key, item in value.items():
             if not isinstance(key, str):
                 raise InvalidEventError(f"{field}[{key!r}]", key, "keys must be strings")
+            if not is_text(key):
+                raise InvalidEventError(f"{field}[{key!r}]", key, _NOT_TEXT)
             _check_json(f"{field}[{key!r}]", item)
         return
     raise InvalidEventError(field, value, "metadata values must be JSON data")
@@ -86,22 +93,28 @@ def _check_code(field: str, value: object) -> None:
     # A code is kept as typed (spaces included) and normalised on lookup.
     if value is not None and (not isinstance(value, str) or not value or len(value) > 200):
         raise InvalidInputError(field, value, "must be a non-empty string of at most 200 chars")
+    if value is not None and not is_text(value):
+        raise InvalidInputError(field, value, _NOT_TEXT)
 
 
 def _check_token(field: str, value: object) -> None:
     # Only the type is checked here; the engine verifies the signature.
     if value is not None and (not isinstance(value, str) or not value or len(value) > 2048):
         raise InvalidInputError(field, value, "must be a non-empty string of at most 2048 chars")
+    if value is not None and not is_text(value):
+        raise InvalidInputError(field, value, _NOT_TEXT)
 
 
 def _check_channel(field: str, value: object) -> None:
-    if value not in CHANNELS:
+    if not isinstance(value, str) or value not in CHANNELS:
         raise InvalidInputError(field, value, f"must be one of {sorted(CHANNELS)}")
 
 
 def _optional_text(field: str, value: object) -> None:
     if value is not None and (not isinstance(value, str) or not value or len(value) > 200):
         raise InvalidInputError(field, value, "must be a non-empty string of at most 200 chars")
+    if value is not None and not is_text(value):
+        raise InvalidInputError(field, value, _NOT_TEXT)
 
 
 def _check_country(field: str, value: object) -> None:
@@ -232,6 +245,8 @@ class Signup:
         _check_code("signup.code", self.code)
         if self.email is not None and (not isinstance(self.email, str) or "@" not in self.email):
             raise InvalidInputError("signup.email", self.email, "must be an email address")
+        if self.email is not None and not is_text(self.email):
+            raise InvalidInputError("signup.email", self.email, _NOT_TEXT)
         _check_channel("signup.channel", self.channel)
         _check_token("signup.link_token", self.link_token)
         if not isinstance(self.existing_customer, bool):
@@ -265,6 +280,12 @@ class LineItem:
 
     def __attrs_post_init__(self) -> None:
         require_id("line_item.sku", self.sku)
+        if self.category is not None and (
+            not isinstance(self.category, str) or not is_text(self.category)
+        ):
+            raise InvalidInputError(
+                "line_item.category", self.category, "must be a string of valid Unicode, or None"
+            )
         _check_amount("line_item.unit_price", self.unit_price, positive=False)
 
     @property
@@ -274,7 +295,12 @@ class LineItem:
 
 
 def _items(value: Iterable[LineItem]) -> tuple[LineItem, ...]:
-    items = tuple(value)
+    try:
+        items = tuple(value)
+    except TypeError:
+        raise InvalidInputError(
+            "purchase.items", value, "must be a sequence of LineItems"
+        ) from None
     for i, item in enumerate(items):
         if not isinstance(item, LineItem):
             raise InvalidInputError(f"purchase.items[{i}]", item, "must be a LineItem")
@@ -359,7 +385,10 @@ class Purchase:
 def _refund_items(value: Iterable[str]) -> tuple[str, ...]:
     if isinstance(value, str):
         raise InvalidInputError("refund.items", value, "must be a sequence of skus, not a string")
-    items = tuple(value)
+    try:
+        items = tuple(value)
+    except TypeError:
+        raise InvalidInputError("refund.items", value, "must be a sequence of skus") from None
     for i, item in enumerate(items):
         require_id(f"refund.items[{i}]", item)
     return items

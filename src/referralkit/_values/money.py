@@ -73,6 +73,25 @@ def parse_amount(value: object, field: str) -> Decimal:
     return amount
 
 
+def _check_factor(field: str, value: object) -> None:
+    """A finite ``Decimal`` or ``int`` to compute with (never float or bool)."""
+    if isinstance(value, bool) or not isinstance(value, Decimal | int):
+        raise InvalidInputError(field, value, "must be a Decimal or an int")
+    if isinstance(value, Decimal) and not value.is_finite():
+        raise InvalidInputError(field, value, "must be a finite number")
+
+
+# Every rounding mode of ``decimal``: a computation may use any, a program only ROUNDING_MODES.
+_DECIMAL_ROUNDINGS: Final = ROUNDING_MODES | {decimal.ROUND_05UP}
+
+
+def _check_rounding(rounding: object) -> None:
+    if not isinstance(rounding, str) or rounding not in _DECIMAL_ROUNDINGS:
+        raise InvalidInputError(
+            "rounding", rounding, f"must be one of {sorted(_DECIMAL_ROUNDINGS)}"
+        )
+
+
 @attrs.frozen(init=False, repr=False, order=False)
 class Money:
     """An amount of one ISO 4217 currency, exact to the currency's minor unit.
@@ -134,7 +153,11 @@ class Money:
         exponent = currency_exponent(currency)
         if isinstance(units, bool) or not isinstance(units, int):
             raise InvalidInputError("units", units, "must be an int")
-        return cls._trusted(Decimal(units).scaleb(-exponent).quantize(_QUANTA[exponent]), currency)
+        try:
+            amount = Decimal(units).scaleb(-exponent).quantize(_QUANTA[exponent])
+        except decimal.InvalidOperation:
+            raise InvalidInputError("units", units, "is too large") from None
+        return cls._trusted(amount, currency)
 
     @classmethod
     def rounded(
@@ -142,7 +165,14 @@ class Money:
     ) -> Money:
         """Money from a computed amount, rounded to the minor unit with ``rounding``."""
         exponent = currency_exponent(currency)
-        return cls._trusted(amount.quantize(_QUANTA[exponent], rounding=rounding), currency)
+        _check_factor("amount", amount)
+        _check_rounding(rounding)
+        amount = Decimal(amount)
+        try:
+            quantized = amount.quantize(_QUANTA[exponent], rounding=rounding)
+        except decimal.DecimalException:
+            raise InvalidInputError("amount", amount, "is too large") from None
+        return cls._trusted(quantized, currency)
 
     @property
     def exponent(self) -> int:
@@ -161,11 +191,23 @@ class Money:
             rounding: A ``decimal`` rounding mode; half-up by default, as commerce expects
                 (2.9 % of 5.00 USD is 0.15 USD).
         """
-        return self.rounded(self.amount * percent / 100, self.currency, rounding)
+        _check_factor("percent", percent)
+        _check_rounding(rounding)
+        try:
+            value = (self.amount * percent / 100).quantize(_QUANTA[self.exponent], rounding)
+        except decimal.DecimalException:
+            raise InvalidInputError("percent", percent, "is too large") from None
+        return self._trusted(value, self.currency)
 
     def scaled(self, factor: Decimal, rounding: str = decimal.ROUND_HALF_UP) -> Money:
         """This amount times ``factor``, rounded to the minor unit with ``rounding``."""
-        return self.rounded(self.amount * factor, self.currency, rounding)
+        _check_factor("factor", factor)
+        _check_rounding(rounding)
+        try:
+            value = (self.amount * factor).quantize(_QUANTA[self.exponent], rounding)
+        except decimal.DecimalException:
+            raise InvalidInputError("factor", factor, "is too large") from None
+        return self._trusted(value, self.currency)
 
     def is_zero(self) -> bool:
         """Whether the amount is zero."""

@@ -14,6 +14,7 @@ import unicodedata
 from collections.abc import Callable, Iterable, Mapping
 
 from referralkit._errors import InvalidInputError
+from referralkit._values._checks import is_text
 from referralkit.attribution._data import data_lines
 
 __all__ = [
@@ -72,6 +73,8 @@ def normalise_code(code: str, field: str = "code") -> str:
         if not text:
             raise InvalidInputError(field, code, "is empty once normalised")
         return text
+    if not is_text(code):
+        raise InvalidInputError(field, code, "must be valid Unicode text (no lone surrogates)")
     text = _normalise_once(code)
     while (again := _normalise_once(text)) != text:
         text = again
