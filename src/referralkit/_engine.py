@@ -12,7 +12,6 @@ from decimal import Decimal
 from typing import TypeVar
 
 import attrs
-from dateutil.relativedelta import relativedelta
 
 from referralkit._counter_names import (
     CODE_DEACTIVATED,
@@ -1741,7 +1740,10 @@ class Engine(Reattribution, LedgerOperations):
                 f"must be in the program's currency {currency} "
                 "(or give the engine exchange_rates to convert it)",
             )
-        rate = self._exchange_rates.rate(source, currency, ev.at)
+        # The purchase time in the program's time zone, so that its date there (the
+        # rate's date by default) is the same whatever zone the event's time was given in.
+        on = ev.at.astimezone(self._in_force(ev.at).zone)
+        rate = self._exchange_rates.rate(source, currency, on)
         field = f"exchange_rates.rate({source!r}, {currency!r})"
         if rate is None:
             raise ExchangeRateError(field, None, f"no {source}->{currency} rate for {ev.at}")
@@ -1832,7 +1834,7 @@ class Engine(Reattribution, LedgerOperations):
                     else (ev.net(),)  # type: ignore[union-attr]
                 )
             ctx = PolicyContext(  # program_id, program_version, currency, rounding, referral,
-                pid,  # event, trigger, counters, base, referee_country
+                pid,  # event, trigger, counters, base, referee_country, zone
                 version.version,
                 currency,
                 version.rounding,
@@ -1842,6 +1844,7 @@ class Engine(Reattribution, LedgerOperations):
                 counters,
                 base_of[0],
                 country,
+                version.zone,
             )
             result = policy.evaluate(ctx)
             for grant in result.grants:
@@ -2105,7 +2108,10 @@ class Engine(Reattribution, LedgerOperations):
 
     def _month_key(self, participant: str, basis: str, at: datetime) -> CounterKey:
         local = at.astimezone(self._in_force(at).zone)
-        return (self._program_id, STATUS_MONTH, f"{participant}/{basis}/{local:%Y-%m}")
+        return self._month_counter(participant, basis, local.year, local.month)
+
+    def _month_counter(self, participant: str, basis: str, year: int, month: int) -> CounterKey:
+        return (self._program_id, STATUS_MONTH, f"{participant}/{basis}/{year:04d}-{month:02d}")
 
     def _status_count(
         self, uow: UnitOfWork, levels: StatusLevels, participant: str, at: datetime
@@ -2113,10 +2119,13 @@ class Engine(Reattribution, LedgerOperations):
         pid = self._program_id
         if isinstance(levels, RollingStatusLevels):
             # The current calendar month and the months before it, in the program's zone.
+            # (Counted from the month's number: a time in it, looked up again, could fall
+            # in another month under an earlier version's zone.)
             basis = self._rolling_basis(levels.basis, levels.account)
-            local = at.astimezone(self._in_force(at).zone).replace(day=1)
+            local = at.astimezone(self._in_force(at).zone)
+            current = local.year * 12 + local.month - 1
             keys = [
-                self._month_key(participant, basis, local - relativedelta(months=n))
+                self._month_counter(participant, basis, (current - n) // 12, (current - n) % 12 + 1)
                 for n in range(levels.months)
             ]
             return sum(uow.counters.get(keys).values(), _ZERO)
@@ -2685,12 +2694,12 @@ class Engine(Reattribution, LedgerOperations):
             reward = view.reward
             if reward.unit != unit or view.state is RewardState.REVERSED:
                 continue
-            policy = self._points_policy(
-                self._version(reward.program_version, reward.referral_id), account
-            )
+            version = self._version(reward.program_version, reward.referral_id)
+            policy = self._points_policy(version, account)
             expires = None
             if policy is not None and policy.name == reward.policy:
-                expires = policy.expires_at(reward.created_at)
+                # A calendar term, in the program's time zone.
+                expires = policy.expires_at(reward.created_at.astimezone(version.zone))
             lot = PointLot(
                 reward.reward_id,
                 reward.created_at,

@@ -140,7 +140,8 @@ class PayableReason:
             (a unit payouts do not pay: vouchers, points, free periods, badges).
         unit: Which balance.
         quantity: How much of it.
-        until: When it becomes payable, where known.
+        until: When it becomes payable, where known, in the program's time zone (the
+            text shows its date there).
         detail: The hold or check reason, or the minimum.
     """
 
@@ -879,8 +880,10 @@ class LedgerOperations:
         for view in views:
             state = view.state
             unit = view.reward.unit
+            # Times in the program's time zone: the texts show their dates.
+            zone = self._version(view.reward.program_version, view.reward.referral_id).zone
             if state is RewardState.PENDING and view.outstanding:
-                until = view.reward.payable_at
+                until = view.reward.payable_at.astimezone(zone)
                 if until <= at:
                     reasons.append(PayableReason("awaiting_settle", unit, view.outstanding, until))
                     continue
@@ -891,7 +894,7 @@ class LedgerOperations:
                         "held_for_review",
                         unit,
                         view.outstanding,
-                        view.held_until,
+                        None if view.held_until is None else view.held_until.astimezone(zone),
                         view.hold_reason or "",
                     )
                 )

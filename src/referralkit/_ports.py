@@ -561,7 +561,8 @@ class ExchangeRates(Protocol):
 
     def rate(self, base: str, quote: str, on: datetime) -> Rate | None:
         """What one unit of ``base`` is worth in ``quote`` for a purchase paid at ``on``
-        (timezone-aware): the rate in force then, with the date it was published for."""
+        (timezone-aware, given in the program's time zone): the rate in force then, with
+        the date it was published for."""
         ...
 
 

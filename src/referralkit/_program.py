@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import decimal
 from collections.abc import Iterable, Mapping
-from datetime import datetime, timedelta
+from datetime import UTC, datetime, timedelta
 from types import MappingProxyType
 from typing import Any
 from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
@@ -84,6 +84,15 @@ def _fixed(h: relativedelta) -> timedelta | None:
         seconds=h.seconds,
         microseconds=h.microseconds,
     )
+
+
+def _after(at: datetime, span: timedelta) -> datetime:
+    """``span`` after ``at``, counted in elapsed time (in the zone of ``at``): ``at + span``
+    would count the wall-clock days of a zone with daylight saving time, so the same
+    instant given in another zone would end elsewhere."""
+    if at.tzinfo is UTC:
+        return at + span
+    return (at.astimezone(UTC) + span).astimezone(at.tzinfo)
 
 
 def _duration_table(value: object, field: str) -> relativedelta:
@@ -434,16 +443,17 @@ class Program:
         """When a reward granted at ``granted_at`` becomes payable (end of the hold).
 
         The hold is the policy's own (``policy_holds``) when the policy has one, else the
-        program's. Month and year holds are calendar terms in the program's time zone.
+        program's. Month and year holds are calendar terms in the program's time zone; a
+        hold of days (hours, ...) alone is elapsed time, 24 hours a day.
         """
         if policy is not None and policy in self.policy_holds:
             fixed = self._policy_fixed[policy]
             if fixed is not None:
-                return granted_at + fixed
+                return _after(granted_at, fixed)
             held: datetime = granted_at.astimezone(self._zone) + self.policy_holds[policy]
             return held
         if self._fixed_hold is not None:
-            return granted_at + self._fixed_hold
+            return _after(granted_at, self._fixed_hold)
         local = granted_at.astimezone(self._zone)
         result: datetime = local + self.hold
         return result

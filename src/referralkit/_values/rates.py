@@ -99,7 +99,8 @@ class FixedRates:
 
     Args:
         rates: ``(base, quote) -> rate``: one ``base`` unit is worth ``rate`` ``quote`` units.
-        on: The date recorded as the rate's date; by default the purchase's own date.
+        on: The date recorded as the rate's date; by default the purchase's own date (in
+            the program's time zone: the engine gives the port the purchase time there).
 
     Raises:
         InvalidInputError: an unknown currency code or a pair of one currency.

@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import enum
 from collections.abc import Mapping
+from datetime import UTC, tzinfo
 from decimal import Decimal
 from typing import Protocol, runtime_checkable
 
@@ -78,6 +79,8 @@ class PolicyContext:
             ``commissionable_base`` (None: the purchase amount).
         referee_country: The referee's ISO 3166-1 alpha-2 country from their sign-up
             (``Signup.country``), or None when it was not given.
+        zone: The governing version's time zone (``Program.zone``), for calendar terms
+            such as ``RevenueShare.duration``; UTC by default.
     """
 
     program_id: str
@@ -90,6 +93,7 @@ class PolicyContext:
     counters: Mapping[Counter, Decimal] = attrs.field(factory=dict)
     base: Money | None = None
     referee_country: str | None = None
+    zone: tzinfo = UTC
 
     def count(self, counter: Counter) -> Decimal:
         """A declared counter's value (0 when it was never incremented)."""

@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import operator
 from collections.abc import Callable, Iterable, Mapping
+from datetime import UTC
 from decimal import Decimal
 from types import MappingProxyType
 from typing import Any as _Any
@@ -87,7 +88,8 @@ def _optional(value: str | None) -> object:
 
 
 def _days(ctx: PolicyContext) -> object:
-    return (ctx.event.at - ctx.referral.created_at).days
+    # In UTC: two times in one zone with daylight saving time subtract as wall clocks.
+    return (ctx.event.at.astimezone(UTC) - ctx.referral.created_at.astimezone(UTC)).days
 
 
 def _none() -> frozenset[Counter]:

@@ -165,7 +165,8 @@ class PointsPolicy:
         return PolicyResult((g,), (d,))
 
     def expires_at(self, earned_at: datetime) -> datetime | None:
-        """When points earned at ``earned_at`` expire (None: never)."""
+        """When points earned at ``earned_at`` expire (None: never). The duration is
+        added in ``earned_at``'s zone: the engine gives it in the program's time zone."""
         if self.expires_after is None:
             return None
         result: datetime = earned_at + self.expires_after

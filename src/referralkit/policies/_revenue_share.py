@@ -65,7 +65,8 @@ class RevenueShare:
     """The referrer earns ``percent`` of each of the referee's purchases, for a while or for life.
 
     Pays on every qualifying purchase whose time is before the referral's ``created_at``
-    plus ``duration``. The share is the purchase amount * percent / 100, rounded to the
+    plus ``duration`` (months and years are calendar months and years in the program's time
+    zone). The share is the purchase amount * percent / 100, rounded to the
     minor unit with the program's rounding mode; a share that rounds to zero is not
     granted. A refund reverses the share pro rata, since the reward's base is the order.
 
@@ -109,7 +110,8 @@ class RevenueShare:
             )
             return PolicyResult(decisions=(d,))
         if self.duration is not None:
-            until = ctx.referral.created_at + self.duration
+            # A calendar term, in the program's time zone.
+            until = ctx.referral.created_at.astimezone(ctx.zone) + self.duration
             if ev.at >= until:
                 d = Decision.of(
                     self.name,
