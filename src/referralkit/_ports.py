@@ -13,6 +13,7 @@ from decimal import Decimal
 from types import TracebackType
 from typing import Any, Protocol, Self, runtime_checkable
 
+from referralkit._errors import InvalidInputError
 from referralkit._values.events import Chargeback, Click, Event, Purchase, Refund, Signup
 from referralkit._values.rates import Rate
 from referralkit._values.records import (
@@ -102,8 +103,12 @@ def event_key(event: Event) -> str | None:
     Keys of different kinds share one namespace (a participant id may equal an order id),
     so a caller of ``about`` checks the type and fields of what it gets back."""
     field = _KEY_FIELDS.get(type(event))
-    if field is None:  # a subclass of an event type
-        field = next(name for cls, name in _KEY_FIELDS.items() if isinstance(event, cls))
+    if field is None:  # a subclass of an event type, or not an event
+        field = next((name for cls, name in _KEY_FIELDS.items() if isinstance(event, cls)), None)
+        if field is None:
+            raise InvalidInputError(
+                "event", event, "must be a Click, Signup, Purchase, Refund or Chargeback"
+            )
     key: str | None = getattr(event, field)
     return key
 

@@ -25,6 +25,8 @@ def load_program(path: str | PathLike[str]) -> Program:
             cannot run (the field is the key path, such as ``policies[1].tiers[0].reward``).
         OSError: the file cannot be read.
     """
+    if not isinstance(path, str | PathLike):
+        raise InvalidProgramError("path", path, "must be a str or os.PathLike file path")
     file = Path(path)
     suffix = file.suffix.lower()
     if suffix == ".toml":

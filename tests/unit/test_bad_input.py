@@ -887,3 +887,82 @@ def test_bad_money_computations_are_refused(
     with pytest.raises(rk.InvalidInputError) as info:
         call()
     assert_names(info.value, field, value)
+
+
+# -- the remaining public functions ---------------------------------------------------------
+def _signed(body: bytes, secret: bytes = b"s3cret", at: datetime = T0) -> str:
+    import hashlib
+    import hmac
+
+    t = int(at.timestamp())
+    mac = hmac.new(secret, f"{t}.".encode() + body, hashlib.sha256).hexdigest()
+    return f"t={t},v1={mac}"
+
+
+def test_the_signature_helper_matches_what_verify_webhook_accepts() -> None:
+    body = b'{"id": "n1"}'
+    assert rk.verify_webhook(body, _signed(body), b"s3cret", now=T0) == {"id": "n1"}
+
+
+@pytest.mark.parametrize(
+    ("change", "error", "field"),
+    [
+        ({"signature": None}, rk.InvalidSignatureError, "X-Referralkit-Signature"),
+        ({"signature": b"t=1,v1=ab"}, rk.InvalidSignatureError, "X-Referralkit-Signature"),
+        ({"signature": "t=1767603600,v1=é"}, rk.InvalidSignatureError, "X-Referralkit-Signature"),
+        ({"tolerance": None}, rk.InvalidInputError, "tolerance"),
+        ({"tolerance": 300}, rk.InvalidInputError, "tolerance"),
+        ({"body": "not bytes"}, rk.InvalidInputError, "body"),
+        ({"secret": "not bytes"}, rk.InvalidInputError, "secret"),
+    ],
+)
+def test_verify_webhook_refuses_arguments_of_the_wrong_type(
+    change: dict[str, Any], error: type[rk.ReferralKitError], field: str
+) -> None:
+    body = b'{"id": "n1"}'
+    arguments: dict[str, Any] = {
+        "body": body,
+        "signature": _signed(body),
+        "secret": b"s3cret",
+        "now": T0,
+        "tolerance": timedelta(minutes=5),
+    }
+    arguments.update(change)
+    with pytest.raises(error) as info:
+        rk.verify_webhook(**arguments)
+    assert info.value.field == field
+
+
+def test_a_signed_body_that_is_not_json_is_invalid_input() -> None:
+    body = b"\xff not json"
+    with pytest.raises(rk.InvalidInputError) as info:
+        rk.verify_webhook(body, _signed(body), b"s3cret", now=T0)
+    assert info.value.field == "body"
+
+
+@pytest.mark.parametrize("delta", [None, 5, "1h", timedelta.max, relativedelta(years=9000)])
+def test_a_manual_clock_refuses_a_bad_or_out_of_range_step(delta: Any) -> None:
+    clock = rk.ManualClock(T0)
+    with pytest.raises(rk.InvalidInputError) as info:
+        clock.advance(delta)
+    assert info.value.field == "delta"
+    assert clock.now() == T0  # not moved
+
+
+def test_a_manual_clock_still_steps_by_a_relativedelta() -> None:
+    clock = rk.ManualClock(T0)
+    assert clock.advance(relativedelta(months=1)) == T0 + relativedelta(months=1)
+
+
+@pytest.mark.parametrize("event", [None, "signup", 5])
+def test_event_key_of_something_that_is_not_an_event_is_invalid_input(event: Any) -> None:
+    with pytest.raises(rk.InvalidInputError) as info:
+        rk.event_key(event)
+    assert info.value.field == "event"
+
+
+@pytest.mark.parametrize("path", [None, b"program.toml", 5])
+def test_load_program_refuses_a_path_that_is_not_a_path(path: Any) -> None:
+    with pytest.raises(rk.InvalidProgramError) as info:
+        rk.load_program(path)
+    assert info.value.field == "path"

@@ -195,8 +195,20 @@ def verify_webhook(
     Raises:
         InvalidSignatureError: a malformed header, a timestamp outside the tolerance, or a
             signature that does not match the body (compared in constant time).
+        InvalidInputError: ``body`` or ``secret`` that is not bytes, a ``tolerance`` that
+            is not a timedelta, or a signed body that is not JSON.
     """
     require_aware("now", now)
+    if not isinstance(body, bytes | bytearray):
+        raise InvalidInputError("body", body, "must be the raw request body, as bytes")
+    if not isinstance(secret, bytes | bytearray):
+        raise InvalidInputError("secret", secret, "must be bytes")
+    if not isinstance(tolerance, timedelta):
+        raise InvalidInputError("tolerance", tolerance, "must be a datetime.timedelta")
+    if not isinstance(signature, str) or not signature.isascii():
+        raise InvalidSignatureError(
+            SIGNATURE_HEADER, signature, "must be a str like t=<unix seconds>,v1=<hex>"
+        )
     parts = dict(p.split("=", 1) for p in signature.split(",") if "=" in p)
     try:
         timestamp = int(parts["t"])
@@ -214,5 +226,8 @@ def verify_webhook(
         raise InvalidSignatureError(
             SIGNATURE_HEADER, f"t={timestamp}", "does not match the body (altered or wrong secret)"
         )
-    payload: dict[str, Any] = json.loads(body)
+    try:
+        payload: dict[str, Any] = json.loads(body)
+    except (UnicodeDecodeError, json.JSONDecodeError) as exc:
+        raise InvalidInputError("body", body[:80], f"is signed but not JSON: {exc}") from None
     return payload

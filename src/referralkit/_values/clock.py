@@ -5,6 +5,9 @@ from __future__ import annotations
 from datetime import UTC, datetime, timedelta
 from typing import Protocol, runtime_checkable
 
+from dateutil.relativedelta import relativedelta
+
+from referralkit._errors import InvalidInputError
 from referralkit._values._checks import require_aware
 
 __all__ = ["Clock", "ManualClock", "SystemClock"]
@@ -48,9 +51,24 @@ class ManualClock:
         """Jump to ``at`` (timezone-aware; may go backwards)."""
         self._now = require_aware("at", at)
 
-    def advance(self, delta: timedelta) -> datetime:
-        """Move forward by ``delta`` and return the new instant."""
-        self._now = self._now + delta
+    def advance(self, delta: timedelta | relativedelta) -> datetime:
+        """Move forward by ``delta`` and return the new instant.
+
+        Raises:
+            InvalidInputError: ``delta`` is not a ``timedelta`` (or a dateutil
+                ``relativedelta``), or moves the clock outside the years 1 to 9999.
+        """
+        if not isinstance(delta, timedelta | relativedelta):
+            raise InvalidInputError(
+                "delta", delta, "must be a datetime.timedelta or a dateutil relativedelta"
+            )
+        try:
+            moved: datetime = self._now + delta
+        except (OverflowError, ValueError):
+            raise InvalidInputError(
+                "delta", delta, f"moves the clock from {self._now.isoformat()} out of range"
+            ) from None
+        self._now = moved
         return self._now
 
     def __repr__(self) -> str:
