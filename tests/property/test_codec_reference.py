@@ -389,7 +389,18 @@ json_values = st.recursive(
     lambda inner: st.lists(inner, max_size=3) | st.dictionaries(texts, inner, max_size=3),
     max_leaves=8,
 )
-metadata = st.dictionaries(texts, json_values, max_size=3)
+# Event metadata is JSON data, which has no NaN or infinity (events refuse them); the codec
+# itself still meets them in ``json_values`` and ``anything`` below.
+metadata_values = st.recursive(
+    st.none()
+    | st.booleans()
+    | st.integers()
+    | st.floats(allow_nan=False, allow_infinity=False)
+    | texts,
+    lambda inner: st.lists(inner, max_size=3) | st.dictionaries(texts, inner, max_size=3),
+    max_leaves=8,
+)
+metadata = st.dictionaries(texts, metadata_values, max_size=3)
 
 
 @st.composite

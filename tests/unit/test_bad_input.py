@@ -966,3 +966,13 @@ def test_load_program_refuses_a_path_that_is_not_a_path(path: Any) -> None:
     with pytest.raises(rk.InvalidProgramError) as info:
         rk.load_program(path)
     assert info.value.field == "path"
+
+
+@pytest.mark.parametrize("number", [float("nan"), float("inf"), float("-inf")])
+def test_metadata_numbers_must_be_finite(number: float) -> None:
+    """JSON has no NaN or infinity (and NaN is not equal to itself, so such an event would
+    not equal its own stored copy)."""
+    with pytest.raises(rk.InvalidEventError) as info:
+        rk.Click(event_id="c", at=T0, metadata={"score": [1.5, number]})
+    assert info.value.field == "metadata['score'][1]"
+    assert rk.Click(event_id="c", at=T0, metadata={"score": [1.5, 2]}).metadata["score"] == [1.5, 2]

@@ -8,6 +8,7 @@ the same event again is safe.
 
 from __future__ import annotations
 
+import math
 from collections.abc import Iterable, Mapping
 from datetime import datetime
 from types import MappingProxyType
@@ -42,6 +43,8 @@ _NOT_TEXT = "must be valid Unicode text (no lone surrogates)"
 def _check_json(field: str, value: object) -> None:
     if isinstance(value, str) and not is_text(value):
         raise InvalidEventError(field, value, _NOT_TEXT)
+    if isinstance(value, float) and not math.isfinite(value):
+        raise InvalidEventError(field, value, "must be a finite number (JSON has no NaN or inf)")
     if isinstance(value, _JSON_SCALARS):
         return
     if isinstance(value, list | tuple):
