@@ -255,12 +255,6 @@ class DispatchResult:
 _PREFETCH_KEYWORDS: dict[type, frozenset[str] | None] = {}
 
 
-def _batch_size(value: object) -> int:
-    if isinstance(value, bool) or not isinstance(value, int) or value < 1:
-        raise InvalidInputError("batch_size", value, "must be an int >= 1")
-    return value
-
-
 # The largest count a SQL store can bind (a signed 64-bit integer): limits, positions and
 # batch sizes that go into a query stay at or below it.
 _MAX_COUNT = 2**63 - 1
@@ -665,7 +659,7 @@ class Engine(Reattribution, LedgerOperations):
             InvalidInputError: ``batch_size`` is not an int >= 1.
         """
         results: list[Outcome | ReferralKitError] = []
-        for done in self._batches(_events(events), _batch_size(batch_size)):
+        for done in self._batches(_events(events), _count("batch_size", batch_size, 1)):
             results.extend(done)
         if self._auto_dispatch:
             self.dispatch()
@@ -695,7 +689,7 @@ class Engine(Reattribution, LedgerOperations):
             InvalidInputError: ``batch_size`` is not an int >= 1 (when called, before any
                 event is read).
         """
-        return self._stream(_events(events), _batch_size(batch_size))
+        return self._stream(_events(events), _count("batch_size", batch_size, 1))
 
     def _stream(
         self, events: Iterable[Event], batch_size: int
@@ -785,6 +779,7 @@ class Engine(Reattribution, LedgerOperations):
         prefetch = getattr(uow, "prefetch", None)
         if prefetch is None:
             return
+        event_ids: list[str] = []
         people: list[str] = []
         orders: list[str] = []
         codes: list[str] = []
@@ -794,6 +789,7 @@ class Engine(Reattribution, LedgerOperations):
         for event in batch:
             if not isinstance(event, _EVENT_TYPES):
                 continue  # type: ignore[unreachable]  # reported in its place by the caller
+            event_ids.append(event.event_id)
             if isinstance(event, _PEOPLE_EVENTS):
                 people.append(event.participant_id)
             if isinstance(event, _ORDER_EVENTS):
@@ -810,7 +806,7 @@ class Engine(Reattribution, LedgerOperations):
         pid = self._program_id
         referrals = [derive_id("ref", pid, who) for who in people]
         wanted: dict[str, list[str]] = {
-            "event_ids": [e.event_id for e in batch if isinstance(e, _EVENT_TYPES)],
+            "event_ids": event_ids,
             "participant_ids": people,
             "order_ids": orders,
             "codes": codes,

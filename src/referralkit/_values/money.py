@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import decimal
+from collections.abc import Callable
 from decimal import Decimal
 from typing import Final
 
@@ -92,6 +93,17 @@ def _check_rounding(rounding: object) -> None:
         )
 
 
+def _quantized(
+    compute: Callable[[], Decimal], exponent: int, rounding: str, field: str, value: object
+) -> Decimal:
+    """``compute()`` rounded to ``exponent`` places; a result beyond ``decimal``'s range is
+    bad input in ``field``."""
+    try:
+        return compute().quantize(_QUANTA[exponent], rounding=rounding)
+    except decimal.DecimalException:
+        raise InvalidInputError(field, value, "is too large") from None
+
+
 @attrs.frozen(init=False, repr=False, order=False)
 class Money:
     """An amount of one ISO 4217 currency, exact to the currency's minor unit.
@@ -167,11 +179,7 @@ class Money:
         exponent = currency_exponent(currency)
         _check_factor("amount", amount)
         _check_rounding(rounding)
-        amount = Decimal(amount)
-        try:
-            quantized = amount.quantize(_QUANTA[exponent], rounding=rounding)
-        except decimal.DecimalException:
-            raise InvalidInputError("amount", amount, "is too large") from None
+        quantized = _quantized(lambda: Decimal(amount), exponent, rounding, "amount", amount)
         return cls._trusted(quantized, currency)
 
     @property
@@ -193,20 +201,16 @@ class Money:
         """
         _check_factor("percent", percent)
         _check_rounding(rounding)
-        try:
-            value = (self.amount * percent / 100).quantize(_QUANTA[self.exponent], rounding)
-        except decimal.DecimalException:
-            raise InvalidInputError("percent", percent, "is too large") from None
+        value = _quantized(
+            lambda: self.amount * percent / 100, self.exponent, rounding, "percent", percent
+        )
         return self._trusted(value, self.currency)
 
     def scaled(self, factor: Decimal, rounding: str = decimal.ROUND_HALF_UP) -> Money:
         """This amount times ``factor``, rounded to the minor unit with ``rounding``."""
         _check_factor("factor", factor)
         _check_rounding(rounding)
-        try:
-            value = (self.amount * factor).quantize(_QUANTA[self.exponent], rounding)
-        except decimal.DecimalException:
-            raise InvalidInputError("factor", factor, "is too large") from None
+        value = _quantized(lambda: self.amount * factor, self.exponent, rounding, "factor", factor)
         return self._trusted(value, self.currency)
 
     def is_zero(self) -> bool:
